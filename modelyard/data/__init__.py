@@ -1,0 +1,1 @@
+"""Datasets: loading, splitting, identity (DVC md5) and the expectation suite."""

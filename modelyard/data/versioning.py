@@ -1,0 +1,57 @@
+"""DVC, through its Python API: track a dataset file, push it to the remote, pull it back.
+
+DVC takes a repository-wide lock, so every call here goes through one process-wide lock too:
+two flows in one process never race for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from modelyard.data.identity import dvc_pointer_md5, file_md5
+
+_DVC_LOCK = threading.Lock()
+
+
+class DvcError(RuntimeError):
+    pass
+
+
+class DvcRepo:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        if not (self.root / ".dvc").is_dir():
+            raise DvcError(f"{self.root} is not a DVC repository (no .dvc/): run `dvc init`")
+
+    def _relative(self, path: Path) -> str:
+        return str(path.resolve().relative_to(self.root))
+
+    def add(self, path: Path) -> str:
+        """Track `path` (pointer `<path>.dvc`, file into the cache); returns the content md5."""
+        from dvc.repo import Repo
+
+        with _DVC_LOCK, Repo(str(self.root)) as repo:
+            repo.add(self._relative(path))
+        md5 = dvc_pointer_md5(path)
+        if md5 is None:
+            raise DvcError(f"dvc add {path} wrote no md5 into {path}.dvc")
+        return md5
+
+    def push(self, path: Path) -> int:
+        from dvc.repo import Repo
+
+        with _DVC_LOCK, Repo(str(self.root)) as repo:
+            return int(repo.push(targets=[self._relative(path) + ".dvc"]) or 0)
+
+    def pull(self, path: Path) -> bool:
+        """Fetch `path` from the cache or the remote; False when neither has it."""
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+
+        try:
+            with _DVC_LOCK, Repo(str(self.root)) as repo:
+                repo.pull(targets=[self._relative(path) + ".dvc"])
+        except DvcException:
+            return False
+        return path.is_file() and file_md5(path) == dvc_pointer_md5(path)

@@ -1,0 +1,1 @@
+"""Metrics, plots and the gate decision: pure functions of predictions and policy."""

@@ -1,0 +1,101 @@
+"""The promotion gate: (candidate metrics, production metrics on the same split, policy) → decision.
+
+Pure: no I/O, no clock, no randomness, so the table of cases in the unit tests is the whole
+specification. A failed gate is acted on by the flow doing nothing to the aliases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from modelyard.config import GateParams
+
+_GATED = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    metric: str
+    candidate: float
+    production: float | None
+    threshold: float
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    checks: list[GateCheck] = field(default_factory=list)
+    has_production: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "promote" if self.passed else "reject"
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why it failed (every failing check), or why it passed."""
+        failed = [check.reason for check in self.checks if not check.passed]
+        return failed or [check.reason for check in self.checks if check.name == "improvement"] or [
+            "first model: all absolute thresholds met"
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "verdict": self.verdict, "reasons": self.reasons,
+                "checks": [asdict(check) for check in self.checks]}
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"**Gate: {self.verdict.upper()}**", "",
+            "| check | metric | candidate | production | threshold | result |",
+            "|---|---|---|---|---|---|",
+        ]
+        for check in self.checks:
+            production = "—" if check.production is None else f"{check.production:.4f}"
+            lines.append(
+                f"| {check.name} | {check.metric} | {check.candidate:.4f} | {production} | "
+                f"{check.threshold:.4f} | {'pass' if check.passed else '**FAIL**'} |"
+            )
+        lines += ["", *[f"- {reason}" for reason in self.reasons]]
+        return "\n".join(lines)
+
+
+def decide(
+    candidate: Mapping[str, float],
+    production: Mapping[str, float] | None,
+    policy: GateParams,
+) -> GateDecision:
+    checks: list[GateCheck] = []
+    minimums = {"accuracy": policy.min_accuracy, "macro_f1": policy.min_macro_f1}
+    for metric in _GATED:
+        value, floor = candidate[metric], minimums[metric]
+        ok = value >= floor
+        checks.append(GateCheck(
+            "minimum", metric, value, None if production is None else production.get(metric),
+            floor, ok, f"{metric} {value:.4f} {'>=' if ok else '<'} minimum {floor:.4f}",
+        ))
+    if production is not None:
+        for metric in _GATED:
+            value, before = candidate[metric], production[metric]
+            floor = before - policy.max_regression
+            ok = value >= floor
+            checks.append(GateCheck(
+                "no_regression", metric, value, before, floor, ok,
+                f"{metric} {value:.4f} vs production {before:.4f}: "
+                + ("within" if ok else "regresses beyond")
+                + f" the allowed {policy.max_regression:.4f}",
+            ))
+        metric = policy.primary_metric
+        value, before = candidate[metric], production[metric]
+        gain = value - before
+        ok = gain >= policy.min_improvement
+        checks.append(GateCheck(
+            "improvement", metric, value, before, before + policy.min_improvement, ok,
+            f"{metric} improves by {gain:+.4f} over production; "
+            f"{'meets' if ok else 'below'} the required {policy.min_improvement:+.4f}",
+        ))
+    return GateDecision(all(check.passed for check in checks), checks, production is not None)

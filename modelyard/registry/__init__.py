@@ -1,0 +1,1 @@
+"""The MLflow adapter: runs, datasets, models, registry versions, aliases and lineage tags."""

@@ -1,0 +1,173 @@
+"""MLflow, used the way its UI expects: one run per retrain, the dataset as a run input whose
+digest is the DVC hash, the model in the pyfunc flavour with a signature, registry versions with
+lineage tags, and aliases (not the deprecated stages) for `staging` and `production`.
+
+Every call names its run id explicitly: MLflow's "active run" is per thread, and Prefect runs
+tasks in other threads.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelyard.data.identity import DatasetVersion
+
+STAGING = "staging"
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str]
+    aliases: list[str]
+
+
+class MlflowRegistry:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        # Model logging goes through MLflow's fluent API, which reads the global URIs.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = (
+            found.experiment_id
+            if found is not None
+            else self.client.create_experiment(experiment, artifact_location=artifact_root)
+        )
+
+    # -- runs ---------------------------------------------------------------------------------
+    def start_run(self, run_name: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        return str(run.info.run_id)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(key, str(value)[:6000]) for key, value in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], path: str) -> None:
+        self.client.log_dict(run_id, dict(data), path)
+
+    def log_figure(self, run_id: str, figure: Any, path: str) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(run_id, figure, path)
+        plt.close(figure)
+
+    def log_dataset(
+        self, run_id: str, version: DatasetVersion, frame: pd.DataFrame, context: str, name: str
+    ) -> None:
+        """Log a dataset input whose digest is the DVC md5 of the file (DESIGN: dataset version)."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow.data.from_pandas(
+            frame, source=version.path, targets="label", name=name, digest=version.md5
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+
+    # -- models -------------------------------------------------------------------------------
+    def log_model(self, run_id: str, model_dir: Path, input_example: pd.DataFrame,
+                  output_example: pd.DataFrame) -> str:
+        """Log the model in the pyfunc flavour (safetensors weights inside); return its URI."""
+        import mlflow
+        import mlflow.pyfunc
+        from mlflow.models import infer_signature
+
+        from modelyard.registry.pyfunc import MODEL_DIR_ARTIFACT, TextClassifierModel
+
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=TextClassifierModel(),
+                artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+                signature=infer_signature(input_example, output_example),
+                input_example=input_example,
+                pip_requirements=_requirements(),
+            )
+        return str(info.model_uri)
+
+    def register(self, model_uri: str, name: str, run_id: str, tags: Mapping[str, str]) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+        version = self.client.create_model_version(
+            name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+        )
+        return str(version.version)
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def version_info(self, name: str, version: str) -> ModelVersionInfo:
+        found = self.client.get_model_version(name, version)
+        return ModelVersionInfo(
+            name=name, version=str(found.version), run_id=found.run_id, tags=dict(found.tags),
+            aliases=list(found.aliases),
+        )
+
+    def load_classifier(self, name: str, alias: str) -> Any:
+        """The model behind `models:/<name>@<alias>` exactly as the pyfunc flavour loads it."""
+        import mlflow.pyfunc
+
+        with tempfile.TemporaryDirectory() as scratch:
+            model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}", dst_path=scratch)
+            return model.unwrap_python_model().classifier
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
+    return [f"{name}=={version(name).split('+')[0]}" for name in packages]

@@ -1,0 +1,35 @@
+"""The MLflow pyfunc flavour of a ModelYard model: a DataFrame with a `text` column in, the label
+(as the original label string) and one probability column per class out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from modelyard.training.model import TextClassifier
+
+MODEL_DIR_ARTIFACT = "model_dir"
+
+
+def predictions_frame(classifier: TextClassifier, texts: list[str]) -> pd.DataFrame:
+    probabilities = classifier.predict_proba(texts)
+    labels = classifier.labels
+    frame = pd.DataFrame(probabilities, columns=[f"prob_{label}" for label in labels]).astype(float)
+    frame.insert(0, "label", [labels[i] for i in probabilities.argmax(axis=1)])
+    return frame
+
+
+class TextClassifierModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if isinstance(model_input, pd.DataFrame):
+            texts = model_input["text"].astype(str).tolist()
+        elif isinstance(model_input, str):
+            texts = [model_input]
+        else:
+            texts = [str(text) for text in model_input]
+        return predictions_frame(self.classifier, texts)

@@ -1,0 +1,1 @@
+"""Model construction, the training loop and the inference wrapper."""

@@ -1,0 +1,41 @@
+"""The training stage: one entry function taking the splits and the whole params tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.config import Params
+from modelyard.data.dataset import LABEL, TEXT, Splits
+from modelyard.training.loop import EpochCallback, StepCallback, TrainResult, train_classifier
+from modelyard.training.model import TextClassifier, build_model
+
+
+@dataclass(frozen=True)
+class Trained:
+    model_dir: Path
+    result: TrainResult
+    parameters: int
+
+
+def fit(
+    splits: Splits,
+    params: Params,
+    out_dir: Path,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool | None = None,
+) -> Trained:
+    """Build the model, fine-tune it on `splits.train` (selecting on `splits.val`), save it."""
+    labels = list(params.data.labels)
+    label_id = {label: i for i, label in enumerate(labels)}
+    train_texts = splits.train[TEXT].tolist()
+    model, tokenizer = build_model(params.model, labels, train_texts)
+    result = train_classifier(
+        model, tokenizer,
+        train_texts, [label_id[label] for label in splits.train[LABEL]],
+        splits.val[TEXT].tolist(), [label_id[label] for label in splits.val[LABEL]],
+        params.train, on_step=on_step, on_epoch=on_epoch, progress=progress,
+    )
+    model_dir = TextClassifier(model, tokenizer, "cpu").save(out_dir)
+    return Trained(model_dir, result, sum(p.numel() for p in model.parameters()))

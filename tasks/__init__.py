@@ -1,0 +1,1 @@
+"""Thin Prefect tasks around `modelyard` functions: names, retries, cache policy, artifacts."""

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from modelyard.config import GateParams
+from modelyard.data.dataset import LABEL, TEXT
+from modelyard.evaluation.gate import GateDecision, decide
+from modelyard.evaluation.metrics import Metrics, classification_metrics
+from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
+from modelyard.training.model import TextClassifier
+
+
+def _score(classifier: TextClassifier, test: pd.DataFrame, labels: list[str]) -> Metrics:
+    predicted = classifier.predict(test[TEXT].tolist())
+    return classification_metrics(test[LABEL].tolist(), predicted, labels)
+
+
+@task(name="evaluate-candidate", cache_policy=NO_CACHE)
+def evaluate_candidate(model_dir: Path, test: pd.DataFrame, labels: list[str]) -> Metrics:
+    metrics = _score(TextClassifier.load(model_dir), test, labels)
+    get_run_logger().info("candidate on test: accuracy %.4f, macro-F1 %.4f", metrics.accuracy,
+                          metrics.macro_f1)
+    return metrics
+
+
+@task(name="evaluate-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def evaluate_production(
+    registry: MlflowRegistry, name: str, test: pd.DataFrame, labels: list[str]
+) -> tuple[str, Metrics] | None:
+    """Score the model now behind `@production` on the candidate's own test split."""
+    version = registry.alias_version(name, PRODUCTION)
+    logger = get_run_logger()
+    if version is None:
+        logger.info("no production model for %s yet: the gate uses absolute thresholds", name)
+        return None
+    metrics = _score(registry.load_classifier(name, PRODUCTION), test, labels)
+    logger.info("production v%s on the same test split: accuracy %.4f, macro-F1 %.4f", version,
+                metrics.accuracy, metrics.macro_f1)
+    return version, metrics
+
+
+@task(name="gate", cache_policy=NO_CACHE)
+def gate(candidate: Metrics, production: Metrics | None, policy: GateParams) -> GateDecision:
+    decision = decide(
+        candidate.headline(), None if production is None else production.headline(), policy
+    )
+    create_markdown_artifact(key="gate-decision", markdown=decision.to_markdown(),
+                             description="Promotion gate: candidate vs production")
+    get_run_logger().info("gate: %s (%s)", decision.verdict.upper(), "; ".join(decision.reasons))
+    return decision

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from modelyard.config import Params
+from modelyard.data.dataset import Splits
+from modelyard.registry.mlflow_registry import MlflowRegistry
+from modelyard.training.fit import Trained, fit
+
+_STEP_LOG_EVERY = 10
+
+
+@task(name="train-candidate", cache_policy=NO_CACHE)
+def train_candidate(
+    splits: Splits, params: Params, registry: MlflowRegistry, run_id: str, out_dir: Path
+) -> Trained:
+    logger = get_run_logger()
+    pending: list[tuple[int, dict[str, float]]] = []
+
+    def on_step(step: int, values: dict[str, float]) -> None:
+        # Batch the per-step metrics: one MLflow write every few steps, not one per step.
+        pending.append((step, values))
+        if len(pending) >= _STEP_LOG_EVERY:
+            flush()
+
+    def flush() -> None:
+        for step, values in pending:
+            registry.log_metrics(run_id, values, step=step)
+        pending.clear()
+
+    def on_epoch(epoch: int, record: dict[str, float]) -> None:
+        flush()
+        registry.log_metrics(run_id, {k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+        logger.info("epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f", epoch,
+                    record["train_loss"], record["val_accuracy"], record["val_macro_f1"])
+
+    progress = None if os.environ.get("MODELYARD_PROGRESS", "1") != "0" else False
+    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch, progress=progress)
+    flush()
+    result = trained.result
+    registry.log_metrics(run_id, {
+        "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
+        "best_epoch": result.best_epoch, "parameters": trained.parameters,
+    })
+    logger.info("trained %d steps in %.1fs on %s (%.0f samples/s); best epoch %d", result.steps,
+                result.seconds, result.device, result.samples_per_second, result.best_epoch)
+    return trained
