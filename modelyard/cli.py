@@ -39,6 +39,9 @@ def retrain(
     from modelyard.data.dataset import DatasetError
     from modelyard.data.validation import DataValidationError
 
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
     console = Console(stderr=True)
     overrides = _parse_overrides(set_)
     try:
@@ -71,7 +74,9 @@ def data_prepare(
     """Make the default dataset present, in DVC's cache and in the DVC remote."""
     from modelyard.config import load_params
     from modelyard.data.default import prepare_default_dataset
+    from modelyard.env import apply_defaults
 
+    apply_defaults()
     path = load_params(params).data.path
     how = prepare_default_dataset(Path.cwd(), path)
     typer.echo(f"{path}: {how}; tracked by DVC and pushed to the default remote")
@@ -92,3 +97,5 @@ def ui(port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000
 
 def main() -> None:
     app()
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -21,7 +20,14 @@ def train_candidate(
     logger = get_run_logger()
     pending: list[tuple[int, dict[str, float]]] = []
 
+    per_epoch = -(-len(splits.train) // params.train.batch_size)
+    total = params.train.max_steps or params.train.epochs * per_epoch
+    every = max(total // 10, 1)
+
     def on_step(step: int, values: dict[str, float]) -> None:
+        if step % every == 0 or step == total:
+            logger.info("step %d/%d: loss %.4f, lr %.2e", step, total, values["train_loss"],
+                        values["learning_rate"])
         # Batch the per-step metrics: one MLflow write every few steps, not one per step.
         pending.append((step, values))
         if len(pending) >= _STEP_LOG_EVERY:
@@ -38,8 +44,7 @@ def train_candidate(
         logger.info("epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f", epoch,
                     record["train_loss"], record["val_accuracy"], record["val_macro_f1"])
 
-    progress = None if os.environ.get("MODELYARD_PROGRESS", "1") != "0" else False
-    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch, progress=progress)
+    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch)
     flush()
     result = trained.result
     registry.log_metrics(run_id, {

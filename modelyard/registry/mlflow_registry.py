@@ -9,6 +9,7 @@ tasks in other threads.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +97,13 @@ class MlflowRegistry:
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
 
-        dataset = mlflow.data.from_pandas(
-            frame, source=version.path, targets="label", name=name, digest=version.md5
-        )
+        with warnings.catch_warnings():
+            # A plain path matches two equivalent local source types; MLflow picks one and warns.
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                frame, source=str(Path(version.path).resolve()), targets="label", name=name,
+                digest=version.md5,
+            )
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
 
@@ -110,12 +115,16 @@ class MlflowRegistry:
         import mlflow.pyfunc
         from mlflow.models import infer_signature
 
-        from modelyard.registry.pyfunc import MODEL_DIR_ARTIFACT, TextClassifierModel
+        from modelyard.registry import pyfunc
+        from modelyard.registry.pyfunc import MODEL_DIR_ARTIFACT
+
+        entry = Path(pyfunc.__file__).with_name("pyfunc_entry.py")
 
         with mlflow.start_run(run_id=run_id):
+            # "Models from code": the model file is stored as source, not as a pickle.
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=TextClassifierModel(),
+                python_model=str(entry),
                 artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
                 signature=infer_signature(input_example, output_example),
                 input_example=input_example,

@@ -25,7 +25,9 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # No type hints on `model_input`: MLflow would derive the signature from them; ours is
+    # inferred from real inputs and outputs instead.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["text"].astype(str).tolist()
         elif isinstance(model_input, str):

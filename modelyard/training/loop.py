@@ -86,7 +86,9 @@ def train_classifier(
     on_epoch: EpochCallback | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
-    """Fine-tune `model` in place and leave it holding the best epoch's weights (by val macro-F1)."""
+    """`progress`: a progress bar (None: only when stderr is a terminal).
+
+    Fine-tune `model` in place and leave it holding the best epoch's weights (by val macro-F1)."""
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -115,7 +117,7 @@ def train_classifier(
     result = TrainResult(device=device)
     best_score, best_state = -1.0, None
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=progress is False)
+    bar = tqdm(total=total_steps, desc="train", unit="step", disable=None if progress is None else not progress)
     step, samples = 0, 0
     for epoch in range(1, epochs + 1):
         model.train()

@@ -59,7 +59,7 @@ def build_model(params: ModelParams, labels: Sequence[str], train_texts: Iterabl
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
-    transformers.logging.set_verbosity_error()
+    _quiet(transformers)
     id2label = dict(enumerate(labels))
     label2id = {label: i for i, label in id2label.items()}
     if params.backbone == "tiny":
@@ -79,6 +79,12 @@ def build_model(params: ModelParams, labels: Sequence[str], train_texts: Iterabl
         )
     tokenizer.model_max_length = params.max_length
     return model, tokenizer
+
+
+def _quiet(transformers: Any) -> None:
+    # The load report and per-file progress bars say nothing a person needs on every load.
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def pick_device() -> str:
@@ -105,7 +111,7 @@ class TextClassifier:
         import transformers
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        transformers.logging.set_verbosity_error()
+        _quiet(transformers)
         return cls(
             AutoModelForSequenceClassification.from_pretrained(directory),
             AutoTokenizer.from_pretrained(directory),

@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`. Both create the virtual environment
+# if there is none and install the project into it (torch pinned by constraints.txt).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.modelyard-installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test data ui clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(BIN)/modelyard data prepare
+
+# The main job on the embedded default: the default dataset (pulled from DVC or regenerated and
+# checked against its .dvc pointer), then the retrain flow on the ephemeral Prefect API, MLflow in
+# ./mlflow.db and ./mlruns.
+run: data
+	$(BIN)/modelyard retrain
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: install
+	$(BIN)/modelyard ui
+
+clean:
+	rm -rf .modelyard mlflow.db .dvc-remote && find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,68 @@
+"""Test isolation: no developer settings leak in, nothing is written into the repository.
+
+The whole session runs in a scratch directory with its own PREFECT_HOME and MODELYARD_HOME, with
+the Prefect/MLflow variables a developer may have exported removed (a `.env` or `prefect.toml`
+in the repository would be read from the working directory, hence the chdir).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_LEAKY = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH",
+          "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME",
+          "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="modelyard-tests-"))
+    for name in _LEAKY + tuple(k for k in os.environ if k.startswith("MODELYARD_")):
+        os.environ.pop(name, None)
+    os.environ["PREFECT_HOME"] = str(scratch / "prefect")
+    os.environ["MODELYARD_HOME"] = str(scratch / "home")
+    (scratch / "home").mkdir()
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    os.chdir(scratch)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real_params():
+    from modelyard.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_params(real_params):
+    """The real config, shrunk: a tiny BERT, a few epochs, the same gate structure."""
+    return real_params.updated({
+        "model.backbone": "tiny",
+        "model.max_length": 64,
+        "train.epochs": 3,
+        "train.learning_rate": 3e-3,
+        "train.batch_size": 32,
+        "data.min_rows": 100,
+        "gate.min_accuracy": 0.45,
+        "gate.min_macro_f1": 0.4,
+    })
+
+
+@pytest.fixture(scope="session")
+def small_reviews(tmp_path_factory) -> Path:
+    """A 1,500-row dataset from the project's own generator (another seed than the default)."""
+    from modelyard.data.synthetic import ReviewSpec, write_reviews
+
+    return write_reviews(tmp_path_factory.mktemp("data") / "reviews.csv",
+                         ReviewSpec(rows=1500, seed=7))

@@ -1,0 +1,67 @@
+"""The gate decision table."""
+
+import pytest
+
+from modelyard.config import GateParams
+from modelyard.evaluation.gate import decide
+
+POLICY = GateParams(min_accuracy=0.6, min_macro_f1=0.55, max_regression=0.01,
+                    min_improvement=0.005, primary_metric="macro_f1")
+
+
+def m(accuracy: float, macro_f1: float) -> dict[str, float]:
+    return {"accuracy": accuracy, "macro_f1": macro_f1}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "production", "passed", "failing"),
+    [
+        # First model: absolute thresholds only.
+        (m(0.70, 0.65), None, True, set()),
+        (m(0.59, 0.65), None, False, {("minimum", "accuracy")}),
+        (m(0.70, 0.50), None, False, {("minimum", "macro_f1")}),
+        (m(0.60, 0.55), None, True, set()),  # thresholds are inclusive
+        # Against production: must improve the primary metric by the minimum delta...
+        (m(0.80, 0.80), m(0.80, 0.80), False, {("improvement", "macro_f1")}),
+        (m(0.80, 0.804), m(0.80, 0.80), False, {("improvement", "macro_f1")}),
+        (m(0.80, 0.806), m(0.80, 0.80), True, set()),
+        # ...without regressing another metric beyond the tolerance...
+        (m(0.785, 0.83), m(0.80, 0.80), False, {("no_regression", "accuracy")}),
+        (m(0.795, 0.83), m(0.80, 0.80), True, set()),
+        # ...and still meeting the absolute minimums.
+        (m(0.55, 0.60), m(0.55, 0.50), False, {("minimum", "accuracy")}),
+        # A worse model fails on several counts, and every one is reported.
+        (m(0.70, 0.60), m(0.80, 0.80), False,
+         {("no_regression", "accuracy"), ("no_regression", "macro_f1"),
+          ("improvement", "macro_f1")}),
+    ],
+)
+def test_gate_table(candidate, production, passed, failing):
+    decision = decide(candidate, production, POLICY)
+    assert decision.passed is passed
+    assert {(c.name, c.metric) for c in decision.checks if not c.passed} == failing
+    assert decision.verdict == ("promote" if passed else "reject")
+    if not passed:
+        assert len(decision.reasons) == len(failing)
+
+
+def test_primary_metric_is_configurable():
+    policy = POLICY.model_copy(update={"primary_metric": "accuracy"})
+    decision = decide(m(0.82, 0.80), m(0.80, 0.80), policy)
+    assert decision.passed
+    improvement = next(c for c in decision.checks if c.name == "improvement")
+    assert improvement.metric == "accuracy"
+    assert improvement.threshold == pytest.approx(0.805)
+
+
+def test_report_lists_every_check_with_values():
+    decision = decide(m(0.80, 0.80), m(0.80, 0.80), POLICY)
+    text = decision.to_markdown()
+    assert "REJECT" in text
+    assert text.count("| minimum |") == 2 and text.count("| no_regression |") == 2
+    assert "improves by +0.0000" in text
+    assert decision.to_dict()["checks"][0]["candidate"] == 0.80
+
+
+def test_first_model_reason():
+    assert decide(m(0.9, 0.9), None, POLICY).reasons == ["first model: all absolute thresholds met"]
