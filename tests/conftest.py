@@ -50,7 +50,7 @@ def tiny_params(real_params):
     return real_params.updated({
         "model.backbone": "tiny",
         "model.max_length": 64,
-        "train.epochs": 3,
+        "train.epochs": 5,
         "train.learning_rate": 3e-3,
         "train.batch_size": 32,
         "data.min_rows": 100,

@@ -24,15 +24,19 @@ class DvcRepo:
         if not (self.root / ".dvc").is_dir():
             raise DvcError(f"{self.root} is not a DVC repository (no .dvc/): run `dvc init`")
 
-    def _relative(self, path: Path) -> str:
-        return str(path.resolve().relative_to(self.root))
+    def _target(self, path: Path, suffix: str = "") -> str:
+        # Absolute: DVC resolves relative targets against the process's working directory.
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise DvcError(f"{path} is outside the DVC repository {self.root}")
+        return str(resolved) + suffix
 
     def add(self, path: Path) -> str:
         """Track `path` (pointer `<path>.dvc`, file into the cache); returns the content md5."""
         from dvc.repo import Repo
 
         with _DVC_LOCK, Repo(str(self.root)) as repo:
-            repo.add(self._relative(path))
+            repo.add(self._target(path))
         md5 = dvc_pointer_md5(path)
         if md5 is None:
             raise DvcError(f"dvc add {path} wrote no md5 into {path}.dvc")
@@ -42,7 +46,7 @@ class DvcRepo:
         from dvc.repo import Repo
 
         with _DVC_LOCK, Repo(str(self.root)) as repo:
-            return int(repo.push(targets=[self._relative(path) + ".dvc"]) or 0)
+            return int(repo.push(targets=[self._target(path, ".dvc")]) or 0)
 
     def pull(self, path: Path) -> bool:
         """Fetch `path` from the cache or the remote; False when neither has it."""
@@ -51,7 +55,7 @@ class DvcRepo:
 
         try:
             with _DVC_LOCK, Repo(str(self.root)) as repo:
-                repo.pull(targets=[self._relative(path) + ".dvc"])
+                repo.pull(targets=[self._target(path, ".dvc")])
         except DvcException:
             return False
         return path.is_file() and file_md5(path) == dvc_pointer_md5(path)

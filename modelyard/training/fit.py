@@ -7,7 +7,13 @@ from pathlib import Path
 
 from modelyard.config import Params
 from modelyard.data.dataset import LABEL, TEXT, Splits
-from modelyard.training.loop import EpochCallback, StepCallback, TrainResult, train_classifier
+from modelyard.training.loop import (
+    EpochCallback,
+    StepCallback,
+    TrainResult,
+    seed_everything,
+    train_classifier,
+)
 from modelyard.training.model import TextClassifier, build_model
 
 
@@ -27,6 +33,9 @@ def fit(
     progress: bool | None = None,
 ) -> Trained:
     """Build the model, fine-tune it on `splits.train` (selecting on `splits.val`), save it."""
+    # Seed before building: the classification head (and the whole tiny model) is initialised
+    # from the global RNG.
+    seed_everything(params.train.seed)
     labels = list(params.data.labels)
     label_id = {label: i for i, label in enumerate(labels)}
     train_texts = splits.train[TEXT].tolist()

@@ -1,0 +1,147 @@
+"""The retrain flow end to end on the tiny model, against a real (temporary) Prefect API and a
+temporary MLflow store: registry state after a promotion, after a rejection, after bad data."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+NAME = "e2e-reviews"
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=None):
+        yield
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
+    home = tmp_path_factory.mktemp("e2e-home")
+    monkeypatch_module.setenv("MODELYARD_HOME", str(home))
+    params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews)})
+    path = home / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    return {"home": home, "params": str(path), "data": small_reviews,
+            "uri": f"sqlite:///{home.resolve()}/mlflow.db"}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def client(env):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=env["uri"], registry_uri=env["uri"])
+
+
+@pytest.fixture(scope="module")
+def first(prefect_api, env):
+    from flows.retrain import retrain
+
+    return retrain(params_path=env["params"])
+
+
+def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
+    assert first["decision"]["passed"] and first["version"] == "1"
+    assert first["production_version_before"] is None
+    assert first["production_version_after"] == first["staging_version"] == "1"
+
+    version = client.get_model_version_by_alias(NAME, "production")
+    assert str(version.version) == "1"
+    assert set(version.aliases) == {"production", "staging"}
+    md5 = hashlib.md5(env["data"].read_bytes()).hexdigest()
+    tags = version.tags
+    assert tags["dataset_md5"] == md5 == first["dataset"]["md5"]
+    assert tags["gate_decision"] == "promote"
+    assert tags["validation"] == "passed"
+    assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
+    assert len(tags["params_hash"]) == 16 and tags["git_commit"]
+    assert tags["prefect_flow_run_id"] not in ("", "local")
+
+    run = client.get_run(first["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {md5}
+    assert run.data.params["model.backbone"] == "tiny"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(first["candidate"]["accuracy"])
+    assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 5  # per epoch
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) > 3  # per step
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "gate")} == {
+        "gate/decision.json", "gate/decision.md"}
+
+
+def test_candidate_beats_the_majority_baseline(first):
+    assert first["candidate"]["accuracy"] > 0.6  # three balanced classes: majority is ~0.33
+
+
+def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path):
+    code = (
+        "import mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({env['uri']!r})\n"
+        f"model = mlflow.pyfunc.load_model('models:/{NAME}@production')\n"
+        "print(model.predict(pd.DataFrame({'text': ['The sound is superb.']}))['label'][0])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] in {"negative", "neutral", "positive"}
+
+
+def test_same_inputs_again_leave_production_unchanged(first, env, client):
+    """`make run` twice with nothing changed: the same metrics, no improvement, no alias move."""
+    from flows.retrain import retrain
+
+    second = retrain(params_path=env["params"])
+    assert second["candidate"] == first["candidate"]  # seeded CPU training is deterministic
+    assert second["production"] == first["candidate"]  # production scored on the same split
+    assert not second["decision"]["passed"]
+    assert any("improves by +0.0000" in reason for reason in second["decision"]["reasons"])
+    assert second["production_version_before"] == second["production_version_after"] == "1"
+
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "staging").version) == "1"
+    rejected = client.get_model_version(NAME, second["version"])
+    assert rejected.aliases == []
+    assert rejected.tags["gate_decision"] == "reject" and rejected.tags["rejected"] == "true"
+
+
+def test_failing_gate_on_a_worse_model_moves_no_alias(first, env, client):
+    from flows.retrain import retrain
+
+    versions_before = len(client.search_model_versions(f"name='{NAME}'"))
+    worse = retrain(params_path=env["params"], overrides={"train.epochs": 1,
+                                                           "promotion.register_rejected": False})
+    assert not worse["decision"]["passed"] and worse["version"] is None
+    assert worse["production_version_after"] == "1"
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+    assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
+
+
+def test_bad_data_stops_before_training_and_touches_nothing(first, env, client, tmp_path):
+    from flows.retrain import retrain
+    from modelyard.data.validation import DataValidationError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(env["data"].read_text().replace(",positive\n", ",very positive\n", 5))
+    runs_before = len(client.search_runs([client.get_experiment_by_name("modelyard").experiment_id]))
+    versions_before = len(client.search_model_versions(f"name='{NAME}'"))
+    with pytest.raises(DataValidationError, match="very positive"):
+        retrain(params_path=env["params"], data_path=str(bad))
+    experiment = client.get_experiment_by_name("modelyard").experiment_id
+    assert len(client.search_runs([experiment])) == runs_before
+    assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"

@@ -1,0 +1,112 @@
+"""The MLflow adapter on a temporary SQLite store: runs, dataset digest, pyfunc model, registry."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from modelyard.config import ModelParams, TinyBackbone
+from modelyard.data.identity import dataset_version
+from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
+from modelyard.registry.pyfunc import predictions_frame
+from modelyard.training.model import TextClassifier, build_model
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    return uri, MlflowRegistry(uri, "registry-tests", (root / "mlruns").as_uri())
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
+    model, tokenizer = build_model(params, LABELS, TEXTS * 20)
+    return TextClassifier(model, tokenizer, "cpu").save(tmp_path_factory.mktemp("model") / "m")
+
+
+@pytest.fixture(scope="module")
+def logged(store, model_dir, tmp_path_factory):
+    _, registry = store
+    data = tmp_path_factory.mktemp("data") / "d.csv"
+    frame = pd.DataFrame({"text": TEXTS, "label": LABELS})
+    frame.to_csv(data, index=False)
+    version = dataset_version(data)
+    run_id = registry.start_run("test-run", {"modelyard.dataset_md5": version.md5})
+    registry.log_params(run_id, {"train.epochs": 1})
+    registry.log_metrics(run_id, {"val_accuracy": 0.5}, step=1)
+    registry.log_dataset(run_id, version, frame, "train", name="d")
+    example = frame[["text"]]
+    outputs = predictions_frame(TextClassifier.load(model_dir), TEXTS)
+    model_uri = registry.log_model(run_id, model_dir, example, outputs)
+    registry.end_run(run_id)
+    return run_id, model_uri, version
+
+
+def test_run_has_params_metrics_and_dataset_digest(store, logged):
+    _, registry = store
+    run_id, _, version = logged
+    run = registry.client.get_run(run_id)
+    assert run.data.params["train.epochs"] == "1"
+    assert run.data.metrics["val_accuracy"] == 0.5
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1
+    assert inputs[0].dataset.digest == version.md5
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "train"
+    assert run.info.status == "FINISHED"
+
+
+def test_register_tag_and_alias(store, logged):
+    _, registry = store
+    run_id, model_uri, version = logged
+    name = "registry-test-model"
+    assert registry.alias_version(name, PRODUCTION) is None
+    v1 = registry.register(model_uri, name, run_id, {"dataset_md5": version.md5})
+    v2 = registry.register(model_uri, name, run_id, {"dataset_md5": version.md5})
+    assert (v1, v2) == ("1", "2")
+    registry.set_alias(name, STAGING, v2)
+    registry.set_alias(name, PRODUCTION, v1)
+    registry.set_version_tags(name, v2, {"rejected": "true"})
+    assert registry.alias_version(name, PRODUCTION) == "1"
+    assert registry.alias_version(name, STAGING) == "2"
+    info = registry.version_info(name, v2)
+    assert info.tags == {"dataset_md5": version.md5, "rejected": "true"}
+    assert info.aliases == [STAGING] and info.run_id == run_id
+
+
+def test_production_model_predicts_like_the_saved_directory(store, logged, model_dir):
+    _, registry = store
+    run_id, model_uri, _ = logged
+    name = "registry-load-model"
+    registry.set_alias(name, PRODUCTION, registry.register(model_uri, name, run_id, {}))
+    loaded = registry.load_classifier(name, PRODUCTION)
+    local = TextClassifier.load(model_dir)
+    assert loaded.labels == LABELS
+    assert (loaded.predict_proba(TEXTS) == pytest.approx(local.predict_proba(TEXTS), abs=1e-6))
+
+
+def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
+    uri, registry = store
+    run_id, model_uri, _ = logged
+    name = "registry-pyfunc-model"
+    registry.set_alias(name, PRODUCTION, registry.register(model_uri, name, run_id, {}))
+    code = (
+        "import mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({uri!r})\n"
+        f"model = mlflow.pyfunc.load_model('models:/{name}@production')\n"
+        "out = model.predict(pd.DataFrame({'text': ['fine', 'awful']}))\n"
+        "print(list(out.columns)); print(out['label'].tolist())\n"
+        "print(model.metadata.get_input_schema().input_names())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    columns, labels, inputs = result.stdout.strip().splitlines()[-3:]
+    assert columns == str(["label", *[f"prob_{label}" for label in LABELS]])
+    assert all(label in LABELS for label in eval(labels))
+    assert inputs == "['text']"
