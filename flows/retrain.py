@@ -12,7 +12,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from modelyard.config import Settings, load_params
+from modelyard.data.dataset import LABEL
+from modelyard.evaluation.metrics import majority_baseline
+from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
+from modelyard.report import retrain_summary
 from tasks.data import load_dataset, resolve_dataset, split_dataset, validate_dataset
 from tasks.evaluate import evaluate_candidate, evaluate_production, gate
 from tasks.registry import (
@@ -59,24 +63,16 @@ def retrain(
         production = evaluate_production(registry, name, splits.test, labels)
         production_version, production_metrics = production or (None, None)
         decision = gate(candidate, production_metrics, params.gate)
+        baseline = majority_baseline(splits.train[LABEL].tolist(), splits.test[LABEL].tolist())
         log_evaluation(registry, run_id, candidate, production_metrics, production_version,
-                       decision)
+                       decision, baseline)
 
         version = None
         if decision.passed or params.promotion.register_rejected:
             model_uri = log_model(registry, run_id, trained.model_dir, splits)
-            lineage = {
-                "dataset_md5": dataset.md5, "dataset_path": dataset.path,
-                "git_commit": dataset.git_commit, "params_hash": params.digest(),
-                "prefect_flow_run_id": flow_run_id, "mlflow_run_id": run_id,
-                "validation": "passed" if validation.success else "failed",
-                "gate_decision": decision.verdict,
-                "test_accuracy": f"{candidate.accuracy:.4f}",
-                "test_macro_f1": f"{candidate.macro_f1:.4f}",
-            }
-            version = register_version(registry, name, model_uri, run_id, lineage)
-            if not decision.passed:
-                registry.set_version_tags(name, version, {"rejected": "true"})
+            lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
+                                   candidate)
+            version = register_version(registry, name, model_uri, run_id, lineage, decision)
         if decision.passed and version is not None:
             set_alias(registry, name, STAGING, version)
             if params.promotion.mode == "auto":
@@ -88,21 +84,11 @@ def retrain(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    summary = {
-        "model": name,
-        "dataset": {"path": dataset.path, "md5": dataset.md5, "git_commit": dataset.git_commit,
-                    "rows": int(sum(splits.sizes().values())), "splits": splits.sizes()},
-        "candidate": candidate.headline(),
-        "production": None if production_metrics is None else production_metrics.headline(),
-        "production_version_before": production_version,
-        "production_version_after": registry.alias_version(name, PRODUCTION),
-        "staging_version": registry.alias_version(name, STAGING),
-        "decision": decision.to_dict(),
-        "version": version,
-        "mlflow_run_id": run_id,
-        "tracking_uri": registry.tracking_uri,
-        "train_seconds": trained.result.seconds,
-    }
+    summary = retrain_summary(
+        name, dataset, splits.sizes(), candidate, baseline, production, decision, version, run_id,
+        registry.tracking_uri, registry.alias_version(name, STAGING),
+        registry.alias_version(name, PRODUCTION),
+    )
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
     return summary

@@ -4,6 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.data.identity import DatasetVersion
+from modelyard.evaluation.gate import GateDecision
+from modelyard.evaluation.metrics import Metrics
+
+
+def retrain_summary(
+    name: str, dataset: DatasetVersion, splits: dict[str, int], candidate: Metrics,
+    majority_baseline: float, production: tuple[str, Metrics] | None, decision: GateDecision, version: str | None,
+    run_id: str, tracking_uri: str, staging_version: str | None,
+    production_version: str | None,
+) -> dict[str, Any]:
+    """What a retrain did, as plain JSON-able data: the flow's return value."""
+    before, before_metrics = production or (None, None)
+    return {
+        "model": name,
+        "dataset": {"path": dataset.path, "md5": dataset.md5, "git_commit": dataset.git_commit,
+                    "rows": sum(splits.values()), "splits": splits},
+        "candidate": candidate.headline(),
+        "majority_baseline_accuracy": majority_baseline,
+        "production": None if before_metrics is None else before_metrics.headline(),
+        "production_version_before": before,
+        "production_version_after": production_version,
+        "staging_version": staging_version,
+        "decision": decision.to_dict(),
+        "version": version,
+        "mlflow_run_id": run_id,
+        "tracking_uri": tracking_uri,
+    }
+
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
@@ -28,6 +57,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     for metric, value in summary["candidate"].items():
         table.add_row(metric, _fmt(value), _fmt(production.get(metric)))
     console.print(table)
+    console.print(f"baseline  always predicting the majority class: accuracy "
+                  f"{summary['majority_baseline_accuracy']:.4f}")
     colour = "green" if decision["passed"] else "yellow"
     console.print(f"gate      [{colour}]{decision['verdict'].upper()}[/]")
     for reason in decision["reasons"]:

@@ -60,9 +60,10 @@ def start_tracking_run(
 @task(name="log-evaluation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def log_evaluation(
     registry: MlflowRegistry, run_id: str, candidate: Metrics, production: Metrics | None,
-    production_version: str | None, decision: GateDecision,
+    production_version: str | None, decision: GateDecision, majority_baseline: float,
 ) -> None:
     registry.log_metrics(run_id, {f"test_{k}": v for k, v in candidate.headline().items()})
+    registry.log_metrics(run_id, {"test_majority_baseline_accuracy": majority_baseline})
     registry.log_dict(run_id, candidate.to_dict(), "evaluation/candidate.json")
     registry.log_figure(run_id, confusion_figure(candidate, "candidate (test split)"),
                         "evaluation/confusion_matrix.png")
@@ -86,10 +87,15 @@ def log_model(registry: MlflowRegistry, run_id: str, model_dir: Path, splits: Sp
 
 @task(name="register-model-version", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def register_version(
-    registry: MlflowRegistry, name: str, model_uri: str, run_id: str, lineage: dict[str, str]
+    registry: MlflowRegistry, name: str, model_uri: str, run_id: str, lineage: dict[str, str],
+    decision: GateDecision,
 ) -> str:
-    version = registry.register(model_uri, name, run_id, lineage)
-    get_run_logger().info("registered %s version %s", name, version)
+    """A new version with its lineage; a rejected one is tagged so and gets no alias."""
+    tags = {**lineage, "gate_decision": decision.verdict}
+    if not decision.passed:
+        tags["rejected"] = "true"
+    version = registry.register(model_uri, name, run_id, tags)
+    get_run_logger().info("registered %s version %s (%s)", name, version, decision.verdict)
     return version
 
 

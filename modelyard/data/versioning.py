@@ -33,8 +33,12 @@ class DvcRepo:
 
     def add(self, path: Path) -> str:
         """Track `path` (pointer `<path>.dvc`, file into the cache); returns the content md5."""
+        import logging
+
         from dvc.repo import Repo
 
+        # DVC's "to track the changes with git, run: git add …" hint is for its own CLI.
+        logging.getLogger("dvc.repo.scm_context").setLevel(logging.WARNING)
         with _DVC_LOCK, Repo(str(self.root)) as repo:
             repo.add(self._target(path))
         md5 = dvc_pointer_md5(path)
