@@ -34,6 +34,7 @@ def retrain(
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
     from rich.console import Console
+    from rich.markup import escape
 
     from modelyard.config import ConfigError, load_params
     from modelyard.data.dataset import DatasetError
@@ -49,7 +50,7 @@ def retrain(
         if overrides:
             loaded.updated(overrides)
     except (ConfigError, ValueError, KeyError) as error:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
     from flows.retrain import retrain as retrain_flow
@@ -60,7 +61,7 @@ def retrain(
             overrides=overrides or None,
         )
     except (DataValidationError, DatasetError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/] {error}\nNothing was trained, registered or promoted.")
+        console.print(f"[red]error:[/] {escape(str(error))}\nNothing was trained, registered or promoted.")
         raise typer.Exit(1) from None
     from modelyard.report import print_summary
 

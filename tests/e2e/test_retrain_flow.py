@@ -145,3 +145,19 @@ def test_bad_data_stops_before_training_and_touches_nothing(first, env, client, 
     assert len(client.search_runs([experiment])) == runs_before
     assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+
+
+def test_cli_reports_bad_data_and_exits_non_zero(first, env, tmp_path):
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    bad = tmp_path / "short.csv"
+    bad.write_text("text,label\n,positive\nfine,neutral\n")
+    result = CliRunner().invoke(app, ["retrain", "--params", env["params"], "--data", str(bad)])
+    output = " ".join(result.output.split())  # rich wraps long lines
+    assert result.exit_code == 1
+    assert "failed validation" in output
+    assert "expect_table_row_count_to_be_between(): observed 2" in output
+    assert "expect_column_values_to_not_be_null(text): 1 unexpected of 2 rows, e.g. [nan]" in output
+    assert "Nothing was trained, registered or promoted" in output

@@ -39,3 +39,21 @@ def test_cli_help_lists_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     for command in ("retrain", "data", "ui"):
         assert command in result.stdout
+
+
+def test_cli_rejects_bad_params_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  epochs: 0\n")
+    result = CliRunner().invoke(app, ["retrain", "--params", str(params)])
+    assert result.exit_code == 2
+    assert "train.epochs" in result.output
+    good = tmp_path / "good.yaml"
+    good.write_text("")
+    result = CliRunner().invoke(app, ["retrain", "--params", str(good), "--set", "train.epochs"])
+    assert result.exit_code != 0 and "KEY=VALUE" in result.output
+    result = CliRunner().invoke(app, ["retrain", "--params", str(good), "--set", "train.bogus=1"])
+    assert result.exit_code == 2 and "train.bogus" in result.output
