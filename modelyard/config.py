@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -161,15 +162,16 @@ class Settings(BaseSettings):
     experiment: str = "modelyard"
     runs_dir: Path | None = None
 
+    def _external_tracking_uri(self) -> str | None:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
     def resolved_tracking_uri(self) -> str:
-        import os
+        return self._external_tracking_uri() or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        if uri:
-            return uri
-        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
-
-    def artifact_root(self) -> str:
+    def artifact_root(self) -> str | None:
+        """`mlruns/` under `home` for the embedded store; a tracking server decides its own."""
+        if self._external_tracking_uri():
+            return None
         return (self.home / "mlruns").resolve().as_uri()
 
     def resolved_runs_dir(self) -> Path:

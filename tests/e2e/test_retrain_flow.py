@@ -161,3 +161,15 @@ def test_cli_reports_bad_data_and_exits_non_zero(first, env, tmp_path):
     assert "expect_table_row_count_to_be_between(): observed 2" in output
     assert "expect_column_values_to_not_be_null(text): 1 unexpected of 2 rows, e.g. [nan]" in output
     assert "Nothing was trained, registered or promoted" in output
+
+
+def test_summary_a_person_reads(first, capsys):
+    from modelyard.report import print_summary
+
+    print_summary(first)
+    out = " ".join(capsys.readouterr().out.split())
+    assert first["dataset"]["md5"] in out
+    assert "PROMOTE" in out and "first model: all absolute thresholds met" in out
+    assert f"{NAME} version 1" in out and "production → v1" in out
+    assert "majority class: accuracy 0.3" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out

@@ -93,3 +93,10 @@ def test_settings_resolve_tracking_uri(tmp_path, monkeypatch):
     assert Settings(home=tmp_path).resolved_tracking_uri() == "http://mlflow:5000"
     monkeypatch.setenv("MODELYARD_TRACKING_URI", "sqlite:///x.db")
     assert Settings().resolved_tracking_uri() == "sqlite:///x.db"
+
+
+def test_artifact_root_only_for_the_embedded_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert Settings(home=tmp_path).artifact_root() == (tmp_path / "mlruns").resolve().as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert Settings(home=tmp_path).artifact_root() is None
