@@ -27,18 +27,34 @@ class Splits:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
+SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
+
+
+def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every value as the string it was written as (integer labels 0/1 become "0"/"1"), nulls kept
+    as missing values, so labels compare the same whatever the file format."""
+    return frame.apply(lambda column: column.map(lambda v: None if pd.isna(v) else str(v)))
+
+
 def read_frame(path: Path) -> pd.DataFrame:
-    """Read CSV/TSV as strings: labels stay as written and no text is coerced to a number."""
+    """Read a labelled text file as strings: labels stay as written, no text becomes a number."""
     suffix = path.suffix.lower()
-    if suffix not in {".csv", ".tsv"}:
-        raise DatasetError(f"{path}: unsupported file type {suffix!r} (expected .csv or .tsv)")
-    try:
-        return pd.read_csv(
-            path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-            na_values=[""],
+    if suffix not in SUFFIXES:
+        raise DatasetError(
+            f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})"
         )
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot be parsed: {error}") from None
+    try:
+        if suffix in {".csv", ".tsv"}:
+            return pd.read_csv(
+                path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                na_values=[""],
+            )
+        if suffix == ".parquet":
+            return _as_strings(pd.read_parquet(path))
+        return _as_strings(pd.read_json(path, lines=True, dtype=False))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError, OSError) as error:
+        raise DatasetError(f"{path}: cannot be parsed as {suffix[1:]}: {error}") from None
 
 
 def to_canonical(frame: pd.DataFrame, params: DataParams) -> pd.DataFrame:

@@ -36,10 +36,31 @@ def test_read_keeps_labels_as_written(tmp_path):
     assert list(canonical.columns) == ["text", "label"]
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_parquet_and_jsonl_with_integer_labels(tmp_path, suffix):
+    original = pd.DataFrame({"sentence": ["good", "bad", None], "label": [1, 0, 1]})
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".parquet":
+        original.to_parquet(path)
+    else:
+        original.to_json(path, orient="records", lines=True)
+    read = read_frame(path)
+    assert read["label"].tolist() == ["1", "0", "1"]
+    assert read["sentence"].tolist()[:2] == ["good", "bad"] and pd.isna(read["sentence"][2])
+
+
 def test_read_rejects_what_it_cannot_parse(tmp_path):
     with pytest.raises(DatasetError, match="unsupported file type '.xlsx'"):
         read_frame(tmp_path / "d.xlsx")
     bad = tmp_path / "d.csv"
     bad.write_bytes(b"text,label\n\xff\xfe broken,1\n")
-    with pytest.raises(DatasetError, match="cannot be parsed"):
+    with pytest.raises(DatasetError, match="cannot be parsed as csv"):
         read_frame(bad)
+    fake = tmp_path / "d.parquet"
+    fake.write_text("text,label\nnot parquet,1\n")
+    with pytest.raises(DatasetError, match="cannot be parsed as parquet"):
+        read_frame(fake)
+    empty = tmp_path / "e.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DatasetError, match="e.csv: cannot be parsed"):
+        read_frame(empty)
