@@ -34,8 +34,7 @@ def train_candidate(
             flush()
 
     def flush() -> None:
-        for step, values in pending:
-            registry.log_metrics(run_id, values, step=step)
+        registry.log_metric_steps(run_id, pending)
         pending.clear()
 
     def on_epoch(epoch: int, record: dict[str, float]) -> None:

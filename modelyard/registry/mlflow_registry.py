@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +65,21 @@ class MlflowRegistry:
             self.client.log_batch(run_id, params=items[start : start + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.log_metric_steps(run_id, [(step or 0, metrics)])
+
+    def log_metric_steps(
+        self, run_id: str, steps: Sequence[tuple[int, Mapping[str, float]]]
+    ) -> None:
+        """Metrics of several steps in one request (MLflow takes up to 1,000 per batch)."""
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
-        self.client.log_batch(run_id, metrics=batch)
+        batch = [Metric(key, float(value), now, step)
+                 for step, metrics in steps for key, value in metrics.items()]
+        for start in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[start : start + 1000])
 
     def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
