@@ -32,4 +32,4 @@ ui: install
 	$(BIN)/modelyard ui
 
 clean:
-	rm -rf .modelyard mlflow.db .dvc-remote && find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf .modelyard mlflow.db mlruns .dvc-remote
