@@ -1,5 +1,9 @@
-"""The retrain loop: version → validate → split → train → evaluate (candidate and production on
-the same split) → gate → register → `staging` → `production`."""
+"""The retrain loop: resolve the dataset version → read → validate → split → train → evaluate
+(candidate and production on the same split) → gate → register → `staging` → `production`.
+
+Bad data ends the flow Failed, with the message of the first refusal, before anything is trained
+or written to MLflow.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,29 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from modelyard.config import Settings, load_params
+from modelyard.data.catalog import CatalogError
 from modelyard.data.dataset import LABEL
+from modelyard.data.sources import project_root
 from modelyard.evaluation.metrics import majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.report import retrain_summary
-from tasks.data import load_dataset, resolve_dataset, split_dataset, validate_dataset
+from tasks.data import (
+    Rejected,
+    load_dataset,
+    rejection,
+    resolve_dataset,
+    split_dataset,
+    validate_dataset,
+)
 from tasks.evaluate import evaluate_candidate, evaluate_production, gate
 from tasks.registry import (
     log_evaluation,
     log_model,
+    log_validation,
     register_version,
     set_alias,
     start_tracking_run,
@@ -34,22 +49,47 @@ def retrain(
     params_path: str = "params.yaml",
     data_path: str | None = None,
     overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    data_repo: str | None = None,
+) -> dict[str, Any] | State:
     """Train a candidate on a dataset version and promote it only if it passes the gate.
 
-    `overrides` replaces params by dotted key (`{"train.epochs": 1}`), validated like the file.
+    `data_path` is a file or a dataset version `NAME@VERSION` (default: `data.path`), read from
+    `data_repo` (a path or git URL) when given. `overrides` replaces params by dotted key
+    (`{"train.epochs": 1}`), validated like the file.
     """
     params = load_params(params_path)
     if overrides:
         params = params.updated(overrides)
     settings = Settings()
     name, labels = params.model.name, list(params.data.labels)
-    path = Path(data_path) if data_path else params.data.path
+    try:
+        root: Path | None = project_root()
+    except CatalogError:
+        root = None
 
-    dataset = resolve_dataset(path)
-    raw = load_dataset(path)
-    validation = validate_dataset(raw, params.data, str(path))
-    splits = split_dataset(raw, params.data)
+    source = resolve_dataset(data_path or str(params.data.path), data_repo, root,
+                             settings.dataset_cache())
+    if isinstance(source, Rejected):
+        return _reject(source)
+    raw = load_dataset(source)
+    if isinstance(raw, Rejected):
+        return _reject(raw)
+    test_source, test = None, None
+    if params.data.test_path is not None:
+        test_source = resolve_dataset(str(params.data.test_path), data_repo, root,
+                                      settings.dataset_cache())
+        if isinstance(test_source, Rejected):
+            return _reject(test_source)
+        test = load_dataset(test_source)
+        if isinstance(test, Rejected):
+            return _reject(test)
+    dataset = source.version
+    label = source.label + (f" with test file {test_source.label}" if test_source else "")
+    docs_dir = settings.validation_dir() / f"{dataset.md5[:12]}-{params.digest()[:8]}"
+    validation, docs = validate_dataset(raw, test, params, label, docs_dir)
+    if not validation.success:
+        return _reject(rejection(validation, label, docs))
+    splits = split_dataset(raw, test, params.data)
 
     registry = MlflowRegistry(
         settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
@@ -58,6 +98,7 @@ def retrain(
     run_id = start_tracking_run(registry, params, dataset, splits, flow_run_id)
     workdir = Path(tempfile.mkdtemp(prefix="train-", dir=_ensure(settings.resolved_runs_dir())))
     try:
+        log_validation(registry, run_id, validation, docs)
         trained = train_candidate(splits, params, registry, run_id, workdir / "model")
         candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
         production = evaluate_production(registry, name, splits.test, labels)
@@ -88,10 +129,17 @@ def retrain(
         name, dataset, splits.sizes(), candidate, baseline, production, decision, version, run_id,
         registry.tracking_uri, registry.alias_version(name, STAGING),
         registry.alias_version(name, PRODUCTION),
+        validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
     )
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
     return summary
+
+
+def _reject(reason: Rejected) -> State:
+    """End the run Failed with the reason as its message: no traceback, nothing tracked."""
+    get_run_logger().error("data refused, nothing trained or registered:\n%s", reason.message)
+    return Failed(message=reason.message)
 
 
 def _ensure(directory: Path) -> Path:

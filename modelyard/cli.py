@@ -29,7 +29,12 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 @app.command()
 def retrain(
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
-    data: Annotated[Path | None, typer.Option(help="Dataset file (default: data.path).")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="A dataset file, or a version NAME@VERSION (reviews@2, reviews@latest, reviews@<md5 "
+             "prefix>, reviews@<git rev>). Default: data.path.")] = None,
+    data_repo: Annotated[str | None, typer.Option(
+        help="Read NAME@VERSION from this repository (path or git URL) instead of this "
+             "project.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a param: train.epochs=1")] = [],
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
@@ -37,9 +42,6 @@ def retrain(
     from rich.markup import escape
 
     from modelyard.config import ConfigError, load_params
-    from modelyard.data.dataset import DatasetError
-    from modelyard.data.validation import DataValidationError
-
     from modelyard.env import apply_defaults
 
     apply_defaults()
@@ -53,15 +55,16 @@ def retrain(
         console.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
+    from prefect.exceptions import FailedRun
+
     from flows.retrain import retrain as retrain_flow
 
     try:
-        summary = retrain_flow(
-            params_path=str(params), data_path=str(data) if data else None,
-            overrides=overrides or None,
-        )
-    except (DataValidationError, DatasetError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/] {escape(str(error))}\nNothing was trained, registered or promoted.")
+        summary = retrain_flow(params_path=str(params), data_path=data,
+                               overrides=overrides or None, data_repo=data_repo)
+    except FailedRun as refused:  # the flow refused the data; its message says why
+        console.print(f"[red]error:[/] {escape(str(refused))}\n"
+                      "Nothing was trained, registered or promoted.")
         raise typer.Exit(1) from None
     from modelyard.report import print_summary
 
@@ -81,6 +84,144 @@ def data_prepare(
     path = load_params(params).data.path
     how = prepare_default_dataset(Path.cwd(), path)
     typer.echo(f"{path}: {how}; tracked by DVC and pushed to the default remote")
+
+
+@data_app.command("add")
+def data_add(
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, Parquet or JSON Lines file.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file's stem).")]
+    = None,
+    params: Annotated[Path, typer.Option(help="The params file (columns, labels, thresholds).")]
+    = Path("params.yaml"),
+    push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
+) -> None:
+    """Validate a file and add it as the next version of a dataset (DVC-tracked, pushed)."""
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    loaded = _load_params_or_exit(params)
+    from modelyard.data import sources
+
+    with _data_errors():
+        added = sources.add(sources.project_root(), path, name or path.stem, loaded, push=push)
+    entry = added.entry
+    if not added.created:
+        typer.echo(f"{path} is already {entry.ref} (md5 {entry.md5}): nothing to add")
+        return
+    same = f"; the same bytes as {', '.join(added.same_bytes)}" if added.same_bytes else ""
+    typer.echo(f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
+               f"{entry.classes}{same}")
+    if added.report is not None:
+        typer.echo(f"validation: {added.report.summary()}")
+    typer.echo(f"pushed to the DVC remote: {'yes' if push else 'no (--no-push)'}. Pin it in git: "
+               f"git add {entry.path}.dvc {Path(entry.path).parent}/.gitignore && git commit")
+
+
+@data_app.command("list")
+def data_list(
+    repo: Annotated[str | None, typer.Option(help="Another repository (path or git URL).")] = None,
+    rev: Annotated[str | None, typer.Option(help="A git revision of that repository.")] = None,
+) -> None:
+    """Every dataset version: name@version, md5, rows, classes, when added."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    from modelyard.data import sources
+    from modelyard.data.catalog import Catalog
+
+    with _data_errors():
+        entries = Catalog(repo or sources.project_root(), rev).entries()
+    if not entries:
+        typer.echo("no datasets yet: add one with `modelyard data add FILE --name NAME`")
+        return
+    table = Table(show_edge=False)
+    for column in ("version", "md5", "rows", "classes", "added", "path"):
+        table.add_column(column)
+    for entry in entries:
+        classes = ", ".join(f"{k}: {v}" for k, v in entry.classes.items())
+        table.add_row(entry.ref, entry.md5[:12], str(entry.rows or "?"), classes,
+                      entry.added or "?", entry.path)
+    Console().print(table)
+
+
+@data_app.command("show")
+def data_show(
+    version: Annotated[str, typer.Argument(help="NAME@VERSION, or an md5 (prefix).")],
+    repo: Annotated[str | None, typer.Option(help="Another repository (path or git URL).")] = None,
+) -> None:
+    """One dataset version: rows, classes, hash, when added, and the models trained on it."""
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    from modelyard.config import Settings
+    from modelyard.data import sources
+    from modelyard.data.catalog import Catalog, CatalogError, DataRef
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    with _data_errors():
+        catalog = Catalog(repo or sources.project_root())
+        if "@" in version:
+            entry, _ = catalog.resolve(DataRef.parse(version))
+        else:
+            matches = [e for e in catalog.entries() if e.md5.startswith(version.lower())]
+            if not matches:
+                raise CatalogError(f"no dataset version has an md5 starting with {version!r}")
+            entry = matches[0]
+        names = [e.ref for e in catalog.entries() if e.md5 == entry.md5]
+    settings = Settings()
+    registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
+                              settings.artifact_root())
+    models = registry.versions_trained_on(entry.md5)
+    typer.echo(f"{entry.ref}\n  md5      {entry.md5}\n  path     {entry.path} ({entry.size} bytes)"
+               f"\n  rows     {entry.rows}\n  classes  {entry.classes}\n  added    {entry.added}"
+               f" from {entry.source}\n  names    {', '.join(names)}")
+    if models:
+        for model, number, aliases in models:
+            tag = f" [{', '.join(aliases)}]" if aliases else ""
+            typer.echo(f"  model    {model} version {number}{tag}")
+    else:
+        typer.echo("  model    none trained on it yet")
+
+
+def _load_params_or_exit(path: Path) -> Any:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from modelyard.config import ConfigError, load_params
+
+    try:
+        return load_params(path)
+    except ConfigError as error:
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+
+class _data_errors:
+    """Data problems (a bad file, an unknown version) end the command with exit 1 and the
+    message, not a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> bool:
+        if error is None:
+            return False
+        from modelyard.data.catalog import CatalogError
+        from modelyard.data.dataset import DatasetError
+        from modelyard.data.validation import DataValidationError
+        from modelyard.data.versioning import DvcError
+
+        if isinstance(error, CatalogError | DatasetError | DataValidationError | DvcError):
+            from rich.console import Console
+            from rich.markup import escape
+
+            Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}\nNothing was added "
+                                       "or changed.")
+            raise typer.Exit(1) from None
+        return False
 
 
 @app.command()

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -27,13 +34,25 @@ class _Frozen(BaseModel):
 
 class DataParams(_Frozen):
     path: Path = Path("data/reviews.csv")
+    # A separate, fixed test file; without one the test split is cut from `path` (seeded,
+    # stratified, grouped by text so that no text is in both).
+    test_path: Path | None = None
     text_column: str = "text"
     label_column: str = "label"
+    # Integer labels (0, 1) are kept as the strings "0", "1": the label a model predicts is
+    # always written the way the data wrote it.
     labels: tuple[str, ...] = Field(default=("negative", "neutral", "positive"), min_length=2)
-    min_rows: int = Field(default=100, ge=1)
     test_size: Fraction = 0.15
     val_size: Fraction = 0.15
     seed: int = 42
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                         for v in value)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DataParams:
@@ -43,6 +62,32 @@ class DataParams(_Frozen):
             raise ValueError("data.text_column and data.label_column must differ")
         if self.test_size + self.val_size >= 0.9:
             raise ValueError("data.test_size + data.val_size must leave at least 10% for training")
+        return self
+
+
+class ValidationParams(_Frozen):
+    """Thresholds of the data gate (the expectation suite in `modelyard.data.validation`).
+    Fractions are of the rows in the file; text lengths are in characters."""
+
+    min_rows: int = Field(default=100, ge=1)
+    min_rows_per_class: int = Field(default=20, ge=2)
+    min_text_length: int = Field(default=1, ge=1)
+    max_text_length: int = Field(default=5000, ge=1)
+    # The largest class may have at most this many times the rows of the smallest.
+    max_imbalance_ratio: float = Field(default=10.0, ge=1.0)
+    # Rows repeating an earlier row (same text and label).
+    max_duplicate_fraction: Score = 0.05
+    # Rows whose text also appears with another label.
+    max_conflicting_fraction: Score = 0.01
+    # Test rows whose text is also in the training or validation data.
+    max_leakage_fraction: Score = 0.0
+    # Texts with undecodable bytes (read as U+FFFD) or control characters.
+    max_bad_encoding_fraction: Score = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> ValidationParams:
+        if self.min_text_length > self.max_text_length:
+            raise ValueError("validation.min_text_length is above validation.max_text_length")
         return self
 
 
@@ -98,6 +143,7 @@ class PromotionParams(_Frozen):
 
 class Params(_Frozen):
     data: DataParams = DataParams()
+    validation: ValidationParams = ValidationParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     gate: GateParams = GateParams()
@@ -173,6 +219,14 @@ class Settings(BaseSettings):
         if self._external_tracking_uri():
             return None
         return (self.home / "mlruns").resolve().as_uri()
+
+    def validation_dir(self) -> Path:
+        """Data Docs of every validation, by dataset md5 and params hash."""
+        return (self.home / ".modelyard" / "validation").resolve()
+
+    def dataset_cache(self) -> Path:
+        """Dataset versions fetched through dvc.api, named by md5."""
+        return (self.home / ".modelyard" / "datasets").resolve()
 
     def resolved_runs_dir(self) -> Path:
         return (self.runs_dir or self.home / ".modelyard" / "runs").resolve()

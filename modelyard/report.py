@@ -11,9 +11,10 @@ from modelyard.evaluation.metrics import Metrics
 
 def retrain_summary(
     name: str, dataset: DatasetVersion, splits: dict[str, int], candidate: Metrics,
-    majority_baseline: float, production: tuple[str, Metrics] | None, decision: GateDecision, version: str | None,
+    majority_baseline: float, production: tuple[str, Metrics] | None, decision: GateDecision,
+    version: str | None,
     run_id: str, tracking_uri: str, staging_version: str | None,
-    production_version: str | None,
+    production_version: str | None, validation: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """What a retrain did, as plain JSON-able data: the flow's return value."""
     before, before_metrics = production or (None, None)
@@ -21,6 +22,7 @@ def retrain_summary(
         "model": name,
         "dataset": {"path": dataset.path, "md5": dataset.md5, "git_commit": dataset.git_commit,
                     "rows": sum(splits.values()), "splits": splits},
+        "validation": validation,
         "candidate": candidate.headline(),
         "majority_baseline_accuracy": majority_baseline,
         "production": None if before_metrics is None else before_metrics.headline(),
@@ -48,6 +50,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.rule("[bold]ModelYard retrain")
     console.print(f"dataset   {dataset['path']}  md5 [bold]{dataset['md5']}[/]  "
                   f"({dataset['rows']} rows: {dataset['splits']})  git {dataset['git_commit'][:12]}")
+    if summary.get("validation"):
+        console.print(f"data      {summary['validation']['summary']}; Data Docs: "
+                      f"{summary['validation']['docs']}")
     table = Table(title="test split", show_edge=False)
     table.add_column("metric")
     table.add_column("candidate", justify="right")

@@ -1,3 +1,7 @@
+"""Data tasks. A bad dataset is an expected outcome, not a crash: these tasks return a `Rejected`
+instead of raising, so the flow can end Failed with one clear message (no traceback in the log)
+before anything is trained or tracked."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,49 +11,93 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.config import DataParams
+from modelyard.config import DataParams, Params
 from modelyard.data import dataset as ds
-from modelyard.data.identity import DatasetVersion, dataset_version
-from modelyard.data.validation import DataValidationError, ValidationReport, validate_frame
+from modelyard.data import sources
+from modelyard.data.catalog import CatalogError
+from modelyard.data.validation import (
+    DataValidationError,
+    ValidationReport,
+    validate_datasets,
+    write_data_docs,
+)
 
 
-@task(name="resolve-dataset-version", cache_policy=NO_CACHE)
-def resolve_dataset(path: Path) -> DatasetVersion:
-    version = dataset_version(path)
+class Rejected:
+    """Why the data was refused; the message names the file, the check and what was observed."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Rejected({self.message!r})"
+
+
+@task(name="resolve-dataset", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def resolve_dataset(spec: str, repo: str | None, root: Path,
+                    cache_dir: Path) -> sources.Source | Rejected:
+    """A file path, or NAME@VERSION fetched through dvc.api; with its identity (DVC md5)."""
+    try:
+        source = sources.resolve(spec, repo, root, cache_dir)
+    except (CatalogError, ds.DatasetError) as error:
+        return Rejected(str(error))
+    version = source.version
     logger = get_run_logger()
-    logger.info("dataset %s: md5 %s, %d bytes, git %s", path, version.md5, version.size,
+    logger.info("dataset %s: md5 %s, %d bytes, git %s", source.label, version.md5, version.size,
                 version.git_commit[:12])
-    if version.dvc_pointer_md5 is None:
-        logger.warning("%s is not tracked by DVC: `dvc add %s` to version it", path, path)
-    elif not version.matches_pointer:
-        logger.warning("%s differs from its .dvc pointer (%s): the data changed since `dvc add`",
-                       path, version.dvc_pointer_md5[:10])
-    return version
+    if source.ref is None:
+        if version.dvc_pointer_md5 is None:
+            logger.warning("%s is not versioned: `modelyard data add %s` (or `dvc add`) to keep "
+                           "it", spec, spec)
+        elif not version.matches_pointer:
+            logger.warning("%s differs from its .dvc pointer (%s): the data changed since "
+                           "`dvc add`", spec, version.dvc_pointer_md5[:10])
+    return source
 
 
 @task(name="load-dataset", cache_policy=NO_CACHE)
-def load_dataset(path: Path) -> pd.DataFrame:
-    return ds.read_frame(path)
+def load_dataset(source: sources.Source) -> pd.DataFrame | Rejected:
+    try:
+        frame = ds.read_frame(source.path)
+    except ds.DatasetError as error:
+        message = str(error)
+        if source.ref is not None:  # name the version, not the local cache file
+            message = message.replace(str(source.path), source.label)
+        return Rejected(message)
+    get_run_logger().info("read %s: %d rows, columns %s", source.label, len(frame),
+                          list(frame.columns))
+    return frame
 
 
 @task(name="validate-dataset", cache_policy=NO_CACHE)
-def validate_dataset(frame: pd.DataFrame, params: DataParams, source: str) -> ValidationReport:
-    """Fails the flow (before any training or tracking) when the data breaks the suite."""
-    report = validate_frame(frame, params)
+def validate_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: Params,
+                     source: str, docs_dir: Path) -> tuple[ValidationReport, Path]:
+    """The expectation suite; Data Docs written to `docs_dir`, a summary as a Prefect artifact."""
+    report = validate_datasets(frame, params.data, params.validation, test)
+    docs = write_data_docs(report, docs_dir, source)
+    verdict = "passed" if report.success else "**FAILED**"
     create_markdown_artifact(
         key="data-validation",
-        markdown=f"### Data validation of `{source}` ({report.rows} rows)\n\n{report.to_markdown()}",
+        markdown=(f"### Data validation of `{source}`: {verdict}\n\n{report.summary()}; Data Docs: "
+                  f"`{docs / 'index.html'}`\n\n{report.to_markdown()}"),
         description="Great Expectations suite on the training data",
     )
-    if not report.success:
-        raise DataValidationError(source, report)
-    get_run_logger().info("validation passed: %d expectations on %d rows", len(report.checks),
-                          report.rows)
-    return report
+    logger = get_run_logger()
+    if report.success:
+        logger.info("validation passed: %s", report.summary())
+    else:
+        logger.error("validation failed: %s", report.summary())
+    return report, docs
+
+
+def rejection(report: ValidationReport, source: str, docs: Path) -> Rejected:
+    return Rejected(f"{DataValidationError(source, report)}\nData Docs: {docs / 'index.html'}")
 
 
 @task(name="split-dataset", cache_policy=NO_CACHE)
-def split_dataset(frame: pd.DataFrame, params: DataParams) -> ds.Splits:
-    splits = ds.split(ds.to_canonical(frame, params), params)
-    get_run_logger().info("split (stratified, seed %d): %s", params.seed, splits.sizes())
+def split_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: DataParams) -> ds.Splits:
+    canonical_test = None if test is None else ds.to_canonical(test, params)
+    splits = ds.split(ds.to_canonical(frame, params), params, canonical_test)
+    how = "the test file" if test is not None else "a grouped, stratified split"
+    get_run_logger().info("split (seed %d, test from %s): %s", params.seed, how, splits.sizes())
     return splits

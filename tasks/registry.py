@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from modelyard.config import Params
 from modelyard.data.dataset import TEXT, Splits
 from modelyard.data.identity import DatasetVersion
+from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -55,6 +56,17 @@ def start_tracking_run(
         registry.log_dataset(run_id, dataset, frame, context, name=f"{Path(dataset.path).stem}")
     get_run_logger().info("MLflow run %s", run_id)
     return run_id
+
+
+@task(name="log-validation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def log_validation(registry: MlflowRegistry, run_id: str, report: ValidationReport,
+                   docs: Path) -> None:
+    """Data Docs (HTML + JSON) under `validation/`, the dataset figures as metrics."""
+    registry.log_artifacts(run_id, docs, "validation")
+    registry.log_metrics(run_id, {f"data_{k}": float(v) for k, v in report.statistics.items()
+                                  if v != float("inf")})
+    registry.set_run_tags(run_id, {"modelyard.validation": "passed" if report.success
+                                   else "failed"})
 
 
 @task(name="log-evaluation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

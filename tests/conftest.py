@@ -53,7 +53,8 @@ def tiny_params(real_params):
         "train.epochs": 5,
         "train.learning_rate": 3e-3,
         "train.batch_size": 32,
-        "data.min_rows": 100,
+        "validation.min_rows": 100,
+        "validation.min_rows_per_class": 10,
         "gate.min_accuracy": 0.45,
         "gate.min_macro_f1": 0.4,
     })

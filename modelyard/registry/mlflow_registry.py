@@ -92,6 +92,16 @@ class MlflowRegistry:
     def log_dict(self, run_id: str, data: Mapping[str, Any], path: str) -> None:
         self.client.log_dict(run_id, dict(data), path)
 
+    def log_artifacts(self, run_id: str, local_dir: Path, path: str) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), path)
+
+    def versions_trained_on(self, dataset_md5: str) -> list[tuple[str, str, list[str]]]:
+        """(model name, version, aliases) of every registered version whose lineage names this
+        dataset hash."""
+        found = self.client.search_model_versions(f"tags.dataset_md5 = '{dataset_md5}'")
+        return sorted(((v.name, str(v.version), list(v.aliases)) for v in found),
+                      key=lambda item: (item[0], int(item[1])))
+
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt
 

@@ -1,0 +1,131 @@
+"""Where training data comes from: a file path, or a dataset version `NAME@VERSION` of this or
+another repository; and how a new version gets in (`modelyard data add`).
+
+Adding validates first (the same suite as training), so a version that exists always passed the
+data gate, and nothing is written — no copy, no pointer, no DVC cache entry — for a bad file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from modelyard.config import Params
+from modelyard.data import dataset as ds
+from modelyard.data.catalog import (
+    NAME,
+    Catalog,
+    CatalogError,
+    DataRef,
+    Entry,
+    next_version,
+    now,
+    version_path,
+    write_meta,
+)
+from modelyard.data.identity import DatasetVersion, dataset_version, file_md5, git_commit
+from modelyard.data.validation import ValidationReport, ensure_valid, validate_datasets
+from modelyard.data.versioning import DvcRepo
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory upwards holding `.dvc/`: where datasets are versioned."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".dvc").is_dir():
+            return directory
+    raise CatalogError(f"{here} is not inside a DVC repository (no .dvc/ here or above): run "
+                       "`dvc init` in the project first")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset made local: `path` holds exactly the bytes of `version`."""
+
+    path: Path
+    label: str  # how messages name it: the path, or "reviews@2 (data/datasets/reviews/v2.csv)"
+    version: DatasetVersion
+    ref: str | None = None
+
+
+def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> Source:
+    """A path, or `NAME@VERSION` read through dvc.api from `repo` (default: the project at
+    `root`) into `cache_dir` (named by md5, so a version is fetched once)."""
+    if not DataRef.looks_like(spec) and repo is None:
+        path = Path(spec)
+        if not path.is_file():
+            raise ds.DatasetError(f"{path}: no such file")
+        return Source(path, str(path), dataset_version(path))
+    ref = DataRef.parse(spec, repo)
+    if repo is None and root is None:
+        root = project_root()  # raises, naming the directory, when there is none
+    catalog = Catalog(repo or root)
+    entry, rev = catalog.resolve(ref)
+    local = catalog.read_bytes_to(entry, rev, cache_dir / f"{entry.md5}{Path(entry.path).suffix}")
+    where = "" if repo is None else f" of {repo}"
+    at = f" at {rev}" if rev else ""
+    label = f"{entry.ref}{where}{at} ({entry.path})"
+    commit = git_commit(root) if root is not None and repo is None and rev is None \
+        else (rev or "unknown")
+    version = replace(dataset_version(local), path=label, git_commit=commit,
+                      dvc_pointer_md5=entry.md5)
+    return Source(local, label, version, entry.ref)
+
+
+@dataclass(frozen=True)
+class Added:
+    entry: Entry
+    created: bool
+    # Other names the same bytes were already added under (one version, several names).
+    same_bytes: list[str]
+    report: ValidationReport | None
+
+
+def add(root: Path, source: Path, name: str, params: Params, push: bool = True) -> Added:
+    """Validate `source`, copy it in as the next version of `name`, track it with DVC, describe
+    it in the pointer's `meta:`, push it to the default remote."""
+    if not NAME.match(name):
+        raise CatalogError(f"{name!r} is not a dataset name (letters, digits, '.', '_', '-')")
+    frame = ds.read_frame(source)
+    report = ensure_valid(validate_datasets(frame, params.data, params.validation), str(source))
+    md5 = file_md5(source)
+    catalog = Catalog(root)
+    versions = catalog.versions(name)
+    for entry in versions:
+        if entry.md5 == md5:
+            return Added(entry, False, [], report)
+    same_bytes = [entry.ref for entry in catalog.entries() if entry.md5 == md5]
+
+    version = next_version(versions)
+    target = version_path(root, name, version, source.suffix)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pointer = target.with_name(target.name + ".dvc")
+    ignore = target.parent / ".gitignore"
+    ignore_before = ignore.read_text() if ignore.exists() else None
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        dvc = DvcRepo(root)
+        dvc.add(target)
+        labels = ds.to_canonical(frame, params.data)[ds.LABEL].value_counts()
+        write_meta(pointer, {
+            "name": name, "version": version, "rows": len(frame),
+            "classes": {str(k): int(v) for k, v in labels.sort_index().items()},
+            "added": now(), "source": source.name,
+        })
+        if push:
+            dvc.push(target)
+    except BaseException:
+        # Leave the catalog as it was: no half-added version.
+        for path in (partial, target, pointer):
+            path.unlink(missing_ok=True)
+        if ignore_before is None:
+            ignore.unlink(missing_ok=True)
+        else:
+            ignore.write_text(ignore_before)
+        raise
+    entry = next(e for e in Catalog(root).versions(name) if e.version == version)
+    return Added(entry, True, same_bytes, report)
