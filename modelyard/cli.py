@@ -12,6 +12,9 @@ app = typer.Typer(help="ModelYard: version, validate, train, gate, register and 
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Datasets: the default dataset, DVC versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+stage_app = typer.Typer(help="The DVC pipeline's stages (run by `dvc repro`, see dvc.yaml).",
+                        no_args_is_help=True)
+app.add_typer(stage_app, name="stage")
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -222,6 +225,54 @@ class _data_errors:
                                        "or changed.")
             raise typer.Exit(1) from None
         return False
+
+
+def _stage(name: str, params: Path) -> None:
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    loaded = _load_params_or_exit(params)
+    from modelyard import pipeline
+
+    with _data_errors():
+        result = getattr(pipeline, name)(loaded)
+    if name == "prepare":
+        typer.echo(f"prepared {pipeline.PREPARED}: {result.sizes()}")
+    elif name == "validate":
+        typer.echo(f"validation: {result.summary()}; Data Docs: {pipeline.VALIDATION}/index.html")
+    elif name == "train":
+        typer.echo(f"trained {pipeline.MODEL}: best epoch {result.result.best_epoch}, "
+                   f"{result.result.steps} steps in {result.result.seconds:.1f}s")
+    else:
+        typer.echo(f"test accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} "
+                   f"→ {pipeline.METRICS}")
+
+
+_PARAMS_OPTION = typer.Option(help="The params file.")
+
+
+@stage_app.command("prepare")
+def stage_prepare(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -> None:
+    """Read data.path (and data.test_path), write the train/val/test split as Parquet."""
+    _stage("prepare", params)
+
+
+@stage_app.command("validate")
+def stage_validate(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -> None:
+    """Run the expectation suite; Data Docs to build/validation/; exit 1 when it fails."""
+    _stage("validate", params)
+
+
+@stage_app.command("train")
+def stage_train(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -> None:
+    """Fine-tune on the prepared split; the model to build/model/."""
+    _stage("train", params)
+
+
+@stage_app.command("evaluate")
+def stage_evaluate(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -> None:
+    """Score build/model on the test split; build/metrics.json for `dvc metrics show`."""
+    _stage("evaluate", params)
 
 
 @app.command()

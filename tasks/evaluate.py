@@ -10,14 +10,13 @@ from prefect.cache_policies import NO_CACHE
 from modelyard.config import GateParams
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.evaluation.gate import GateDecision, decide
-from modelyard.evaluation.metrics import Metrics, classification_metrics
+from modelyard.evaluation.metrics import Metrics, score
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.training.model import TextClassifier
 
 
 def _score(classifier: TextClassifier, test: pd.DataFrame, labels: list[str]) -> Metrics:
-    predicted = classifier.predict(test[TEXT].tolist())
-    return classification_metrics(test[LABEL].tolist(), predicted, labels)
+    return score(classifier, test[TEXT].tolist(), test[LABEL].tolist(), labels)
 
 
 @task(name="evaluate-candidate", cache_policy=NO_CACHE)

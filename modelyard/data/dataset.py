@@ -152,7 +152,10 @@ def _grouped_split(frame: pd.DataFrame, size: float, seed: int) -> tuple[pd.Data
         groups.index.to_numpy(), test_size=size, stratify=groups.to_numpy(), random_state=seed
     )
     mask = keys.isin(set(held_out)).to_numpy()
-    return frame[~mask], frame[mask]
+    # Shuffled like sklearn's own split: file order (often sorted by label or source) must not
+    # leak into anything downstream that depends on row order.
+    return (frame[~mask].sample(frac=1.0, random_state=seed),
+            frame[mask].sample(frac=1.0, random_state=seed))
 
 
 def split(frame: pd.DataFrame, params: DataParams, test: pd.DataFrame | None = None) -> Splits:

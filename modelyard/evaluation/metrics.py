@@ -58,6 +58,12 @@ def classification_metrics(
     )
 
 
+def score(classifier: Any, texts: Sequence[str], y_true: Sequence[str],
+          labels: Sequence[str]) -> Metrics:
+    """A classifier (anything with `.predict(texts)` returning label names) on labelled texts."""
+    return classification_metrics(list(y_true), classifier.predict(list(texts)), labels)
+
+
 def majority_baseline(y_train: Sequence[str], y_test: Sequence[str]) -> float:
     """Accuracy of always predicting the most frequent training label."""
     from collections import Counter

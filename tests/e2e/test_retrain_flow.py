@@ -82,6 +82,11 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert "evaluation/confusion_matrix.png" in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "gate")} == {
         "gate/decision.json", "gate/decision.md"}
+    docs = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert {"validation/index.html", "validation/validation.json",
+            "validation/0-rows.html", "validation/1-statistics.html"} <= docs
+    assert run.data.metrics["data_duplicate_fraction"] == 0.0
+    assert run.data.tags["modelyard.validation"] == "passed"
 
 
 def test_candidate_beats_the_majority_baseline(first):
@@ -131,44 +136,13 @@ def test_failing_gate_on_a_worse_model_moves_no_alias(first, env, client):
     assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
 
 
-def test_bad_data_stops_before_training_and_touches_nothing(first, env, client, tmp_path):
-    from flows.retrain import retrain
-    from modelyard.data.validation import DataValidationError
-
-    bad = tmp_path / "bad.csv"
-    bad.write_text(env["data"].read_text().replace(",positive\n", ",very positive\n", 5))
-    runs_before = len(client.search_runs([client.get_experiment_by_name("modelyard").experiment_id]))
-    versions_before = len(client.search_model_versions(f"name='{NAME}'"))
-    with pytest.raises(DataValidationError, match="very positive"):
-        retrain(params_path=env["params"], data_path=str(bad))
-    experiment = client.get_experiment_by_name("modelyard").experiment_id
-    assert len(client.search_runs([experiment])) == runs_before
-    assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
-    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
-
-
-def test_cli_reports_bad_data_and_exits_non_zero(first, env, tmp_path):
-    from typer.testing import CliRunner
-
-    from modelyard.cli import app
-
-    bad = tmp_path / "short.csv"
-    bad.write_text("text,label\n,positive\nfine,neutral\n")
-    result = CliRunner().invoke(app, ["retrain", "--params", env["params"], "--data", str(bad)])
-    output = " ".join(result.output.split())  # rich wraps long lines
-    assert result.exit_code == 1
-    assert "failed validation" in output
-    assert "expect_table_row_count_to_be_between(): observed 2" in output
-    assert "expect_column_values_to_not_be_null(text): 1 unexpected of 2 rows, e.g. [nan]" in output
-    assert "Nothing was trained, registered or promoted" in output
-
-
 def test_summary_a_person_reads(first, capsys):
     from modelyard.report import print_summary
 
     print_summary(first)
     out = " ".join(capsys.readouterr().out.split())
     assert first["dataset"]["md5"] in out
+    assert "data 17/17 expectations passed on 1500 rows; Data Docs:" in out
     assert "PROMOTE" in out and "first model: all absolute thresholds met" in out
     assert f"{NAME} version 1" in out and "production → v1" in out
     assert "majority class: accuracy 0.3" in out

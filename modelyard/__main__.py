@@ -1,0 +1,5 @@
+"""`python -m modelyard …`: the CLI, for places (dvc.yaml) that name the interpreter."""
+
+from modelyard.cli import main
+
+main()
