@@ -15,6 +15,7 @@ DEFAULTS = {
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "GX_ANALYTICS_ENABLED": "False",
+    "DVC_NO_ANALYTICS": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # The ephemeral Prefect API migrates a fresh SQLite database on its first start; on two busy
     # cores that can take longer than Prefect's default wait.

@@ -8,6 +8,7 @@ in the repository would be read from the working directory, hence the chdir).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -67,3 +68,25 @@ def small_reviews(tmp_path_factory) -> Path:
 
     return write_reviews(tmp_path_factory.mktemp("data") / "reviews.csv",
                          ReviewSpec(rows=1500, seed=7))
+
+
+def make_dvc_project(root: Path, remote: Path) -> Path:
+    """A git repository with DVC initialised and a local default remote: what `modelyard data`
+    works in. Returns `root`."""
+    import subprocess
+
+    root.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=root, check=True, capture_output=True)
+
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "tests@modelyard.invalid")
+    run("git", "config", "user.name", "tests")
+    from dvc.repo import Repo
+
+    Repo.init(str(root)).close()
+    run(sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote))
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "init")
+    return root

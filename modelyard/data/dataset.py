@@ -102,12 +102,24 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise DatasetError(f"{path}: the file has no header and no rows") from None
     except pd.errors.ParserError as error:
         detail = str(error).strip()
-        hint = " (is the file truncated?)" if "EOF" in detail else ""
+        hint = " (is the file truncated?)" if "EOF" in detail else _header_hint(path, fmt)
         raise DatasetError(f"{path}: cannot be parsed as {fmt}: {detail}{hint}") from None
     except (UnicodeDecodeError, ValueError, OSError) as error:
         raise DatasetError(f"{path}: cannot be parsed as {fmt}: {error}") from None
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+def _header_hint(path: Path, fmt: str) -> str:
+    """Name the delimiter the header seems to use when it is not the one the suffix implies."""
+    with path.open("rb") as handle:
+        header = handle.readline().decode("utf-8", "replace").strip()
+    expected = "\t" if fmt == "tsv" else ","
+    for delimiter, name in ((";", "';'"), ("\t", "a tab"), ("|", "'|'"), (",", "','")):
+        if delimiter != expected and delimiter in header and expected not in header:
+            return (f"; the header {header[:60]!r} looks delimited by {name}, not by what the "
+                    f"suffix {path.suffix!r} says")
+    return ""
 
 
 def delimiter_hint(frame: pd.DataFrame) -> str:

@@ -16,14 +16,6 @@ NAME = "e2e-reviews"
 
 
 @pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=None):
-        yield
-
-
-@pytest.fixture(scope="module")
 def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
     home = tmp_path_factory.mktemp("e2e-home")
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
@@ -32,12 +24,6 @@ def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     return {"home": home, "params": str(path), "data": small_reviews,
             "uri": f"sqlite:///{home.resolve()}/mlflow.db"}
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 @pytest.fixture(scope="module")
