@@ -99,8 +99,13 @@ class MlflowRegistry:
         """(model name, version, aliases) of every registered version whose lineage names this
         dataset hash."""
         found = self.client.search_model_versions(f"tags.dataset_md5 = '{dataset_md5}'")
-        return sorted(((v.name, str(v.version), list(v.aliases)) for v in found),
-                      key=lambda item: (item[0], int(item[1])))
+        # Search results carry no aliases: they live on the registered model.
+        aliases: dict[tuple[str, str], list[str]] = {}
+        for name in {v.name for v in found}:
+            for alias, number in self.client.get_registered_model(name).aliases.items():
+                aliases.setdefault((name, str(number)), []).append(alias)
+        return sorted(((v.name, str(v.version), sorted(aliases.get((v.name, str(v.version)), [])))
+                       for v in found), key=lambda item: (item[0], int(item[1])))
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt

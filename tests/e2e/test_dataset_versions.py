@@ -1,0 +1,65 @@
+"""A dataset version in, a model out: integer labels in a JSON Lines file, added with
+`modelyard data add`, trained on by `--data NAME@VERSION`; the model predicts the labels as the
+data wrote them, and `data show` names the model version trained on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import make_dvc_project
+
+pytestmark = pytest.mark.slow
+
+
+def test_integer_labels_from_a_dataset_version_round_trip(prefect_api, tmp_path, monkeypatch,
+                                                          tiny_params):
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+    from modelyard.data.synthetic import ReviewSpec, generate_reviews
+
+    root = make_dvc_project(tmp_path / "project", tmp_path / "remote")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "home"))
+    # Sentiment as 0/1/2 under other column names, as a data scientist might export it.
+    ids = {"negative": 0, "neutral": 1, "positive": 2}
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(json.dumps({"body": text, "stars": ids[label]}) + "\n"
+                            for text, label in generate_reviews(ReviewSpec(rows=1500, seed=7))))
+    params = tiny_params.updated({"model.name": "int-labels", "data.text_column": "body",
+                                  "data.label_column": "stars", "data.labels": [0, 1, 2],
+                                  "validation.min_rows_per_class": 10})
+    (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    runner = CliRunner()
+
+    added = runner.invoke(app, ["data", "add", str(path), "--name", "stars"])
+    assert added.exit_code == 0, added.output
+    trained = runner.invoke(app, ["retrain", "--data", "stars@1"])
+    output = " ".join(trained.output.split())
+    assert trained.exit_code == 0, output
+    assert "stars@1 (data/datasets/stars/v1.jsonl)" in output
+    assert "17/17 expectations passed on 1500 rows" in output
+
+    shown = runner.invoke(app, ["data", "show", "stars@1"])
+    assert "model int-labels version 1 [production, staging]" in " ".join(shown.output.split())
+
+    uri = f"sqlite:///{(tmp_path / 'home').resolve()}/mlflow.db"
+    code = (
+        "import mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({uri!r})\n"
+        "model = mlflow.pyfunc.load_model('models:/int-labels@production')\n"
+        "out = model.predict(pd.DataFrame({'text': ['Superb, I love it.', 'Broke in a day.']}))\n"
+        "import json; print(json.dumps([sorted(out.columns), list(out['label'])]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    columns, labels = json.loads(result.stdout.strip().splitlines()[-1])
+    assert columns == ["label", "prob_0", "prob_1", "prob_2"]
+    # The labels as the data wrote them, as strings (JSON would keep an int an int).
+    assert labels and all(isinstance(label, str) and label in {"0", "1", "2"} for label in labels)
