@@ -141,12 +141,12 @@ def data_list(
         typer.echo("no datasets yet: add one with `modelyard data add FILE --name NAME`")
         return
     table = Table(show_edge=False)
-    for column in ("version", "md5", "rows", "classes", "added", "path"):
-        table.add_column(column)
+    for column in ("version", "md5", "rows", "classes", "added (UTC)"):
+        table.add_column(column, no_wrap=column != "classes")
     for entry in entries:
-        classes = ", ".join(f"{k}: {v}" for k, v in entry.classes.items())
-        table.add_row(entry.ref, entry.md5[:12], str(entry.rows or "?"), classes,
-                      entry.added or "?", entry.path)
+        classes = " · ".join(f"{k} {v}" for k, v in entry.classes.items())
+        added = (entry.added or "?")[:16].replace("T", " ")
+        table.add_row(entry.ref, entry.md5[:10], str(entry.rows or "?"), classes, added)
     Console().print(table)
 
 

@@ -57,9 +57,17 @@ class DvcRepo:
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
 
+        import logging
+
+        # A miss is an expected answer here (the caller falls back), not a warning to print.
+        dvc_logger = logging.getLogger("dvc")
+        level = dvc_logger.level
+        dvc_logger.setLevel(logging.ERROR)
         try:
             with _DVC_LOCK, Repo(str(self.root)) as repo:
                 repo.pull(targets=[self._target(path, ".dvc")])
         except DvcException:
             return False
+        finally:
+            dvc_logger.setLevel(level)
         return path.is_file() and file_md5(path) == dvc_pointer_md5(path)
