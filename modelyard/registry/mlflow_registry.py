@@ -8,9 +8,12 @@ tasks in other threads.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +35,43 @@ class ModelVersionInfo:
     aliases: list[str]
 
 
+_FLUENT = threading.Lock()
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def _fluent_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (log_model, load_model) at `uri` for one call only.
+
+    Those functions read process-wide URIs, and setting them also exports MLFLOW_TRACKING_URI /
+    MLFLOW_REGISTRY_URI; left set, one flow's store would silently become the default of the next
+    flow in the same process (a worker). The lock keeps two threads from interleaving.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    with _FLUENT:
+        saved = (tracking_state._tracking_uri, registry_state._registry_uri)
+        saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            tracking_state._tracking_uri, registry_state._registry_uri = saved
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 class MlflowRegistry:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
-        # Model logging goes through MLflow's fluent API, which reads the global URIs.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = (
@@ -143,7 +174,7 @@ class MlflowRegistry:
 
         entry = Path(pyfunc.__file__).with_name("pyfunc_entry.py")
 
-        with mlflow.start_run(run_id=run_id):
+        with _fluent_uris(self.tracking_uri), mlflow.start_run(run_id=run_id):
             # "Models from code": the model file is stored as source, not as a pickle.
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -162,9 +193,11 @@ class MlflowRegistry:
             self.client.get_registered_model(name)
         except MlflowException:
             self.client.create_registered_model(name)
-        version = self.client.create_model_version(
-            name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
-        )
+        # A `models:/m-…` source is resolved through the process-wide tracking URI.
+        with _fluent_uris(self.tracking_uri):
+            version = self.client.create_model_version(
+                name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+            )
         return str(version.version)
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
@@ -193,7 +226,7 @@ class MlflowRegistry:
         """The model behind `models:/<name>@<alias>` exactly as the pyfunc flavour loads it."""
         import mlflow.pyfunc
 
-        with tempfile.TemporaryDirectory() as scratch:
+        with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch:
             model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}", dst_path=scratch)
             return model.unwrap_python_model().classifier
 

@@ -90,6 +90,18 @@ def test_production_model_predicts_like_the_saved_directory(store, logged, model
     assert (loaded.predict_proba(TEXTS) == pytest.approx(local.predict_proba(TEXTS), abs=1e-6))
 
 
+def test_the_store_does_not_become_the_process_default(store, logged):
+    """Logging and loading leave no MLflow URI behind: the next flow in this process (a worker)
+    must use its own settings, not the last store touched."""
+    import os
+
+    import mlflow
+
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        assert variable not in os.environ
+    assert mlflow.get_tracking_uri() != store[0]
+
+
 def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
     uri, registry = store
     run_id, model_uri, _ = logged
