@@ -90,3 +90,24 @@ def make_dvc_project(root: Path, remote: Path) -> Path:
     run("git", "add", "-A")
     run("git", "commit", "-qm", "init")
     return root
+
+
+def predict_in_fresh_process(tracking_uri: str, model_uri: str, texts: list[str],
+                             cwd: Path) -> dict:
+    """Load `model_uri` with plain `mlflow.pyfunc` in a new interpreter (as a consumer of the
+    registry would) and predict: {"columns", "labels", "inputs"} as JSON gave them back."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({tracking_uri!r})\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        f"out = model.predict(pd.DataFrame({{'text': {texts!r}}}))\n"
+        "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
+        "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

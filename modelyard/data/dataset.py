@@ -36,8 +36,9 @@ class Splits:
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}
 SUFFIXES = tuple(FORMATS)
-_MAGIC = {b"PAR1": "a Parquet file", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive",
-          b"\x89PNG": "a PNG image", b"%PDF": "a PDF document", b"SQLite format 3": "an SQLite database"}
+_MAGIC = {b"PAR1": "a Parquet file", b"\x1f\x8b": "gzip-compressed",
+          b"PK\x03\x04": "a zip archive", b"\x89PNG": "a PNG image", b"%PDF": "a PDF document",
+          b"SQLite format 3": "an SQLite database"}
 
 
 def sniff(head: bytes) -> str:
@@ -153,7 +154,9 @@ def text_key(texts: pd.Series) -> pd.Series:
     return pd.Series(keys, index=texts.index, dtype=object)
 
 
-def _grouped_split(frame: pd.DataFrame, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _grouped_split(
+    frame: pd.DataFrame, size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split by distinct text, stratified on label: rows with the same text always land on the
     same side, so a duplicated text can never be in both training and test data."""
     from sklearn.model_selection import train_test_split

@@ -140,8 +140,9 @@ def build_row_suite(data: DataParams, limits: ValidationParams, frame: pd.DataFr
     titles = {}
     for title, expectation in titled:
         suite.add_expectation(expectation)
-        titles[_key(expectation.expectation_type, {"column": getattr(expectation, "column", None),
-                                                    "regex": getattr(expectation, "regex", None)})] = title
+        config = {"column": getattr(expectation, "column", None),
+                  "regex": getattr(expectation, "regex", None)}
+        titles[_key(expectation.expectation_type, config)] = title
     return suite, titles
 
 

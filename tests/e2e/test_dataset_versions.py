@@ -5,13 +5,11 @@ data wrote them, and `data show` names the model version trained on it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import make_dvc_project
+from tests.conftest import make_dvc_project, predict_in_fresh_process
 
 pytestmark = pytest.mark.slow
 
@@ -49,17 +47,9 @@ def test_integer_labels_from_a_dataset_version_round_trip(prefect_api, tmp_path,
     assert "model int-labels version 1 [production, staging]" in " ".join(shown.output.split())
 
     uri = f"sqlite:///{(tmp_path / 'home').resolve()}/mlflow.db"
-    code = (
-        "import mlflow, pandas as pd\n"
-        f"mlflow.set_tracking_uri({uri!r})\n"
-        "model = mlflow.pyfunc.load_model('models:/int-labels@production')\n"
-        "out = model.predict(pd.DataFrame({'text': ['Superb, I love it.', 'Broke in a day.']}))\n"
-        "import json; print(json.dumps([sorted(out.columns), list(out['label'])]))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    columns, labels = json.loads(result.stdout.strip().splitlines()[-1])
+    out = predict_in_fresh_process(uri, "models:/int-labels@production",
+                                   ["Superb, I love it.", "Broke in a day."], tmp_path)
+    columns, labels = out["columns"], out["labels"]
     assert columns == ["label", "prob_0", "prob_1", "prob_2"]
     # The labels as the data wrote them, as strings (JSON would keep an int an int).
     assert labels and all(isinstance(label, str) and label in {"0", "1", "2"} for label in labels)

@@ -4,11 +4,11 @@ temporary MLflow store: registry state after a promotion, after a rejection, aft
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 
 import pytest
 import yaml
+
+from tests.conftest import predict_in_fresh_process
 
 pytestmark = pytest.mark.slow
 
@@ -99,16 +99,9 @@ def test_candidate_beats_the_majority_baseline(first):
 
 
 def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path):
-    code = (
-        "import mlflow, pandas as pd\n"
-        f"mlflow.set_tracking_uri({env['uri']!r})\n"
-        f"model = mlflow.pyfunc.load_model('models:/{NAME}@production')\n"
-        "print(model.predict(pd.DataFrame({'text': ['The sound is superb.']}))['label'][0])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] in {"negative", "neutral", "positive"}
+    out = predict_in_fresh_process(env["uri"], f"models:/{NAME}@production",
+                                   ["The sound is superb."], tmp_path)
+    assert out["labels"][0] in {"negative", "neutral", "positive"}
 
 
 def test_same_inputs_again_leave_production_unchanged(first, env, client):

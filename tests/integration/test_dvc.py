@@ -1,7 +1,6 @@
 """DVC in a temporary git repository: the pointer's md5 is our dataset identity; push and pull."""
 
 import shutil
-import subprocess
 
 import pytest
 
@@ -9,24 +8,13 @@ from modelyard.data.default import DatasetMismatch, prepare_default_dataset
 from modelyard.data.identity import dataset_version, dvc_pointer_md5, file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
 from modelyard.data.versioning import DvcError, DvcRepo
+from tests.conftest import make_dvc_project
 
 
 @pytest.fixture
 def dvc_repo(tmp_path):
     root = tmp_path / "project"
-    root.mkdir()
-    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    from dvc.repo import Repo
-
-    Repo.init(str(root))
-    (root / ".dvc" / "config").write_text(
-        "[core]\n    analytics = false\n    remote = local\n"
-        "['remote \"local\"']\n    url = ../remote\n"
-    )
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
-    return root
+    return make_dvc_project(root, root / "remote")
 
 
 def test_pointer_md5_is_our_identity_whatever_the_name(dvc_repo):

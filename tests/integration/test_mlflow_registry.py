@@ -1,7 +1,5 @@
 """The MLflow adapter on a temporary SQLite store: runs, dataset digest, pyfunc model, registry."""
 
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ from modelyard.data.identity import dataset_version
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.training.model import TextClassifier, build_model
+from tests.conftest import predict_in_fresh_process
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
@@ -107,18 +106,8 @@ def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
     run_id, model_uri, _ = logged
     name = "registry-pyfunc-model"
     registry.set_alias(name, PRODUCTION, registry.register(model_uri, name, run_id, {}))
-    code = (
-        "import mlflow, pandas as pd\n"
-        f"mlflow.set_tracking_uri({uri!r})\n"
-        f"model = mlflow.pyfunc.load_model('models:/{name}@production')\n"
-        "out = model.predict(pd.DataFrame({'text': ['fine', 'awful']}))\n"
-        "print(list(out.columns)); print(out['label'].tolist())\n"
-        "print(model.metadata.get_input_schema().input_names())\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    columns, labels, inputs = result.stdout.strip().splitlines()[-3:]
-    assert columns == str(["label", *[f"prob_{label}" for label in LABELS]])
-    assert all(label in LABELS for label in eval(labels))
-    assert inputs == "['text']"
+    out = predict_in_fresh_process(uri, f"models:/{name}@production", ["fine", "awful"],
+                                   tmp_path)
+    assert out["columns"] == ["label", *[f"prob_{label}" for label in LABELS]]
+    assert all(label in LABELS for label in out["labels"])
+    assert out["inputs"] == ["text"]

@@ -21,6 +21,15 @@ def test_generator_reproduces_the_committed_dvc_version(repo):
     assert hashlib.md5(reviews_csv()).hexdigest() == committed
 
 
+def test_default_dataset_is_also_reviews_at_version_1(repo):
+    """One version, two names: the catalog's pointer holds the same DVC hash as the default's."""
+    import yaml
+
+    pointer = yaml.safe_load((repo / "data/datasets/reviews/v1.csv.dvc").read_text())
+    assert pointer["outs"][0]["md5"] == dvc_pointer_md5(repo / "data" / "reviews.csv")
+    assert pointer["meta"]["rows"] == 3600 and pointer["meta"]["version"] == 1
+
+
 def test_shape_and_classes(rows):
     assert len(rows) >= 3000
     counts = Counter(label for _, label in rows)
