@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -106,7 +107,8 @@ def test_adding_refuses_bad_names_and_leaves_nothing_behind(project, tmp_path):
 
 def test_a_failed_push_rolls_the_version_back(project, tmp_path):
     """The remote is unreachable: no pointer, no copy, no catalog entry stays behind."""
-    subprocess.run(["dvc", "remote", "modify", "local", "url", "/proc/nowhere/remote"],
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "modify", "local", "url",
+                    "/proc/nowhere/remote"],
                    cwd=project, check=True, capture_output=True)
     data = write_reviews(tmp_path / "reviews.csv", ReviewSpec(rows=300, seed=4))
     with pytest.raises(Exception):  # noqa: B017 - whatever DVC raises for an unwritable remote
