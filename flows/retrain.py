@@ -8,7 +8,6 @@ or written to MLflow.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from modelyard.evaluation.metrics import majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.report import retrain_summary
+from modelyard.training.checkpoint import training_key
 from tasks.data import (
     Rejected,
     load_dataset,
@@ -37,9 +37,9 @@ from tasks.registry import (
     log_evaluation,
     log_model,
     log_validation,
+    open_tracking_run,
     register_version,
     set_alias,
-    start_tracking_run,
 )
 from tasks.train import train_candidate
 
@@ -95,11 +95,14 @@ def retrain(
         settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
     )
     flow_run_id = str(flow_run.id or "local")
-    run_id = start_tracking_run(registry, params, dataset, splits, flow_run_id)
-    workdir = Path(tempfile.mkdtemp(prefix="train-", dir=_ensure(settings.resolved_runs_dir())))
+    # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
+    # MLflow run there and carries on, so the end result is one run and one model version.
+    run_dir = settings.resolved_runs_dir() / training_key(dataset.md5, params.digest(), name)
+    run_id, resumed = open_tracking_run(registry, params, dataset, splits, flow_run_id, run_dir)
     try:
         log_validation(registry, run_id, validation, docs)
-        trained = train_candidate(splits, params, registry, run_id, workdir / "model")
+        trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
+                                  run_dir / "checkpoints")
         candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
         production = evaluate_production(registry, name, splits.test, labels)
         production_version, production_metrics = production or (None, None)
@@ -120,16 +123,19 @@ def retrain(
                 set_alias(registry, name, PRODUCTION, version)
         registry.end_run(run_id, "FINISHED")
     except BaseException:
+        # The run directory stays: the next retrain with the same inputs resumes from it.
         registry.end_run(run_id, "FAILED")
         raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
 
     summary = retrain_summary(
         name, dataset, splits.sizes(), candidate, baseline, production, decision, version, run_id,
         registry.tracking_uri, registry.alias_version(name, STAGING),
         registry.alias_version(name, PRODUCTION),
         validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
+        training={"resumed_from_step": trained.result.resumed_from_step, "resumed_run": resumed,
+                  "steps": trained.result.steps, "device": trained.result.device,
+                  "precision": trained.result.precision},
     )
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
@@ -142,6 +148,3 @@ def _reject(reason: Rejected) -> State:
     return Failed(message=reason.message)
 
 
-def _ensure(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory

@@ -111,8 +111,18 @@ class ModelParams(_Frozen):
 
 class TrainParams(_Frozen):
     epochs: int = Field(default=2, ge=1)
+    # Optimizer steps; overrides `epochs` when set.
     max_steps: int | None = Field(default=None, ge=1)
+    # Per device and micro-batch; one optimizer step sees batch_size * grad_accumulation texts.
     batch_size: int = Field(default=32, ge=1)
+    grad_accumulation: int = Field(default=1, ge=1)
+    # "auto": bf16 autocast on GPUs that support it, fp16 with a grad scaler on older GPUs, fp32
+    # on the CPU.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # Stop after this many epochs without a better validation macro-F1 (None: never).
+    early_stopping_patience: int | None = Field(default=None, ge=1)
+    # A resumable checkpoint every N optimizer steps (None: only at the end of each epoch).
+    checkpoint_every: int | None = Field(default=50, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0.0, lt=1.0)
     weight_decay: float = Field(default=0.01, ge=0.0)
     warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)

@@ -15,6 +15,7 @@ def retrain_summary(
     version: str | None,
     run_id: str, tracking_uri: str, staging_version: str | None,
     production_version: str | None, validation: dict[str, str] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a retrain did, as plain JSON-able data: the flow's return value."""
     before, before_metrics = production or (None, None)
@@ -23,6 +24,7 @@ def retrain_summary(
         "dataset": {"path": dataset.path, "md5": dataset.md5, "git_commit": dataset.git_commit,
                     "rows": sum(splits.values()), "splits": splits},
         "validation": validation,
+        "training": training,
         "candidate": candidate.headline(),
         "majority_baseline_accuracy": majority_baseline,
         "production": None if before_metrics is None else before_metrics.headline(),
@@ -53,6 +55,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("validation"):
         console.print(f"data      {summary['validation']['summary']}; Data Docs: "
                       f"{summary['validation']['docs']}")
+    training = summary.get("training") or {}
+    if training:
+        resumed = training.get("resumed_from_step")
+        note = f"; resumed from step {resumed}" if resumed is not None else ""
+        console.print(f"training  {training['steps']} steps on {training['device']} "
+                      f"({training['precision']}){note}")
     table = Table(title="test split", show_edge=False)
     table.add_column("metric")
     table.add_column("candidate", justify="right")

@@ -58,6 +58,29 @@ def start_tracking_run(
     return run_id
 
 
+@task(name="open-tracking-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def open_tracking_run(
+    registry: MlflowRegistry, params: Params, dataset: DatasetVersion, splits: Splits,
+    flow_run_id: str, run_dir: Path,
+) -> tuple[str, bool]:
+    """The MLflow run of this training: the unfinished one a killed retrain with the same inputs
+    left in `run_dir` (→ resumed, so one run and one model in the end), or a new one."""
+    marker = run_dir / "mlflow_run_id"
+    if marker.is_file():
+        previous = marker.read_text().strip()
+        if registry.reopen_run(previous):
+            registry.set_run_tags(previous, {"modelyard.resumed_by_flow_run": flow_run_id})
+            get_run_logger().info("resuming MLflow run %s left unfinished in %s", previous,
+                                  run_dir)
+            return previous, True
+    run_id = start_tracking_run.fn(registry, params, dataset, splits, flow_run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = marker.with_name(marker.name + ".partial")
+    partial.write_text(run_id)
+    partial.replace(marker)
+    return run_id, False
+
+
 @task(name="log-validation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def log_validation(registry: MlflowRegistry, run_id: str, report: ValidationReport,
                    docs: Path) -> None:

@@ -15,8 +15,10 @@ _STEP_LOG_EVERY = 10
 
 @task(name="train-candidate", cache_policy=NO_CACHE)
 def train_candidate(
-    splits: Splits, params: Params, registry: MlflowRegistry, run_id: str, out_dir: Path
+    splits: Splits, params: Params, registry: MlflowRegistry, run_id: str, out_dir: Path,
+    checkpoints: Path | None = None,
 ) -> Trained:
+    """Fine-tune with per-step and per-epoch metrics in MLflow; resumes from `checkpoints`."""
     logger = get_run_logger()
     pending: list[tuple[int, dict[str, float]]] = []
 
@@ -43,13 +45,24 @@ def train_candidate(
         logger.info("epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f", epoch,
                     record["train_loss"], record["val_accuracy"], record["val_macro_f1"])
 
-    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch)
+    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch,
+                  checkpoints=checkpoints)
     flush()
     result = trained.result
+    if result.resumed_from_step is not None:
+        logger.info("resumed from the checkpoint at step %d", result.resumed_from_step)
+    weights = sum(f.stat().st_size for f in out_dir.glob("*.safetensors"))
     registry.log_metrics(run_id, {
         "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
         "best_epoch": result.best_epoch, "parameters": trained.parameters,
+        "model_size_mb": weights / 2**20, "peak_memory_mb": result.peak_memory_mb,
+        "train_steps": result.steps, "stopped_early": float(result.stopped_early),
+        "resumed_from_step": float(result.resumed_from_step or 0),
     })
-    logger.info("trained %d steps in %.1fs on %s (%.0f samples/s); best epoch %d", result.steps,
-                result.seconds, result.device, result.samples_per_second, result.best_epoch)
+    registry.set_run_tags(run_id, {"modelyard.device": result.device,
+                                   "modelyard.precision": result.precision})
+    logger.info("trained %d steps in %.1fs on %s/%s (%.0f samples/s, peak %.0f MiB); best epoch "
+                "%d%s", result.steps, result.seconds, result.device, result.precision,
+                result.samples_per_second, result.peak_memory_mb, result.best_epoch,
+                " (stopped early)" if result.stopped_early else "")
     return trained

@@ -85,6 +85,20 @@ class MlflowRegistry:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         return str(run.info.run_id)
 
+    def reopen_run(self, run_id: str) -> bool:
+        """Mark an unfinished run (killed or failed) RUNNING again, to carry on in it; False when
+        it is gone or already finished."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            status = self.client.get_run(run_id).info.status
+        except MlflowException:
+            return False
+        if status == "FINISHED":
+            return False
+        self.client.update_run(run_id, status="RUNNING")
+        return True
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 

@@ -31,8 +31,10 @@ def fit(
     on_step: StepCallback | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool | None = None,
+    checkpoints: Path | None = None,
 ) -> Trained:
-    """Build the model, fine-tune it on `splits.train` (selecting on `splits.val`), save it."""
+    """Build the model, fine-tune it on `splits.train` (selecting on `splits.val`), save it.
+    With `checkpoints`, training resumes from the newest checkpoint there."""
     # Seed before building: the classification head (and the whole tiny model) is initialised
     # from the global RNG.
     seed_everything(params.train.seed)
@@ -45,6 +47,7 @@ def fit(
         train_texts, [label_id[label] for label in splits.train[LABEL]],
         splits.val[TEXT].tolist(), [label_id[label] for label in splits.val[LABEL]],
         params.train, on_step=on_step, on_epoch=on_epoch, progress=progress,
+        checkpoints=checkpoints,
     )
     model_dir = TextClassifier(model, tokenizer, "cpu").save(out_dir)
     return Trained(model_dir, result, sum(p.numel() for p in model.parameters()))

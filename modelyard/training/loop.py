@@ -1,5 +1,6 @@
 """Fine-tuning, top to bottom: encode once, batch by length, AdamW with warm-up and linear decay,
-clip, evaluate each epoch, keep the best epoch's weights."""
+mixed precision on GPUs, gradient accumulation, clip, evaluate each epoch, keep the best epoch's
+weights, stop early when validation stops improving, checkpoint and resume."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelyard.config import TrainParams
+from modelyard.training import checkpoint as ckpt
 from modelyard.evaluation.metrics import classification_metrics
 from modelyard.training.model import TextClassifier, pick_device
 
@@ -28,6 +31,10 @@ class TrainResult:
     seconds: float = 0.0
     samples_per_second: float = 0.0
     device: str = "cpu"
+    precision: str = "fp32"
+    peak_memory_mb: float = 0.0
+    stopped_early: bool = False
+    resumed_from_step: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -74,6 +81,31 @@ def _optimizer(model: Any, params: TrainParams) -> Any:
     return torch.optim.AdamW(groups, lr=params.learning_rate)
 
 
+def resolve_precision(device: str, wanted: str) -> str:
+    """fp32 on the CPU and MPS; on CUDA, bf16 where the GPU has it (same range as fp32, no
+    scaler needed), else fp16 with a grad scaler."""
+    import torch
+
+    if device != "cuda":
+        if wanted in ("bf16", "fp16"):
+            raise ValueError(f"train.precision={wanted} needs a CUDA GPU; this run is on {device}")
+        return "fp32"
+    if wanted == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return wanted
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak GPU memory allocated on CUDA; the process's peak resident set size elsewhere."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def train_classifier(
     model: Any,
     tokenizer: Any,
@@ -85,10 +117,12 @@ def train_classifier(
     on_step: StepCallback | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool | None = None,
+    checkpoints: Path | None = None,
 ) -> TrainResult:
-    """`progress`: a progress bar (None: only when stderr is a terminal).
-
-    Fine-tune `model` in place and leave it holding the best epoch's weights (by val macro-F1)."""
+    """Fine-tune `model` in place and leave it holding the best epoch's weights (by val
+    macro-F1). With `checkpoints`, save a resumable state there every `checkpoint_every` steps
+    and at each epoch's end, and resume from the newest one found. `progress`: a progress bar
+    (None: only when stderr is a terminal)."""
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -97,15 +131,18 @@ def train_classifier(
         torch.set_num_threads(params.threads)
     seed_everything(params.seed)
     device = pick_device()
+    precision = resolve_precision(device, params.precision)
     model.to(device)
 
     # Tokenize once; padding happens per batch in `tokenizer.pad`.
     encoded = tokenizer(list(train_texts), truncation=True)["input_ids"]
     lengths = [len(ids) for ids in encoded]
     targets = torch.tensor(list(train_labels), dtype=torch.long)
-    batches_per_epoch = -(-len(encoded) // params.batch_size)
-    total_steps = params.max_steps or batches_per_epoch * params.epochs
-    epochs = -(-total_steps // batches_per_epoch)
+    accumulate = params.grad_accumulation
+    micro_batches = -(-len(encoded) // params.batch_size)
+    steps_per_epoch = -(-micro_batches // accumulate)
+    total_steps = params.max_steps or steps_per_epoch * params.epochs
+    epochs = -(-total_steps // steps_per_epoch)
 
     optimizer = _optimizer(model, params)
     # Linear warm-up keeps the first updates from wrecking the pretrained weights while Adam's
@@ -113,34 +150,98 @@ def train_classifier(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(params.warmup_ratio * total_steps), total_steps
     )
+    # fp16 has too little range for small gradients: scale the loss up, unscale before clipping.
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     rng = np.random.default_rng(params.seed)
-    result = TrainResult(device=device)
-    best_score, best_state = -1.0, None
+    result = TrainResult(device=device, precision=precision)
+    best_score, best_state, stale_epochs = -1.0, None, 0
+    step, samples, start_epoch, skip_groups, losses = 0, 0, 1, 0, []
+    elapsed_before = 0.0
+
+    saved = ckpt.latest(checkpoints)
+    if saved is not None:
+        state = ckpt.load(saved)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        step, samples, start_epoch = state["step"], state["samples"], state["epoch"]
+        skip_groups, losses = state["groups_done"], state["losses"]
+        rng.bit_generator.state = state["epoch_rng"]
+        result.history = state["history"]
+        best_score, best_state, stale_epochs = (state["best_score"], state["best_state"],
+                                                state["stale_epochs"])
+        result.best_epoch, elapsed_before = state["best_epoch"], state["seconds"]
+        ckpt.set_rng_state(state["rng"])
+        result.resumed_from_step = step
+
+    def checkpoint(epoch: int, groups_done: int, epoch_rng: dict[str, Any]) -> None:
+        if checkpoints is None:
+            return
+        ckpt.save(checkpoints, step, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "step": step, "samples": samples, "epoch": epoch, "groups_done": groups_done,
+            "losses": losses, "epoch_rng": epoch_rng, "history": result.history,
+            "best_score": best_score, "best_state": best_state, "stale_epochs": stale_epochs,
+            "best_epoch": result.best_epoch, "rng": ckpt.rng_state(),
+            "seconds": elapsed_before + time.perf_counter() - started,
+        })
+
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=None if progress is None else not progress)
-    step, samples = 0, 0
-    for epoch in range(1, epochs + 1):
+    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step",
+               disable=None if progress is None else not progress)
+    for epoch in range(start_epoch, epochs + 1):
+        if step >= total_steps or (params.early_stopping_patience is not None
+                                   and stale_epochs >= params.early_stopping_patience):
+            break
         model.train()
-        losses: list[float] = []
-        for idx in length_grouped_batches(lengths, params.batch_size, rng):
+        # The batch order of an epoch is a function of the generator's state at its start;
+        # a resumed epoch rebuilds the same order and skips the groups already done.
+        epoch_rng = copy.deepcopy(rng.bit_generator.state)
+        batches = length_grouped_batches(lengths, params.batch_size, rng)
+        groups = [batches[i : i + accumulate] for i in range(0, len(batches), accumulate)]
+        if epoch != start_epoch or saved is None:
+            losses = []
+        for index, group in enumerate(groups):
+            if index < skip_groups:
+                continue
             if step >= total_steps:
                 break
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-            batch = {key: value.to(device) for key, value in batch.items()}
-            out = model(**batch, labels=targets[idx].to(device))
-            out.loss.backward()
+            texts_in_step = sum(len(idx) for idx in group)
+            step_loss = 0.0
+            for idx in group:
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]},
+                                      return_tensors="pt")
+                batch = {key: value.to(device) for key, value in batch.items()}
+                with torch.autocast(device_type=device, dtype=autocast_dtype,
+                                    enabled=autocast_dtype is not None):
+                    out = model(**batch, labels=targets[idx].to(device))
+                # Weight each micro-batch by its share of the step's texts, so accumulated
+                # gradients equal those of one big batch.
+                loss = out.loss * (len(idx) / texts_in_step)
+                scaler.scale(loss).backward()
+                step_loss += loss.item()
+            scaler.unscale_(optimizer)
             # Clipping the global norm bounds any single step, whatever one odd batch does.
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += len(idx)
-            losses.append(out.loss.item())
+            samples += texts_in_step
+            losses.append(step_loss)
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{step_loss:.3f}")
             if on_step is not None:
-                on_step(step, {"train_loss": losses[-1], "learning_rate": scheduler.get_last_lr()[0]})
+                on_step(step, {"train_loss": step_loss,
+                               "learning_rate": scheduler.get_last_lr()[0]})
+            if params.checkpoint_every and step % params.checkpoint_every == 0 \
+                    and index + 1 < len(groups):
+                checkpoint(epoch, index + 1, epoch_rng)
+        skip_groups = 0
 
         classifier = TextClassifier(model, tokenizer, device)
         val_pred = classifier.predict_proba(list(val_texts), params.eval_batch_size).argmax(axis=1)
@@ -155,14 +256,22 @@ def train_classifier(
         if on_epoch is not None:
             on_epoch(epoch, record)
         if scores.macro_f1 > best_score:
-            best_score, result.best_epoch = scores.macro_f1, epoch
+            best_score, result.best_epoch, stale_epochs = scores.macro_f1, epoch, 0
             best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
+        else:
+            stale_epochs += 1
+        if epoch < epochs:  # the start of the next epoch, as a resumable state
+            checkpoint(epoch + 1, 0, copy.deepcopy(rng.bit_generator.state))
     bar.close()
 
+    result.stopped_early = (params.early_stopping_patience is not None
+                            and stale_epochs >= params.early_stopping_patience
+                            and step < total_steps)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     result.steps = step
-    result.seconds = time.perf_counter() - started
+    result.seconds = elapsed_before + time.perf_counter() - started
     result.samples_per_second = samples / max(result.seconds, 1e-9)
+    result.peak_memory_mb = peak_memory_mb(device)
     return result

@@ -1,0 +1,62 @@
+"""A retrain killed with SIGKILL mid-training resumes from its last checkpoint when started again
+with the same inputs, and ends as one MLflow run and one model version."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_retrain_resumes_from_its_checkpoint(prefect_api, tmp_path, tiny_params,
+                                                    small_reviews):
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    params = tiny_params.updated({"model.name": "resumed", "data.path": str(small_reviews),
+                                  "train.checkpoint_every": 10, "train.epochs": 6})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "MODELYARD_HOME": str(home)}
+    command = [sys.executable, "-m", "modelyard", "retrain", "--params", str(path)]
+    runs = home / ".modelyard" / "runs"
+
+    first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("*/checkpoints/step-*.pt")):
+        assert first.poll() is None, "the first run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # no clean-up of any kind: as a power cut
+    first.wait()
+    saved = sorted(runs.glob("*/checkpoints/step-*.pt"))
+    last_step = int(saved[-1].stem.split("-")[1])
+    assert last_step >= 10
+
+    uri = f"sqlite:///{home.resolve()}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("modelyard").experiment_id
+    (killed,) = client.search_runs([experiment])
+    assert killed.info.status == "RUNNING"  # nobody was left to close it
+
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    assert f"resumed from the checkpoint at step {last_step}" in output
+    assert f"resumed from step {last_step}" in " ".join(output.split())  # the summary says so
+
+    (run,) = client.search_runs([experiment])
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert run.data.metrics["resumed_from_step"] == last_step
+    assert run.data.metrics["train_steps"] == 6 * 33
+    assert len(client.search_model_versions("name='resumed'")) == 1
+    assert not list(runs.iterdir())  # the run directory is gone once the run is complete
