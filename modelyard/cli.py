@@ -53,8 +53,9 @@ def retrain(
     try:
         loaded = load_params(params)
         if overrides:
-            loaded.updated(overrides)
-    except (ConfigError, ValueError, KeyError) as error:
+            loaded = loaded.updated(overrides)
+        _preflight(loaded)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
@@ -72,6 +73,17 @@ def retrain(
     from modelyard.report import print_summary
 
     print_summary(summary)
+
+
+def _preflight(params: Any) -> None:
+    """What params.yaml alone cannot know: that the backbone exists on this machine and the
+    precision suits its device. Checked before any data is read or anything is trained."""
+    from modelyard.training.loop import resolve_precision
+    from modelyard.training.model import backbone_path, pick_device
+
+    if params.model.backbone != "tiny":
+        backbone_path(params.model.backbone)
+    resolve_precision(pick_device(), params.train.precision)
 
 
 @data_app.command("prepare")

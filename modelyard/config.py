@@ -171,9 +171,14 @@ class Params(_Frozen):
             node = tree
             *parents, leaf = dotted.split(".")
             for key in parents:
+                if not isinstance(node.get(key), dict):
+                    raise ConfigError(f"override {dotted}: unknown key {key!r}")
                 node = node[key]
             node[leaf] = value
-        return Params.model_validate(tree)
+        try:
+            return Params.model_validate(tree)
+        except ValidationError as error:
+            raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
 
 
 class ConfigError(ValueError):

@@ -74,10 +74,12 @@ def test_frozen_and_updated(real_params):
     shrunk = real_params.updated({"train.epochs": 1, "model.backbone": "tiny"})
     assert (shrunk.train.epochs, shrunk.model.backbone) == (1, "tiny")
     assert real_params.train.epochs != 1 or real_params.model.backbone != "tiny"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="train.epochs: Input should be greater than or equal"):
         real_params.updated({"train.epochs": -1})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="train.nonsense: unknown key"):
         real_params.updated({"train.nonsense": 1})
+    with pytest.raises(ConfigError, match="override nope.x: unknown key 'nope'"):
+        real_params.updated({"nope.x": 1})
 
 
 def test_digest_tracks_every_param(real_params):
