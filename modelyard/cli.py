@@ -263,6 +263,33 @@ def _stage(name: str, params: Path) -> None:
 _PARAMS_OPTION = typer.Option(help="The params file.")
 
 
+@app.command()
+def train(
+    nproc: Annotated[int, typer.Option(help="Processes under torchrun (one per GPU; gloo on "
+                                            "CPUs).")] = 1,
+    params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml"),
+) -> None:
+    """Fine-tune on the prepared split (build/prepared) into build/model, on N processes."""
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    loaded = _load_params_or_exit(params)
+    from modelyard.config import ConfigError
+
+    try:
+        loaded = loaded.updated({"train.nproc": nproc})
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    from modelyard import pipeline
+
+    with _data_errors():
+        result = pipeline.train(loaded)
+    typer.echo(f"trained {pipeline.MODEL} on {nproc} process(es): {result.result.steps} steps, "
+               f"best epoch {result.result.best_epoch}, {result.result.samples_per_second:.0f} "
+               "samples/s")
+
+
 @stage_app.command("prepare")
 def stage_prepare(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -> None:
     """Read data.path (and data.test_path), write the train/val/test split as Parquet."""

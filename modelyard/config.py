@@ -132,6 +132,8 @@ class TrainParams(_Frozen):
     eval_batch_size: int = Field(default=128, ge=1)
     seed: int = 42
     threads: int | None = Field(default=None, ge=1)
+    # Processes under torchrun (one per GPU; gloo on CPUs). 1: no process group.
+    nproc: int = Field(default=1, ge=1)
 
 
 class GateParams(_Frozen):

@@ -81,7 +81,23 @@ def load_splits(prepared: Path = PREPARED) -> ds.Splits:
 
 
 def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL) -> Trained:
-    trained = fit(load_splits(prepared), params, out)
+    """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun."""
+    if params.train.nproc > 1:
+        import tempfile
+
+        import yaml
+
+        from modelyard.training.distributed import launch
+        from modelyard.training.loop import TrainResult
+
+        with tempfile.TemporaryDirectory() as scratch:
+            frozen = Path(scratch) / "params.yaml"
+            frozen.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+            report = launch(prepared, frozen, out, params.train.nproc)
+        parameters = int(report.pop("parameters"))
+        trained = Trained(out, TrainResult(**report), parameters)
+    else:
+        trained = fit(load_splits(prepared), params, out)
     result = trained.result
     _write_json(out.parent / TRAIN_METRICS.name, {
         "best_epoch": result.best_epoch, "steps": result.steps,

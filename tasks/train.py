@@ -9,6 +9,7 @@ from modelyard.config import Params
 from modelyard.data.dataset import Splits
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.training.fit import Trained, fit
+from modelyard.training.loop import epoch_metrics
 
 _STEP_LOG_EVERY = 10
 
@@ -41,13 +42,16 @@ def train_candidate(
 
     def on_epoch(epoch: int, record: dict[str, float]) -> None:
         flush()
-        registry.log_metrics(run_id, {k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+        registry.log_metrics(run_id, epoch_metrics(record), step=epoch)
         logger.info("epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f", epoch,
                     record["train_loss"], record["val_accuracy"], record["val_macro_f1"])
 
-    trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch,
-                  checkpoints=checkpoints)
-    flush()
+    if params.train.nproc > 1:
+        trained = _train_distributed(splits, params, registry, run_id, out_dir, checkpoints)
+    else:
+        trained = fit(splits, params, out_dir, on_step=on_step, on_epoch=on_epoch,
+                      checkpoints=checkpoints)
+        flush()
     result = trained.result
     if result.resumed_from_step is not None:
         logger.info("resumed from the checkpoint at step %d", result.resumed_from_step)
@@ -66,3 +70,23 @@ def train_candidate(
                 result.samples_per_second, result.peak_memory_mb, result.best_epoch,
                 " (stopped early)" if result.stopped_early else "")
     return trained
+
+
+def _train_distributed(splits: Splits, params: Params, registry: MlflowRegistry, run_id: str,
+                       out_dir: Path, checkpoints: Path | None) -> Trained:
+    """torchrun with `train.nproc` processes on the same splits; rank 0 logs to this MLflow run."""
+    import yaml
+
+    from modelyard.training.distributed import launch
+    from modelyard.training.loop import TrainResult
+
+    work = out_dir.parent / "distributed"
+    work.mkdir(parents=True, exist_ok=True)
+    for part in ("train", "val", "test"):
+        getattr(splits, part).to_parquet(work / f"{part}.parquet", index=False)
+    (work / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    get_run_logger().info("launching torchrun with %d processes", params.train.nproc)
+    report = launch(work, work / "params.yaml", out_dir, params.train.nproc,
+                    registry.tracking_uri, run_id, checkpoints)
+    parameters = int(report.pop("parameters"))
+    return Trained(out_dir, TrainResult(**report), parameters)

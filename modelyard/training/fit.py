@@ -49,5 +49,9 @@ def fit(
         params.train, on_step=on_step, on_epoch=on_epoch, progress=progress,
         checkpoints=checkpoints,
     )
-    model_dir = TextClassifier(model, tokenizer, "cpu").save(out_dir)
+    from modelyard.training import distributed
+
+    _, rank = distributed.world()
+    # Under torchrun every rank holds the same weights; one writes them.
+    model_dir = TextClassifier(model, tokenizer, "cpu").save(out_dir) if rank == 0 else out_dir
     return Trained(model_dir, result, sum(p.numel() for p in model.parameters()))

@@ -16,6 +16,7 @@ import numpy as np
 
 from modelyard.config import TrainParams
 from modelyard.training import checkpoint as ckpt
+from modelyard.training import distributed
 from modelyard.evaluation.metrics import classification_metrics
 from modelyard.training.model import TextClassifier, pick_device
 
@@ -35,6 +36,13 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     stopped_early: bool = False
     resumed_from_step: int | None = None
+
+
+def epoch_metrics(record: dict[str, float]) -> dict[str, float]:
+    """An epoch's record as MLflow metrics (step = epoch). The epoch's mean loss gets its own
+    name: under `train_loss` it would mix with the per-step losses (step = optimizer step)."""
+    return {("epoch_train_loss" if key == "train_loss" else key): value
+            for key, value in record.items() if key != "epoch"}
 
 
 def seed_everything(seed: int) -> None:
@@ -132,19 +140,25 @@ def train_classifier(
     seed_everything(params.seed)
     device = pick_device()
     precision = resolve_precision(device, params.precision)
-    model.to(device)
+    module = model.to(device)  # the model itself: evaluated, checkpointed, saved
+    processes, rank = distributed.world()
+    if processes > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Averages gradients across processes during backward; forward goes through it.
+        model = DistributedDataParallel(module)
 
     # Tokenize once; padding happens per batch in `tokenizer.pad`.
     encoded = tokenizer(list(train_texts), truncation=True)["input_ids"]
     lengths = [len(ids) for ids in encoded]
     targets = torch.tensor(list(train_labels), dtype=torch.long)
     accumulate = params.grad_accumulation
-    micro_batches = -(-len(encoded) // params.batch_size)
+    micro_batches = -(-len(encoded) // params.batch_size) // processes
     steps_per_epoch = -(-micro_batches // accumulate)
     total_steps = params.max_steps or steps_per_epoch * params.epochs
     epochs = -(-total_steps // steps_per_epoch)
 
-    optimizer = _optimizer(model, params)
+    optimizer = _optimizer(module, params)
     # Linear warm-up keeps the first updates from wrecking the pretrained weights while Adam's
     # second-moment estimates are still noise; linear decay to zero anneals at the end.
     scheduler = get_linear_schedule_with_warmup(
@@ -162,7 +176,7 @@ def train_classifier(
     saved = ckpt.latest(checkpoints)
     if saved is not None:
         state = ckpt.load(saved)
-        model.load_state_dict(state["model"])
+        module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -177,10 +191,10 @@ def train_classifier(
         result.resumed_from_step = step
 
     def checkpoint(epoch: int, groups_done: int, epoch_rng: dict[str, Any]) -> None:
-        if checkpoints is None:
+        if checkpoints is None or rank != 0:
             return
         ckpt.save(checkpoints, step, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": module.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "step": step, "samples": samples, "epoch": epoch, "groups_done": groups_done,
             "losses": losses, "epoch_rng": epoch_rng, "history": result.history,
@@ -201,6 +215,8 @@ def train_classifier(
         # a resumed epoch rebuilds the same order and skips the groups already done.
         epoch_rng = copy.deepcopy(rng.bit_generator.state)
         batches = length_grouped_batches(lengths, params.batch_size, rng)
+        if processes > 1:  # every rank the same number of batches, each its own
+            batches = batches[: len(batches) // processes * processes][rank::processes]
         groups = [batches[i : i + accumulate] for i in range(0, len(batches), accumulate)]
         if epoch != start_epoch or saved is None:
             losses = []
@@ -225,13 +241,13 @@ def train_classifier(
                 step_loss += loss.item()
             scaler.unscale_(optimizer)
             # Clipping the global norm bounds any single step, whatever one odd batch does.
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), params.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += texts_in_step
+            samples += texts_in_step * processes
             losses.append(step_loss)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{step_loss:.3f}")
@@ -243,7 +259,7 @@ def train_classifier(
                 checkpoint(epoch, index + 1, epoch_rng)
         skip_groups = 0
 
-        classifier = TextClassifier(model, tokenizer, device)
+        classifier = TextClassifier(module, tokenizer, device)
         val_pred = classifier.predict_proba(list(val_texts), params.eval_batch_size).argmax(axis=1)
         scores = classification_metrics(list(val_labels), val_pred.tolist(), classifier.labels)
         record = {
@@ -257,7 +273,7 @@ def train_classifier(
             on_epoch(epoch, record)
         if scores.macro_f1 > best_score:
             best_score, result.best_epoch, stale_epochs = scores.macro_f1, epoch, 0
-            best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
+            best_state = copy.deepcopy(module.state_dict()) if epoch < epochs else None
         else:
             stale_epochs += 1
         if epoch < epochs:  # the start of the next epoch, as a resumable state
@@ -268,8 +284,8 @@ def train_classifier(
                             and stale_epochs >= params.early_stopping_patience
                             and step < total_steps)
     if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        module.load_state_dict(best_state)
+    module.eval()
     result.steps = step
     result.seconds = elapsed_before + time.perf_counter() - started
     result.samples_per_second = samples / max(result.seconds, 1e-9)
