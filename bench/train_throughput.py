@@ -77,8 +77,8 @@ def main() -> None:
         stamps: list[float] = []
         with tempfile.TemporaryDirectory() as scratch:
             train_classifier(model, tokenizer, texts, labels, texts[:64], labels[:64],
-                             params.train, on_step=lambda step, _: stamps.append(time.perf_counter()),
-                             progress=False, checkpoints=Path(scratch))
+                             params.train, progress=False, checkpoints=Path(scratch),
+                             on_step=lambda step, _: stamps.append(time.perf_counter()))
         return stamps
 
     # Both timed the same way: from the end of step 1 to the end of the last step (so neither
