@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
@@ -18,7 +19,7 @@ from prefect.states import Failed, State
 from modelyard.config import Settings, load_params
 from modelyard.data.catalog import CatalogError
 from modelyard.data.dataset import LABEL
-from modelyard.data.sources import project_root
+from modelyard.data.sources import Source, project_root
 from modelyard.evaluation.metrics import majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
@@ -67,22 +68,16 @@ def retrain(
     except CatalogError:
         root = None
 
-    source = resolve_dataset(data_path or str(params.data.path), data_repo, root,
-                             settings.dataset_cache())
-    if isinstance(source, Rejected):
-        return _reject(source)
-    raw = load_dataset(source)
-    if isinstance(raw, Rejected):
-        return _reject(raw)
+    data = _read(data_path or str(params.data.path), data_repo, root, settings.dataset_cache())
+    if isinstance(data, Rejected):
+        return _reject(data)
+    source, raw = data
     test_source, test = None, None
     if params.data.test_path is not None:
-        test_source = resolve_dataset(str(params.data.test_path), data_repo, root,
-                                      settings.dataset_cache())
-        if isinstance(test_source, Rejected):
-            return _reject(test_source)
-        test = load_dataset(test_source)
-        if isinstance(test, Rejected):
-            return _reject(test)
+        held_out = _read(str(params.data.test_path), data_repo, root, settings.dataset_cache())
+        if isinstance(held_out, Rejected):
+            return _reject(held_out)
+        test_source, test = held_out
     dataset = source.version
     label = source.label + (f" with test file {test_source.label}" if test_source else "")
     docs_dir = settings.validation_dir() / f"{dataset.md5[:12]}-{params.digest()[:8]}"
@@ -140,6 +135,16 @@ def retrain(
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
     return summary
+
+
+def _read(spec: str, repo: str | None, root: Path | None,
+          cache: Path) -> tuple[Source, pd.DataFrame] | Rejected:
+    """Resolve a file or dataset version and read it; the first refusal, if any."""
+    source = resolve_dataset(spec, repo, root, cache)
+    if isinstance(source, Rejected):
+        return source
+    frame = load_dataset(source)
+    return frame if isinstance(frame, Rejected) else (source, frame)
 
 
 def _reject(reason: Rejected) -> State:
