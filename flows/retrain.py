@@ -24,6 +24,7 @@ from modelyard.evaluation.metrics import majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.report import retrain_summary
+from modelyard.store.audit import AuditLog
 from modelyard.training.checkpoint import training_key
 from tasks.data import (
     Rejected,
@@ -38,9 +39,9 @@ from tasks.registry import (
     log_evaluation,
     log_model,
     log_validation,
+    move_alias,
     open_tracking_run,
     register_version,
-    set_alias,
 )
 from tasks.train import train_candidate
 
@@ -113,9 +114,13 @@ def retrain(
                                    candidate)
             version = register_version(registry, name, model_uri, run_id, lineage, decision)
         if decision.passed and version is not None:
-            set_alias(registry, name, STAGING, version)
+            audit = AuditLog.from_url(settings.resolved_database_url())
+            actor, report = f"flow-run:{flow_run_id}", f"mlflow-run:{run_id}/gate/decision.md"
+            move_alias(registry, audit, name, STAGING, version, actor,
+                       f"passed the gate: {'; '.join(decision.reasons)}", report)
             if params.promotion.mode == "auto":
-                set_alias(registry, name, PRODUCTION, version)
+                move_alias(registry, audit, name, PRODUCTION, version, actor,
+                           "promotion.mode is auto and the gate passed", report)
         registry.end_run(run_id, "FINISHED")
     except BaseException:
         # The run directory stays: the next retrain with the same inputs resumes from it.

@@ -12,6 +12,9 @@ app = typer.Typer(help="ModelYard: version, validate, train, gate, register and 
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Datasets: the default dataset, DVC versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(help="The model registry: versions, aliases, their history, rollback.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
 stage_app = typer.Typer(help="The DVC pipeline's stages (run by `dvc repro`, see dvc.yaml).",
                         no_args_is_help=True)
 app.add_typer(stage_app, name="stage")
@@ -199,6 +202,157 @@ def data_show(
             typer.echo(f"  model    {model} version {number}{tag}")
     else:
         typer.echo("  model    none trained on it yet")
+
+
+def _registry_and_audit() -> tuple[Any, Any]:
+    from modelyard.config import Settings
+    from modelyard.env import apply_defaults
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.store.audit import AuditLog
+
+    apply_defaults()
+    settings = Settings()
+    registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
+                              settings.artifact_root())
+    return registry, AuditLog.from_url(settings.resolved_database_url())
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return f"user:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "user:unknown"
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every registered model: versions and where its aliases point."""
+    from rich.console import Console
+    from rich.table import Table
+
+    registry, _ = _registry_and_audit()
+    table = Table(show_edge=False)
+    for column in ("model", "versions", "staging", "production"):
+        table.add_column(column)
+    for name, aliases, count in registry.models():
+        table.add_row(name, str(count), aliases.get("staging", "—"),
+                      aliases.get("production", "—"))
+    Console().print(table)
+
+
+@models_app.command("show")
+def models_show(name: str, version: str) -> None:
+    """One version: aliases, lineage (dataset, git, params, validation, gate) and metrics."""
+    from mlflow.exceptions import MlflowException
+
+    registry, _ = _registry_and_audit()
+    try:
+        info = registry.version_info(name, version)
+    except MlflowException:
+        _fail(f"{name} has no version {version}")
+    typer.echo(f"{name} version {info.version}  aliases: {', '.join(info.aliases) or 'none'}")
+    for key in ("dataset_md5", "dataset_path", "git_commit", "params_hash", "validation",
+                "gate_decision", "rejected", "mlflow_run_id", "prefect_flow_run_id"):
+        if key in info.tags:
+            typer.echo(f"  {key:20s} {info.tags[key]}")
+    if info.run_id:
+        typer.echo(f"  {'gate report':20s} mlflow-run:{info.run_id}/gate/decision.md")
+        metrics = registry.run_metrics(info.run_id)
+        for key in sorted(k for k in metrics if k.startswith("test_")):
+            typer.echo(f"  {key:20s} {metrics[key]:.4f}")
+
+
+@models_app.command("history")
+def models_history(
+    name: str,
+    at: Annotated[str | None, typer.Option(help="An ISO time: which version was serving "
+                                                "then.")] = None,
+) -> None:
+    """Every alias move of a model (the audit trail), or the version serving at a time."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    _, audit = _registry_and_audit()
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            _fail(f"--at {at!r} is not an ISO time (e.g. 2026-11-28T14:03:00+00:00)")
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        serving = audit.serving_at(name, when)
+        typer.echo(f"{name}@production at {when.isoformat()}: "
+                   f"{'version ' + serving if serving else 'nothing'}")
+        return
+    table = Table(show_edge=False)
+    for column in ("when (UTC)", "alias", "kind", "from", "to", "by", "why"):
+        table.add_column(column, no_wrap=column not in ("why", "by"), overflow="fold")
+    for move in audit.history(name):
+        table.add_row(move.moved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), move.alias,
+                      move.kind, move.from_version or "—", move.to_version, move.actor,
+                      move.reason)
+    Console().print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str, version: str,
+    to: Annotated[str, typer.Option(help="The alias: staging or production.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "manual promotion",
+) -> None:
+    """Point an alias at a version by hand (audited). Rejected versions are refused."""
+    from mlflow.exceptions import MlflowException
+
+    registry, audit = _registry_and_audit()
+    if to not in ("staging", "production"):
+        _fail(f"--to must be staging or production, not {to!r}")
+    try:
+        info = registry.version_info(name, version)
+    except MlflowException:
+        _fail(f"{name} has no version {version}")
+    if info.tags.get("rejected") == "true":
+        _fail(f"{name} version {version} was rejected by the gate and is never aliased")
+    moved = audit.move(registry, name, to, version, kind="manual", actor=_user(), reason=reason)
+    typer.echo(f"{name}@{to} is version {version}"
+               + ("" if moved else " already: nothing moved"))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: str,
+    to: Annotated[str | None, typer.Option(help="The version (default: the one the current "
+                                                "production replaced).")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rollback",
+) -> None:
+    """Move production back to the previous production version, and record why."""
+    from mlflow.exceptions import MlflowException
+
+    registry, audit = _registry_and_audit()
+    current = registry.alias_version(name, "production")
+    if current is None:
+        _fail(f"{name} has no production version to roll back from")
+    target = to or audit.rollback_target(name, current)
+    if target is None:
+        _fail(f"{name}@production (version {current}) replaced nothing in the audit trail: "
+              "name the version with --to")
+    try:
+        registry.version_info(name, target)
+    except MlflowException:
+        _fail(f"{name} has no version {target}")
+    audit.move(registry, name, "production", target, kind="rollback", actor=_user(),
+               reason=reason)
+    typer.echo(f"{name}@production rolled back: version {current} -> {target}")
 
 
 def _load_params_or_exit(path: Path) -> Any:

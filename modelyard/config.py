@@ -226,6 +226,8 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     experiment: str = "modelyard"
     runs_dir: Path | None = None
+    # The platform database (audit trail): SQLite under `home` unless set.
+    database_url: str | None = None
 
     def _external_tracking_uri(self) -> str | None:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
@@ -238,6 +240,10 @@ class Settings(BaseSettings):
         if self._external_tracking_uri():
             return None
         return (self.home / "mlruns").resolve().as_uri()
+
+    def resolved_database_url(self) -> str:
+        """The platform database: MODELYARD_DATABASE_URL, else SQLite under `home`."""
+        return self.database_url or f"sqlite:///{(self.home / 'modelyard.db').resolve()}"
 
     def validation_dir(self) -> Path:
         """Data Docs of every validation, by dataset md5 and params hash."""

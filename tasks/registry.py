@@ -14,6 +14,7 @@ from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
+from modelyard.store.audit import AuditLog
 from modelyard.training.model import TextClassifier
 
 
@@ -134,7 +135,14 @@ def register_version(
     return version
 
 
-@task(name="set-alias", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def set_alias(registry: MlflowRegistry, name: str, alias: str, version: str) -> None:
-    registry.set_alias(name, alias, version)
-    get_run_logger().info("%s@%s -> version %s", name, alias, version)
+@task(name="move-alias", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def move_alias(registry: MlflowRegistry, audit: AuditLog, name: str, alias: str, version: str,
+               actor: str, reason: str, gate_report: str) -> None:
+    """Move the alias and write its audit row together; a retry after a move is a no-op."""
+    moved = audit.move(registry, name, alias, version, kind="promote", actor=actor,
+                       reason=reason, gate_report=gate_report)
+    logger = get_run_logger()
+    if moved is None:
+        logger.info("%s@%s already at version %s", name, alias, version)
+    else:
+        logger.info("%s@%s: version %s -> %s (audited)", name, alias, moved.from_version, version)

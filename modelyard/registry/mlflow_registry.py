@@ -229,6 +229,18 @@ class MlflowRegistry:
         except MlflowException:
             return None
 
+    def models(self) -> list[tuple[str, dict[str, str], int]]:
+        """(name, {alias: version}, number of versions) of every registered model."""
+        found = []
+        for model in self.client.search_registered_models():
+            versions = self.client.search_model_versions(f"name='{model.name}'")
+            found.append((model.name, {a: str(v) for a, v in model.aliases.items()},
+                          len(versions)))
+        return sorted(found)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
     def version_info(self, name: str, version: str) -> ModelVersionInfo:
         found = self.client.get_model_version(name, version)
         return ModelVersionInfo(

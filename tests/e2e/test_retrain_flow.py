@@ -26,6 +26,12 @@ def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
             "uri": f"sqlite:///{home.resolve()}/mlflow.db"}
 
 
+def audit(env):
+    from modelyard.store.audit import AuditLog
+
+    return AuditLog.from_url(f"sqlite:///{env['home'].resolve()}/modelyard.db")
+
+
 @pytest.fixture(scope="module")
 def client(env):
     from mlflow import MlflowClient
@@ -56,6 +62,12 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
     assert len(tags["params_hash"]) == 16 and tags["git_commit"]
     assert tags["prefect_flow_run_id"] not in ("", "local")
+
+    moves = audit(env).history(NAME)
+    assert [(m.alias, m.from_version, m.to_version, m.kind) for m in moves] == [
+        ("staging", None, "1", "promote"), ("production", None, "1", "promote")]
+    assert moves[1].actor == f"flow-run:{tags['prefect_flow_run_id']}"
+    assert moves[1].gate_report == f"mlflow-run:{first['mlflow_run_id']}/gate/decision.md"
 
     run = client.get_run(first["mlflow_run_id"])
     assert run.info.status == "FINISHED"
@@ -117,6 +129,7 @@ def test_same_inputs_again_leave_production_unchanged(first, env, client):
 
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
     assert str(client.get_model_version_by_alias(NAME, "staging").version) == "1"
+    assert len(audit(env).history(NAME)) == 2  # a rejection moves nothing and writes nothing
     rejected = client.get_model_version(NAME, second["version"])
     assert rejected.aliases == []
     assert rejected.tags["gate_decision"] == "reject" and rejected.tags["rejected"] == "true"

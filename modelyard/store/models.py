@@ -1,0 +1,30 @@
+"""Tables of the platform database. The schema is owned by the Alembic migrations in
+`migrations/versions/`; these classes describe it for queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AliasMove(Base):
+    """One move of a registry alias: MLflow keeps no history of aliases, this table does."""
+
+    __tablename__ = "alias_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # promote | rollback | manual
+    from_version: Mapped[str | None] = mapped_column(String(32))
+    to_version: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(256))  # a user name, or "flow-run:<id>"
+    reason: Mapped[str] = mapped_column(Text)
+    gate_report: Mapped[str | None] = mapped_column(Text)  # where the decision is (MLflow run)
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

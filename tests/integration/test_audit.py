@@ -1,0 +1,154 @@
+"""The audit trail on SQLite and on PostgreSQL: Alembic up and down, moves, history, what was
+serving when, rollback; and the `modelyard models` commands over a real MLflow registry."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from modelyard.store import db
+from modelyard.store.audit import AuditLog
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{}"
+
+
+def _postgres_database():
+    """A fresh database on the local server, dropped afterwards; skipped without a server
+    (outside CI only: in CI a server is promised, so its absence fails)."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI promises PostgreSQL on 127.0.0.1:5432 but: {error}")
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
+    name = f"modelyard_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    return admin, name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/modelyard.db"
+        return
+    admin, name = _postgres_database()
+    yield PG.format(name)
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+class FakeRegistry:
+    """Only the alias calls AuditLog.move makes; the real registry is exercised below."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[tuple[str, str], str] = {}
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        return self.aliases.get((name, alias))
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[(name, alias)] = version
+
+
+def tables(url: str) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_alembic_upgrade_and_downgrade(url):
+    db.upgrade(url)
+    assert "alias_moves" in tables(url)
+    db.downgrade(url)
+    assert "alias_moves" not in tables(url)
+    db.upgrade(url)
+    assert "alias_moves" in tables(url)
+
+
+def test_moves_history_serving_at_and_rollback_target(url):
+    log, registry = AuditLog.from_url(url), FakeRegistry()
+    first = log.move(registry, "m", "production", "1", kind="promote", actor="flow-run:a",
+                     reason="first", gate_report="mlflow-run:r1/gate/decision.md")
+    assert first is not None and first.from_version is None
+    assert log.move(registry, "m", "production", "1", kind="promote", actor="flow-run:a",
+                    reason="retried") is None  # a retry: no second row
+    time.sleep(0.01)
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    log.move(registry, "m", "production", "2", kind="promote", actor="flow-run:b", reason="better")
+    log.move(registry, "m", "staging", "3", kind="promote", actor="flow-run:c", reason="staged")
+    assert [(m.alias, m.from_version, m.to_version) for m in log.history("m")] == [
+        ("production", None, "1"), ("production", "1", "2"), ("staging", None, "3")]
+    assert log.serving_at("m", between) == "1"
+    assert log.serving_at("m", datetime.now(UTC)) == "2"
+    assert log.serving_at("m", datetime(2000, 1, 1, tzinfo=UTC)) is None
+    assert log.rollback_target("m", "2") == "1"
+    log.move(registry, "m", "production", "1", kind="rollback", actor="user:x", reason="bad")
+    assert log.rollback_target("m", "1") is None  # v1 replaced nothing: the end of the line
+    log.engine.dispose()
+
+
+def test_a_failed_registry_move_writes_no_row(url):
+    class Broken(FakeRegistry):
+        def set_alias(self, name: str, alias: str, version: str) -> None:
+            raise RuntimeError("registry unreachable")
+
+    log = AuditLog.from_url(url)
+    with pytest.raises(RuntimeError, match="unreachable"):
+        log.move(Broken(), "m", "production", "1", kind="promote", actor="a", reason="r")
+    assert log.history("m") == []
+    log.engine.dispose()
+
+
+def test_models_commands(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables as wide as a real terminal's
+    uri = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("reviews")
+    source = tmp_path / "artifacts"
+    source.mkdir()
+    for number, tags in ((1, {}), (2, {}), (3, {"rejected": "true"})):
+        client.create_model_version("reviews", str(source), tags={"dataset_md5": "abc", **tags})
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, ["models", *args])
+        return result.exit_code, " ".join(result.output.split())
+
+    assert run("promote", "reviews", "1", "--reason", "first model")[0] == 0
+    before_two = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    assert run("promote", "reviews", "2")[0] == 0
+    code, out = run("promote", "reviews", "3")
+    assert code == 1 and "rejected by the gate and is never aliased" in out
+    listed = [word for word in run("list")[1].split() if word not in "│┃"]
+    assert listed[-4:] == ["reviews", "3", "—", "2"]
+
+    code, out = run("rollback", "reviews", "--reason", "latency regression")
+    assert code == 0 and "version 2 -> 1" in out
+    assert client.get_model_version_by_alias("reviews", "production").version in (1, "1")
+    code, out = run("history", "reviews")
+    assert code == 0 and "rollback" in out and "latency regression" in out
+    assert out.count("production") == 3
+    assert run("history", "reviews", "--at", before_two)[1].endswith("version 1")
+    code, out = run("rollback", "reviews")
+    assert code == 1 and "replaced nothing in the audit trail" in out
+    code, out = run("show", "reviews", "2")
+    assert code == 0 and "dataset_md5 abc" in out
