@@ -146,6 +146,13 @@ class GateParams(_Frozen):
     # How much better than production the primary metric must be to replace it.
     min_improvement: Score = 0.005
     primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    # Every class's recall must reach this (0: no floor).
+    min_class_recall: Score = 0.0
+    # Against production, per slice (each class's recall, accuracy per text-length bucket).
+    max_slice_regression: Score = 0.05
+    # Budgets for the candidate, measured by the gate's evaluation (None: no budget).
+    max_latency_p95_ms: float | None = Field(default=None, gt=0)
+    max_model_size_mb: float | None = Field(default=None, gt=0)
 
 
 class PromotionParams(_Frozen):

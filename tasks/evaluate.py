@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from modelyard.config import GateParams
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.evaluation.gate import GateDecision, decide
-from modelyard.evaluation.metrics import Metrics, score
+from modelyard.evaluation.metrics import Metrics, p95_latency_ms, score
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.training.model import TextClassifier
 
@@ -21,7 +21,17 @@ def _score(classifier: TextClassifier, test: pd.DataFrame, labels: list[str]) ->
 
 @task(name="evaluate-candidate", cache_policy=NO_CACHE)
 def evaluate_candidate(model_dir: Path, test: pd.DataFrame, labels: list[str]) -> Metrics:
-    metrics = _score(TextClassifier.load(model_dir), test, labels)
+    """Quality on the test split, and the costs the gate budgets: p95 latency of a
+    single-text request on this machine, and the weights' size."""
+    from dataclasses import replace
+
+    classifier = TextClassifier.load(model_dir)
+    metrics = _score(classifier, test, labels)
+    size_mb = sum(f.stat().st_size for f in model_dir.glob("*.safetensors")) / 2**20
+    metrics = replace(metrics, costs={
+        "latency_p95_ms": p95_latency_ms(classifier, test[TEXT].tolist()),
+        "model_size_mb": size_mb,
+    })
     get_run_logger().info("candidate on test: accuracy %.4f, macro-F1 %.4f", metrics.accuracy,
                           metrics.macro_f1)
     return metrics
@@ -46,7 +56,8 @@ def evaluate_production(
 @task(name="gate", cache_policy=NO_CACHE)
 def gate(candidate: Metrics, production: Metrics | None, policy: GateParams) -> GateDecision:
     decision = decide(
-        candidate.headline(), None if production is None else production.headline(), policy
+        {**candidate.headline(), **candidate.costs},
+        None if production is None else production.headline(), policy,
     )
     create_markdown_artifact(key="gate-decision", markdown=decision.to_markdown(),
                              description="Promotion gate: candidate vs production")

@@ -99,6 +99,7 @@ def log_evaluation(
     production_version: str | None, decision: GateDecision, majority_baseline: float,
 ) -> None:
     registry.log_metrics(run_id, {f"test_{k}": v for k, v in candidate.headline().items()})
+    registry.log_metrics(run_id, candidate.costs)
     registry.log_metrics(run_id, {"test_majority_baseline_accuracy": majority_baseline})
     registry.log_dict(run_id, candidate.to_dict(), "evaluation/candidate.json")
     registry.log_figure(run_id, confusion_figure(candidate, "candidate (test split)"),

@@ -98,4 +98,51 @@ def decide(
             f"{metric} improves by {gain:+.4f} over production; "
             f"{'meets' if ok else 'below'} the required {policy.min_improvement:+.4f}",
         ))
+    checks += _class_and_slice_checks(candidate, production, policy)
+    checks += _budget_checks(candidate, policy)
     return GateDecision(all(check.passed for check in checks), checks, production is not None)
+
+
+def _class_and_slice_checks(candidate: Mapping[str, float], production: Mapping[str, float] | None,
+                            policy: GateParams) -> list[GateCheck]:
+    checks = []
+    recalls = sorted(key for key in candidate if key.startswith("recall_"))
+    if policy.min_class_recall > 0:
+        for metric in recalls:
+            value = candidate[metric]
+            ok = value >= policy.min_class_recall
+            checks.append(GateCheck(
+                "class_minimum", metric, value, None, policy.min_class_recall, ok,
+                f"{metric} {value:.4f} {'>=' if ok else '<'} minimum {policy.min_class_recall:.4f}",
+            ))
+    if production is None:
+        return checks
+    slices = recalls + sorted(key for key in candidate if key.startswith("slice_"))
+    for metric in slices:
+        if metric not in production:
+            continue
+        value, before = candidate[metric], production[metric]
+        floor = before - policy.max_slice_regression
+        ok = value >= floor
+        checks.append(GateCheck(
+            "slice", metric, value, before, floor, ok,
+            f"slice {metric} {value:.4f} vs production {before:.4f}: "
+            + ("within" if ok else "regresses beyond")
+            + f" the allowed {policy.max_slice_regression:.4f}",
+        ))
+    return checks
+
+
+def _budget_checks(candidate: Mapping[str, float], policy: GateParams) -> list[GateCheck]:
+    checks = []
+    for metric, budget, unit in (("latency_p95_ms", policy.max_latency_p95_ms, "ms"),
+                                 ("model_size_mb", policy.max_model_size_mb, "MB")):
+        if budget is None or metric not in candidate:
+            continue
+        value = candidate[metric]
+        ok = value <= budget
+        checks.append(GateCheck(
+            "budget", metric, value, None, budget, ok,
+            f"{metric} {value:.1f} {unit} {'within' if ok else 'over'} the budget {budget:.1f}",
+        ))
+    return checks

@@ -16,6 +16,11 @@ class Metrics:
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: list[list[int]] = field(default_factory=list)
     support: int = 0
+    # Accuracy per text-length bucket, for buckets with enough texts to compare.
+    slices: dict[str, float] = field(default_factory=dict)
+    # What the gate budgets besides quality (latency_p95_ms, model_size_mb): machine-dependent,
+    # so kept out of `headline`, which must be the same on every run of the same model.
+    costs: dict[str, float] = field(default_factory=dict)
 
     def headline(self) -> dict[str, float]:
         """The flat metrics logged to MLflow and compared by the gate."""
@@ -23,6 +28,7 @@ class Metrics:
         for label, scores in self.per_class.items():
             flat[f"recall_{label}"] = scores["recall"]
             flat[f"f1_{label}"] = scores["f1"]
+        flat.update({f"slice_{name}_accuracy": value for name, value in self.slices.items()})
         return flat
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,10 +64,48 @@ def classification_metrics(
     )
 
 
+# Text-length buckets (words): a model can win on average and lose on the long reviews.
+LENGTH_BUCKETS = (("short", 0, 10), ("medium", 11, 30), ("long", 31, 10**9))
+# Fewer texts than this in a bucket make its accuracy too noisy to compare.
+MIN_SLICE_SUPPORT = 30
+
+
+def length_slices(texts: Sequence[str], y_true: Sequence[str],
+                  y_pred: Sequence[str]) -> dict[str, float]:
+    words = [len(text.split()) for text in texts]
+    slices = {}
+    for name, low, high in LENGTH_BUCKETS:
+        members = [i for i, n in enumerate(words) if low <= n <= high]
+        if len(members) >= MIN_SLICE_SUPPORT:
+            slices[f"length_{name}"] = sum(y_true[i] == y_pred[i] for i in members) / len(members)
+    return slices
+
+
 def score(classifier: Any, texts: Sequence[str], y_true: Sequence[str],
           labels: Sequence[str]) -> Metrics:
-    """A classifier (anything with `.predict(texts)` returning label names) on labelled texts."""
-    return classification_metrics(list(y_true), classifier.predict(list(texts)), labels)
+    """A classifier (anything with `.predict(texts)` returning label names) on labelled texts,
+    with accuracy per text-length slice."""
+    from dataclasses import replace
+
+    predicted = classifier.predict(list(texts))
+    metrics = classification_metrics(list(y_true), predicted, labels)
+    return replace(metrics, slices=length_slices(list(texts), list(y_true), list(predicted)))
+
+
+def p95_latency_ms(classifier: Any, texts: Sequence[str], requests: int = 50) -> float:
+    """p95 wall time of one single-text prediction, as a REST request would make it."""
+    import time
+
+    import numpy as np
+
+    samples = list(texts)[:requests] or [""]
+    classifier.predict(samples[:1])  # warm-up
+    times = []
+    for text in samples:
+        started = time.perf_counter()
+        classifier.predict([text])
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(times, 95))
 
 
 def majority_baseline(y_train: Sequence[str], y_test: Sequence[str]) -> float:

@@ -65,3 +65,44 @@ def test_report_lists_every_check_with_values():
 
 def test_first_model_reason():
     assert decide(m(0.9, 0.9), None, POLICY).reasons == ["first model: all absolute thresholds met"]
+
+
+def full(accuracy: float, macro_f1: float, recalls: tuple[float, float], short: float,
+         **costs: float) -> dict[str, float]:
+    return {**m(accuracy, macro_f1), "recall_neg": recalls[0], "recall_pos": recalls[1],
+            "slice_length_short_accuracy": short, **costs}
+
+
+SLICED = POLICY.model_copy(update={"min_class_recall": 0.5, "max_slice_regression": 0.05,
+                                   "max_latency_p95_ms": 50.0, "max_model_size_mb": 100.0})
+
+
+@pytest.mark.parametrize(
+    ("candidate", "production", "passed", "failing"),
+    [
+        # Every class must reach its recall floor, first model or not.
+        (full(0.8, 0.8, (0.9, 0.7), 0.8), None, True, set()),
+        (full(0.8, 0.8, (0.9, 0.45), 0.8), None, False, {("class_minimum", "recall_pos")}),
+        # Better on average, worse on one class beyond the slice tolerance: rejected.
+        (full(0.85, 0.85, (0.95, 0.70), 0.85), full(0.8, 0.8, (0.8, 0.80), 0.8), False,
+         {("slice", "recall_pos")}),
+        (full(0.85, 0.85, (0.95, 0.76), 0.85), full(0.8, 0.8, (0.8, 0.80), 0.8), True, set()),
+        # ...or on a text-length slice.
+        (full(0.85, 0.85, (0.9, 0.9), 0.70), full(0.8, 0.8, (0.8, 0.8), 0.80), False,
+         {("slice", "slice_length_short_accuracy")}),
+        # Budgets: p95 latency and model size, inclusive.
+        (full(0.8, 0.8, (0.8, 0.8), 0.8, latency_p95_ms=50.0, model_size_mb=100.0), None, True,
+         set()),
+        (full(0.8, 0.8, (0.8, 0.8), 0.8, latency_p95_ms=51.0, model_size_mb=101.0), None, False,
+         {("budget", "latency_p95_ms"), ("budget", "model_size_mb")}),
+    ],
+)
+def test_class_slice_and_budget_checks(candidate, production, passed, failing):
+    decision = decide(candidate, production, SLICED)
+    assert decision.passed is passed
+    assert {(c.name, c.metric) for c in decision.checks if not c.passed} == failing
+
+
+def test_budgets_and_floors_are_off_by_default():
+    decision = decide(full(0.8, 0.8, (0.1, 0.1), 0.8, latency_p95_ms=1e6), None, POLICY)
+    assert decision.passed and {c.name for c in decision.checks} == {"minimum"}
