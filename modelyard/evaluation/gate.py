@@ -79,16 +79,8 @@ def decide(
             floor, ok, f"{metric} {value:.4f} {'>=' if ok else '<'} minimum {floor:.4f}",
         ))
     if production is not None:
-        for metric in _GATED:
-            value, before = candidate[metric], production[metric]
-            floor = before - policy.max_regression
-            ok = value >= floor
-            checks.append(GateCheck(
-                "no_regression", metric, value, before, floor, ok,
-                f"{metric} {value:.4f} vs production {before:.4f}: "
-                + ("within" if ok else "regresses beyond")
-                + f" the allowed {policy.max_regression:.4f}",
-            ))
+        checks += [_not_worse("no_regression", metric, candidate[metric], production[metric],
+                              policy.max_regression) for metric in _GATED]
         metric = policy.primary_metric
         value, before = candidate[metric], production[metric]
         gain = value - before
@@ -118,19 +110,23 @@ def _class_and_slice_checks(candidate: Mapping[str, float], production: Mapping[
     if production is None:
         return checks
     slices = recalls + sorted(key for key in candidate if key.startswith("slice_"))
-    for metric in slices:
-        if metric not in production:
-            continue
-        value, before = candidate[metric], production[metric]
-        floor = before - policy.max_slice_regression
-        ok = value >= floor
-        checks.append(GateCheck(
-            "slice", metric, value, before, floor, ok,
-            f"slice {metric} {value:.4f} vs production {before:.4f}: "
-            + ("within" if ok else "regresses beyond")
-            + f" the allowed {policy.max_slice_regression:.4f}",
-        ))
+    checks += [_not_worse("slice", metric, candidate[metric], production[metric],
+                          policy.max_slice_regression)
+               for metric in slices if metric in production]
     return checks
+
+
+def _not_worse(name: str, metric: str, value: float, before: float,
+               tolerance: float) -> GateCheck:
+    """The candidate may fall at most `tolerance` below production on `metric`."""
+    floor = before - tolerance
+    ok = value >= floor
+    label = f"slice {metric}" if name == "slice" else metric
+    return GateCheck(
+        name, metric, value, before, floor, ok,
+        f"{label} {value:.4f} vs production {before:.4f}: "
+        + ("within" if ok else "regresses beyond") + f" the allowed {tolerance:.4f}",
+    )
 
 
 def _budget_checks(candidate: Mapping[str, float], policy: GateParams) -> list[GateCheck]:
