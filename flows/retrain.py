@@ -8,12 +8,15 @@ or written to MLflow.
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.settings import get_current_settings
 from prefect.states import Failed, State
 
 from modelyard.config import Settings, load_params
@@ -35,14 +38,8 @@ from tasks.data import (
     validate_dataset,
 )
 from tasks.evaluate import evaluate_candidate, evaluate_production, gate
-from tasks.registry import (
-    log_evaluation,
-    log_model,
-    log_validation,
-    move_alias,
-    open_tracking_run,
-    register_version,
-)
+from tasks.promote import compare_and_promote, register_candidate, wait_for_approval
+from tasks.registry import log_evaluation, log_validation, open_tracking_run
 from tasks.train import train_candidate
 
 
@@ -62,6 +59,11 @@ def retrain(
     params = load_params(params_path)
     if overrides:
         params = params.updated(overrides)
+    if params.promotion.mode == "manual" and not get_current_settings().api.url:
+        return _reject(Rejected(
+            "promotion.mode is manual, but this run uses Prefect's ephemeral API, which no "
+            "reviewer can reach to approve: start a server (`prefect server start`) and set "
+            "PREFECT_API_URL, or use promotion.mode auto"))
     settings = Settings()
     name, labels = params.model.name, list(params.data.labels)
     try:
@@ -100,27 +102,41 @@ def retrain(
         trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
                                   run_dir / "checkpoints")
         candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
-        production = evaluate_production(registry, name, splits.test, labels)
+        audit = AuditLog.from_url(settings.resolved_database_url())
+        production = evaluate_production(registry, audit, name, run_id, splits.test, labels)
         production_version, production_metrics = production or (None, None)
         decision = gate(candidate, production_metrics, params.gate)
         baseline = majority_baseline(splits.train[LABEL].tolist(), splits.test[LABEL].tolist())
         log_evaluation(registry, run_id, candidate, production_metrics, production_version,
                        decision, baseline)
 
-        version = None
+        version, approval, rechecked_against = None, None, None
         if decision.passed or params.promotion.register_rejected:
-            model_uri = log_model(registry, run_id, trained.model_dir, splits)
             lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
                                    candidate)
-            version = register_version(registry, name, model_uri, run_id, lineage, decision)
+            version = register_candidate(registry, name, run_id, trained.model_dir, splits,
+                                         lineage, decision)
         if decision.passed and version is not None:
-            audit = AuditLog.from_url(settings.resolved_database_url())
-            actor, report = f"flow-run:{flow_run_id}", f"mlflow-run:{run_id}/gate/decision.md"
-            move_alias(registry, audit, name, STAGING, version, actor,
-                       f"passed the gate: {'; '.join(decision.reasons)}", report)
-            if params.promotion.mode == "auto":
-                move_alias(registry, audit, name, PRODUCTION, version, actor,
-                           "promotion.mode is auto and the gate passed", report)
+            actor = f"flow-run:{flow_run_id}"
+            promote = partial(compare_and_promote, registry, audit, name, version, run_id,
+                              candidate, test=splits.test, labels=labels, policy=params.gate)
+            manual = params.promotion.mode == "manual"
+            promotion = promote(decision, production_version,
+                                aliases=[STAGING] if manual else [STAGING, PRODUCTION],
+                                actor=actor, reason=f"passed the gate: "
+                                                    f"{'; '.join(decision.reasons)}")
+            if manual and promotion.moved:
+                approval = wait_for_approval(registry, name, version, flow_run_id,
+                                             params.promotion.approval_timeout_s,
+                                             promotion.decision)
+                if approval.approved:
+                    promotion = promote(promotion.decision, promotion.compared_with,
+                                        aliases=[PRODUCTION],
+                                        actor=f"user:{approval.reviewer} via {actor}",
+                                        reason=f"approved: {approval.reason or 'no reason given'}")
+            decision = promotion.decision
+            if promotion.compared_with != production_version:
+                rechecked_against = promotion.compared_with
         registry.end_run(run_id, "FINISHED")
     except BaseException:
         # The run directory stays: the next retrain with the same inputs resumes from it.
@@ -132,6 +148,8 @@ def retrain(
         name, dataset, splits.sizes(), candidate, baseline, production, decision, version, run_id,
         registry.tracking_uri, registry.alias_version(name, STAGING),
         registry.alias_version(name, PRODUCTION),
+        approval=None if approval is None else asdict(approval),
+        rechecked_against=rechecked_against,
         validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
         training={"resumed_from_step": trained.result.resumed_from_step, "resumed_run": resumed,
                   "steps": trained.result.steps, "device": trained.result.device,
@@ -154,7 +172,7 @@ def _read(spec: str, repo: str | None, root: Path | None,
 
 def _reject(reason: Rejected) -> State:
     """End the run Failed with the reason as its message: no traceback, nothing tracked."""
-    get_run_logger().error("data refused, nothing trained or registered:\n%s", reason.message)
+    get_run_logger().error("refused, nothing trained or registered:\n%s", reason.message)
     return Failed(message=reason.message)
 
 

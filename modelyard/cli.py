@@ -69,7 +69,7 @@ def retrain(
     try:
         summary = retrain_flow(params_path=str(params), data_path=data,
                                overrides=overrides or None, data_repo=data_repo)
-    except FailedRun as refused:  # the flow refused the data; its message says why
+    except FailedRun as refused:  # the flow refused its inputs; its message says why
         console.print(f"[red]error:[/] {escape(str(refused))}\n"
                       "Nothing was trained, registered or promoted.")
         raise typer.Exit(1) from None
@@ -80,13 +80,20 @@ def retrain(
 
 def _preflight(params: Any) -> None:
     """What params.yaml alone cannot know: that the backbone exists on this machine and the
-    precision suits its device. Checked before any data is read or anything is trained."""
+    precision suits its device, that a manual approval can reach this run. Checked before any
+    data is read or anything is trained."""
+    from prefect.settings import get_current_settings
+
     from modelyard.training.loop import resolve_precision
     from modelyard.training.model import backbone_path, pick_device
 
     if params.model.backbone != "tiny":
         backbone_path(params.model.backbone)
     resolve_precision(pick_device(), params.train.precision)
+    if params.promotion.mode == "manual" and not get_current_settings().api.url:
+        raise ValueError("promotion.mode is manual: the run pauses for a reviewer, who needs a "
+                         "Prefect server to reach it; start one (`prefect server start`) and set "
+                         "PREFECT_API_URL, or use --set promotion.mode=auto")
 
 
 @data_app.command("prepare")
@@ -262,11 +269,22 @@ def models_show(name: str, version: str) -> None:
         _fail(f"{name} has no version {version}")
     typer.echo(f"{name} version {info.version}  aliases: {', '.join(info.aliases) or 'none'}")
     for key in ("dataset_md5", "dataset_path", "git_commit", "params_hash", "validation",
-                "gate_decision", "rejected", "mlflow_run_id", "prefect_flow_run_id"):
+                "gate_decision", "rejected", "approval", "approval_by", "approval_reason",
+                "mlflow_run_id", "prefect_flow_run_id"):
         if key in info.tags:
             typer.echo(f"  {key:20s} {info.tags[key]}")
+    if "gate_report" in info.tags:
+        typer.echo("  gate checks")
+        for line in info.tags["gate_report"].splitlines()[1:]:
+            typer.echo(f"    {line}")
     if info.run_id:
         typer.echo(f"  {'gate report':20s} mlflow-run:{info.run_id}/gate/decision.md")
+        params = registry.run_params(info.run_id)
+        for section in ("model", "train", "gate"):
+            values = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in sorted(params.items())
+                               if k.startswith(f"{section}."))
+            if values:
+                typer.echo(f"  {'params ' + section:20s} {values}")
         metrics = registry.run_metrics(info.run_id)
         for key in sorted(k for k in metrics if k.startswith("test_")):
             typer.echo(f"  {key:20s} {metrics[key]:.4f}")
@@ -323,9 +341,66 @@ def models_promote(
         _fail(f"{name} has no version {version}")
     if info.tags.get("rejected") == "true":
         _fail(f"{name} version {version} was rejected by the gate and is never aliased")
-    moved = audit.move(registry, name, to, version, kind="manual", actor=_user(), reason=reason)
+    with audit.promotion_lock(name):
+        moved = audit.move(registry, name, to, version, kind="manual", actor=_user(),
+                           reason=reason)
     typer.echo(f"{name}@{to} is version {version}"
                + ("" if moved else " already: nothing moved"))
+
+
+def _answer(name: str, version: str, approve: bool, reason: str) -> None:
+    """Resume the retrain paused for `version` with a reviewer's answer, as the Prefect UI's
+    form does."""
+    from uuid import UUID
+
+    from mlflow.exceptions import MlflowException
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import get_current_settings
+
+    registry, _ = _registry_and_audit()
+    try:
+        info = registry.version_info(name, version)
+    except MlflowException:
+        _fail(f"{name} has no version {version}")
+    status, flow_run = info.tags.get("approval"), info.tags.get("approval_flow_run")
+    if status != "waiting" or not flow_run:
+        _fail(f"{name} version {version} is not waiting for approval (approval: "
+              f"{status or 'never asked'}); `modelyard models promote {name} {version}` moves "
+              "production by hand")
+    if not get_current_settings().api.url:
+        _fail(f"the retrain waiting for it is flow run {flow_run} on a Prefect server: set "
+              "PREFECT_API_URL to that server")
+    answer = {"approve": approve, "reviewer": _user().removeprefix("user:"), "reason": reason}
+    try:
+        resume_flow_run(UUID(flow_run), run_input=answer)
+    except NotPausedError:
+        _fail(f"flow run {flow_run}, which asked for approval of {name} version {version}, is no "
+              "longer paused (answered, timed out or cancelled)")
+    except FlowPauseTimeout:
+        _fail(f"flow run {flow_run} stopped waiting: its approval timed out")
+    verb = "approved" if approve else "rejected"
+    typer.echo(f"{name} version {version} {verb}: flow run {flow_run} resumes"
+               + (" and promotes it (after re-checking against the current production)"
+                  if approve else "; production does not move"))
+
+
+@models_app.command("approve")
+def models_approve(
+    name: str, version: str,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Approve a version waiting in staging (promotion.mode manual): its retrain promotes it."""
+    _answer(name, version, True, reason)
+
+
+@models_app.command("reject")
+def models_reject(
+    name: str, version: str,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Reject a version waiting for approval: its retrain ends without promoting it."""
+    _answer(name, version, False, reason)
 
 
 @models_app.command("rollback")
@@ -339,19 +414,20 @@ def models_rollback(
     from mlflow.exceptions import MlflowException
 
     registry, audit = _registry_and_audit()
-    current = registry.alias_version(name, "production")
-    if current is None:
-        _fail(f"{name} has no production version to roll back from")
-    target = to or audit.rollback_target(name, current)
-    if target is None:
-        _fail(f"{name}@production (version {current}) replaced nothing in the audit trail: "
-              "name the version with --to")
-    try:
-        registry.version_info(name, target)
-    except MlflowException:
-        _fail(f"{name} has no version {target}")
-    audit.move(registry, name, "production", target, kind="rollback", actor=_user(),
-               reason=reason)
+    with audit.promotion_lock(name):
+        current = registry.alias_version(name, "production")
+        if current is None:
+            _fail(f"{name} has no production version to roll back from")
+        target = to or audit.rollback_target(name, current)
+        if target is None:
+            _fail(f"{name}@production (version {current}) replaced nothing in the audit trail: "
+                  "name the version with --to")
+        try:
+            registry.version_info(name, target)
+        except MlflowException:
+            _fail(f"{name} has no version {target}")
+        audit.move(registry, name, "production", target, kind="rollback", actor=_user(),
+                   reason=reason)
     typer.echo(f"{name}@production rolled back: version {current} -> {target}")
 
 

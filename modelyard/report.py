@@ -15,7 +15,8 @@ def retrain_summary(
     version: str | None,
     run_id: str, tracking_uri: str, staging_version: str | None,
     production_version: str | None, validation: dict[str, str] | None = None,
-    training: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None, approval: dict[str, str] | None = None,
+    rechecked_against: str | None = None,
 ) -> dict[str, Any]:
     """What a retrain did, as plain JSON-able data: the flow's return value."""
     before, before_metrics = production or (None, None)
@@ -32,6 +33,9 @@ def retrain_summary(
         "production_version_after": production_version,
         "staging_version": staging_version,
         "decision": decision.to_dict(),
+        # Production moved while this run evaluated: the decision is against this version.
+        "rechecked_against": rechecked_against,
+        "approval": approval,
         "version": version,
         "mlflow_run_id": run_id,
         "tracking_uri": tracking_uri,
@@ -73,7 +77,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"baseline  always predicting the majority class: accuracy "
                   f"{summary['majority_baseline_accuracy']:.4f}")
     colour = "green" if decision["passed"] else "yellow"
-    console.print(f"gate      [{colour}]{decision['verdict'].upper()}[/]")
+    again = summary.get("rechecked_against")
+    note = (f" (production moved to v{again} meanwhile: compared again against it)"
+            if again else "")
+    console.print(f"gate      [{colour}]{decision['verdict'].upper()}[/]{note}")
     for reason in decision["reasons"]:
         console.print(f"          - {reason}")
     name, version = summary["model"], summary["version"]
@@ -82,6 +89,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     else:
         status = "" if decision["passed"] else " (tagged rejected, no alias)"
         console.print(f"model     {name} version {version}{status}")
+    approval = summary.get("approval")
+    if approval:
+        console.print(f"approval  {approval['status']} by {approval['reviewer']}"
+                      + (f": {approval['reason']}" if approval["reason"] else ""))
     console.print(f"aliases   staging → v{summary['staging_version']}, "
                   f"production → v{summary['production_version_after']}")
     if decision["passed"] is False and before:

@@ -12,6 +12,7 @@ from modelyard.data.dataset import LABEL, TEXT
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics, p95_latency_ms, score
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
+from modelyard.store.audit import AuditLog
 from modelyard.training.model import TextClassifier
 
 
@@ -37,17 +38,29 @@ def evaluate_candidate(model_dir: Path, test: pd.DataFrame, labels: list[str]) -
     return metrics
 
 
+def score_version(registry: MlflowRegistry, name: str, version: str, test: pd.DataFrame,
+                  labels: list[str]) -> Metrics:
+    return _score(registry.load_classifier(name, version=version), test, labels)
+
+
 @task(name="evaluate-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def evaluate_production(
-    registry: MlflowRegistry, name: str, test: pd.DataFrame, labels: list[str]
+    registry: MlflowRegistry, audit: AuditLog, name: str, run_id: str, test: pd.DataFrame,
+    labels: list[str],
 ) -> tuple[str, Metrics] | None:
-    """Score the model now behind `@production` on the candidate's own test split."""
+    """Score the champion on the candidate's own test split: the version behind `@production`,
+    or, when that is this very run's model (an earlier attempt of this run promoted it and then
+    died), the version it replaced."""
     version = registry.alias_version(name, PRODUCTION)
     logger = get_run_logger()
+    if version is not None and registry.version_info(name, version).run_id == run_id:
+        logger.info("%s@production is version %s, this run's own model: comparing with the "
+                    "version it replaced", name, version)
+        version = audit.rollback_target(name, version)
     if version is None:
         logger.info("no production model for %s yet: the gate uses absolute thresholds", name)
         return None
-    metrics = _score(registry.load_classifier(name, PRODUCTION), test, labels)
+    metrics = score_version(registry, name, version, test, labels)
     logger.info("production v%s on the same test split: accuracy %.4f, macro-F1 %.4f", version,
                 metrics.accuracy, metrics.macro_f1)
     return version, metrics

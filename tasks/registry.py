@@ -14,7 +14,6 @@ from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
-from modelyard.store.audit import AuditLog
 from modelyard.training.model import TextClassifier
 
 
@@ -120,30 +119,3 @@ def log_model(registry: MlflowRegistry, run_id: str, model_dir: Path, splits: Sp
     example = splits.test[[TEXT]].head(3).reset_index(drop=True)
     outputs = predictions_frame(TextClassifier.load(model_dir), example[TEXT].tolist())
     return registry.log_model(run_id, model_dir, example, outputs)
-
-
-@task(name="register-model-version", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def register_version(
-    registry: MlflowRegistry, name: str, model_uri: str, run_id: str, lineage: dict[str, str],
-    decision: GateDecision,
-) -> str:
-    """A new version with its lineage; a rejected one is tagged so and gets no alias."""
-    tags = {**lineage, "gate_decision": decision.verdict}
-    if not decision.passed:
-        tags["rejected"] = "true"
-    version = registry.register(model_uri, name, run_id, tags)
-    get_run_logger().info("registered %s version %s (%s)", name, version, decision.verdict)
-    return version
-
-
-@task(name="move-alias", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def move_alias(registry: MlflowRegistry, audit: AuditLog, name: str, alias: str, version: str,
-               actor: str, reason: str, gate_report: str) -> None:
-    """Move the alias and write its audit row together; a retry after a move is a no-op."""
-    moved = audit.move(registry, name, alias, version, kind="promote", actor=actor,
-                       reason=reason, gate_report=gate_report)
-    logger = get_run_logger()
-    if moved is None:
-        logger.info("%s@%s already at version %s", name, alias, version)
-    else:
-        logger.info("%s@%s: version %s -> %s (audited)", name, alias, moved.from_version, version)

@@ -48,6 +48,16 @@ class GateDecision:
         return {"passed": self.passed, "verdict": self.verdict, "reasons": self.reasons,
                 "checks": [asdict(check) for check in self.checks]}
 
+    def to_text(self, limit: int = 5000) -> str:
+        """Every check on one line, for a registry tag (MLflow caps tag values at 5,000
+        characters: the tail is cut, the full report stays in the run)."""
+        lines = [f"{self.verdict.upper()}"] + [
+            f"{'pass' if check.passed else 'FAIL'} {check.name}: {check.reason}"
+            for check in self.checks]
+        text = "\n".join(lines)
+        cut = "\n… (cut; see the run)"
+        return text if len(text) <= limit else text[: limit - len(cut)] + cut
+
     def to_markdown(self) -> str:
         lines = [
             f"**Gate: {self.verdict.upper()}**", "",

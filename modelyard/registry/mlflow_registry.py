@@ -198,6 +198,9 @@ class MlflowRegistry:
                 input_example=input_example,
                 pip_requirements=_requirements(),
             )
+        # Leaving `start_run` marked the run FINISHED; the retrain is not finished (and a re-run
+        # after a crash from here on must find it unfinished to resume it).
+        self.client.update_run(run_id, status="RUNNING")
         return str(info.model_uri)
 
     def register(self, model_uri: str, name: str, run_id: str, tags: Mapping[str, str]) -> str:
@@ -238,6 +241,9 @@ class MlflowRegistry:
                           len(versions)))
         return sorted(found)
 
+    def run_params(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.params)
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)
 
@@ -248,12 +254,26 @@ class MlflowRegistry:
             aliases=list(found.aliases),
         )
 
-    def load_classifier(self, name: str, alias: str) -> Any:
-        """The model behind `models:/<name>@<alias>` exactly as the pyfunc flavour loads it."""
+    def version_for_run(self, name: str, run_id: str) -> str | None:
+        """The version already registered from this MLflow run, if any: a re-run of a killed
+        retrain finds it instead of registering the same model twice."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        except MlflowException:
+            return None
+        return str(min(int(v.version) for v in found)) if found else None
+
+    def load_classifier(self, name: str, alias: str | None = None,
+                        version: str | None = None) -> Any:
+        """The model behind `models:/<name>@<alias>` (or `/<version>`) exactly as the pyfunc
+        flavour loads it."""
         import mlflow.pyfunc
 
+        uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
         with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch:
-            model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}", dst_path=scratch)
+            model = mlflow.pyfunc.load_model(uri, dst_path=scratch)
             return model.unwrap_python_model().classifier
 
 

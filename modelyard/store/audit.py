@@ -3,6 +3,8 @@ which, when and why — and so what was serving at any moment, and where a rollb
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,19 @@ class AuditLog:
 
         return cls(engine_for(url))
 
+    @contextmanager
+    def promotion_lock(self, model: str, timeout_s: float = 600.0) -> Iterator[None]:
+        """Serialize everything that reads and then moves `model`'s aliases (compare-and-promote,
+        manual promotion, rollback) among every process sharing this database."""
+        from modelyard.store.lock import exclusive
+
+        with exclusive(self.engine, f"modelyard.promote:{model}", timeout_s):
+            yield
+
+    def latest(self, model: str, alias: str) -> Move | None:
+        moves = self.history(model, alias)
+        return moves[-1] if moves else None
+
     def history(self, model: str, alias: str | None = None) -> list[Move]:
         from sqlalchemy import select
 
@@ -74,16 +89,31 @@ class AuditLog:
     def move(self, registry: Any, model: str, alias: str, version: str, *, kind: str,
              actor: str, reason: str, gate_report: str | None = None) -> Move | None:
         """Point `alias` at `version` and write its row, as one unit: the row is committed only
-        once the registry has moved, and not written at all when the alias is already there
-        (so a retried move is neither a second move nor a second row)."""
+        once the registry has moved. A retried move writes nothing when both are already done;
+        when the registry moved but the row was lost (the mover died in between), the retry
+        writes the row, so the trail never misses a move and never holds one twice.
+
+        Callers that decide *whether* to move from what the registry says hold
+        `promotion_lock(model)` around the read and the move."""
+        version = str(version)
         current = registry.alias_version(model, alias)
-        if current == str(version):
-            return None
+        if current == version:
+            last = self.latest(model, alias)
+            if last is not None and last.to_version == version:
+                return None
+            row = AliasMove(model=model, alias=alias, kind=kind,
+                            from_version=last.to_version if last else None, to_version=version,
+                            actor=actor, reason=f"{reason} (recorded on retry: the alias had "
+                            "already moved when the first attempt died)",
+                            gate_report=gate_report, moved_at=datetime.now(UTC))
+            with self.sessions() as session, session.begin():
+                session.add(row)
+            return _move(row)
         row = AliasMove(model=model, alias=alias, kind=kind, from_version=current,
-                        to_version=str(version), actor=actor, reason=reason,
+                        to_version=version, actor=actor, reason=reason,
                         gate_report=gate_report, moved_at=datetime.now(UTC))
         with self.sessions() as session, session.begin():
             session.add(row)
             session.flush()
-            registry.set_alias(model, alias, str(version))
+            registry.set_alias(model, alias, version)
         return _move(row)

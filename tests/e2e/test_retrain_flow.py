@@ -58,6 +58,9 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     tags = version.tags
     assert tags["dataset_md5"] == md5 == first["dataset"]["md5"]
     assert tags["gate_decision"] == "promote"
+    assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
+    assert len(tags["gate_report"].splitlines()) == 1 + len(first["decision"]["checks"])
+    assert tags["gate_report_uri"] == f"runs:/{first['mlflow_run_id']}/gate/decision.md"
     assert tags["validation"] == "passed"
     assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
     assert len(tags["params_hash"]) == 16 and tags["git_commit"]

@@ -111,6 +111,84 @@ def test_a_failed_registry_move_writes_no_row(url):
     log.engine.dispose()
 
 
+def test_a_move_lost_between_registry_and_row_is_recorded_by_the_retry(url):
+    """The mover died after the registry moved and before its row committed: the retry finds
+    the alias already there and writes the missing row, once."""
+    log, registry = AuditLog.from_url(url), FakeRegistry()
+    log.move(registry, "m", "production", "1", kind="promote", actor="a", reason="first")
+    registry.set_alias("m", "production", "2")  # moved; the row never made it
+    retried = log.move(registry, "m", "production", "2", kind="promote", actor="b",
+                       reason="better")
+    assert retried is not None and (retried.from_version, retried.to_version) == ("1", "2")
+    assert "recorded on retry" in retried.reason
+    assert log.move(registry, "m", "production", "2", kind="promote", actor="b",
+                    reason="better") is None
+    assert [(m.from_version, m.to_version) for m in log.history("m")] == [(None, "1"), ("1", "2")]
+    log.engine.dispose()
+
+
+def test_promotion_lock_is_exclusive_per_model(url):
+    """Two holders of the same model's lock never overlap; another model's lock is free."""
+    import threading
+
+    from modelyard.store.lock import LockTimeout
+
+    log = AuditLog.from_url(url)
+    other = AuditLog.from_url(url)  # another engine: as another process would have
+    inside, events = threading.Event(), []
+
+    def hold() -> None:
+        with log.promotion_lock("m"):
+            events.append("first in")
+            inside.set()
+            time.sleep(1.0)
+            events.append("first out")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(10)
+    with pytest.raises(LockTimeout, match="another promotion of this model"):
+        with other.promotion_lock("m", timeout_s=0.3):
+            pass
+    with other.promotion_lock("n", timeout_s=0.3):
+        events.append("other model")
+    with other.promotion_lock("m", timeout_s=10):
+        events.append("second in")
+    holder.join()
+    assert events == ["first in", "other model", "first out", "second in"]
+    log.engine.dispose()
+    other.engine.dispose()
+
+
+def test_a_killed_holder_releases_the_promotion_lock(url, tmp_path):
+    """SIGKILL leaves no stale lock: the kernel (flock) or the server (advisory lock, session
+    gone) releases it."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time\n"
+            "from modelyard.store.audit import AuditLog\n"
+            f"log = AuditLog.from_url({url!r})\n"
+            "with log.promotion_lock('m'):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(600)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    assert child.stdout.readline().strip() == "locked"
+    from modelyard.store.lock import LockTimeout
+
+    log = AuditLog.from_url(url)
+    with pytest.raises(LockTimeout):
+        with log.promotion_lock("m", timeout_s=0.3):
+            pass
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with log.promotion_lock("m", timeout_s=10):
+        pass
+    log.engine.dispose()
+
+
 def test_models_commands(tmp_path, monkeypatch):
     from mlflow import MlflowClient
     from typer.testing import CliRunner

@@ -106,3 +106,14 @@ def test_class_slice_and_budget_checks(candidate, production, passed, failing):
 def test_budgets_and_floors_are_off_by_default():
     decision = decide(full(0.8, 0.8, (0.1, 0.1), 0.8, latency_p95_ms=1e6), None, POLICY)
     assert decision.passed and {c.name for c in decision.checks} == {"minimum"}
+
+
+def test_tag_text_lists_every_check_and_fits_a_registry_tag():
+    decision = decide(m(0.80, 0.70), m(0.82, 0.72), POLICY)
+    lines = decision.to_text().splitlines()
+    assert lines[0] == "REJECT" and len(lines) == 1 + len(decision.checks)
+    assert "FAIL no_regression: accuracy 0.8000 vs production 0.8200" in lines[3]
+    many = decide({**m(0.9, 0.9), **{f"slice_{i}": 0.5 for i in range(300)}},
+                  {**m(0.8, 0.8), **{f"slice_{i}": 0.5 for i in range(300)}}, POLICY)
+    text = many.to_text()
+    assert len(text) <= 5000 and text.endswith("(cut; see the run)")

@@ -1,0 +1,275 @@
+"""Promotion under the conditions that break naive pipelines, each retrain a real `modelyard
+retrain` process against a real (temporary) Prefect API, a shared MLflow store and audit database:
+
+- two retrains of different quality racing for `production`;
+- a retrain killed between moving `production` and writing its audit row, then re-run;
+- `promotion.mode: manual`: approved, rejected, and never answered (timeout).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+# The CLI, with one function replaced before it runs: how the tests reach into a real process
+# at an exact point (a barrier before the promotion lock, a crash after the registry moved).
+_PATCHED_CLI = """
+import os, sys, time, pathlib
+sys.path.insert(0, {repo!r})
+{patch}
+from modelyard.cli import main
+sys.argv = ["modelyard", *sys.argv[1:]]
+main()
+"""
+
+BARRIER = """
+from modelyard.store.audit import AuditLog
+_original = AuditLog.promotion_lock
+def _after_everyone_compared(self, model, timeout_s=600.0):
+    # Both retrains have compared against the same production before either may promote.
+    barrier = pathlib.Path(os.environ["BARRIER"])
+    (barrier / str(os.getpid())).touch()
+    deadline = time.monotonic() + 300
+    while len(list(barrier.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _original(self, model, timeout_s)
+AuditLog.promotion_lock = _after_everyone_compared
+"""
+
+CRASH_AFTER_PRODUCTION_MOVES = """
+from modelyard.registry.mlflow_registry import MlflowRegistry
+_original = MlflowRegistry.set_alias
+def _set_alias_then_die(self, name, alias, version):
+    _original(self, name, alias, version)
+    if alias == "production":
+        os._exit(9)  # as a power cut: the audit row of this move is never committed
+MlflowRegistry.set_alias = _set_alias_then_die
+"""
+
+
+def _params(tmp_path: Path, tiny_params, data: Path, name: str, **overrides) -> Path:
+    params = tiny_params.updated({"model.name": name, "data.path": str(data),
+                                  # Both qualities below pass the absolute floors: the race
+                                  # is decided by the comparison alone.
+                                  "gate.min_accuracy": 0.34, "gate.min_macro_f1": 0.2,
+                                  "gate.min_class_recall": 0.0, **overrides})
+    path = tmp_path / f"params-{name}-{len(list(tmp_path.glob('params-*')))}.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    return path
+
+
+def _retrain(params: Path, home: Path, api: str, patch: str = "", **env: str) -> subprocess.Popen:
+    command = ([sys.executable, "-c", _PATCHED_CLI.format(repo=str(REPO), patch=patch)]
+               if patch else [sys.executable, "-m", "modelyard"])
+    # Output to a file, not a pipe: a pipe nobody reads while the test waits on another process
+    # fills up and blocks its writer (here: before the barrier the other one waits at).
+    log = params.with_suffix(f".{time.monotonic_ns()}.log")
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "retrain", "--params", str(params)], cwd=home.parent,
+            env={**os.environ, "PREFECT_API_URL": api, "MODELYARD_HOME": str(home),
+                 "COLUMNS": "200", **env},
+            stdout=out, stderr=subprocess.STDOUT)
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    return process.returncode, " ".join(process.log.read_text().split())
+
+
+def _store(home: Path):
+    from mlflow import MlflowClient
+
+    from modelyard.store.audit import AuditLog
+
+    uri = f"sqlite:///{home.resolve()}/mlflow.db"
+    return (MlflowClient(tracking_uri=uri, registry_uri=uri),
+            AuditLog.from_url(f"sqlite:///{home.resolve()}/modelyard.db"))
+
+
+def _assert_trail_matches_registry(client, audit, name: str) -> None:
+    """Every alias's moves chain (each starts where the previous ended) and end where the
+    registry points: no lost and no duplicated rows."""
+    aliases = client.get_registered_model(name).aliases
+    for alias in ("staging", "production"):
+        moves = audit.history(name, alias)
+        chain = [None] + [m.to_version for m in moves]
+        assert [m.from_version for m in moves] == chain[:-1], f"{alias} trail broken: {moves}"
+        assert (str(aliases[alias]) if alias in aliases else None) == chain[-1]
+
+
+def test_concurrent_retrains_leave_the_better_model_in_production(prefect_api, tmp_path,
+                                                                   tiny_params, small_reviews):
+    home, barrier = tmp_path / "home", tmp_path / "barrier"
+    barrier.mkdir()
+    name = "race"
+    # The tiny BERT after 2 epochs: accuracy ~0.57, macro-F1 ~0.46; after 5: ~0.73 / ~0.74.
+    worse = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
+    better = _params(tmp_path, tiny_params, small_reviews, name)
+    runs = [_retrain(path, home, prefect_api, BARRIER, BARRIER=str(barrier))
+            for path in (worse, better)]
+    (worse_code, worse_out), (better_code, better_out) = [_finish(run) for run in runs]
+    assert worse_code == 0, worse_out[-3000:]
+    assert better_code == 0, better_out[-3000:]
+
+    client, audit = _store(home)
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+    assert len(versions) == 2
+    by_epochs = {v.tags["params_hash"]: number for number, v in versions.items()}
+    from modelyard.config import load_params
+
+    better_version = by_epochs[load_params(better).digest()]
+    worse_version = by_epochs[load_params(worse).digest()]
+    production = client.get_model_version_by_alias(name, "production")
+    assert str(production.version) == better_version
+    _assert_trail_matches_registry(client, audit, name)
+
+    # Both compared against "no production"; whichever promoted second had to compare again.
+    moves = audit.history(name, "production")
+    if [m.to_version for m in moves] == [better_version]:
+        assert "production moved to v" + better_version in worse_out
+        assert versions[worse_version].tags["rejected"] == "true"
+        assert versions[worse_version].aliases == []
+    else:
+        assert [m.to_version for m in moves] == [worse_version, better_version]
+        assert f"re-checked against version {worse_version}" in moves[1].reason
+        assert "production moved to v" + worse_version in better_out
+    audit.engine.dispose()
+
+
+def test_killed_promotion_rerun_leaves_one_version_and_one_row(prefect_api, tmp_path,
+                                                                 tiny_params, small_reviews):
+    home, name = tmp_path / "home", "crash"
+    params = _params(tmp_path, tiny_params, small_reviews, name)
+    code, out = _finish(_retrain(params, home, prefect_api, CRASH_AFTER_PRODUCTION_MOVES))
+    assert code == 9, out[-3000:]
+    client, audit = _store(home)
+    assert str(client.get_model_version_by_alias(name, "production").version) == "1"
+    assert [m.alias for m in audit.history(name)] == ["staging"]  # production's row was lost
+
+    code, out = _finish(_retrain(params, home, prefect_api))
+    assert code == 0, out[-3000:]
+    assert "version 1 was already registered from run" in out
+    assert len(client.search_model_versions(f"name='{name}'")) == 1
+    experiment = client.get_experiment_by_name("modelyard").experiment_id
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "FINISHED"
+    moves = audit.history(name)
+    assert [(m.alias, m.from_version, m.to_version) for m in moves] == [
+        ("staging", None, "1"), ("production", None, "1")]
+    assert "recorded on retry" in moves[1].reason
+    _assert_trail_matches_registry(client, audit, name)
+
+    code, out = _finish(_retrain(params, home, prefect_api))  # and once more, all done already
+    assert code == 0, out[-3000:]
+    assert len(audit.history(name)) == 2
+    audit.engine.dispose()
+
+
+def _wait_for_tag(client, name: str, version: str, key: str, value: str,
+                  process: subprocess.Popen, timeout: float = 600) -> None:
+    from mlflow.exceptions import MlflowException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{name} v{version} never got {key}={value}"
+        try:
+            if client.get_model_version(name, version).tags.get(key) == value:
+                return
+        except MlflowException:
+            pass
+        time.sleep(0.5)
+
+
+def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_params, small_reviews,
+                                               monkeypatch):
+    """Three retrains paused after `staging`: one approved and one rejected from the CLI, one
+    never answered. Only the approved one reaches production."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    cases = {}
+    for case, timeout_s in (("approved", 600), ("rejected", 600), ("timeout", 5)):
+        home = tmp_path / case
+        home.mkdir()
+        params = _params(home, tiny_params, small_reviews, "manual",
+                         **{"promotion.mode": "manual",
+                            "promotion.approval_timeout_s": timeout_s})
+        cases[case] = (home, _retrain(params, home, prefect_api))
+    runner = CliRunner()
+
+    def answer(case: str, verb: str, *args: str) -> str:
+        home, process = cases[case]
+        client, _ = _store(home)
+        _wait_for_tag(client, "manual", "1", "approval", "waiting", process)
+        assert str(client.get_model_version_by_alias("manual", "staging").version) == "1"
+        with pytest.raises(Exception, match="production"):
+            client.get_model_version_by_alias("manual", "production")  # not before approval
+        monkeypatch.setenv("MODELYARD_HOME", str(home))
+        result = runner.invoke(app, ["models", verb, "manual", "1", *args])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert "flow run" in answer("approved", "approve", "--reason", "looks good on the slices")
+    assert "production does not move" in answer("rejected", "reject", "--reason", "too risky")
+
+    outcomes = {}
+    for case, (home, process) in cases.items():
+        code, out = _finish(process)
+        assert code == 0, out[-3000:]
+        client, audit = _store(home)
+        aliases = client.get_registered_model("manual").aliases
+        tags = client.get_model_version("manual", "1").tags
+        outcomes[case] = (str(aliases.get("production")), tags["approval"], out, audit)
+
+    production, status, out, audit = outcomes["approved"]
+    assert (production, status) == ("1", "approved")
+    assert "approval approved by" in out and "looks good on the slices" in out
+    moves = audit.history("manual")
+    assert [(m.alias, m.to_version) for m in moves] == [("staging", "1"), ("production", "1")]
+    assert moves[1].actor.startswith("user:") and " via flow-run:" in moves[1].actor
+    assert moves[1].reason == "approved: looks good on the slices"
+
+    for case, status in (("rejected", "rejected"), ("timeout", "timed out")):
+        production, found, out, audit = outcomes[case]
+        assert (production, found) == ("None", status), case
+        assert [m.alias for m in audit.history("manual")] == ["staging"], case
+    assert "approval timed out by nobody: no answer within 5 s" in outcomes["timeout"][2]
+
+    # Nothing is waiting any more: a late answer is refused with the reason.
+    monkeypatch.setenv("MODELYARD_HOME", str(cases["timeout"][0]))
+    late = runner.invoke(app, ["models", "approve", "manual", "1"])
+    assert late.exit_code == 1 and "not waiting for approval (approval: timed out)" in " ".join(
+        late.output.split())
+    for *_, audit in outcomes.values():
+        audit.engine.dispose()
+
+
+def test_manual_mode_needs_a_reachable_prefect_api(tmp_path, tiny_params, small_reviews):
+    params = _params(tmp_path, tiny_params, small_reviews, "manual",
+                     **{"promotion.mode": "manual"})
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run([sys.executable, "-m", "modelyard", "retrain", "--params",
+                             str(params)], env={**env, "MODELYARD_HOME": str(tmp_path / "h")},
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "set PREFECT_API_URL" in out
+    assert not (tmp_path / "h" / "mlflow.db").exists()
