@@ -160,6 +160,39 @@ class PromotionParams(_Frozen):
     # A candidate that fails the gate is still registered (no alias, tagged rejected) so it can be
     # inspected; it never gets an alias.
     register_rejected: bool = True
+    # manual: after `staging`, the flow pauses until a person approves (Prefect UI or
+    # `modelyard models approve`); no answer within this many seconds ends in "not promoted".
+    approval_timeout_s: int = Field(default=86400, ge=1)
+
+
+class ServingParams(_Frozen):
+    """`modelyard serve`: what it follows, how it batches, what it accepts and logs."""
+
+    alias: str = "production"
+    # Micro-batching: concurrent requests are gathered for up to max_wait_ms, or until
+    # max_batch_size texts are waiting, and run through the model in one forward pass.
+    max_batch_size: int = Field(default=32, ge=1)
+    max_wait_ms: float = Field(default=5.0, ge=0.0)
+    max_texts_per_request: int = Field(default=64, ge=1)
+    max_chars_per_text: int = Field(default=5000, ge=1)
+    # How often each server asks the registry where the alias points.
+    poll_interval_s: float = Field(default=10.0, gt=0.0)
+    # What the prediction log keeps of each input: the text, or only its SHA-256.
+    log_inputs: Literal["full", "hashed"] = "full"
+    # Predictions wait here for the database; beyond this they are dropped (and counted).
+    log_queue_size: int = Field(default=10000, ge=1)
+    log_batch_size: int = Field(default=500, ge=1)
+
+
+class DeployParams(_Frozen):
+    """The last step of the retrain flow: servers that must pick up the new production."""
+
+    # Base URLs (http://host:port) of servers following `production`; empty: nothing to check.
+    servers: tuple[str, ...] = ()
+    # How long a server may take to report the new version in /metadata.
+    timeout_s: float = Field(default=120.0, gt=0.0)
+    # Texts from the test split sent to each server once it reports the new version.
+    smoke_requests: int = Field(default=5, ge=1)
 
 
 class Params(_Frozen):
@@ -169,10 +202,15 @@ class Params(_Frozen):
     train: TrainParams = TrainParams()
     gate: GateParams = GateParams()
     promotion: PromotionParams = PromotionParams()
+    serving: ServingParams = ServingParams()
+    deploy: DeployParams = DeployParams()
 
     def digest(self) -> str:
-        """A stable hash of every parameter: part of each model version's lineage."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A stable hash of every parameter that makes or judges a model: part of each model
+        version's lineage and of the key a killed retrain resumes by. `serving` and `deploy` are
+        left out: moving a server must not make the same training look like another."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy"}),
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def updated(self, changes: dict[str, Any]) -> Params:
@@ -233,8 +271,11 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     experiment: str = "modelyard"
     runs_dir: Path | None = None
-    # The platform database (audit trail): SQLite under `home` unless set.
+    # The platform database (audit trail, prediction log): SQLite under `home` unless set.
     database_url: str | None = None
+    # Bearer token for the model server's admin endpoints (and the deploy step's reload call);
+    # unset: admin endpoints are off.
+    admin_token: str | None = None
 
     def _external_tracking_uri(self) -> str | None:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
