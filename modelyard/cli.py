@@ -545,6 +545,42 @@ def stage_evaluate(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")
 
 
 @app.command()
+def serve(
+    params: Annotated[Path, typer.Option(help="The params file (model.name, serving).")] = Path(
+        "params.yaml"),
+    alias: Annotated[str | None, typer.Option(help="The alias to follow (default: "
+                                                   "serving.alias).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to "
+                                          "the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve models:/<model.name>@<alias> over REST, following the alias as it moves."""
+    import logging
+
+    import uvicorn
+
+    from modelyard.config import Settings
+    from modelyard.env import apply_defaults
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.serving.app import create_app
+
+    apply_defaults()
+    loaded = _load_params_or_exit(params)
+    serving = loaded.serving if alias is None else loaded.serving.model_copy(
+        update={"alias": alias})
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("modelyard.serving").warning(
+            "binding %s: the server is reachable from other machines", host)
+    application = create_app(
+        lambda: MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
+                               settings.artifact_root()),
+        loaded.model.name, serving, settings.resolved_database_url(), settings.admin_token)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
 def ui(port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000) -> None:
     """Open the MLflow UI on the embedded store."""
     import os

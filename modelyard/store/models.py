@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -28,3 +28,31 @@ class AliasMove(Base):
     reason: Mapped[str] = mapped_column(Text)
     gate_report: Mapped[str | None] = mapped_column(Text)  # where the decision is (MLflow run)
     moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Prediction(Base):
+    """One answered text. `text` is None unless the privacy setting keeps inputs in full; the
+    hash is always kept, so feedback and drift can still match texts."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(256))
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class Feedback(Base):
+    """The true label of a prediction, as a user reported it."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), index=True)
+    label: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,0 +1,1 @@
+"""The model server: FastAPI over a micro-batcher, following a registry alias."""

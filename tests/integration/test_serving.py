@@ -1,0 +1,270 @@
+"""The model server over real HTTP (uvicorn in a thread), a real MLflow registry with two tiny
+model versions, and a real database: endpoints valid and invalid, a hot swap under concurrent
+load, the prediction log, and a database that is down."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import pandas as pd
+import pytest
+
+from modelyard.config import ModelParams, ServingParams, TinyBackbone
+from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
+from modelyard.registry.pyfunc import predictions_frame
+from modelyard.serving.app import create_app
+from modelyard.training.model import TextClassifier, build_model
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
+NAME = "served"
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two registered versions of a tiny model, production → 1."""
+    import torch
+
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root}/mlflow.db"
+    registry = MlflowRegistry(uri, "serving-tests", (root / "mlruns").as_uri())
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
+        model, tokenizer = build_model(params, LABELS, TEXTS * 20)
+        directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
+        run_id = registry.start_run(f"seed-{seed}", {})
+        example = pd.DataFrame({"text": TEXTS})
+        uri_ = registry.log_model(run_id, directory, example,
+                                  predictions_frame(TextClassifier.load(directory), TEXTS))
+        registry.end_run(run_id)
+        registry.register(uri_, NAME, run_id, {"dataset_md5": f"md5-of-seed-{seed}"})
+    registry.set_alias(NAME, PRODUCTION, "1")
+    return uri, root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(store, database_url: str | None = None, token: str | None = TOKEN, name: str = NAME,
+            **knobs):
+    """A real server on a free port; its base URL."""
+    import uvicorn
+
+    uri, root = store
+    settings = ServingParams(**{"poll_interval_s": 3600, **knobs})
+    app = create_app(lambda: MlflowRegistry(uri, "serving-tests"), name, settings,
+                     database_url or f"sqlite:///{root}/predictions-{uuid.uuid4().hex[:6]}.db",
+                     token)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_endpoints_valid_and_invalid(store):
+    with serving(store) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/ready").json() == {"status": "ready", "version": "1"}
+        meta = http.get("/metadata").json()
+        assert (meta["model"], meta["version"], meta["alias"]) == (NAME, "1", "production")
+        assert meta["dataset_md5"] == "md5-of-seed-1" and meta["labels"] == LABELS
+
+        one = http.post("/predict", json={"text": "superb sound"})
+        assert one.status_code == 200
+        (prediction,) = one.json()["predictions"]
+        assert prediction["label"] in LABELS and prediction["model_version"] == "1"
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        uuid.UUID(prediction["id"])
+        many = http.post("/predict", json={"texts": TEXTS}).json()
+        assert [p["label"] for p in many["predictions"]] == TextClassifier.load(
+            store[1] / "model-1").predict(TEXTS)
+
+        def refused(body, status, *words, **kwargs):
+            response = http.post("/predict", json=body, **kwargs) if body is not None else \
+                http.post("/predict", **kwargs)
+            assert response.status_code == status, response.text
+            for word in words:
+                assert word in response.text, response.text
+
+        refused(None, 422, "JSON", content=b"{not json", headers={"content-type":
+                                                                 "application/json"})
+        refused({"text": "a", "texts": ["b"]}, 422, "exactly one of")
+        refused({}, 422, "exactly one of")
+        refused({"texts": []}, 422, "empty")
+        refused({"texts": ["a", 3]}, 422, "string")
+        refused({"text": "a", "extra": 1}, 422, "extra")
+        refused({"texts": ["x"] * 65}, 413, "65 texts", "limit is 64")
+        refused({"text": "y" * 5001}, 413, "5001 characters", "limit is 5000")
+
+        assert http.post("/admin/reload").status_code == 401
+        wrong = http.post("/admin/reload", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        ok = http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.json() == {"switched": False, "version": "1", "error": None}
+
+        schema = http.get("/openapi.json").json()
+        assert {"PredictRequest", "PredictResponse", "FeedbackRequest"} <= set(
+            schema["components"]["schemas"])
+        metrics = http.get("/metrics").text
+        assert _metric(metrics, 'modelyard_requests_total{route="/predict",status="413"}') == 2
+        assert _metric(metrics, 'modelyard_requests_total{route="/predict",status="200"}') == 2
+        assert _metric(metrics, "modelyard_model_version") == 1
+        assert "modelyard_batch_size_bucket" in metrics
+        assert "modelyard_prediction_log_queue_depth" in metrics
+
+    with serving(store, token=None) as (url, _):
+        off = httpx.post(f"{url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert off.status_code == 403 and "MODELYARD_ADMIN_TOKEN" in off.text
+
+
+def test_no_model_yet_is_alive_but_not_ready(store):
+    with serving(store, name="never-registered") as (url, _), httpx.Client(base_url=url) as http:
+        assert http.get("/health").status_code == 200
+        ready = http.get("/ready")
+        assert ready.status_code == 503 and "does not exist in the registry" in ready.text
+        assert http.post("/predict", json={"text": "x"}).status_code == 503
+
+
+def _rows(url: str, table: str) -> list[dict]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(text(f"SELECT * FROM {table}"))]
+    finally:
+        engine.dispose()
+
+
+def _wait_rows(url: str, table: str, count: int) -> list[dict]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            rows = _rows(url, table)
+            if len(rows) >= count:
+                return rows
+        except Exception:  # noqa: BLE001 - the table appears with the first write
+            pass
+        assert time.monotonic() < deadline, f"fewer than {count} rows in {table}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("mode", ["full", "hashed"])
+def test_predictions_and_feedback_are_logged(store, tmp_path, mode):
+    database = f"sqlite:///{tmp_path}/platform.db"
+    with serving(store, database, log_inputs=mode) as (url, _), httpx.Client(base_url=url) as http:
+        answered = http.post("/predict", json={"texts": TEXTS}).json()["predictions"]
+        rows = {row["id"]: row for row in _wait_rows(database, "predictions", 3)}
+        for text, prediction in zip(TEXTS, answered, strict=True):
+            row = rows[prediction["id"]]
+            assert (row["model"], row["version"], row["label"]) == (NAME, "1",
+                                                                    prediction["label"])
+            assert row["text"] == (text if mode == "full" else None)
+            assert len(row["text_sha256"]) == 64 and row["latency_ms"] > 0
+        stored = http.post("/feedback", json={"prediction_id": answered[0]["id"],
+                                              "label": "positive"})
+        assert stored.status_code == 201
+        assert http.post("/feedback", json={"prediction_id": answered[0]["id"],
+                                            "label": "great"}).status_code == 422
+        assert http.post("/feedback", json={"prediction_id": "nope",
+                                            "label": "positive"}).status_code == 422
+        (feedback,) = _rows(database, "feedback")
+        assert (feedback["prediction_id"], feedback["label"]) == (answered[0]["id"], "positive")
+
+
+def test_requests_are_answered_while_the_database_is_down(store):
+    """Nothing listens on port 1: every write fails. Predictions still answer at once; the
+    bounded queue fills, the rest is dropped and counted; feedback says 503."""
+    down = "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+    with serving(store, down, log_queue_size=5) as (url, app), \
+            httpx.Client(base_url=url, timeout=30) as http:
+        started = time.perf_counter()
+        for _ in range(20):
+            assert http.post("/predict", json={"text": "still here"}).status_code == 200
+        assert time.perf_counter() - started < 20
+        metrics = http.get("/metrics").text
+        assert _metric(metrics, "modelyard_prediction_log_queue_depth") <= 5
+        assert _metric(metrics, "modelyard_prediction_log_dropped") >= 14
+        assert _metric(metrics, "modelyard_prediction_log_written") == 0
+        feedback = http.post("/feedback", json={"prediction_id": str(uuid.uuid4()),
+                                                "label": "positive"})
+        assert feedback.status_code == 503 and "database is unavailable" in feedback.text
+
+
+def test_hot_swap_under_concurrent_load_drops_nothing(store):
+    """Eight clients predict without pause while production moves 1 → 2 (admin reload) and
+    back to 1 (found by polling): every request succeeds, every response is answered by one
+    version, and once a switch has returned, no response comes from the old version."""
+    uri, _ = store
+    registry = MlflowRegistry(uri, "serving-tests")
+    with serving(store, poll_interval_s=0.5, max_wait_ms=2) as (url, _):
+        stop = threading.Event()
+        responses: list[tuple[float, int, list[str]]] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                while not stop.is_set():
+                    sent = time.monotonic()
+                    response = http.post("/predict", json={"texts": TEXTS})
+                    versions = ([p["model_version"] for p in response.json()["predictions"]]
+                                if response.status_code == 200 else [])
+                    with lock:
+                        responses.append((sent, response.status_code, versions))
+
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(client)
+            time.sleep(1.5)
+            registry.set_alias(NAME, PRODUCTION, "2")
+            reload = httpx.post(f"{url}/admin/reload", timeout=60,
+                                headers={"Authorization": f"Bearer {TOKEN}"}).json()
+            assert reload == {"switched": True, "version": "2", "error": None}
+            swapped_to_2 = time.monotonic()
+            time.sleep(1.5)
+            moving_back = time.monotonic()
+            registry.set_alias(NAME, PRODUCTION, "1")  # no reload call: the poller finds it
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{url}/metadata").json()["version"] != "1":
+                assert time.monotonic() < deadline, "the poller never switched back"
+                time.sleep(0.05)
+            swapped_to_1 = time.monotonic()
+            time.sleep(1.0)
+            stop.set()
+
+    assert len(responses) > 50
+    assert {status for _, status, _ in responses} == {200}, "a request failed during a swap"
+    for _, _, versions in responses:
+        assert len(set(versions)) == 1 and versions[0] in {"1", "2"}
+    seen = [v[0] for _, _, v in responses]
+    assert "2" in seen and seen.count("1") > 0
+    assert all(v[0] == "2" for sent, _, v in responses if swapped_to_2 < sent < moving_back)
+    assert all(v[0] == "1" for sent, _, v in responses if sent > swapped_to_1)
