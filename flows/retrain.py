@@ -21,7 +21,7 @@ from prefect.states import Failed, State
 
 from modelyard.config import Settings, load_params
 from modelyard.data.catalog import CatalogError
-from modelyard.data.dataset import LABEL
+from modelyard.data.dataset import LABEL, TEXT
 from modelyard.data.sources import Source, project_root
 from modelyard.evaluation.metrics import majority_baseline
 from modelyard.registry.lineage import lineage_tags
@@ -37,6 +37,7 @@ from tasks.data import (
     split_dataset,
     validate_dataset,
 )
+from tasks.deploy import reload_servers, roll_back_production, verify_deployment
 from tasks.evaluate import evaluate_candidate, evaluate_production, gate
 from tasks.promote import compare_and_promote, register_candidate, wait_for_approval
 from tasks.registry import log_evaluation, log_validation, open_tracking_run
@@ -110,7 +111,7 @@ def retrain(
         log_evaluation(registry, run_id, candidate, production_metrics, production_version,
                        decision, baseline)
 
-        version, approval, rechecked_against = None, None, None
+        version, approval, rechecked_against, deploy_failure = None, None, None, None
         if decision.passed or params.promotion.register_rejected:
             lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
                                    candidate)
@@ -137,6 +138,9 @@ def retrain(
             decision = promotion.decision
             if promotion.compared_with != production_version:
                 rechecked_against = promotion.compared_with
+            if PRODUCTION in promotion.moved and params.deploy.servers:
+                deploy_failure = _deploy(registry, audit, name, version, splits, labels, params,
+                                         settings, actor)
         registry.end_run(run_id, "FINISHED")
     except BaseException:
         # The run directory stays: the next retrain with the same inputs resumes from it.
@@ -157,7 +161,30 @@ def retrain(
     )
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
+    if deploy_failure is not None:
+        return Failed(message=deploy_failure, data=summary)
     return summary
+
+
+def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, splits: Any,
+            labels: list[str], params: Any, settings: Settings, actor: str) -> str | None:
+    """Check the servers that follow production; on any failure put production back. The
+    failure's message, or None when every server serves `version`."""
+    texts = splits.test[TEXT].head(params.deploy.smoke_requests).tolist()
+    checks = verify_deployment(list(params.deploy.servers), version, texts, labels,
+                               params.deploy.timeout_s, settings.admin_token)
+    failed = [check for check in checks if not check.ok]
+    if not failed:
+        return None
+    why = "; ".join(f"{check.server}: {check.detail}" for check in failed)
+    back = roll_back_production(registry, audit, name, version, actor,
+                                f"deploy check failed: {why}")
+    if back is not None:
+        reload_servers(list(params.deploy.servers), settings.admin_token)
+    registry.set_version_tags(name, version, {"deploy": "failed", "deploy_error": why[:4000]})
+    where = (f"production rolled back to version {back}" if back is not None else
+             "production left at it: there is no earlier version to go back to")
+    return f"deployment of {name} version {version} failed ({why}); {where}"
 
 
 def _read(spec: str, repo: str | None, root: Path | None,
@@ -173,6 +200,6 @@ def _read(spec: str, repo: str | None, root: Path | None,
 def _reject(reason: Rejected) -> State:
     """End the run Failed with the reason as its message: no traceback, nothing tracked."""
     get_run_logger().error("refused, nothing trained or registered:\n%s", reason.message)
-    return Failed(message=reason.message)
+    return Failed(message=f"{reason.message}\nNothing was trained, registered or promoted.")
 
 

@@ -69,9 +69,8 @@ def retrain(
     try:
         summary = retrain_flow(params_path=str(params), data_path=data,
                                overrides=overrides or None, data_repo=data_repo)
-    except FailedRun as refused:  # the flow refused its inputs; its message says why
-        console.print(f"[red]error:[/] {escape(str(refused))}\n"
-                      "Nothing was trained, registered or promoted.")
+    except FailedRun as failed:  # refused inputs, or a failed deployment; the message says which
+        console.print(f"[red]error:[/] {escape(str(failed))}")
         raise typer.Exit(1) from None
     from modelyard.report import print_summary
 

@@ -4,7 +4,6 @@ load, the prediction log, and a database that is down."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.serving.app import create_app
 from modelyard.training.model import TextClassifier, build_model
+from tests.conftest import ServerThread
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
@@ -50,36 +50,17 @@ def store(tmp_path_factory):
     return uri, root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serving(store, database_url: str | None = None, token: str | None = TOKEN, name: str = NAME,
             **knobs):
-    """A real server on a free port; its base URL."""
-    import uvicorn
-
+    """A real server on a free port: (base URL, app)."""
     uri, root = store
     settings = ServingParams(**{"poll_interval_s": 3600, **knobs})
     app = create_app(lambda: MlflowRegistry(uri, "serving-tests"), name, settings,
                      database_url or f"sqlite:///{root}/predictions-{uuid.uuid4().hex[:6]}.db",
                      token)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with ServerThread(app) as server:
+        yield server.url, app
 
 
 def _metric(text: str, name: str) -> float:
