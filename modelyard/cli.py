@@ -580,6 +580,41 @@ def serve(
 
 
 @app.command()
+def predict(
+    input: Annotated[str, typer.Option("--input", help="CSV/TSV/Parquet/JSONL file, or "
+                                                       "sql:TABLE in the platform database.")],
+    output: Annotated[str, typer.Option("--output", help="Where to write (same forms); the "
+                                                         "suffix picks the format.")],
+    params: Annotated[Path, typer.Option(help="The params file (model.name).")] = Path(
+        "params.yaml"),
+    alias: Annotated[str, typer.Option(help="The alias to score with.")] = "production",
+    version: Annotated[str | None, typer.Option(help="A version instead of the alias.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Default: data.text_column.")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per resumable chunk.", min=1)] = 10000,
+) -> None:
+    """Batch prediction (the batch-predict flow): resumable, one model version per output."""
+    import sys
+
+    from modelyard.batch import BatchError
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    _load_params_or_exit(params)
+    from flows.batch_predict import batch_predict
+
+    try:
+        result = batch_predict(input=input, output=output, params_path=str(params), alias=alias,
+                               version=version, text_column=text_column, chunk_rows=chunk_rows,
+                               progress=sys.stderr.isatty())
+    except (BatchError, LookupError) as error:
+        _fail(str(error))
+    resumed = (f" ({result['chunks_resumed']} chunks from an interrupted run)"
+               if result["chunks_resumed"] else "")
+    typer.echo(f"{result['rows']} rows scored by {result['model']} version {result['version']} "
+               f"-> {result['output']}{resumed}")
+
+
+@app.command()
 def ui(port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000) -> None:
     """Open the MLflow UI on the embedded store."""
     import os

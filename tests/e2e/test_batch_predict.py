@@ -1,0 +1,169 @@
+"""The batch-predict flow and `modelyard predict` on a real registry: files and SQL tables in
+and out, a run crashed mid-way resumed without redoing written chunks (and with the version it
+started with, though production moved meanwhile), bad input refused before any work."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
+NAME = "batch-model"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, monkeypatch_module):
+    """MODELYARD_HOME with two registered tiny versions, production → 1."""
+    import torch
+
+    from modelyard.config import ModelParams, TinyBackbone, load_params
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.registry.pyfunc import predictions_frame
+    from modelyard.training.model import TextClassifier, build_model
+    from tests.conftest import REPO
+
+    home = tmp_path_factory.mktemp("batch-home")
+    monkeypatch_module.setenv("MODELYARD_HOME", str(home))
+    registry = MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard",
+                              (home / "mlruns").as_uri())
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
+        model, tokenizer = build_model(params, LABELS, TEXTS * 20)
+        directory = TextClassifier(model, tokenizer, "cpu").save(home / f"model-{seed}")
+        run_id = registry.start_run(f"seed-{seed}", {})
+        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TEXTS}),
+                                 predictions_frame(TextClassifier.load(directory), TEXTS))
+        registry.end_run(run_id)
+        registry.register(uri, NAME, run_id, {})
+    registry.set_alias(NAME, "production", "1")
+    params = load_params(REPO / "params.yaml").updated({"model.name": NAME})
+    (home / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    rows = pd.DataFrame({"id": range(95), "text": [f"{TEXTS[i % 3]} #{i}" for i in range(95)]})
+    rows.to_csv(home / "in.csv", index=False)
+    return home
+
+
+def _predict(home, *args: str):
+    from modelyard.cli import app
+
+    result = CliRunner().invoke(app, ["predict", "--params", str(home / "params.yaml"), *args])
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_crashed_batch_resumes_without_redoing_chunks(prefect_api, home, monkeypatch):
+    import tasks.batch
+    from flows.batch_predict import batch_predict
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    scored: list[int] = []
+    crash = [True]
+    original = tasks.batch.score_chunks
+
+    def recording(classifier, frame, manifest, parts, batch_size, on_chunk):
+        """Records the chunks actually scored; the first run dies after its third."""
+        def counting(index, rows, skipped):
+            on_chunk(index, rows, skipped)
+            if not skipped:
+                scored.append(index)
+                if crash[0] and len(scored) == 3:
+                    raise RuntimeError("power cut")
+        return original(classifier, frame, manifest, parts, batch_size, counting)
+
+    out = home / "out.parquet"
+    common = {"input": str(home / "in.csv"), "output": str(out),
+              "params_path": str(home / "params.yaml"), "chunk_rows": 10}
+    monkeypatch.setattr(tasks.batch, "score_chunks", recording)
+    with pytest.raises(RuntimeError, match="power cut"):
+        batch_predict(**common)
+    assert not out.exists() and len(list((home / "out.parquet.parts").glob("part-*"))) == 3
+
+    scored.clear()
+    crash[0] = False
+    MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard").set_alias(NAME, "production", "2")
+    result = batch_predict(**common)
+    assert result["chunks_resumed"] == 3 and result["version"] == "1"  # pinned by the manifest
+    assert scored == list(range(3, 10))  # chunks 0-2 were not redone
+    frame = pd.read_parquet(out)
+    assert len(frame) == 95 and list(frame["id"]) == list(range(95))
+    assert set(frame["model_version"]) == {"1"} and set(frame["label"]) <= set(LABELS)
+    assert not (home / "out.parquet.parts").exists()
+
+    fresh = home / "fresh.parquet"
+    batch_predict(**{**common, "output": str(fresh), "version": "1"})
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(fresh))
+
+
+def test_cli_files_and_sql_tables(prefect_api, home):
+    from sqlalchemy import create_engine
+
+    code, out = _predict(home, "--input", str(home / "in.csv"), "--output",
+                         str(home / "out.jsonl"), "--version", "2")
+    assert code == 0 and "95 rows scored by batch-model version 2" in out, out
+    scored = pd.read_json(home / "out.jsonl", lines=True)
+    assert {"label", "prob_negative", "prob_neutral", "prob_positive", "model_version"} <= set(
+        scored.columns)
+
+    engine = create_engine(f"sqlite:///{home}/modelyard.db")
+    pd.read_csv(home / "in.csv").to_sql("incoming", engine, index=False)
+    code, out = _predict(home, "--input", "sql:incoming", "--output", "sql:scored")
+    assert code == 0, out
+    table = pd.read_sql_table("scored", engine)
+    assert len(table) == 95 and set(table["model_version"]) == {"2"}  # production is 2 now
+    engine.dispose()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "missing.csv", "--output", "o.csv"], "missing.csv does not exist"),
+    (["--input", "{home}/in.csv", "--output", "o.xlsx"], "the suffix must be one of"),
+    (["--input", "{home}/in.csv", "--output", "o.csv", "--text-column", "body"],
+     "has no column 'body' (columns: ['id', 'text'])"),
+    (["--input", "sql:nope", "--output", "o.csv"], "input table 'nope' is not in"),
+    (["--input", "{home}/in.csv", "--output", "o.csv", "--alias", "nowhere"],
+     "batch-model@nowhere does not exist"),
+])
+def test_bad_input_is_refused_with_the_reason(prefect_api, home, args, message, tmp_path):
+    code, out = _predict(home, *[a.format(home=home) for a in args])
+    assert code == 1 and message in out, out
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_serve_command_serves_production(home):
+    """`modelyard serve` as a user starts it: its own process, the project's settings."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve", "--params", str(home / "params.yaml"),
+         "--port", str(port)], env={**os.environ, "MODELYARD_HOME": str(home)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "not ready within 120 s"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        meta = httpx.get(f"http://127.0.0.1:{port}/metadata").json()
+        assert meta["model"] == NAME and meta["alias"] == "production"
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"text": "superb"}).json()
+        assert answer["model_version"] == meta["version"]
+    finally:
+        server.terminate()
+        server.wait(30)
