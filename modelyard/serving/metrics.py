@@ -20,8 +20,9 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("modelyard_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
-        self.latency = Histogram("modelyard_request_seconds", "HTTP request latency by route",
-                                 ["route"], registry=self.registry,
+        self.latency = Histogram("modelyard_request_seconds",
+                                 "HTTP request latency by route and status",
+                                 ["route", "status"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         self.batch_size = Histogram("modelyard_batch_size", "Texts per forward pass",
                                     registry=self.registry,
@@ -33,7 +34,7 @@ class ServerMetrics:
 
     def request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        self.latency.labels(route, str(status)).observe(seconds)
 
     def model_swapped(self, version: str) -> None:
         self.swaps.inc()

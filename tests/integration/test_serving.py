@@ -119,6 +119,7 @@ def test_endpoints_valid_and_invalid(store):
         assert _metric(metrics, 'modelyard_requests_total{route="/predict",status="200"}') == 2
         assert _metric(metrics, "modelyard_model_version") == 1
         assert "modelyard_batch_size_bucket" in metrics
+        assert 'modelyard_request_seconds_count{route="/predict",status="200"} 2.0' in metrics
         assert "modelyard_prediction_log_queue_depth" in metrics
 
     with serving(store, token=None) as (url, _):
