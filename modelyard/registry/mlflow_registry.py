@@ -212,8 +212,13 @@ class MlflowRegistry:
             self.client.create_registered_model(name)
         # A `models:/m-…` source is resolved through the process-wide tracking URI.
         with _fluent_uris(self.tracking_uri):
+            # A tracking server wants the logged model's id with a `models:/m-…` source (the
+            # embedded store resolves it either way).
+            model_id = model_uri.removeprefix("models:/") if model_uri.startswith(
+                "models:/m-") else None
             version = self.client.create_model_version(
-                name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+                name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+                model_id=model_id,
             )
         return str(version.version)
 
