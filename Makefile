@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.modelyard-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test data ui clean
+.PHONY: install run test data ui clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ test: install
 
 ui: install
 	$(BIN)/modelyard ui
+
+# Production mode on this machine: Prefect server + MLflow server on PostgreSQL
+# (MODELYARD_STACK_POSTGRES, default postgresql://postgres@127.0.0.1:5432), a worker on the `cpu`
+# process pool, the model server; supervised, logs in .modelyard/stack/logs. `down` stops them.
+up: install
+	$(BIN)/modelyard stack up
+
+down:
+	$(BIN)/modelyard stack down
 
 clean:
 	rm -rf .modelyard mlflow.db mlruns .dvc-remote

@@ -15,6 +15,9 @@ app.add_typer(data_app, name="data")
 models_app = typer.Typer(help="The model registry: versions, aliases, their history, rollback.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
+stack_app = typer.Typer(help="Production mode on one machine: Prefect and MLflow servers on "
+                         "PostgreSQL, a worker, the model server.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
 stage_app = typer.Typer(help="The DVC pipeline's stages (run by `dvc repro`, see dvc.yaml).",
                         no_args_is_help=True)
 app.add_typer(stage_app, name="stage")
@@ -42,6 +45,8 @@ def retrain(
         help="Read NAME@VERSION from this repository (path or git URL) instead of this "
              "project.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a param: train.epochs=1")] = [],
+    remote: Annotated[bool, typer.Option("--remote", help="Run the `retrain/retrain` deployment "
+                                                        "on its work pool and follow it.")] = False,
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
     from rich.console import Console
@@ -62,6 +67,9 @@ def retrain(
         console.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
+    if remote:
+        _retrain_remote(params, data, data_repo, overrides, console)
+        return
     from prefect.exceptions import FailedRun
 
     from flows.retrain import retrain as retrain_flow
@@ -75,6 +83,38 @@ def retrain(
     from modelyard.report import print_summary
 
     print_summary(summary)
+
+
+def _retrain_remote(params: Path, data: str | None, data_repo: str | None,
+                    overrides: dict[str, Any], console: Any) -> None:
+    """Trigger the deployment, print the run's logs as they come, exit with its outcome."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.deployments import run_deployment
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        _fail("--remote needs a Prefect server with the deployment: set PREFECT_API_URL")
+    run = run_deployment("retrain/retrain", timeout=0, parameters={
+        "params_path": str(params.resolve()), "data_path": data, "data_repo": data_repo,
+        "overrides": overrides or None})
+    console.print(f"flow run {run.id} ({run.name}) on the retrain deployment")
+    seen = 0
+    with get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run.id).state
+            logs = client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[run.id])), offset=seen)
+            for entry in logs:
+                typer.echo(entry.message)
+            seen += len(logs)
+            if state is not None and state.is_final():
+                break
+            time.sleep(2)
+    if not state.is_completed():
+        _fail(f"flow run {run.id} ended {state.type.value}: {state.message}")
 
 
 def _preflight(params: Any) -> None:
@@ -612,6 +652,106 @@ def predict(
                if result["chunks_resumed"] else "")
     typer.echo(f"{result['rows']} rows scored by {result['model']} version {result['version']} "
                f"-> {result['output']}{resumed}")
+
+
+def _stack_config(root: Path, params: Path) -> Any:
+    import os
+
+    from modelyard.stack import StackConfig
+
+    return StackConfig(
+        root=root.resolve(), params=params.resolve(),
+        postgres=os.environ.get("MODELYARD_STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
+        prefix=os.environ.get("MODELYARD_STACK_PREFIX", "modelyard"),
+        prefect_port=int(os.environ.get("MODELYARD_STACK_PREFECT_PORT", "4200")),
+        mlflow_port=int(os.environ.get("MODELYARD_STACK_MLFLOW_PORT", "5000")),
+        model_port=int(os.environ.get("MODELYARD_STACK_MODEL_PORT", "8000")))
+
+
+_STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artifacts.")
+
+
+@stack_app.command("up")
+def stack_up(
+    root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack"),
+    params: Annotated[Path, typer.Option(help="The params file the model server reads.")] = Path(
+        "params.yaml"),
+    deploy_flows: Annotated[bool, typer.Option("--deploy/--no-deploy", help="Deploy the flows on "
+                                               "the stack's work pool.")] = True,
+) -> None:
+    """Start the stack (supervised, in the background) and print its URLs."""
+    from modelyard.stack import up
+
+    config = _stack_config(root, params)
+    try:
+        urls = up(config)
+    except Exception as error:  # noqa: BLE001 - one line for the person at the terminal
+        _fail(str(error))
+    env = config.client_env()
+    if deploy_flows:
+        import os
+
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from modelyard.deployments import deploy
+
+        os.environ.update(env)
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            deploy(Path.cwd(), config.work_pool)
+    typer.echo(f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
+               f"model API    {urls['model']}/docs\nlogs         {config.root / 'logs'}\n"
+               "use it from this shell with:")
+    for key, value in env.items():
+        typer.echo(f"  export {key}={value}")
+
+
+@stack_app.command("down")
+def stack_down(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> None:
+    """Stop exactly what `stack up` started."""
+    from modelyard.stack import down
+
+    typer.echo("stopped" if down(root.resolve()) else f"no stack is running from {root}")
+
+
+@app.command()
+def deploy(
+    work_pool: Annotated[str, typer.Option(help="The work pool (process or kubernetes).")] = "cpu",
+) -> None:
+    """Create or update the deployments of the platform's flows on a work pool (PREFECT_API_URL
+    must name a server)."""
+    from prefect.settings import get_current_settings
+
+    from modelyard.deployments import deploy as deploy_flows
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    if not get_current_settings().api.url:
+        _fail("deployments live on a Prefect server: set PREFECT_API_URL (`modelyard stack up` "
+              "prints it)")
+    for name, identifier in deploy_flows(Path.cwd(), work_pool).items():
+        typer.echo(f"{name}/{name} on {work_pool}: {identifier}")
+
+
+@app.command()
+def doctor() -> None:
+    """Check every configured endpoint and say what is wrong and how to fix it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelyard.doctor import run_checks
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    checks = run_checks()
+    table = Table(show_edge=False)
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail,
+                      check.fix or "")
+    Console().print(table)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

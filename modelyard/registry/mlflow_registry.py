@@ -72,13 +72,33 @@ class MlflowRegistry:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = (
-            found.experiment_id
-            if found is not None
-            else self.client.create_experiment(experiment, artifact_location=artifact_root)
-        )
+        if tracking_uri.startswith("sqlite:///"):
+            # MLflow creates and migrates a fresh SQLite store on first use; two retrains
+            # starting together would both migrate it and one would fail half-way.
+            from modelyard.store.lock import file_lock
+
+            database = Path(tracking_uri.removeprefix("sqlite:///"))
+            database.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(database.with_name(f"{database.name}.locks") / "init.lock"):
+                self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+                self.experiment_id = self._experiment(experiment, artifact_root)
+        else:
+            self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            self.experiment_id = self._experiment(experiment, artifact_root)
+
+    def _experiment(self, name: str, artifact_root: str | None) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(name, artifact_location=artifact_root))
+        except MlflowException:  # created by another process meanwhile
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, run_name: str, tags: Mapping[str, str]) -> str:

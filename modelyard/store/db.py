@@ -30,10 +30,17 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 
 def engine_for(url: str) -> Any:
-    """An engine on `url` whose schema is migrated to head (idempotent, cheap when current)."""
+    """An engine on `url` whose schema is migrated to head (idempotent, cheap when current).
+
+    Two processes starting on a fresh database would both run the migrations and one would
+    fail half-way: the migration holds a lock (the same kinds as the promotion lock)."""
     from sqlalchemy import create_engine
+
+    from modelyard.store.lock import exclusive
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    upgrade(url)
-    return create_engine(url)
+    engine = create_engine(url)
+    with exclusive(engine, "modelyard.migrate", 300):
+        upgrade(url)
+    return engine

@@ -81,6 +81,12 @@ def _postgres(engine: Any, name: str, timeout_s: float) -> Iterator[None]:
             connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
+def file_lock(path: Path, timeout_s: float = 600.0) -> Any:
+    """An exclusive lock on `path` among processes of this machine (released if the holder
+    dies): for first-time set-up of a file database that two processes may start at once."""
+    return _file_lock(path, str(path), timeout_s)
+
+
 @contextmanager
 def _file_lock(path: Path, name: str, timeout_s: float) -> Iterator[None]:
     import fcntl

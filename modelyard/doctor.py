@@ -1,0 +1,154 @@
+"""`modelyard doctor`: every endpoint the settings point at, checked the way the platform uses
+it, each failure with what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def _guard(name: str, probe: Callable[[], Check], fix: str) -> Check:
+    try:
+        return probe()
+    except Exception as error:  # noqa: BLE001 - the point is to report it
+        return Check(name, False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}",
+                     fix)
+
+
+def check_params(path: Path = Path("params.yaml")) -> Check:
+    from modelyard.config import load_params
+
+    def probe() -> Check:
+        params = load_params(path)
+        return Check("params", True, f"{path}: model {params.model.name}, backbone "
+                                     f"{params.model.backbone}")
+    return _guard("params", probe, f"fix the keys named above in {path}")
+
+
+def check_tracking(uri: str) -> Check:
+    def probe() -> Check:
+        if uri.startswith("http"):
+            import httpx
+
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
+            version = httpx.get(f"{uri.rstrip('/')}/version", timeout=5).text.strip()
+            return Check("mlflow", True, f"server {uri}, MLflow {version}")
+        if uri.startswith("sqlite:///"):
+            path = Path(uri.removeprefix("sqlite:///"))
+            if not path.exists():  # looking must not create it
+                return Check("mlflow", True, f"embedded store {uri} (created on the first run)")
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        return Check("mlflow", True, f"embedded store {uri}")
+    return _guard("mlflow", probe, "start the tracking server (`make up`) or unset "
+                                   "MLFLOW_TRACKING_URI / MODELYARD_TRACKING_URI")
+
+
+def check_database(url: str) -> Check:
+    def probe() -> Check:
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+        from sqlalchemy import create_engine
+
+        from modelyard.store.db import alembic_config
+
+        script = ScriptDirectory.from_config(alembic_config(url))
+        head = script.get_current_head()
+        safe = url.split("@")[-1] if "@" in url else url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            return Check("database", True, f"{safe} (created and migrated on first use)")
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        finally:
+            engine.dispose()
+        known = {revision.revision for revision in script.walk_revisions()}
+        if current is not None and current not in known:
+            return Check("database", False, f"{safe}: schema at {current}, newer than this code "
+                                            f"(head {head})", "upgrade ModelYard on this machine")
+        if current != head:
+            return Check("database", True, f"{safe}: schema at {current or 'nothing'}, migrated "
+                                           f"to {head} on first use")
+        return Check("database", True, f"{safe}: migrations at head ({head})")
+    return _guard("database", probe, "check MODELYARD_DATABASE_URL and that the server runs")
+
+
+def check_prefect(api_url: str | None) -> Check:
+    if not api_url:
+        return Check("prefect", True, "no PREFECT_API_URL: flows run on an ephemeral API "
+                                      "(embedded default; schedules and approvals need a server)")
+
+    def probe() -> Check:
+        import httpx
+
+        httpx.get(f"{api_url.rstrip('/')}/health", timeout=5).raise_for_status()
+        version = httpx.get(f"{api_url.rstrip('/')}/admin/version", timeout=5).json()
+        return Check("prefect", True, f"server {api_url}, Prefect {version}")
+    return _guard("prefect", probe, "start the server (`make up`) or unset PREFECT_API_URL")
+
+
+def check_dvc_remote(root: Path | None) -> Check:
+    if root is None:
+        return Check("dvc remote", True, "not in a DVC project: nothing to check")
+
+    def probe() -> Check:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            config = repo.config
+            default = config["core"].get("remote")
+            if not default:
+                return Check("dvc remote", False, "no default remote",
+                             "dvc remote add -d NAME URL")
+            url = config["remote"][default]["url"]
+        if "://" in url and not url.startswith("file://"):
+            return Check("dvc remote", True, f"{default} → {url} (not probed: credentials are "
+                                             "the DVC remote's own)")
+        path = Path(url.removeprefix("file://"))
+        path = path if path.is_absolute() else (root / ".dvc" / path).resolve()
+        if not path.exists():
+            return Check("dvc remote", True, f"{default} → {path} (created on the first push)")
+        import os
+
+        if not os.access(path, os.W_OK):
+            return Check("dvc remote", False, f"{default} → {path} is not writable",
+                         f"fix the permissions of {path}")
+        return Check("dvc remote", True, f"{default} → {path}")
+    return _guard("dvc remote", probe, "check `dvc remote list`")
+
+
+def check_gpu() -> Check:
+    import torch
+
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return Check("gpu", True, f"{len(names)} CUDA device(s): {', '.join(names)}")
+    return Check("gpu", True, "none visible: training runs on the CPU")
+
+
+def run_checks(params: Path = Path("params.yaml")) -> list[Check]:
+    from prefect.settings import get_current_settings
+
+    from modelyard.config import Settings
+    from modelyard.data.catalog import CatalogError
+    from modelyard.data.sources import project_root
+
+    settings = Settings()
+    try:
+        root: Path | None = project_root()
+    except CatalogError:
+        root = None
+    return [check_params(params), check_tracking(settings.resolved_tracking_uri()),
+            check_database(settings.resolved_database_url()),
+            check_prefect(get_current_settings().api.url), check_dvc_remote(root), check_gpu()]
