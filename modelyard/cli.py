@@ -665,7 +665,8 @@ def _stack_config(root: Path, params: Path) -> Any:
         prefix=os.environ.get("MODELYARD_STACK_PREFIX", "modelyard"),
         prefect_port=int(os.environ.get("MODELYARD_STACK_PREFECT_PORT", "4200")),
         mlflow_port=int(os.environ.get("MODELYARD_STACK_MLFLOW_PORT", "5000")),
-        model_port=int(os.environ.get("MODELYARD_STACK_MODEL_PORT", "8000")))
+        model_port=int(os.environ.get("MODELYARD_STACK_MODEL_PORT", "8000")),
+        artifacts=os.environ.get("MODELYARD_STACK_ARTIFACTS"))
 
 
 _STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artifacts.")

@@ -33,6 +33,10 @@ class StackConfig:
     model_port: int = 8000
     work_pool: str = "cpu"
     params: Path = Path("params.yaml")
+    # Where the MLflow server keeps artifacts: a local folder under root by default, or an
+    # S3-compatible URI (s3://bucket/prefix; credentials and MLFLOW_S3_ENDPOINT_URL from the
+    # environment, as MLflow reads them).
+    artifacts: str | None = None
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -82,7 +86,8 @@ def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], 
                     f"{config.urls['prefect']}/api/health"),
         "mlflow": ([str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port",
                     str(config.mlflow_port), "--backend-store-uri", config.database("mlflow"),
-                    "--artifacts-destination", (config.root / "artifacts").as_uri(),
+                    "--artifacts-destination",
+                    config.artifacts or (config.root / "artifacts").as_uri(),
                     "--workers", "1"],
                    {}, f"{config.urls['mlflow']}/health"),
         "worker": ([str(bin_dir / "prefect"), "worker", "start", "--pool", config.work_pool,

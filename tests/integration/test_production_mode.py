@@ -62,6 +62,12 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: config.client_env()["PREFECT_API_URL"]}):
+            from modelyard.doctor import run_checks
+
+            checks = {check.name: check for check in run_checks(REPO / "params.yaml")}
+            assert all(check.ok for check in checks.values()), checks
+            assert checks["prefect"].detail.startswith(f"server {urls['prefect']}/api")
+            assert checks["mlflow"].detail.startswith(f"server {urls['mlflow']}")
             ids = deployments.deploy(REPO, config.work_pool, names=("retrain",))
             assert set(ids) == {"retrain"}
             run = deployments.trigger("retrain", "retrain", {"params_path": str(params)},
@@ -73,6 +79,9 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         assert str(version.version) == "1"
         assert version.tags["prefect_flow_run_id"] == str(run.id)
         audit = AuditLog.from_url(config.database("platform"))
+        from modelyard.doctor import check_database
+
+        assert "migrations at head" in check_database(config.database("platform")).detail
         moves = audit.history("prod-mode", "production")
         assert [(m.to_version, m.actor) for m in moves] == [("1", f"flow-run:{run.id}")]
         audit.engine.dispose()
