@@ -195,6 +195,24 @@ class DeployParams(_Frozen):
     smoke_requests: int = Field(default=5, ge=1)
 
 
+class MonitorParams(_Frozen):
+    """The monitor flow: which predictions it reads and when it calls the model degraded."""
+
+    window_hours: float = Field(default=24.0, gt=0)
+    min_predictions: int = Field(default=200, ge=10)  # fewer: nothing is judged
+    sample_size: int = Field(default=500, ge=20)  # texts per side for embeddings and OOV
+    length_alpha: float = Field(default=0.001, gt=0, lt=1)  # KS p-value on word counts
+    oov_max_increase: float = Field(default=0.05, ge=0)  # out-of-vocabulary words, cur - ref
+    embedding_alpha: float = Field(default=0.01, gt=0, lt=1)  # MMD permutation p-value
+    class_mix_max_psi: float = Field(default=0.2, ge=0)
+    confidence_alpha: float = Field(default=0.001, gt=0, lt=1)
+    min_feedback: int = Field(default=50, ge=1)  # labelled predictions needed to judge quality
+    max_accuracy_drop: Score = 0.05  # live accuracy vs the version's test accuracy
+    # Cron expressions (UTC) for the deployments; the Prefect UI can pause either.
+    retrain_schedule: str = "0 3 * * 1"  # weekly, Monday 03:00
+    monitor_schedule: str = "0 * * * *"  # hourly
+
+
 class Params(_Frozen):
     data: DataParams = DataParams()
     validation: ValidationParams = ValidationParams()
@@ -204,12 +222,13 @@ class Params(_Frozen):
     promotion: PromotionParams = PromotionParams()
     serving: ServingParams = ServingParams()
     deploy: DeployParams = DeployParams()
+    monitor: MonitorParams = MonitorParams()
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
-        version's lineage and of the key a killed retrain resumes by. `serving` and `deploy` are
-        left out: moving a server must not make the same training look like another."""
-        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy"}),
+        version's lineage and of the key a killed retrain resumes by. `serving`, `deploy` and
+        `monitor` are left out: moving a server must not make the same training another."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy", "monitor"}),
                              sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -161,6 +161,34 @@ class TextClassifier:
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
 
+    def embed(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        """The encoder's [CLS] vector of each text (what the classification head reads)."""
+        import torch
+
+        out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(list(texts[start : start + batch_size]), padding=True,
+                                       truncation=True, return_tensors="pt").to(self.device)
+                hidden = self.model.base_model(**batch).last_hidden_state[:, 0]
+                out[start : start + len(hidden)] = hidden.float().cpu().numpy()
+        return out
+
+    def out_of_vocabulary_counts(self, texts: Sequence[str]) -> tuple[int, int]:
+        """(words the tokenizer cannot keep whole, all words) over `texts`. A subword tokenizer
+        rarely emits [UNK]; a word it has never seen shows instead as several pieces."""
+        from collections import Counter
+
+        words = Counter(word for text in texts for word in text.lower().split())
+        if not words:
+            return 0, 0
+        vocabulary = list(words)
+        pieces = self.tokenizer(vocabulary, add_special_tokens=False)["input_ids"]
+        unk = self.tokenizer.unk_token_id
+        unknown = sum(words[word] for word, ids in zip(vocabulary, pieces, strict=True)
+                      if len(ids) != 1 or ids[0] == unk)
+        return unknown, sum(words.values())
+
     def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[str]:
         labels = self.labels
         return [labels[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]

@@ -1,0 +1,43 @@
+"""The monitor: the serving version's predictions over a window → drift against its training
+data, live quality from feedback → a row, an artifact, and the degradation event if breached."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow
+
+from modelyard.config import Settings, load_params
+from modelyard.monitoring.report import MonitorReport
+from modelyard.registry.mlflow_registry import MlflowRegistry
+from tasks.monitor import assess_window, load_predictions, load_reference, record
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict[str, Any]:
+    params = load_params(params_path)
+    policy, name = params.monitor, params.model.name
+    settings = Settings()
+    registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
+                              settings.artifact_root())
+    version = registry.alias_version(name, alias)
+    if version is None:
+        return {"model": name, "version": None, "degraded": False,
+                "notes": [f"{name}@{alias} does not exist: nothing to monitor"]}
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=policy.window_hours)
+    database = settings.resolved_database_url()
+    current, labelled = load_predictions(database, name, version, start)
+    report = MonitorReport(name, version, start, end, len(current))
+    if len(current) < policy.min_predictions:
+        report.notes.append(f"{len(current)} predictions, fewer than monitor.min_predictions "
+                            f"({policy.min_predictions}): not judged")
+    else:
+        reference, accuracy = load_reference(registry, name, version, params.data,
+                                             settings.dataset_cache())
+        tests, quality, notes = assess_window(registry, name, version, reference, current,
+                                              labelled, policy, accuracy)
+        report = MonitorReport(name, version, start, end, len(current), tests, quality, notes)
+    record(database, report)
+    return report.to_dict()

@@ -1,0 +1,1 @@
+"""Watching a served model: input and prediction drift, live quality from feedback."""

@@ -1,0 +1,105 @@
+"""The monitor flow on a model the retrain flow produced: a window of in-distribution traffic is
+healthy, a window of shifted traffic (and wrong answers per the feedback) is degraded; each run
+leaves a row and an artifact, and a degraded one emits the event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+import yaml
+
+from modelyard.data.synthetic import ReviewSpec, generate_reviews
+
+pytestmark = pytest.mark.slow
+
+NAME = "monitored"
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_api, tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
+    from flows.retrain import retrain
+
+    home = tmp_path_factory.mktemp("monitor-home")
+    monkeypatch_module.setenv("MODELYARD_HOME", str(home))
+    params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews),
+                                  "monitor.min_predictions": 100, "monitor.sample_size": 200,
+                                  "monitor.min_feedback": 30})
+    path = home / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    summary = retrain(params_path=str(path))
+    assert summary["production_version_after"] == "1"
+    return home, path, f"sqlite:///{home.resolve()}/modelyard.db"
+
+
+def _log(home, database: str, texts: list[str], truth: list[str] | None) -> None:
+    """Predictions as the server logs them (the production model's own answers), and feedback."""
+    from sqlalchemy import delete, insert
+
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.store.db import engine_for
+    from modelyard.store.models import Feedback, Prediction
+
+    classifier = MlflowRegistry(f"sqlite:///{home.resolve()}/mlflow.db",
+                                "modelyard").load_classifier(NAME, version="1")
+    probabilities = classifier.predict_proba(texts)
+    labels = classifier.labels
+    now = datetime.now(UTC)
+    rows = [{"id": str(uuid.uuid4()), "created_at": now, "model": NAME, "version": "1",
+             "text": text, "text_sha256": "x" * 64, "label": labels[int(p.argmax())],
+             "probabilities": dict(zip(labels, map(float, p), strict=True)), "latency_ms": 1.0}
+            for text, p in zip(texts, probabilities, strict=True)]
+    engine = engine_for(database)
+    with engine.begin() as connection:
+        connection.execute(delete(Prediction))
+        connection.execute(delete(Feedback))
+        connection.execute(insert(Prediction), rows)
+        if truth is not None:
+            connection.execute(insert(Feedback), [
+                {"prediction_id": row["id"], "label": label, "created_at": now}
+                for row, label in zip(rows, truth, strict=False)])
+    engine.dispose()
+
+
+def test_in_distribution_traffic_is_healthy(trained):
+    from flows.monitor import monitor
+
+    home, params, database = trained
+    reviews = generate_reviews(ReviewSpec(rows=400, seed=99))
+    _log(home, database, [t for t, _ in reviews], [label for _, label in reviews][:100])
+    report = monitor(params_path=str(params))
+    assert not report["degraded"], report
+    assert {t["name"] for t in report["tests"]} == {
+        "text_length", "oov_rate", "embedding_mmd", "predicted_class_mix", "confidence"}
+    assert report["quality"]["labelled"] == 100 and not report["quality"]["alarm"]
+
+
+def test_shifted_traffic_is_degraded_and_recorded(trained):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from sqlalchemy import create_engine, text
+
+    from flows.monitor import monitor
+
+    home, params, database = trained
+    rng = np.random.default_rng(1)
+    words = ["firmware", "latency", "kubernetes", "cluster", "invoice", "quota", "timeout"]
+    shifted = [" ".join(rng.choice(words, size=int(rng.integers(20, 40)))) for _ in range(400)]
+    _log(home, database, shifted, ["neutral"] * 100)
+    report = monitor(params_path=str(params))
+    assert report["degraded"]
+    alarms = {t["name"] for t in report["tests"] if t["alarm"]}
+    assert {"text_length", "oov_rate", "embedding_mmd"} <= alarms
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT degraded, predictions FROM monitor_runs ORDER BY id")).all()
+    engine.dispose()
+    assert [bool(degraded) for degraded, _ in rows] == [False, True]
+    assert rows[-1][1] == 400
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["monitor"])))
+    assert any("DEGRADED" in a.data for a in artifacts)
