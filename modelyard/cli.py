@@ -179,6 +179,58 @@ def data_add(
         typer.echo(f"validation: {added.report.summary()}")
     typer.echo(f"pushed to the DVC remote: {'yes' if push else 'no (--no-push)'}. Pin it in git: "
                f"git add {entry.path}.dvc {Path(entry.path).parent}/.gitignore && git commit")
+    _announce(entry)
+
+
+def _announce(entry: Any) -> None:
+    from modelyard.events import emit_dataset_added
+
+    if emit_dataset_added(entry.ref, entry.md5):
+        typer.echo(f"event modelyard.dataset.added sent for {entry.ref}: a retrain deployment "
+                   "with that trigger starts on it")
+
+
+@data_app.command("from-feedback")
+def data_from_feedback(
+    base: Annotated[str, typer.Option(help="The training data: a file or NAME@VERSION.")],
+    name: Annotated[str, typer.Option(help="Dataset name of the new version.")],
+    params: Annotated[Path, typer.Option(help="The params file (model.name, columns).")] = Path(
+        "params.yaml"),
+    since: Annotated[str | None, typer.Option(help="Only feedback from this ISO time on.")] = None,
+    push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
+) -> None:
+    """Training data + the model's labelled feedback → the next dataset version (validated,
+    de-duplicated, the feedback's label winning), announced to the retrain trigger."""
+    from datetime import UTC, datetime
+
+    from modelyard.config import Settings
+    from modelyard.data import sources
+    from modelyard.data.feedback import add_feedback_version
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    loaded = _load_params_or_exit(params)
+    when = None
+    if since is not None:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            _fail(f"--since {since!r} is not an ISO time")
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    settings = Settings()
+    with _data_errors():
+        added, feedback = add_feedback_version(
+            base, name, loaded, settings.resolved_database_url(), sources.project_root(),
+            settings.dataset_cache(), when, push)
+    entry = added.entry
+    typer.echo(f"{feedback.labelled} labelled predictions ({feedback.without_text} without text) "
+               f"merged into {base}")
+    if not added.created:
+        typer.echo(f"the result is already {entry.ref} (md5 {entry.md5}): nothing to add")
+        return
+    typer.echo(f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
+               f"{entry.classes}")
+    _announce(entry)
 
 
 @data_app.command("list")

@@ -1,35 +1,91 @@
 """The platform's flows as Prefect deployments on work pools (the same ones `prefect.yaml`
-declares for `prefect deploy --all`), and triggering one from the CLI."""
+declares for `prefect deploy --all`), with their schedules and event triggers, and triggering
+one from the CLI.
+
+- retrain: weekly (`monitor.retrain_schedule`), on every new dataset version (the
+  `modelyard.dataset.added` event, with that version as `data_path`), and when the monitor calls
+  the model degraded (`modelyard.model.degraded`). One run at a time: runs triggered while one is
+  going are cancelled (a burst of events starts one retrain, not ten).
+- monitor: hourly (`monitor.monitor_schedule`).
+- batch-predict: on request.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from modelyard.events import DATASET_ADDED, MODEL_DEGRADED
+
 # name → (entrypoint, description)
 FLOWS = {
     "retrain": ("flows/retrain.py:retrain",
                 "Validate, train, evaluate against production, gate, register, promote, deploy."),
+    "monitor": ("flows/monitor.py:monitor",
+                "Drift and live quality of the production model over the last window."),
     "batch-predict": ("flows/batch_predict.py:batch_predict",
                       "Score a file or table with a registered version; resumable."),
 }
 
 
+def schedules_and_triggers(name: str, params: Any, params_path: str,
+                           data_repo: str | None = None) -> dict[str, Any]:
+    """What makes each deployment run by itself. `data_repo`: where dataset versions named by
+    events live, when not in the deployment's own checkout."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.events import DeploymentEventTrigger
+
+    if name == "retrain":
+        model = params.model.name
+        return {
+            "cron": params.monitor.retrain_schedule,
+            "parameters": {"params_path": params_path},
+            "concurrency_limit": ConcurrencyLimitConfig(limit=1,
+                                                        collision_strategy="CANCEL_NEW"),
+            "triggers": [
+                DeploymentEventTrigger(
+                    name="new dataset version", expect={DATASET_ADDED},
+                    match={"prefect.resource.id": "modelyard.dataset.*"},
+                    parameters={"params_path": params_path,
+                                "data_path": "{{ event.payload.ref }}",
+                                **({"data_repo": data_repo} if data_repo else {})}),
+                DeploymentEventTrigger(
+                    name="model degraded", expect={MODEL_DEGRADED},
+                    match={"prefect.resource.id": f"modelyard.model.{model}"},
+                    parameters={"params_path": params_path}),
+            ],
+        }
+    if name == "monitor":
+        return {"cron": params.monitor.monitor_schedule,
+                "parameters": {"params_path": params_path},
+                "concurrency_limit": ConcurrencyLimitConfig(limit=1,
+                                                            collision_strategy="CANCEL_NEW")}
+    return {}
+
+
 def deploy(source: Path, work_pool: str, names: tuple[str, ...] = tuple(FLOWS),
-           job_variables: dict[str, Any] | None = None) -> dict[str, str]:
+           job_variables: dict[str, Any] | None = None, params_path: Path | None = None,
+           automatic: bool = True, data_repo: str | None = None) -> dict[str, str]:
     """Create or update the deployments of `names` on `work_pool`, running the code in
-    `source` (a checkout every worker of the pool can read). {name: deployment id}."""
+    `source` (a checkout every worker of the pool can read), with their schedules and triggers
+    unless `automatic` is False. {name: deployment id}."""
     from prefect import flow
 
+    from modelyard.config import load_params
+
+    params_file = (params_path or source / "params.yaml").resolve()
+    params = load_params(params_file)
     ids = {}
     for name in names:
         entrypoint, description = FLOWS[name]
         loaded = flow.from_source(source=str(source.resolve()), entrypoint=entrypoint)
+        extra = (schedules_and_triggers(name, params, str(params_file), data_repo)
+                 if automatic else {})
         ids[name] = str(loaded.deploy(
             name=name, work_pool_name=work_pool, build=False, push=False,
             job_variables={"working_dir": str(source.resolve()), **(job_variables or {})},
             description=description, tags=["modelyard"], ignore_warnings=True,
-            print_next_steps=False))
+            print_next_steps=False, **extra))
     return ids
 
 

@@ -11,12 +11,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modelyard.config import DataParams, MonitorParams
+from modelyard.events import MODEL_DEGRADED
 from modelyard.monitoring.drift import DriftTest
 from modelyard.monitoring.live import LiveQuality
 from modelyard.monitoring.report import MonitorReport, assess
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
-DEGRADED_EVENT = "modelyard.model.degraded"
 
 
 @task(name="load-predictions", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -110,7 +110,7 @@ def record(database_url: str, report: MonitorReport) -> None:
     logger = get_run_logger()
     if report.degraded:
         emit_event(
-            event=DEGRADED_EVENT,
+            event=MODEL_DEGRADED,
             resource={"prefect.resource.id": f"modelyard.model.{report.model}",
                       "modelyard.version": report.version},
             payload={"reasons": report.reasons},

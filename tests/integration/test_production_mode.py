@@ -37,6 +37,76 @@ def postgres():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _project(root, data, tiny_params):
+    """A DVC project whose dataset `reviews@1` is the tiny model's training data."""
+    import subprocess
+
+    from modelyard.data import sources
+    from tests.conftest import make_dvc_project
+
+    make_dvc_project(root, root.parent / "dvc-remote")
+    sources.add(root, data, "reviews", tiny_params)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "reviews@1"], cwd=root, check=True)
+    return root
+
+
+def _feedback_to_retrain(config, project, params, deployment_id, client, monkeypatch) -> None:
+    import subprocess
+    import time
+    from datetime import UTC, datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from sqlalchemy import insert
+
+    from modelyard.config import Settings, load_params
+    from modelyard.data.feedback import add_feedback_version
+    from modelyard.data.synthetic import ReviewSpec, generate_reviews
+    from modelyard.events import emit_dataset_added
+    from modelyard.store.db import engine_for
+    from modelyard.store.models import Feedback, Prediction
+
+    database = config.database("platform")
+    now = datetime.now(UTC)
+    labelled = generate_reviews(ReviewSpec(rows=300, seed=123))
+    engine = engine_for(database)
+    with engine.begin() as connection:  # what the model server and /feedback would write
+        connection.execute(insert(Prediction), [
+            {"id": f"00000000-0000-4000-8000-{i:012d}", "created_at": now, "model": "prod-mode",
+             "version": "1", "text": text, "text_sha256": "0" * 64, "label": "neutral",
+             "probabilities": {"neutral": 1.0}, "latency_ms": 1.0}
+            for i, (text, _) in enumerate(labelled)])
+        connection.execute(insert(Feedback), [
+            {"prediction_id": f"00000000-0000-4000-8000-{i:012d}", "label": label,
+             "created_at": now} for i, (_, label) in enumerate(labelled)])
+    engine.dispose()
+    monkeypatch.chdir(project)
+    added, feedback = add_feedback_version("reviews@1", "reviews", load_params(params), database,
+                                           project, Settings().dataset_cache())
+    assert added.created and added.entry.ref == "reviews@2" and feedback.labelled == 300
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "reviews@2"], cwd=project, check=True)
+    for _ in range(10):  # a burst, as ten `data add` of the same version would send
+        assert emit_dataset_added(added.entry.ref, added.entry.md5)
+
+    deadline = time.monotonic() + 600
+    with get_client(sync_client=True) as prefect:
+        while True:
+            runs = prefect.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deployment_id])))
+            triggered = [r for r in runs if r.parameters.get("data_path") == "reviews@2"]
+            if triggered and all(r.state and r.state.is_final() for r in triggered):
+                break
+            assert time.monotonic() < deadline, [(r.name, r.state) for r in triggered]
+            time.sleep(2)
+    completed = [r for r in triggered if r.state.is_completed()]
+    assert len(completed) == 1, [(r.name, r.state) for r in triggered]
+    version = client.get_model_version("prod-mode", "2")
+    assert version.tags["dataset_md5"] == added.entry.md5
+    assert version.tags["prefect_flow_run_id"] == str(completed[0].id)
+
+
 def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params, small_reviews,
                                                  monkeypatch):
     from mlflow import MlflowClient
@@ -46,6 +116,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
     from modelyard.store.audit import AuditLog
 
     server, prefix = postgres
+    project = _project(tmp_path / "project", small_reviews, tiny_params)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params.updated({
         "model.name": "prod-mode", "data.path": str(small_reviews)}).model_dump(mode="json")))
@@ -68,7 +139,8 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             assert all(check.ok for check in checks.values()), checks
             assert checks["prefect"].detail.startswith(f"server {urls['prefect']}/api")
             assert checks["mlflow"].detail.startswith(f"server {urls['mlflow']}")
-            ids = deployments.deploy(REPO, config.work_pool, names=("retrain",))
+            ids = deployments.deploy(REPO, config.work_pool, names=("retrain",),
+                                     params_path=params, data_repo=str(project))
             assert set(ids) == {"retrain"}
             run = deployments.trigger("retrain", "retrain", {"params_path": str(params)},
                                       timeout_s=900)
@@ -93,6 +165,11 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             assert time.monotonic() < deadline, "the model server never loaded production"
             time.sleep(1)
         assert httpx.get(f"{urls['model']}/metadata").json()["version"] == "1"
+
+        # Feedback becomes data, the new version's event starts a retrain on it — once, though
+        # the event comes ten times.
+        with temporary_settings({PREFECT_API_URL: config.client_env()["PREFECT_API_URL"]}):
+            _feedback_to_retrain(config, project, params, ids["retrain"], client, monkeypatch)
     finally:
         state = (config.root / "state.json").read_text() if (
             config.root / "state.json").is_file() else "{}"

@@ -1,0 +1,93 @@
+"""Feedback becomes data: the labelled predictions of the platform database merged into a
+training dataset, as a new dataset version validated by the same suite.
+
+A text that appears in both keeps the label the feedback gave (a person said so, after the
+model answered); duplicates collapse to one row (the latest feedback per prediction, then one
+row per normalised text). Predictions logged as hashes only cannot become data and are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from modelyard.config import DataParams
+from modelyard.data.dataset import LABEL, TEXT, text_key
+
+
+@dataclass(frozen=True)
+class FeedbackData:
+    frame: pd.DataFrame  # canonical columns: text, label
+    labelled: int  # feedback rows considered
+    without_text: int  # of those, predictions logged as hashes only
+
+
+def read_feedback(database_url: str, model: str | None = None,
+                  since: datetime | None = None) -> FeedbackData:
+    from sqlalchemy import select
+
+    from modelyard.store.db import engine_for
+    from modelyard.store.models import Feedback, Prediction
+
+    query = (select(Prediction.text, Feedback.label, Feedback.created_at,
+                    Feedback.prediction_id)
+             .join(Prediction, Prediction.id == Feedback.prediction_id))
+    if model is not None:
+        query = query.where(Prediction.model == model)
+    if since is not None:
+        query = query.where(Feedback.created_at >= since)
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = pd.read_sql(query, connection)
+    finally:
+        engine.dispose()
+    latest = rows.sort_values("created_at").drop_duplicates("prediction_id", keep="last")
+    with_text = latest[latest["text"].notna()]
+    frame = pd.DataFrame({TEXT: with_text["text"].astype(str),
+                          LABEL: with_text["label"].astype(str)}).reset_index(drop=True)
+    return FeedbackData(frame, len(latest), int(latest["text"].isna().sum()))
+
+
+def merge(training: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """Training rows plus feedback rows (canonical columns), one row per normalised text, the
+    feedback's label winning."""
+    both = pd.concat([training[[TEXT, LABEL]].assign(_feedback=0),
+                      feedback[[TEXT, LABEL]].assign(_feedback=1)], ignore_index=True)
+    both["_key"] = text_key(both[TEXT])
+    both = both.sort_values("_feedback", kind="stable")
+    merged = both.drop_duplicates("_key", keep="last").sort_index()
+    return merged[[TEXT, LABEL]].reset_index(drop=True)
+
+
+def to_source_columns(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
+    """Back to the dataset's own column names, so the new version reads like the others."""
+    return frame.rename(columns={TEXT: data.text_column, LABEL: data.label_column})
+
+
+def add_feedback_version(base: str, name: str, params, database_url: str, root, cache,
+                         since: datetime | None = None, push: bool = True):
+    """Training data `base` (a file or NAME@VERSION) + the model's feedback → the next version
+    of `name`, validated and added like `modelyard data add`. (Added, FeedbackData)."""
+    import tempfile
+    from pathlib import Path
+
+    from modelyard.data import sources
+    from modelyard.data.dataset import read_frame, to_canonical
+
+    source = sources.resolve(base, None, root, cache)
+    training = to_canonical(read_frame(source.path), params.data)
+    feedback = read_feedback(database_url, params.model.name, since)
+    if feedback.frame.empty:
+        raise sources.CatalogError(
+            f"no feedback with text for {params.model.name} in {database_url.split('@')[-1]} "
+            f"({feedback.labelled} labelled predictions, {feedback.without_text} logged as "
+            "hashes only): nothing to add")
+    merged = to_source_columns(merge(training, feedback.frame), params.data)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"{name}-with-feedback.csv"
+        merged.to_csv(path, index=False)
+        added = sources.add(root, path, name, params, push=push)
+    return added, feedback
