@@ -138,3 +138,19 @@ def test_prefect_deployments_point_at_real_flows(deployment):
         variables = deployment["work_pool"]["job_variables"]
         assert variables["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert variables["node_selector"]
+
+
+@pytest.mark.parametrize("deployment", yaml.safe_load(
+    (REPO / "prefect.yaml").read_text())["deployments"], ids=lambda d: d["name"])
+def test_prefect_triggers_schedules_and_limits_are_what_prefect_accepts(deployment):
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.client.schemas.schedules import construct_schedule
+    from prefect.events import DeploymentEventTrigger
+
+    for trigger in deployment.get("triggers", []):
+        assert trigger["type"] == "event"
+        DeploymentEventTrigger(**{k: v for k, v in trigger.items() if k != "type"})
+    for schedule in deployment.get("schedules", []):
+        construct_schedule(cron=schedule["cron"], timezone=schedule["timezone"])
+    if "concurrency_limit" in deployment:
+        ConcurrencyLimitConfig(**deployment["concurrency_limit"])
