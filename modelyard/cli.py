@@ -808,6 +808,51 @@ def doctor() -> None:
 
 
 @app.command()
+def monitor(
+    params: Annotated[Path, typer.Option(help="The params file (model.name, monitor).")] = Path(
+        "params.yaml"),
+    alias: Annotated[str, typer.Option(help="The alias whose version is watched.")] = "production",
+) -> None:
+    """Run the monitor flow once: drift and live quality over the last window."""
+    from modelyard.env import apply_defaults
+
+    apply_defaults()
+    _load_params_or_exit(params)
+    from flows.monitor import monitor as monitor_flow
+
+    report = monitor_flow(params_path=str(params), alias=alias)
+    if report.get("version") is None:
+        typer.echo(" ".join(report["notes"]))
+        return
+    verdict = "DEGRADED" if report["degraded"] else "healthy"
+    typer.echo(f"{report['model']} version {report['version']}: {verdict} "
+               f"({report['predictions']} predictions)")
+    for test in report.get("tests", []):
+        typer.echo(f"  {'ALARM' if test['alarm'] else 'ok':5s} {test['name']}: {test['detail']}")
+    if report.get("quality"):
+        quality = report["quality"]
+        typer.echo(f"  {'ALARM' if quality['alarm'] else 'ok':5s} live quality: "
+                   f"{quality['detail']}")
+    for note in report.get("notes", []):
+        typer.echo(f"  note: {note}")
+
+
+@app.command("demo-traffic")
+def demo_traffic(
+    url: Annotated[str, typer.Option(help="The model server.")] = "http://127.0.0.1:8000",
+    count: Annotated[int, typer.Option(help="Texts to send.", min=1)] = 500,
+    shifted: Annotated[bool, typer.Option("--shifted", help="Drifted texts.")] = False,
+    feedback: Annotated[float, typer.Option(help="Share answered with feedback.",
+                                            min=0, max=1)] = 0.3,
+) -> None:
+    """Send generated reviews (or a drifted variant) to a server, with feedback: the demo."""
+    from modelyard.demo import send
+
+    answered, stored = send(url, count, shifted, feedback)
+    typer.echo(f"{answered} predictions, {stored} feedback{' (shifted)' if shifted else ''}")
+
+
+@app.command()
 def ui(port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000) -> None:
     """Open the MLflow UI on the embedded store."""
     import os
