@@ -149,3 +149,31 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+TINY_LABELS = ["negative", "neutral", "positive"]
+TINY_TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
+
+
+def register_tiny_versions(registry, name: str, root: Path, seeds=(1, 2),
+                           tags=lambda seed: {}) -> None:
+    """One registered version of an untrained tiny model per seed (different weights, same
+    labels), each from its own MLflow run; `production` → the first."""
+    import pandas as pd
+    import torch
+
+    from modelyard.config import ModelParams, TinyBackbone
+    from modelyard.registry.pyfunc import predictions_frame
+    from modelyard.training.model import TextClassifier, build_model
+
+    for seed in seeds:
+        torch.manual_seed(seed)
+        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
+        model, tokenizer = build_model(params, TINY_LABELS, TINY_TEXTS * 20)
+        directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
+        run_id = registry.start_run(f"seed-{seed}", {})
+        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TINY_TEXTS}),
+                                 predictions_frame(TextClassifier.load(directory), TINY_TEXTS))
+        registry.end_run(run_id)
+        registry.register(uri, name, run_id, tags(seed))
+    registry.set_alias(name, "production", "1")

@@ -9,39 +9,26 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.conftest import TINY_LABELS as LABELS
+from tests.conftest import TINY_TEXTS as TEXTS
+
 pytestmark = pytest.mark.slow
 
-LABELS = ["negative", "neutral", "positive"]
-TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
 NAME = "batch-model"
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, monkeypatch_module):
     """MODELYARD_HOME with two registered tiny versions, production → 1."""
-    import torch
-
-    from modelyard.config import ModelParams, TinyBackbone, load_params
+    from modelyard.config import load_params
     from modelyard.registry.mlflow_registry import MlflowRegistry
-    from modelyard.registry.pyfunc import predictions_frame
-    from modelyard.training.model import TextClassifier, build_model
-    from tests.conftest import REPO
+    from tests.conftest import REPO, register_tiny_versions
 
     home = tmp_path_factory.mktemp("batch-home")
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
     registry = MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard",
                               (home / "mlruns").as_uri())
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
-        model, tokenizer = build_model(params, LABELS, TEXTS * 20)
-        directory = TextClassifier(model, tokenizer, "cpu").save(home / f"model-{seed}")
-        run_id = registry.start_run(f"seed-{seed}", {})
-        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TEXTS}),
-                                 predictions_frame(TextClassifier.load(directory), TEXTS))
-        registry.end_run(run_id)
-        registry.register(uri, NAME, run_id, {})
-    registry.set_alias(NAME, "production", "1")
+    register_tiny_versions(registry, NAME, home)
     params = load_params(REPO / "params.yaml").updated({"model.name": NAME})
     (home / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     rows = pd.DataFrame({"id": range(95), "text": [f"{TEXTS[i % 3]} #{i}" for i in range(95)]})

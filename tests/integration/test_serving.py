@@ -11,18 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
-import pandas as pd
 import pytest
 
-from modelyard.config import ModelParams, ServingParams, TinyBackbone
+from modelyard.config import ServingParams
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
-from modelyard.registry.pyfunc import predictions_frame
 from modelyard.serving.app import create_app
-from modelyard.training.model import TextClassifier, build_model
-from tests.conftest import ServerThread
+from modelyard.training.model import TextClassifier
+from tests.conftest import TINY_LABELS as LABELS
+from tests.conftest import TINY_TEXTS as TEXTS
+from tests.conftest import ServerThread, register_tiny_versions
 
-LABELS = ["negative", "neutral", "positive"]
-TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
 NAME = "served"
 TOKEN = "s3cret-token"
 
@@ -30,23 +28,11 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two registered versions of a tiny model, production → 1."""
-    import torch
-
     root = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{root}/mlflow.db"
     registry = MlflowRegistry(uri, "serving-tests", (root / "mlruns").as_uri())
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
-        model, tokenizer = build_model(params, LABELS, TEXTS * 20)
-        directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
-        run_id = registry.start_run(f"seed-{seed}", {})
-        example = pd.DataFrame({"text": TEXTS})
-        uri_ = registry.log_model(run_id, directory, example,
-                                  predictions_frame(TextClassifier.load(directory), TEXTS))
-        registry.end_run(run_id)
-        registry.register(uri_, NAME, run_id, {"dataset_md5": f"md5-of-seed-{seed}"})
-    registry.set_alias(NAME, PRODUCTION, "1")
+    register_tiny_versions(registry, NAME, root,
+                           tags=lambda seed: {"dataset_md5": f"md5-of-seed-{seed}"})
     return uri, root
 
 
