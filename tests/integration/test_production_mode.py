@@ -142,8 +142,30 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             ids = deployments.deploy(REPO, config.work_pool, names=("retrain",),
                                      params_path=params, data_repo=str(project))
             assert set(ids) == {"retrain"}
-            run = deployments.trigger("retrain", "retrain", {"params_path": str(params)},
-                                      timeout_s=900)
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as prefect:
+                deployment = prefect.read_deployment(ids["retrain"])
+            assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * 1"]
+            assert deployment.global_concurrency_limit.limit == 1
+            assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+
+            # `modelyard retrain --remote`: the deployment through the Prefect API, logs followed.
+            import subprocess
+            import sys
+
+            remote = subprocess.run(
+                [sys.executable, "-m", "modelyard", "retrain", "--remote", "--params",
+                 str(params)], env={**os.environ, **config.client_env()}, capture_output=True,
+                text=True, timeout=900, cwd=tmp_path)
+            out = " ".join((remote.stdout + remote.stderr).split())
+            assert remote.returncode == 0, out[-3000:]
+            assert "on the retrain deployment" in out and "registered prod-mode version 1" in out
+            import re
+
+            run_id = re.search(r"flow run ([0-9a-f-]{36}) \(\S+\) on the retrain", out).group(1)
+            with get_client(sync_client=True) as prefect:
+                run = prefect.read_flow_run(uuid.UUID(run_id))
         assert run.state.is_completed(), run.state
 
         client = MlflowClient(tracking_uri=urls["mlflow"], registry_uri=urls["mlflow"])
