@@ -116,7 +116,7 @@ def retrain(
             lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
                                    candidate)
             version = register_candidate(registry, name, run_id, trained.model_dir, splits,
-                                         lineage, decision)
+                                         lineage, decision, params.privacy)
         if decision.passed and version is not None:
             actor = f"flow-run:{flow_run_id}"
             promote = partial(compare_and_promote, registry, audit, name, version, run_id,

@@ -667,7 +667,8 @@ def serve(
     application = create_app(
         lambda: MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
                                settings.artifact_root()),
-        loaded.model.name, serving, settings.resolved_database_url(), settings.admin_token)
+        loaded.model.name, serving, settings.resolved_database_url(), settings.admin_token,
+        loaded.privacy)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

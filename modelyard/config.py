@@ -177,8 +177,6 @@ class ServingParams(_Frozen):
     max_chars_per_text: int = Field(default=5000, ge=1)
     # How often each server asks the registry where the alias points.
     poll_interval_s: float = Field(default=10.0, gt=0.0)
-    # What the prediction log keeps of each input: the text, or only its SHA-256.
-    log_inputs: Literal["full", "hashed"] = "full"
     # Predictions wait here for the database; beyond this they are dropped (and counted).
     log_queue_size: int = Field(default=10000, ge=1)
     log_batch_size: int = Field(default=500, ge=1)
@@ -213,6 +211,34 @@ class MonitorParams(_Frozen):
     monitor_schedule: str = "0 * * * *"  # hourly
 
 
+class PrivacyParams(_Frozen):
+    """What the platform stores about inputs (prediction log, datasets built from feedback,
+    MLflow input examples): the text, a redacted copy, or only its SHA-256."""
+
+    mode: Literal["full", "redacted", "hashed"] = "full"
+    # More regular expressions to redact (replaced by [REDACTED]) in `redacted` mode.
+    extra_patterns: tuple[str, ...] = ()
+    # Prediction-log and feedback rows older than this are deleted by the retention flow.
+    retention_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{pattern!r} is not a regular expression: {error}") from None
+        return patterns
+
+    def redactor(self) -> Any:
+        from modelyard.privacy import Redactor
+
+        return Redactor(self.extra_patterns)
+
+
 class Params(_Frozen):
     data: DataParams = DataParams()
     validation: ValidationParams = ValidationParams()
@@ -223,12 +249,13 @@ class Params(_Frozen):
     serving: ServingParams = ServingParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
+    privacy: PrivacyParams = PrivacyParams()
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
         version's lineage and of the key a killed retrain resumes by. `serving`, `deploy` and
         `monitor` are left out: moving a server must not make the same training another."""
-        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy", "monitor"}),
+        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy", "monitor", "privacy"}),
                              sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

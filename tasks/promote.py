@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
-from modelyard.config import GateParams
+from modelyard.config import GateParams, PrivacyParams
 from modelyard.data.dataset import Splits
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
@@ -42,7 +42,7 @@ def decision_tags(decision: GateDecision, run_id: str) -> dict[str, str]:
 @task(name="register-model-version", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def register_candidate(
     registry: MlflowRegistry, name: str, run_id: str, model_dir: Path, splits: Splits,
-    lineage: dict[str, str], decision: GateDecision,
+    lineage: dict[str, str], decision: GateDecision, privacy: PrivacyParams | None = None,
 ) -> str:
     """A new version with its lineage and the gate's decision (a rejected one is tagged so and
     gets no alias); the existing one when this run already registered it."""
@@ -54,7 +54,7 @@ def register_candidate(
         logger.info("%s version %s was already registered from run %s: reused", name, existing,
                     run_id)
         return existing
-    model_uri = log_model.fn(registry, run_id, model_dir, splits)
+    model_uri = log_model.fn(registry, run_id, model_dir, splits, privacy)
     version = registry.register(model_uri, name, run_id, tags)
     logger.info("registered %s version %s (%s)", name, version, decision.verdict)
     return version

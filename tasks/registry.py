@@ -6,7 +6,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.config import Params
+from modelyard.config import Params, PrivacyParams
 from modelyard.data.dataset import TEXT, Splits
 from modelyard.data.identity import DatasetVersion
 from modelyard.data.validation import ValidationReport
@@ -114,8 +114,14 @@ def log_evaluation(
 
 
 @task(name="log-model", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def log_model(registry: MlflowRegistry, run_id: str, model_dir: Path, splits: Splits) -> str:
-    """The pyfunc model with a signature and an input example drawn from the test split."""
+def log_model(registry: MlflowRegistry, run_id: str, model_dir: Path, splits: Splits,
+              privacy: PrivacyParams | None = None) -> str:
+    """The pyfunc model with a signature and an input example drawn from the test split, as
+    much of it as `privacy.mode` allows to be stored."""
+    from modelyard.privacy import protect_all
+
+    privacy = privacy or PrivacyParams()
     example = splits.test[[TEXT]].head(3).reset_index(drop=True)
+    example[TEXT] = protect_all(example[TEXT].tolist(), privacy.mode, privacy.redactor())
     outputs = predictions_frame(TextClassifier.load(model_dir), example[TEXT].tolist())
     return registry.log_model(run_id, model_dir, example, outputs)

@@ -78,7 +78,7 @@ def assess(classifier: Any, reference: list[str] | None, current: pd.DataFrame,
         notes.append("the training data of this version could not be read: input drift and "
                      "prediction drift vs training data skipped")
     elif not texts:
-        notes.append("the prediction log keeps hashes only (serving.log_inputs: hashed): input "
+        notes.append("the prediction log keeps hashes only (privacy.mode: hashed): input "
                      "drift skipped")
     if reference is not None and texts:
         tests.append(drift.length_drift(drift.word_counts(reference), drift.word_counts(texts),

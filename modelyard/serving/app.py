@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modelyard.config import ServingParams
+from modelyard.config import PrivacyParams, ServingParams
 from modelyard.serving.batcher import MicroBatcher, NoModel
 from modelyard.serving.metrics import ServerMetrics
 from modelyard.serving.model import LoadedModel, ModelFollower
@@ -81,14 +81,20 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(
     registry_factory: Callable[[], Any], name: str, serving: ServingParams, database_url: str,
-    admin_token: str | None,
+    admin_token: str | None, privacy: PrivacyParams | None = None,
 ) -> FastAPI:
     metrics = ServerMetrics()
     follower = ModelFollower(registry_factory, name, serving.alias, serving.poll_interval_s,
                              on_swap=lambda loaded: metrics.model_swapped(loaded.version))
     batcher = MicroBatcher(lambda: follower.current, serving.max_batch_size, serving.max_wait_ms,
                            on_batch=metrics.batch_size.observe)
-    predlog = PredictionLog(database_url, keep_text=serving.log_inputs == "full",
+    from functools import partial
+
+    from modelyard.privacy import protect
+
+    privacy = privacy or PrivacyParams()
+    predlog = PredictionLog(database_url, partial(protect, mode=privacy.mode,
+                                                  redactor=privacy.redactor()),
                             maxsize=serving.log_queue_size, batch_size=serving.log_batch_size)
     metrics.watch_log(predlog)
     feedback_store = FeedbackStore(database_url)

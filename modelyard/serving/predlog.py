@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,9 +39,11 @@ class LoggedPrediction:
 
 
 class PredictionLog:
-    def __init__(self, url: str, keep_text: bool, maxsize: int = 10000, batch_size: int = 500,
-                 flush_s: float = 0.2, max_backoff_s: float = 5.0) -> None:
-        self.url, self.keep_text = url, keep_text
+    def __init__(self, url: str, protect: Callable[[str], str | None], maxsize: int = 10000,
+                 batch_size: int = 500, flush_s: float = 0.2, max_backoff_s: float = 5.0) -> None:
+        # `protect`: what may be stored of a text (privacy.mode), applied in the writer thread,
+        # so redaction never costs the request path anything.
+        self.url, self.protect = url, protect
         self.batch_size, self.flush_s, self.max_backoff_s = batch_size, flush_s, max_backoff_s
         self._queue: queue.Queue[LoggedPrediction] = queue.Queue(maxsize)
         self._stop = threading.Event()
@@ -128,7 +130,7 @@ class PredictionLog:
 
             self._engine = engine_for(self.url)
         rows = [{"id": p.id, "created_at": p.created_at, "model": p.model, "version": p.version,
-                 "text": p.text if self.keep_text else None, "text_sha256": text_hash(p.text),
+                 "text": self.protect(p.text), "text_sha256": text_hash(p.text),
                  "label": p.label, "probabilities": p.probabilities, "latency_ms": p.latency_ms}
                 for p in batch]
         with self._engine.begin() as connection:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from modelyard.config import ServingParams
+from modelyard.config import PrivacyParams, ServingParams
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
 from modelyard.training.model import TextClassifier
@@ -38,13 +38,13 @@ def store(tmp_path_factory):
 
 @contextmanager
 def serving(store, database_url: str | None = None, token: str | None = TOKEN, name: str = NAME,
-            **knobs):
+            privacy: str = "full", **knobs):
     """A real server on a free port: (base URL, app)."""
     uri, root = store
     settings = ServingParams(**{"poll_interval_s": 3600, **knobs})
     app = create_app(lambda: MlflowRegistry(uri, "serving-tests"), name, settings,
                      database_url or f"sqlite:///{root}/predictions-{uuid.uuid4().hex[:6]}.db",
-                     token)
+                     token, PrivacyParams(mode=privacy))
     with ServerThread(app) as server:
         yield server.url, app
 
@@ -148,7 +148,7 @@ def _wait_rows(url: str, table: str, count: int) -> list[dict]:
 @pytest.mark.parametrize("mode", ["full", "hashed"])
 def test_predictions_and_feedback_are_logged(store, tmp_path, mode):
     database = f"sqlite:///{tmp_path}/platform.db"
-    with serving(store, database, log_inputs=mode) as (url, _), httpx.Client(base_url=url) as http:
+    with serving(store, database, privacy=mode) as (url, _), httpx.Client(base_url=url) as http:
         answered = http.post("/predict", json={"texts": TEXTS}).json()["predictions"]
         rows = {row["id"]: row for row in _wait_rows(database, "predictions", 3)}
         for text, prediction in zip(TEXTS, answered, strict=True):
