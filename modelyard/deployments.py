@@ -7,6 +7,7 @@ one from the CLI.
   the model degraded (`modelyard.model.degraded`). One run at a time: runs triggered while one is
   going are cancelled (a burst of events starts one retrain, not ten).
 - monitor: hourly (`monitor.monitor_schedule`).
+- retention: daily at 02:30 UTC (`privacy.retention_days`).
 - batch-predict: on request.
 """
 
@@ -23,6 +24,8 @@ FLOWS = {
                 "Validate, train, evaluate against production, gate, register, promote, deploy."),
     "monitor": ("flows/monitor.py:monitor",
                 "Drift and live quality of the production model over the last window."),
+    "retention": ("flows/retention.py:retention",
+                  "Delete prediction-log and feedback rows older than privacy.retention_days."),
     "batch-predict": ("flows/batch_predict.py:batch_predict",
                       "Score a file or table with a registered version; resumable."),
 }
@@ -60,6 +63,8 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
                 "parameters": {"params_path": params_path},
                 "concurrency_limit": ConcurrencyLimitConfig(limit=1,
                                                             collision_strategy="CANCEL_NEW")}
+    if name == "retention":
+        return {"cron": "30 2 * * *", "parameters": {"params_path": params_path}}
     return {}
 
 

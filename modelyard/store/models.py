@@ -74,3 +74,16 @@ class MonitorRun(Base):
     degraded: Mapped[bool] = mapped_column(Boolean)
     report: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetentionRun(Base):
+    """One application of `privacy.retention_days`: the rows it deleted, and who ran it."""
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    predictions_deleted: Mapped[int] = mapped_column(Integer)
+    feedback_deleted: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(256))
+    ran_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -67,7 +67,7 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-ALL_TABLES = {"alias_moves", "predictions", "feedback", "monitor_runs"}
+ALL_TABLES = {"alias_moves", "predictions", "feedback", "monitor_runs", "retention_runs"}
 
 
 def test_alembic_upgrade_and_downgrade(url):
@@ -233,3 +233,36 @@ def test_models_commands(tmp_path, monkeypatch):
     assert code == 1 and "replaced nothing in the audit trail" in out
     code, out = run("show", "reviews", "2")
     assert code == 0 and "dataset_md5 abc" in out
+
+
+def test_retention_deletes_exactly_the_old_rows_and_records_it(url):
+    from datetime import timedelta
+
+    from sqlalchemy import func, insert, select
+
+    from modelyard.store.db import engine_for
+    from modelyard.store.models import Feedback, Prediction, RetentionRun
+    from modelyard.store.retention import purge
+
+    now = datetime.now(UTC)
+    ages = {"old": 40, "edge-old": 30.01, "edge-new": 29.99, "new": 1}  # days
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(insert(Prediction), [
+            {"id": name, "created_at": now - timedelta(days=age), "model": "m", "version": "1",
+             "text": None, "text_sha256": "0" * 64, "label": "a", "probabilities": {"a": 1.0},
+             "latency_ms": 1.0} for name, age in ages.items()])
+        connection.execute(insert(Feedback), [
+            {"prediction_id": name, "label": "a", "created_at": now - timedelta(days=age)}
+            for name, age in ages.items()])
+    done = purge(url, 30, "user:tester", now)
+    assert (done.predictions, done.feedback) == (2, 2)
+    with engine.connect() as connection:
+        left = set(connection.scalars(select(Prediction.id)))
+        feedback_left = set(connection.scalars(select(Feedback.prediction_id)))
+        runs = connection.execute(select(RetentionRun.predictions_deleted,
+                                         RetentionRun.feedback_deleted, RetentionRun.actor)).all()
+        assert connection.scalar(select(func.count()).select_from(RetentionRun)) == 1
+    engine.dispose()
+    assert left == feedback_left == {"edge-new", "new"}
+    assert [tuple(r) for r in runs] == [(2, 2, "user:tester")]
