@@ -42,6 +42,7 @@ def _after_everyone_compared(self, model, timeout_s=600.0):
     deadline = time.monotonic() + 300
     while len(list(barrier.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    time.sleep(float(os.environ.get("AFTER_BARRIER_S", "0")))  # who takes the lock first
     return _original(self, model, timeout_s)
 AuditLog.promotion_lock = _after_everyone_compared
 """
@@ -117,16 +118,22 @@ def _assert_trail_matches_registry(client, audit, name: str) -> None:
         assert (str(aliases[alias]) if alias in aliases else None) == chain[-1]
 
 
-def test_concurrent_retrains_leave_the_better_model_in_production(prefect_api, tmp_path,
+@pytest.mark.parametrize("first", ["worse", "better"])
+def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect_api, tmp_path,
                                                                    tiny_params, small_reviews):
+    """Both compare against the same (empty) production, then race for the lock; `first` gets
+    it (the other waits 3 s after the barrier). Either way the better model ends in production
+    and the one that promoted second had to compare again."""
     home, barrier = tmp_path / "home", tmp_path / "barrier"
     barrier.mkdir()
     name = "race"
     # The tiny BERT after 2 epochs: accuracy ~0.57, macro-F1 ~0.46; after 5: ~0.73 / ~0.74.
     worse = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
     better = _params(tmp_path, tiny_params, small_reviews, name)
-    runs = [_retrain(path, home, prefect_api, BARRIER, BARRIER=str(barrier))
-            for path in (worse, better)]
+    delays = {"worse": "0", "better": "3"} if first == "worse" else {"worse": "3", "better": "0"}
+    runs = [_retrain(path, home, prefect_api, BARRIER, BARRIER=str(barrier),
+                     AFTER_BARRIER_S=delays[which])
+            for which, path in (("worse", worse), ("better", better))]
     (worse_code, worse_out), (better_code, better_out) = [_finish(run) for run in runs]
     assert worse_code == 0, worse_out[-3000:]
     assert better_code == 0, better_out[-3000:]
@@ -143,9 +150,9 @@ def test_concurrent_retrains_leave_the_better_model_in_production(prefect_api, t
     assert str(production.version) == better_version
     _assert_trail_matches_registry(client, audit, name)
 
-    # Both compared against "no production"; whichever promoted second had to compare again.
     moves = audit.history(name, "production")
-    if [m.to_version for m in moves] == [better_version]:
+    if first == "better":
+        assert [m.to_version for m in moves] == [better_version]
         assert "production moved to v" + better_version in worse_out
         assert versions[worse_version].tags["rejected"] == "true"
         assert versions[worse_version].aliases == []
