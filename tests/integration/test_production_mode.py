@@ -53,6 +53,7 @@ def _project(root, data, tiny_params):
 
 def _feedback_to_retrain(config, project, params, deployment_id, client, monkeypatch) -> None:
     import subprocess
+    import sys
     import time
     from datetime import UTC, datetime
 
@@ -63,7 +64,6 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     from modelyard.config import Settings, load_params
     from modelyard.data.feedback import add_feedback_version
     from modelyard.data.synthetic import ReviewSpec, generate_reviews
-    from modelyard.events import emit_dataset_added
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
 
@@ -87,8 +87,18 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     assert added.created and added.entry.ref == "reviews@2" and feedback.labelled == 300
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "reviews@2"], cwd=project, check=True)
-    for _ in range(10):  # a burst, as ten `data add` of the same version would send
-        assert emit_dataset_added(added.entry.ref, added.entry.md5)
+    # A burst, as ten `data add` of the same version would send, from a process of its own:
+    # Prefect's events worker is one per process and stays bound to the first API it sent to
+    # (in a full test run, the e2e tests' server).
+    burst = subprocess.run([sys.executable, "-c", (
+        "from prefect.events.worker import EventsWorker\n"
+        "from modelyard.events import emit_dataset_added\n"
+        f"sent = [emit_dataset_added({added.entry.ref!r}, {added.entry.md5!r}) "
+        "for _ in range(10)]\n"
+        "EventsWorker.drain_all()\n"
+        "assert all(sent), sent\n")], env={**os.environ, **config.client_env()},
+        capture_output=True, text=True, timeout=120)
+    assert burst.returncode == 0, burst.stderr[-3000:]
 
     deadline = time.monotonic() + 600
     with get_client(sync_client=True) as prefect:
