@@ -39,6 +39,7 @@ from tasks.data import (
 )
 from tasks.deploy import reload_servers, roll_back_production, verify_deployment
 from tasks.evaluate import evaluate_candidate, evaluate_production, gate
+from tasks.explain import explain_candidate
 from tasks.promote import compare_and_promote, register_candidate, wait_for_approval
 from tasks.registry import log_evaluation, log_validation, open_tracking_run
 from tasks.train import train_candidate
@@ -103,6 +104,8 @@ def retrain(
         trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
                                   run_dir / "checkpoints")
         candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
+        if params.explain.report:
+            explain_candidate(trained.model_dir, splits.test, params.explain, registry, run_id)
         audit = AuditLog.from_url(settings.resolved_database_url())
         production = evaluate_production(registry, audit, name, run_id, splits.test, labels)
         production_version, production_metrics = production or (None, None)

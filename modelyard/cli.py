@@ -668,7 +668,7 @@ def serve(
         lambda: MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
                                settings.artifact_root()),
         loaded.model.name, serving, settings.resolved_database_url(), settings.admin_token,
-        loaded.privacy)
+        loaded.privacy, loaded.explain)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -705,6 +705,58 @@ def predict(
                if result["chunks_resumed"] else "")
     typer.echo(f"{result['rows']} rows scored by {result['model']} version {result['version']} "
                f"-> {result['output']}{resumed}")
+
+
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="The text to explain.")],
+    version: Annotated[str | None, typer.Option(help="A model version (default: the alias's).")
+                       ] = None,
+    alias: Annotated[str, typer.Option(help="The alias to explain.")] = "production",
+    label: Annotated[str | None, typer.Option(help="The class to explain (default: the "
+                                                   "predicted one).")] = None,
+    params: Annotated[Path, typer.Option(help="The params file (model.name, explain).")] = Path(
+        "params.yaml"),
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML snippet here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Why the model decided: each word's attribution toward the predicted class (integrated
+    gradients), coloured in the terminal: green for, red against."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from rich.console import Console
+
+    from modelyard.explain import Explainer, to_html, to_rich_text
+
+    loaded = _load_params_or_exit(params)
+    registry, _ = _registry_and_audit()
+    name = loaded.model.name
+    try:
+        classifier = registry.load_classifier(name, alias=alias, version=version)
+    except MlflowException:
+        _fail(f"{name} has no {'version ' + version if version else 'alias @' + alias}")
+    try:
+        explanation = Explainer(classifier, loaded.explain.n_steps).explain(text, label)
+    except ValueError as error:
+        _fail(str(error))
+    if html is not None:
+        html.write_text(to_html(explanation), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(explanation.to_dict(), indent=2))
+        return
+    console = Console(highlight=False)
+    which = f"version {version}" if version else f"@{alias}"
+    console.print(f"{name} {which}: [bold]{explanation.label}[/bold] "
+                  f"p={explanation.probability:.3f}"
+                  + ("" if explanation.label == explanation.predicted
+                     else f" (predicted {explanation.predicted})"))
+    console.print(to_rich_text(explanation))
+    for token in explanation.ranked()[:5]:
+        console.print(f"  {token.attribution:+.4f}  {token.token}")
+    if explanation.truncated:
+        console.print("[yellow]the text is longer than the model reads; the rest was not "
+                      "scored[/yellow]")
 
 
 def _stack_config(root: Path, params: Path) -> Any:

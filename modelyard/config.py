@@ -239,6 +239,19 @@ class PrivacyParams(_Frozen):
         return Redactor(self.extra_patterns)
 
 
+class ExplainParams(_Frozen):
+    """Integrated-gradients explanations: `/explain`, `modelyard explain` and the report each
+    retrain logs for its candidate."""
+
+    # Points on the path from the baseline: more, a smaller completeness error, more time.
+    n_steps: int = Field(default=32, ge=4, le=512)
+    report: bool = True
+    # Test texts explained per predicted class for the report's "what drives each class".
+    report_texts_per_class: int = Field(default=40, ge=1)
+    report_top_tokens: int = Field(default=10, ge=1)
+    report_worst: int = Field(default=5, ge=0)
+
+
 class Params(_Frozen):
     data: DataParams = DataParams()
     validation: ValidationParams = ValidationParams()
@@ -250,13 +263,14 @@ class Params(_Frozen):
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
     privacy: PrivacyParams = PrivacyParams()
+    explain: ExplainParams = ExplainParams()
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
         version's lineage and of the key a killed retrain resumes by. `serving`, `deploy` and
-        `monitor` are left out: moving a server must not make the same training another."""
-        payload = json.dumps(self.model_dump(mode="json", exclude={"serving", "deploy", "monitor", "privacy"}),
-                             sort_keys=True)
+        `monitor`, `privacy` and `explain` are left out: moving a server must not make the same
+        training another."""
+        payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def updated(self, changes: dict[str, Any]) -> Params:
@@ -274,6 +288,9 @@ class Params(_Frozen):
             return Params.model_validate(tree)
         except ValidationError as error:
             raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
+
+
+_NOT_DIGESTED = {"serving", "deploy", "monitor", "privacy", "explain"}
 
 
 class ConfigError(ValueError):

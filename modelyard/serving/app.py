@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modelyard.config import PrivacyParams, ServingParams
+from modelyard.config import ExplainParams, PrivacyParams, ServingParams
 from modelyard.serving.batcher import MicroBatcher, NoModel
 from modelyard.serving.metrics import ServerMetrics
 from modelyard.serving.model import LoadedModel, ModelFollower
@@ -66,6 +66,36 @@ class FeedbackRequest(BaseModel):
     label: str = Field(min_length=1, description="The true label.")
 
 
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"text": "The sound is superb."},
+                     {"text": "It does the job.", "label": "positive"}]})
+
+    text: str = Field(min_length=1)
+    label: str | None = Field(default=None, description="The class to explain (default: the "
+                                                        "predicted one).")
+
+
+class TokenAttribution(BaseModel):
+    token: str
+    start: int
+    end: int
+    attribution: float = Field(description="Share of the class probability this word carries "
+                                           "(integrated gradients); negative: against it.")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    model_version: str
+    label: str
+    predicted: str
+    probability: float
+    delta: float = Field(description="Completeness error of the integral.")
+    truncated: bool = Field(description="The text was longer than the model reads.")
+    tokens: list[TokenAttribution]
+    html: str = Field(description="A self-contained HTML rendering.")
+
+
 class Metadata(BaseModel):
     model: str
     version: str
@@ -82,6 +112,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(
     registry_factory: Callable[[], Any], name: str, serving: ServingParams, database_url: str,
     admin_token: str | None, privacy: PrivacyParams | None = None,
+    explain: ExplainParams | None = None,
 ) -> FastAPI:
     metrics = ServerMetrics()
     follower = ModelFollower(registry_factory, name, serving.alias, serving.poll_interval_s,
@@ -98,6 +129,10 @@ def create_app(
                             maxsize=serving.log_queue_size, batch_size=serving.log_batch_size)
     metrics.watch_log(predlog)
     feedback_store = FeedbackStore(database_url)
+    explain = explain or ExplainParams()
+    # One explanation at a time: each is a forward and backward pass over n_steps copies of the
+    # text, and two at once would only share the same cores more slowly while /predict waits.
+    explaining = asyncio.Semaphore(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -185,6 +220,30 @@ def create_app(
         predlog.submit(logged)
         return PredictResponse(model=model.name, model_version=model.version,
                                predictions=predictions)
+
+    @app.post("/explain", response_model=ExplainResponse,
+              responses={413: {"description": "a text too long"},
+                         422: {"description": "a label the model does not know"},
+                         503: {"description": "no model loaded yet"}})
+    async def explain_text(body: ExplainRequest) -> Any:
+        """Each word's attribution toward the predicted class (or `label`), by integrated
+        gradients. Nothing about the text is stored."""
+        from modelyard.explain import Explainer, to_html
+
+        if len(body.text) > serving.max_chars_per_text:
+            return _error(413, f"the text has {len(body.text)} characters; the limit is "
+                               f"{serving.max_chars_per_text} (serving.max_chars_per_text)")
+        model = _model()
+        if not isinstance(model, LoadedModel):
+            return model
+        if body.label is not None and body.label not in model.labels:
+            return _error(422, f"label {body.label!r} is not one of {model.labels}")
+        async with explaining:
+            explanation = await asyncio.to_thread(
+                Explainer(model.classifier, explain.n_steps).explain, body.text, body.label)
+        return ExplainResponse(model=model.name, model_version=model.version,
+                               **{k: v for k, v in explanation.to_dict().items() if k != "text"},
+                               html=to_html(explanation))
 
     @app.post("/feedback", status_code=201,
               responses={422: {"description": "a label the model does not know"},

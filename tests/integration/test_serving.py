@@ -236,3 +236,27 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
     assert "2" in seen and seen.count("1") > 0
     assert all(v[0] == "2" for sent, _, v in responses if swapped_to_2 < sent < moving_back)
     assert all(v[0] == "1" for sent, _, v in responses if sent > swapped_to_1)
+
+
+def test_explain_endpoint(store):
+    text = "superb sound, <broke> after a week"
+    with serving(store) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
+        answer = http.post("/explain", json={"text": text})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model_version"] == "1" and body["label"] == body["predicted"] in LABELS
+        assert [t["token"] for t in body["tokens"]] == [text[t["start"]:t["end"]]
+                                                        for t in body["tokens"]]
+        assert "sound" in [t["token"] for t in body["tokens"]]
+        assert "&lt;" in body["html"] and "<broke>" not in body["html"]
+        # Deterministic, and the same explanation the library gives.
+        assert http.post("/explain", json={"text": text}).json()["tokens"] == body["tokens"]
+        other = next(label for label in LABELS if label != body["predicted"])
+        towards = http.post("/explain", json={"text": text, "label": other}).json()
+        assert (towards["label"], towards["predicted"]) == (other, body["predicted"])
+
+        assert http.post("/explain", json={"text": text, "label": "spam"}).status_code == 422
+        assert http.post("/explain", json={"text": ""}).status_code == 422
+        assert http.post("/explain", json={"texts": [text]}).status_code == 422
+        too_long = http.post("/explain", json={"text": "a" * 6000})
+        assert too_long.status_code == 413 and "max_chars_per_text" in too_long.json()["detail"]

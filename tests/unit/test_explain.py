@@ -1,0 +1,116 @@
+"""Model tests of the explanations: a tiny BERT trained on constructed texts whose class is
+decided by one keyword among neutral filler words; integrated gradients must rank that keyword
+first, the same way every time, and the attributions must add up."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modelyard.data.dataset import Splits
+from modelyard.explain import Explainer, explanation_report, to_html, to_rich_text
+from modelyard.training.fit import fit
+from modelyard.training.model import TextClassifier
+
+FILLER = ("the a we it this that order box arrived on monday tuesday after before with our my "
+          "their store staff item package came was is").split()
+KEYWORDS = {"negative": ("terrible", "awful"), "neutral": ("okay", "average"),
+            "positive": ("excellent", "wonderful")}
+
+
+def keyword_texts(rows: int, seed: int) -> pd.DataFrame:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(rows):
+        label = rng.choice(sorted(KEYWORDS))
+        words = [rng.choice(FILLER) for _ in range(rng.randint(5, 10))]
+        words.insert(rng.randint(0, len(words)), rng.choice(KEYWORDS[label]))
+        out.append({"text": " ".join(words), "label": label})
+    return pd.DataFrame(out)
+
+
+@pytest.fixture(scope="module")
+def explainer(tiny_params):
+    params = tiny_params.updated({"train.epochs": 10})
+    splits = Splits(keyword_texts(600, 1), keyword_texts(90, 2), keyword_texts(90, 3))
+    trained = fit(splits, params, Path(tempfile.mkdtemp()) / "model", progress=False)
+    assert trained.result.history[-1]["val_accuracy"] >= 0.95  # it learned the rule
+    return Explainer(TextClassifier.load(trained.model_dir), n_steps=32)
+
+
+OBVIOUS = [
+    ("the order arrived on monday, it was excellent", "positive", "excellent"),
+    ("wonderful item from the store", "positive", "wonderful"),
+    ("our package came tuesday, awful", "negative", "awful"),
+    ("terrible staff at the store after my order", "negative", "terrible"),
+    ("awful", "negative", "awful"),
+]
+# Neutral texts carry a keyword too, but the model learns what a person would: no positive or
+# negative word means neutral (an empty text is already neutral, p≈0.6), so "okay" adds little
+# and is not a decisive word. Only the classes that need their word are tested for it.
+
+
+@pytest.mark.parametrize(("text", "label", "decisive"), OBVIOUS)
+def test_the_decisive_word_ranks_first(explainer, text, label, decisive):
+    explanation = explainer.explain(text)
+    assert explanation.predicted == explanation.label == label
+    ranked = explanation.ranked()
+    assert ranked[0].token == decisive
+    # Well clear of the rest, not a near tie.
+    assert ranked[0].attribution > 3 * max((abs(t.attribution) for t in ranked[1:]), default=0)
+    # Offsets point back into the text, words in order.
+    assert [text[t.start:t.end] for t in explanation.tokens] == [t.token for t in
+                                                                  explanation.tokens]
+    assert [t.start for t in explanation.tokens] == sorted(t.start for t in explanation.tokens)
+
+
+def test_explaining_another_class_turns_the_keyword_against_it(explainer):
+    explanation = explainer.explain("the order arrived on monday, it was excellent",
+                                    label="negative")
+    assert explanation.label == "negative" and explanation.predicted == "positive"
+    assert min(explanation.tokens, key=lambda t: t.attribution).token == "excellent"
+
+
+def test_attributions_are_deterministic_and_complete(explainer):
+    text = "our package came tuesday, awful"
+    first, second = explainer.explain(text), explainer.explain(text)
+    assert first == second
+    # Completeness: the words' attributions (+[CLS]/[SEP], which stay in the baseline) add up to
+    # p(class | text) - p(class | baseline) up to the integral's error.
+    assert first.delta < 0.05  # of a probability difference near 0.85 here
+    with pytest.raises(ValueError, match="not one of the model's classes"):
+        explainer.explain(text, label="spam")
+
+
+def test_renderings(explainer):
+    explanation = explainer.explain("<b>excellent</b> & wonderful")
+    snippet = to_html(explanation)
+    body = snippet.split("<p>", 1)[1].rsplit("</p>", 1)[0]
+    # The text's own markup is escaped: stripping our spans gives back exactly the text.
+    assert html.unescape(re.sub(r"<[^>]+>", "", body)) == explanation.text
+    assert "&lt;" in body and "&amp;" in body
+    assert snippet.count("<span") == len(explanation.tokens)
+    assert to_rich_text(explanation).plain == explanation.text
+
+
+def test_report_names_each_class_keywords_and_the_worst_mistakes(explainer):
+    test = keyword_texts(120, 4)
+    # Two texts labelled against their keyword: the model is confidently "wrong" on them.
+    test.loc[0, "label"] = "negative" if test.loc[0, "label"] != "negative" else "positive"
+    report = explanation_report(explainer, test["text"].tolist(), test["label"].tolist(),
+                                per_class=20, top_tokens=5, worst=3)
+    for drivers in report.drivers:
+        if drivers.label == "neutral":
+            continue
+        assert {w for w, _, _ in drivers.tokens[:2]} == set(KEYWORDS[drivers.label])
+        assert drivers.explained == 20
+    assert report.worst and report.worst[0][1].text == test.loc[0, "text"]
+    assert "Most confident mistakes" in report.to_markdown()
+    assert report.to_html().startswith("<!doctype html>")
+    assert report.to_dict()["classes"][0]["tokens"][0]["count"] >= 1
