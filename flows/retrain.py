@@ -8,7 +8,7 @@ or written to MLflow.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -104,12 +104,15 @@ def retrain(
         trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
                                   run_dir / "checkpoints")
         candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
+        if trained.result.epsilon is not None:  # what the gate's privacy budget judges
+            candidate = replace(candidate, costs={**candidate.costs,
+                                                  "dp_epsilon": trained.result.epsilon})
         if params.explain.report:
             explain_candidate(trained.model_dir, splits.test, params.explain, registry, run_id)
         audit = AuditLog.from_url(settings.resolved_database_url())
         production = evaluate_production(registry, audit, name, run_id, splits.test, labels)
         production_version, production_metrics = production or (None, None)
-        decision = gate(candidate, production_metrics, params.gate)
+        decision = gate(candidate, production_metrics, params.gate, _compute(trained))
         baseline = majority_baseline(splits.train[LABEL].tolist(), splits.test[LABEL].tolist())
         log_evaluation(registry, run_id, candidate, production_metrics, production_version,
                        decision, baseline)
@@ -160,13 +163,23 @@ def retrain(
         validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
         training={"resumed_from_step": trained.result.resumed_from_step, "resumed_run": resumed,
                   "steps": trained.result.steps, "device": trained.result.device,
-                  "precision": trained.result.precision},
+                  "precision": trained.result.precision, "dp_epsilon": trained.result.epsilon,
+                  "compute": _compute(trained)},
     )
     get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
                           summary["production_version_after"])
     if deploy_failure is not None:
         return Failed(message=deploy_failure, data=summary)
     return summary
+
+
+def _compute(trained: Any) -> dict[str, Any]:
+    """This attempt's compute figures and the run's totals over every attempt, for the gate."""
+    if trained.cost is None:
+        return {}
+    totals = trained.cost_total or {}
+    return {**asdict(trained.cost), "attempts": totals.get("attempts", 1.0),
+            **{f"total_{key}": value for key, value in totals.items() if key != "attempts"}}
 
 
 def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, splits: Any,

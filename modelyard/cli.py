@@ -379,6 +379,33 @@ def models_show(name: str, version: str) -> None:
         metrics = registry.run_metrics(info.run_id)
         for key in sorted(k for k in metrics if k.startswith("test_")):
             typer.echo(f"  {key:20s} {metrics[key]:.4f}")
+        if "dp_epsilon" in metrics:
+            typer.echo(f"  {'privacy':20s} differentially private, ε = {metrics['dp_epsilon']:.3f} "
+                       f"at δ = {metrics.get('dp_delta', float('nan')):g}")
+        _show_compute(registry, info.run_id)
+
+
+def _show_compute(registry: Any, run_id: str) -> None:
+    """What the version cost to produce: every training attempt of its run, summed."""
+    from modelyard.training.cost import run_attempts, total
+
+    attempts = run_attempts(registry, run_id)
+    if not attempts:
+        return
+    tags = registry.run_tags(run_id)
+    currency = tags.get("modelyard.compute.currency", "")
+    device = tags.get("modelyard.compute.device", "?")
+    name = tags.get("modelyard.compute.device_name", "")
+    summed = total(attempts)
+    typer.echo(f"  {'compute':20s} {int(summed['attempts'])} training attempt(s) on {device} "
+               f"({name}): {summed['seconds']:.1f} s, {summed['device_hours']:.4f} device-h, "
+               f"{summed['energy_kwh'] * 1000:.2f} Wh, {summed['co2_kg'] * 1000:.3f} g CO2, "
+               f"cost {summed['cost']:.4f} {currency}")
+    for number, attempt in enumerate(attempts, 1):
+        typer.echo(f"    attempt {number}: {attempt['seconds']:.1f} s, "
+                   f"{attempt['device_hours']:.4f} device-h, "
+                   f"{attempt['samples_per_second']:.0f} samples/s, {attempt['cost']:.4f} "
+                   f"{currency}")
 
 
 @models_app.command("history")

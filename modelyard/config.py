@@ -109,6 +109,21 @@ class ModelParams(_Frozen):
     max_length: int = Field(default=128, ge=8, le=512)
 
 
+class DPParams(_Frozen):
+    """Differentially private fine-tuning (DP-SGD with Opacus): every example's gradient is
+    clipped to `max_grad_norm` and Gaussian noise is added to each step's sum, with the noise
+    scale chosen so that the whole training spends at most `target_epsilon` at `target_delta`."""
+
+    enabled: bool = False
+    target_epsilon: float = Field(default=8.0, gt=0)
+    # The chance the guarantee fails outright; well under 1 / training rows.
+    target_delta: float = Field(default=1e-5, gt=0, lt=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)  # per-example clipping bound
+    # The embeddings stay as pretrained: fewer parameters to noise (better accuracy at the same
+    # ε), and position embeddings have no per-example batch dimension to clip.
+    freeze_embeddings: bool = True
+
+
 class TrainParams(_Frozen):
     epochs: int = Field(default=2, ge=1)
     # Optimizer steps; overrides `epochs` when set.
@@ -134,6 +149,24 @@ class TrainParams(_Frozen):
     threads: int | None = Field(default=None, ge=1)
     # Processes under torchrun (one per GPU; gloo on CPUs). 1: no process group.
     nproc: int = Field(default=1, ge=1)
+    privacy: DPParams = DPParams()
+
+    @model_validator(mode="after")
+    def _private(self) -> TrainParams:
+        if not self.privacy.enabled:
+            return self
+        if self.nproc > 1:
+            raise ValueError("train.privacy.enabled trains in one process: set train.nproc to 1")
+        if self.grad_accumulation > 1:
+            raise ValueError("train.privacy.enabled samples each step's batch afresh (Poisson): "
+                             "set train.grad_accumulation to 1 and size train.batch_size instead")
+        if self.precision in ("bf16", "fp16"):
+            raise ValueError("train.privacy.enabled trains in fp32: per-example gradients and "
+                             "the added noise need its range; set train.precision to auto")
+        if self.max_steps is not None:
+            raise ValueError("train.privacy.enabled budgets ε over train.epochs: unset "
+                             "train.max_steps")
+        return self
 
 
 class GateParams(_Frozen):
@@ -153,6 +186,9 @@ class GateParams(_Frozen):
     # Budgets for the candidate, measured by the gate's evaluation (None: no budget).
     max_latency_p95_ms: float | None = Field(default=None, gt=0)
     max_model_size_mb: float | None = Field(default=None, gt=0)
+    # Differential privacy: the candidate must have been trained with train.privacy and spent
+    # at most this ε (None: no requirement).
+    max_epsilon: float | None = Field(default=None, gt=0)
 
 
 class PromotionParams(_Frozen):
@@ -252,6 +288,29 @@ class ExplainParams(_Frozen):
     report_worst: int = Field(default=5, ge=0)
 
 
+class CostParams(_Frozen):
+    """What a training run costs: device-hours priced per device type, energy measured by
+    CodeCarbon (offline: no network; RAPL or NVML where readable, else its TDP model)."""
+
+    # Price of one device for one hour. A "cpu" device is one core the training used.
+    price_per_device_hour: dict[str, float] = Field(
+        default_factory=lambda: {"cpu": 0.04, "cuda": 2.50, "mps": 0.10})
+    currency: str = "USD"
+    energy: bool = True  # measure with CodeCarbon; off: estimate from nominal_watts
+    country_iso_code: str = Field(default="USA", pattern=r"^[A-Z]{3}$")  # for the carbon figure
+    # Fallback when energy cannot be measured: watts drawn per device.
+    nominal_watts: dict[str, float] = Field(
+        default_factory=lambda: {"cpu": 10.0, "cuda": 400.0, "mps": 20.0})
+
+    @field_validator("price_per_device_hour", "nominal_watts")
+    @classmethod
+    def _non_negative(cls, table: dict[str, float]) -> dict[str, float]:
+        bad = {device: value for device, value in table.items() if value < 0}
+        if bad:
+            raise ValueError(f"negative values: {bad}")
+        return table
+
+
 class Params(_Frozen):
     data: DataParams = DataParams()
     validation: ValidationParams = ValidationParams()
@@ -264,12 +323,13 @@ class Params(_Frozen):
     monitor: MonitorParams = MonitorParams()
     privacy: PrivacyParams = PrivacyParams()
     explain: ExplainParams = ExplainParams()
+    cost: CostParams = CostParams()
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
-        version's lineage and of the key a killed retrain resumes by. `serving`, `deploy` and
-        `monitor`, `privacy` and `explain` are left out: moving a server must not make the same
-        training another."""
+        version's lineage and of the key a killed retrain resumes by. `serving`, `deploy`,
+        `monitor`, `privacy`, `explain` and `cost` are left out: moving a server or repricing a
+        GPU must not make the same training another."""
         payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -290,7 +350,7 @@ class Params(_Frozen):
             raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
 
 
-_NOT_DIGESTED = {"serving", "deploy", "monitor", "privacy", "explain"}
+_NOT_DIGESTED = {"serving", "deploy", "monitor", "privacy", "explain", "cost"}
 
 
 class ConfigError(ValueError):

@@ -65,6 +65,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         note = f"; resumed from step {resumed}" if resumed is not None else ""
         console.print(f"training  {training['steps']} steps on {training['device']} "
                       f"({training['precision']}){note}")
+        if training.get("dp_epsilon") is not None:
+            console.print(f"privacy   differentially private: ε = {training['dp_epsilon']:.3f}")
+        compute = training.get("compute") or {}
+        if compute:
+            console.print(
+                f"compute   {compute['device_hours']:.4f} device-h, "
+                f"{compute['energy_kwh'] * 1000:.2f} Wh ({compute['energy_source']}), "
+                f"{compute['cost']:.4f} {compute['currency']}"
+                + (f"; all {int(compute['attempts'])} attempts: {compute['total_cost']:.4f} "
+                   f"{compute['currency']}" if compute.get("attempts", 1) > 1 else ""))
     table = Table(title="test split", show_edge=False)
     table.add_column("metric")
     table.add_column("candidate", justify="right")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -67,10 +68,12 @@ def evaluate_production(
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate(candidate: Metrics, production: Metrics | None, policy: GateParams) -> GateDecision:
+def gate(candidate: Metrics, production: Metrics | None, policy: GateParams,
+         compute: dict[str, Any] | None = None) -> GateDecision:
+    """The decision, with what the candidate cost to train alongside (`compute`)."""
     decision = decide(
         {**candidate.headline(), **candidate.costs},
-        None if production is None else production.headline(), policy,
+        None if production is None else production.headline(), policy, compute,
     )
     create_markdown_artifact(key="gate-decision", markdown=decision.to_markdown(),
                              description="Promotion gate: candidate vs production")

@@ -94,7 +94,7 @@ def compare_and_promote(
                            "evaluated: comparing again", name, compared_with or "nothing", current)
             production = score_version(registry, name, str(current), test, labels)
             decision = decide({**candidate.headline(), **candidate.costs}, production.headline(),
-                              policy)
+                              policy, decision.compute)
             compared_with, rechecked = current, True
             _log_recheck(registry, run_id, name, version, current, decision)
             if not decision.passed:

@@ -31,6 +31,9 @@ class GateDecision:
     passed: bool
     checks: list[GateCheck] = field(default_factory=list)
     has_production: bool = False
+    # What the candidate cost to train (informational, not gated): this attempt and the total
+    # over every attempt of its run.
+    compute: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -46,7 +49,18 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "verdict": self.verdict, "reasons": self.reasons,
-                "checks": [asdict(check) for check in self.checks]}
+                "checks": [asdict(check) for check in self.checks], "compute": self.compute}
+
+    def compute_line(self) -> str | None:
+        c = self.compute
+        if not c:
+            return None
+        return (f"{c['devices']} × {c['device']} ({c['device_name']}), {c['seconds']:.1f} s, "
+                f"{c['device_hours']:.4f} device-h, {c['samples_per_second']:.0f} samples/s, "
+                f"{c['energy_kwh'] * 1000:.2f} Wh ({c['energy_source']}), "
+                f"{c['cost']:.4f} {c['currency']}; all {int(c['attempts'])} attempt(s): "
+                f"{c['total_device_hours']:.4f} device-h, {c['total_energy_kwh'] * 1000:.2f} Wh, "
+                f"{c['total_cost']:.4f} {c['currency']}")
 
     def to_text(self, limit: int = 5000) -> str:
         """Every check on one line, for a registry tag (MLflow caps tag values at 5,000
@@ -54,6 +68,8 @@ class GateDecision:
         lines = [f"{self.verdict.upper()}"] + [
             f"{'pass' if check.passed else 'FAIL'} {check.name}: {check.reason}"
             for check in self.checks]
+        if self.compute_line():
+            lines.append(f"info compute: {self.compute_line()}")
         text = "\n".join(lines)
         cut = "\n… (cut; see the run)"
         return text if len(text) <= limit else text[: limit - len(cut)] + cut
@@ -71,6 +87,8 @@ class GateDecision:
                 f"{check.threshold:.4f} | {'pass' if check.passed else '**FAIL**'} |"
             )
         lines += ["", *[f"- {reason}" for reason in self.reasons]]
+        if self.compute_line():
+            lines += ["", f"**Compute** (not gated): {self.compute_line()}"]
         return "\n".join(lines)
 
 
@@ -78,6 +96,7 @@ def decide(
     candidate: Mapping[str, float],
     production: Mapping[str, float] | None,
     policy: GateParams,
+    compute: Mapping[str, Any] | None = None,
 ) -> GateDecision:
     checks: list[GateCheck] = []
     minimums = {"accuracy": policy.min_accuracy, "macro_f1": policy.min_macro_f1}
@@ -102,7 +121,8 @@ def decide(
         ))
     checks += _class_and_slice_checks(candidate, production, policy)
     checks += _budget_checks(candidate, policy)
-    return GateDecision(all(check.passed for check in checks), checks, production is not None)
+    return GateDecision(all(check.passed for check in checks), checks, production is not None,
+                        dict(compute or {}))
 
 
 def _class_and_slice_checks(candidate: Mapping[str, float], production: Mapping[str, float] | None,
@@ -151,4 +171,17 @@ def _budget_checks(candidate: Mapping[str, float], policy: GateParams) -> list[G
             "budget", metric, value, None, budget, ok,
             f"{metric} {value:.1f} {unit} {'within' if ok else 'over'} the budget {budget:.1f}",
         ))
+    if policy.max_epsilon is not None:
+        budget = policy.max_epsilon
+        epsilon = candidate.get("dp_epsilon")
+        if epsilon is None:
+            checks.append(GateCheck(
+                "privacy", "dp_epsilon", float("inf"), None, budget, False,
+                f"trained without differential privacy; gate.max_epsilon requires ε <= "
+                f"{budget:g} (set train.privacy.enabled)"))
+        else:
+            ok = epsilon <= budget
+            checks.append(GateCheck(
+                "privacy", "dp_epsilon", epsilon, None, budget, ok,
+                f"ε {epsilon:.3f} {'within' if ok else 'over'} the privacy budget {budget:g}"))
     return checks

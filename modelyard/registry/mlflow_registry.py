@@ -272,6 +272,15 @@ class MlflowRegistry:
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def metric_by_step(self, run_id: str, key: str) -> dict[int, float]:
+        """The last value logged at each step of a metric (MLflow keeps every value)."""
+        history = sorted(self.client.get_metric_history(run_id, key),
+                         key=lambda m: (m.step, m.timestamp))
+        return {m.step: m.value for m in history}
+
     def version_info(self, name: str, version: str) -> ModelVersionInfo:
         found = self.client.get_model_version(name, version)
         return ModelVersionInfo(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modelyard.config import Params
 from modelyard.data.dataset import LABEL, TEXT, Splits
+from modelyard.training.cost import ComputeCost
 from modelyard.training.loop import (
     EpochCallback,
     StepCallback,
@@ -22,6 +23,8 @@ class Trained:
     model_dir: Path
     result: TrainResult
     parameters: int
+    cost: ComputeCost | None = None  # this attempt (set by the train task)
+    cost_total: dict[str, float] | None = None  # every attempt of the run, summed
 
 
 def fit(
@@ -42,13 +45,16 @@ def fit(
     label_id = {label: i for i, label in enumerate(labels)}
     train_texts = splits.train[TEXT].tolist()
     model, tokenizer = build_model(params.model, labels, train_texts)
-    result = train_classifier(
-        model, tokenizer,
-        train_texts, [label_id[label] for label in splits.train[LABEL]],
-        splits.val[TEXT].tolist(), [label_id[label] for label in splits.val[LABEL]],
-        params.train, on_step=on_step, on_epoch=on_epoch, progress=progress,
-        checkpoints=checkpoints,
-    )
+    data = (train_texts, [label_id[label] for label in splits.train[LABEL]],
+            splits.val[TEXT].tolist(), [label_id[label] for label in splits.val[LABEL]])
+    if params.train.privacy.enabled:
+        from modelyard.training.private import train_private
+
+        result = train_private(model, tokenizer, *data, params.train, on_step=on_step,
+                               on_epoch=on_epoch)
+    else:
+        result = train_classifier(model, tokenizer, *data, params.train, on_step=on_step,
+                                  on_epoch=on_epoch, progress=progress, checkpoints=checkpoints)
     from modelyard.training import distributed
 
     _, rank = distributed.world()

@@ -36,6 +36,10 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     stopped_early: bool = False
     resumed_from_step: int | None = None
+    # Differentially private training only (train.privacy): the ε spent at δ.
+    epsilon: float | None = None
+    delta: float | None = None
+    noise_multiplier: float | None = None
 
 
 def epoch_metrics(record: dict[str, float]) -> dict[str, float]:

@@ -59,4 +59,11 @@ def test_killed_retrain_resumes_from_its_checkpoint(prefect_api, tmp_path, tiny_
     assert run.data.metrics["resumed_from_step"] == last_step
     assert run.data.metrics["train_steps"] == 6 * 33
     assert len(client.search_model_versions("name='resumed'")) == 1
+    # The killed attempt's compute is part of what the version cost.
+    attempts = {m.step: m.value for m in client.get_metric_history(run.info.run_id,
+                                                                     "attempt_device_hours")}
+    assert sorted(attempts) == [1, 2] and all(value > 0 for value in attempts.values())
+    assert run.data.metrics["total_compute_attempts"] == 2
+    assert run.data.metrics["total_compute_device_hours"] == pytest.approx(sum(attempts.values()))
+    assert run.data.metrics["total_compute_cost"] > run.data.metrics["compute_cost"] > 0
     assert not list(runs.iterdir())  # the run directory is gone once the run is complete

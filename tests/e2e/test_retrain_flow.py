@@ -59,7 +59,9 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["dataset_md5"] == md5 == first["dataset"]["md5"]
     assert tags["gate_decision"] == "promote"
     assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
-    assert len(tags["gate_report"].splitlines()) == 1 + len(first["decision"]["checks"])
+    # verdict, one line per check, and the compute cost (informational)
+    assert len(tags["gate_report"].splitlines()) == 2 + len(first["decision"]["checks"])
+    assert tags["gate_report"].splitlines()[-1].startswith("info compute: ")
     assert tags["gate_report_uri"] == f"runs:/{first['mlflow_run_id']}/gate/decision.md"
     assert tags["validation"] == "passed"
     assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
@@ -161,3 +163,119 @@ def test_summary_a_person_reads(first, capsys):
     assert f"{NAME} version 1" in out and "production → v1" in out
     assert "majority class: accuracy 0.3" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
+
+
+def _prefect_artifact(client, run_id: str, key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    flow_run_id = client.get_run(run_id).data.tags["modelyard.prefect_flow_run_id"]
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(
+                any_=[flow_run_id])))
+    assert len(artifacts) == 1, f"no {key} artifact on the flow run"
+    return artifacts[0].data
+
+
+def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
+    import json
+
+    run_id = first["mlflow_run_id"]
+    assert {a.path for a in client.list_artifacts(run_id, "explanations")} == {
+        "explanations/report.html", "explanations/report.json"}
+    local = client.download_artifacts(run_id, "explanations/report.json", str(tmp_path))
+    report = json.loads(open(local).read())
+    assert [c["label"] for c in report["classes"]] == ["negative", "neutral", "positive"]
+    assert all(c["tokens"] and c["explained"] > 0 for c in report["classes"])
+    assert len(report["worst_misclassified"]) <= 5
+    for mistake in report["worst_misclassified"]:
+        assert mistake["true"] != mistake["predicted"] and mistake["tokens"]
+    markdown = _prefect_artifact(client, run_id, "explanations")
+    assert "What drives each class" in markdown and "Most confident mistakes" in markdown
+
+
+def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
+    run = client.get_run(first["mlflow_run_id"])
+    metrics = run.data.metrics
+    for key in ("compute_seconds", "compute_device_hours", "compute_samples_per_second",
+                "compute_energy_kwh", "compute_cost", "compute_devices",
+                "total_compute_cost", "total_compute_device_hours", "total_compute_energy_kwh"):
+        assert metrics[key] > 0, key
+    assert metrics["total_compute_attempts"] == 1
+    assert run.data.tags["modelyard.compute.device"] == "cpu"
+    assert run.data.tags["modelyard.compute.energy_source"] in ("codecarbon", "estimate")
+    compute = first["decision"]["compute"]
+    assert compute["cost"] == pytest.approx(metrics["compute_cost"])
+    assert compute["device_hours"] == pytest.approx(
+        compute["devices"] * compute["seconds"] / 3600)
+    markdown = _prefect_artifact(client, first["mlflow_run_id"], "gate-decision")
+    assert "**Compute** (not gated):" in markdown and "device-h" in markdown
+
+
+def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = subprocess.run([sys.executable, "-m", "modelyard", "models", "show", NAME, "1"],
+                           capture_output=True, text=True, timeout=120, cwd=env["home"])
+    assert shown.returncode == 0, shown.stderr
+    out = " ".join(shown.stdout.split())
+    assert "compute 1 training attempt(s) on cpu" in out and "device-h" in out
+    assert "attempt 1:" in out and "info compute:" in out
+
+    explained = subprocess.run(
+        [sys.executable, "-m", "modelyard", "explain", "The sound is superb.", "--version", "1",
+         "--params", env["params"], "--json"],
+        capture_output=True, text=True, timeout=120, cwd=env["home"])
+    assert explained.returncode == 0, explained.stderr
+    body = json.loads(explained.stdout)
+    assert [t["token"] for t in body["tokens"]] == ["The", "sound", "is", "superb", "."]
+    missing = subprocess.run(
+        [sys.executable, "-m", "modelyard", "explain", "x", "--version", "99", "--params",
+         env["params"]], capture_output=True, text=True, timeout=120, cwd=env["home"])
+    assert missing.returncode == 1 and "has no version 99" in missing.stderr + missing.stdout
+
+
+def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budget(first, env,
+                                                                                     client):
+    """DP-SGD on the tiny model: ε spent is logged and finite; a budget below it is a refusal,
+    however good the model, and a budget above it passes that check."""
+    import math
+
+    from flows.retrain import retrain
+
+    private = {"train.privacy.enabled": True, "train.privacy.target_epsilon": 4.0,
+               "train.epochs": 2, "promotion.register_rejected": False}
+    over = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 1.0})
+    epsilon = over["training"]["dp_epsilon"]
+    assert math.isfinite(epsilon) and 0 < epsilon <= 4.0 + 1e-6
+    assert not over["decision"]["passed"] and over["version"] is None
+    (check,) = [c for c in over["decision"]["checks"] if c["name"] == "privacy"]
+    assert not check["passed"] and check["candidate"] == pytest.approx(epsilon)
+    assert f"ε {epsilon:.3f} over the privacy budget 1" in check["reason"]
+    run = client.get_run(over["mlflow_run_id"]).data
+    assert run.metrics["dp_epsilon"] == pytest.approx(epsilon)
+    assert run.metrics["dp_delta"] == 1e-5 and run.metrics["dp_noise_multiplier"] > 0
+    assert run.metrics["compute_cost"] > 0
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+
+    within = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 5.0})
+    (check,) = [c for c in within["decision"]["checks"] if c["name"] == "privacy"]
+    assert check["passed"] and within["training"]["dp_epsilon"] == pytest.approx(epsilon)
+
+
+def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, env):
+    from flows.retrain import retrain
+
+    plain = retrain(params_path=env["params"], overrides={"gate.max_epsilon": 10.0,
+                                                          "promotion.register_rejected": False})
+    (check,) = [c for c in plain["decision"]["checks"] if c["name"] == "privacy"]
+    assert not check["passed"] and "trained without differential privacy" in check["reason"]

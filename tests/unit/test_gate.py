@@ -117,3 +117,39 @@ def test_tag_text_lists_every_check_and_fits_a_registry_tag():
                   {**m(0.8, 0.8), **{f"slice_{i}": 0.5 for i in range(300)}}, POLICY)
     text = many.to_text()
     assert len(text) <= 5000 and text.endswith("(cut; see the run)")
+
+
+PRIVATE = POLICY.model_copy(update={"max_epsilon": 3.0})
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "passed", "reason"),
+    [
+        (2.5, True, "ε 2.500 within the privacy budget 3"),
+        (3.0, True, "ε 3.000 within the privacy budget 3"),  # inclusive
+        (3.2, False, "ε 3.200 over the privacy budget 3"),
+        (None, False, "trained without differential privacy"),
+    ],
+)
+def test_privacy_budget(epsilon, passed, reason):
+    candidate = {**m(0.9, 0.9), **({} if epsilon is None else {"dp_epsilon": epsilon})}
+    decision = decide(candidate, None, PRIVATE)
+    assert decision.passed is passed
+    (check,) = [c for c in decision.checks if c.name == "privacy"]
+    assert check.passed is passed and reason in check.reason
+    # No budget: ε is not judged, with or without DP.
+    assert [c for c in decide(candidate, None, POLICY).checks if c.name == "privacy"] == []
+
+
+def test_compute_cost_is_shown_but_never_gated():
+    compute = {"device": "cpu", "device_name": "x86_64", "devices": 2, "seconds": 36.0,
+               "device_hours": 0.02, "samples_per_second": 500.0, "energy_kwh": 0.0004,
+               "energy_source": "codecarbon", "cost": 0.0008, "currency": "USD",
+               "attempts": 2.0, "total_device_hours": 0.03, "total_energy_kwh": 0.0006,
+               "total_cost": 0.0012}
+    decision = decide(m(0.9, 0.9), None, POLICY, compute)
+    assert decision.passed and decision.to_dict()["compute"] == compute
+    line = "2 × cpu (x86_64), 36.0 s, 0.0200 device-h, 500 samples/s, 0.40 Wh (codecarbon), " \
+           "0.0008 USD; all 2 attempt(s): 0.0300 device-h, 0.60 Wh, 0.0012 USD"
+    assert decision.to_text().splitlines()[-1] == f"info compute: {line}"
+    assert f"**Compute** (not gated): {line}" in decision.to_markdown()

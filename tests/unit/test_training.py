@@ -88,3 +88,54 @@ def test_bad_training_config_is_refused_before_any_work(change, message, repo, t
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert not list(tmp_path.iterdir())  # nothing was read or written
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train.nproc": 2}, "set train.nproc to 1"),
+    ({"train.grad_accumulation": 2}, "set train.grad_accumulation to 1"),
+    ({"train.precision": "bf16"}, "trains in fp32"),
+    ({"train.max_steps": 10}, "unset train.max_steps"),
+    ({"train.privacy.target_epsilon": 0}, "train.privacy.target_epsilon"),
+    ({"train.privacy.target_delta": 1.5}, "train.privacy.target_delta"),
+])
+def test_dp_settings_that_cannot_hold_are_refused(tiny_params, change, message):
+    from modelyard.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        tiny_params.updated({"train.privacy.enabled": True, **change})
+
+
+def test_dp_fine_tune_spends_at_most_its_budget_reproducibly(splits, tiny_params):
+    import math
+
+    from safetensors.torch import load_file
+
+    params = tiny_params.updated({"train.epochs": 2, "train.privacy.enabled": True,
+                                  "train.privacy.target_epsilon": 3.0})
+    first, second = train(splits, params), train(splits, params)
+    result = first.result
+    assert math.isfinite(result.epsilon) and 0 < result.epsilon <= 3.0 + 1e-6
+    assert result.delta == 1e-5 and result.noise_multiplier > 0
+    assert [r["dp_epsilon"] for r in result.history] == sorted(r["dp_epsilon"]
+                                                               for r in result.history)
+    # Same seed: the same Poisson batches, the same noise, the same weights.
+    assert second.result.epsilon == result.epsilon
+    a = load_file(first.model_dir / "model.safetensors")
+    b = load_file(second.model_dir / "model.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
+    # A tighter budget takes more noise for the same training.
+    tighter = train(splits, params.updated({"train.privacy.target_epsilon": 1.0})).result
+    assert tighter.noise_multiplier > result.noise_multiplier and tighter.epsilon <= 1.0 + 1e-6
+    # The embeddings stayed as they were built (frozen); the encoder moved.
+    import torch
+
+    from modelyard.training.loop import seed_everything
+    from modelyard.training.model import build_model
+
+    seed_everything(params.train.seed)
+    fresh, _ = build_model(params.model, list(params.data.labels),
+                           splits.train["text"].tolist())
+    embeddings = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(a[embeddings], fresh.state_dict()[embeddings])
+    layer = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(a[layer], fresh.state_dict()[layer])
