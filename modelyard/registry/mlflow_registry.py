@@ -305,8 +305,13 @@ class MlflowRegistry:
         flavour loads it."""
         import mlflow.pyfunc
 
+        import warnings
+
         uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
-        with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch:
+        with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch, \
+                warnings.catch_warnings():
+            # MLflow's advice to add type hints to `predict`: our signature is logged explicitly.
+            warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict`")
             model = mlflow.pyfunc.load_model(uri, dst_path=scratch)
             return model.unwrap_python_model().classifier
 
