@@ -93,20 +93,7 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 
 
 def test_validation_is_a_prefect_artifact_of_the_run(first, client):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    flow_run_id = client.get_run(first["mlflow_run_id"]).data.tags["modelyard.prefect_flow_run_id"]
-    with get_client(sync_client=True) as prefect:
-        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["data-validation"]),
-            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    assert len(artifacts) == 1, "no data-validation artifact on the flow run"
-    markdown = artifacts[0].data
+    markdown = _prefect_artifact(client, first["mlflow_run_id"], "data-validation")
     assert "passed" in markdown and "17/17 expectations passed on 1500 rows" in markdown
     assert "| labels in the configured set ['negative', 'neutral', 'positive'] |" in markdown
 
