@@ -303,9 +303,9 @@ class MlflowRegistry:
                         version: str | None = None) -> Any:
         """The model behind `models:/<name>@<alias>` (or `/<version>`) exactly as the pyfunc
         flavour loads it."""
-        import mlflow.pyfunc
-
         import warnings
+
+        import mlflow.pyfunc
 
         uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
         with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch, \
