@@ -101,18 +101,28 @@ def _retrain_remote(params: Path, data: str | None, data_repo: str | None,
         "params_path": str(params.resolve()), "data_path": data, "data_repo": data_repo,
         "overrides": overrides or None})
     console.print(f"flow run {run.id} ({run.name}) on the retrain deployment")
-    seen = 0
+    # Logs reach the server in batches, from several threads, not in timestamp order: paging by
+    # offset would skip a line inserted before the offset, so lines are recognised by id. After
+    # the run ends, a few more polls collect the batches still in flight.
+    seen: set[Any] = set()
+    only_this_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+    quiet_after_end = 0
     with get_client(sync_client=True) as client:
-        while True:
+        while quiet_after_end < 3:
             state = client.read_flow_run(run.id).state
-            logs = client.read_logs(log_filter=LogFilter(
-                flow_run_id=LogFilterFlowRunId(any_=[run.id])), offset=seen)
-            for entry in logs:
+            fresh, offset = [], 0
+            while True:
+                page = client.read_logs(log_filter=only_this_run, limit=200, offset=offset)
+                fresh += [entry for entry in page if entry.id not in seen]
+                if len(page) < 200:
+                    break
+                offset += len(page)
+            for entry in sorted(fresh, key=lambda entry: entry.timestamp):
                 typer.echo(entry.message)
-            seen += len(logs)
+                seen.add(entry.id)
             if state is not None and state.is_final():
-                break
-            time.sleep(2)
+                quiet_after_end = 0 if fresh else quiet_after_end + 1
+            time.sleep(1 if state is not None and state.is_final() else 2)
     if not state.is_completed():
         _fail(f"flow run {run.id} ended {state.type.value}: {state.message}")
 
