@@ -3,6 +3,7 @@ what it needs when it runs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,7 +89,6 @@ def retrain(
 def _retrain_remote(params: Path, data: str | None, data_repo: str | None,
                     overrides: dict[str, Any], console: Any) -> None:
     """Trigger the deployment, print the run's logs as they come, exit with its outcome."""
-    import time
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -476,6 +476,20 @@ def models_promote(
                + ("" if moved else " already: nothing moved"))
 
 
+_PAUSE_SETTLE_S = 60.0
+
+
+def _pausing(flow_run: str) -> bool:
+    """Whether the run is still on its way to the pause (running, not ended)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run)).state
+    return state is not None and (state.is_running() or state.is_paused())
+
+
 def _answer(name: str, version: str, approve: bool, reason: str) -> None:
     """Resume the retrain paused for `version` with a reviewer's answer, as the Prefect UI's
     form does."""
@@ -500,13 +514,26 @@ def _answer(name: str, version: str, approve: bool, reason: str) -> None:
         _fail(f"the retrain waiting for it is flow run {flow_run} on a Prefect server: set "
               "PREFECT_API_URL to that server")
     answer = {"approve": approve, "reviewer": _user().removeprefix("user:"), "reason": reason}
-    try:
-        resume_flow_run(UUID(flow_run), run_input=answer)
-    except NotPausedError:
-        _fail(f"flow run {flow_run}, which asked for approval of {name} version {version}, is no "
-              "longer paused (answered, timed out or cancelled)")
-    except FlowPauseTimeout:
-        _fail(f"flow run {flow_run} stopped waiting: its approval timed out")
+    # The run tags the version "waiting" just before it pauses and saves its form's schema just
+    # after: an answer given in between finds it still running, or paused without a schema.
+    # Both last a moment, so the answer is retried for a while before it counts as too late.
+    deadline = time.monotonic() + _PAUSE_SETTLE_S
+    while True:
+        try:
+            resume_flow_run(UUID(flow_run), run_input=answer)
+            break
+        except NotPausedError:
+            if not _pausing(flow_run) or time.monotonic() > deadline:
+                _fail(f"flow run {flow_run}, which asked for approval of {name} version "
+                      f"{version}, is no longer paused (answered, timed out or cancelled)")
+        except FlowPauseTimeout:
+            _fail(f"flow run {flow_run} stopped waiting: its approval timed out")
+        except RuntimeError as exc:
+            if "schema not found" not in str(exc) or time.monotonic() > deadline:
+                _fail(f"flow run {flow_run} refused the answer: {exc}")
+        if registry.version_info(name, version).tags.get("approval") != "waiting":
+            _fail(f"{name} version {version} is no longer waiting for approval")
+        time.sleep(0.5)
     verb = "approved" if approve else "rejected"
     typer.echo(f"{name} version {version} {verb}: flow run {flow_run} resumes"
                + (" and promotes it (after re-checking against the current production)"

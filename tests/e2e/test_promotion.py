@@ -47,6 +47,15 @@ def _after_everyone_compared(self, model, timeout_s=600.0):
 AuditLog.promotion_lock = _after_everyone_compared
 """
 
+LATE_PAUSE = """
+import prefect.flow_runs
+_pause = prefect.flow_runs.pause_flow_run
+def _late_pause(*args, **kwargs):
+    time.sleep(3)  # the version is tagged "waiting"; an answer given now finds the run running
+    return _pause(*args, **kwargs)
+prefect.flow_runs.pause_flow_run = _late_pause
+"""
+
 CRASH_AFTER_PRODUCTION_MOVES = """
 from modelyard.registry.mlflow_registry import MlflowRegistry
 _original = MlflowRegistry.set_alias
@@ -210,8 +219,9 @@ def _wait_for_tag(client, name: str, version: str, key: str, value: str,
 
 def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_params, small_reviews,
                                                monkeypatch):
-    """Three retrains paused after `staging`: one approved and one rejected from the CLI, one
-    never answered. Only the approved one reaches production."""
+    """Three retrains paused after `staging`: one approved and one rejected from the CLI (answered
+    before its pause is in place), one never answered. Only the approved one reaches
+    production."""
     from typer.testing import CliRunner
 
     from modelyard.cli import app
@@ -223,7 +233,9 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
         params = _params(home, tiny_params, small_reviews, "manual",
                          **{"promotion.mode": "manual",
                             "promotion.approval_timeout_s": timeout_s})
-        cases[case] = (home, _retrain(params, home, prefect_api))
+        # The rejected one pauses 3 s after asking: its answer arrives before the pause does.
+        patch = LATE_PAUSE if case == "rejected" else ""
+        cases[case] = (home, _retrain(params, home, prefect_api, patch=patch))
     runner = CliRunner()
 
     def answer(case: str, verb: str, *args: str) -> str:
