@@ -34,10 +34,10 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
         report.notes.append(f"{len(current)} predictions, fewer than monitor.min_predictions "
                             f"({policy.min_predictions}): not judged")
     else:
-        reference, accuracy = load_reference(registry, name, version, params.data,
-                                             settings.dataset_cache())
+        reference, accuracy, test_rows = load_reference(registry, name, version, params.data,
+                                                        settings.dataset_cache())
         tests, quality, notes = assess_window(registry, name, version, reference, current,
-                                              labelled, policy, accuracy)
+                                              labelled, policy, accuracy, test_rows)
         report = MonitorReport(name, version, start, end, len(current), tests, quality, notes)
     record(database, report)
     return report.to_dict()

@@ -242,6 +242,8 @@ class MonitorParams(_Frozen):
     confidence_alpha: float = Field(default=0.001, gt=0, lt=1)
     min_feedback: int = Field(default=50, ge=1)  # labelled predictions needed to judge quality
     max_accuracy_drop: Score = 0.05  # live accuracy vs the version's test accuracy
+    # One-sided p-value below which live accuracy counts as dropped beyond max_accuracy_drop.
+    quality_alpha: float = Field(default=0.01, gt=0, lt=1)
     # Cron expressions (UTC) for the deployments; the Prefect UI can pause either.
     retrain_schedule: str = "0 3 * * 1"  # weekly, Monday 03:00
     monitor_schedule: str = "0 * * * *"  # hourly

@@ -52,34 +52,36 @@ def load_predictions(database_url: str, model: str, version: str,
 
 @task(name="load-reference", cache_policy=NO_CACHE)
 def load_reference(registry: MlflowRegistry, model: str, version: str, data: DataParams,
-                   cache: Path) -> tuple[list[str] | None, float | None]:
+                   cache: Path) -> tuple[list[str] | None, float | None, int | None]:
     """The texts the version was trained on (its lineage names the file and its md5; the file
-    or the dataset cache copy must still hash to it) and its test accuracy."""
+    or the dataset cache copy must still hash to it), its test accuracy and the size of the test
+    split it was measured on (unknown for versions registered before that tag)."""
     from modelyard.data.dataset import TEXT, read_frame, to_canonical
 
     tags = registry.version_info(model, version).tags
     md5, path = tags.get("dataset_md5"), tags.get("dataset_path")
     accuracy = float(tags["test_accuracy"]) if "test_accuracy" in tags else None
+    rows = int(tags["test_rows"]) if tags.get("test_rows", "").isdigit() else None
     candidates = [Path(path)] if path else []
     if md5 and cache.is_dir():
         candidates += sorted(cache.glob(f"{md5}*"))
     for candidate in candidates:
         if candidate.is_file() and hashlib.md5(candidate.read_bytes()).hexdigest() == md5:
             frame = to_canonical(read_frame(candidate), data)
-            return frame[TEXT].tolist(), accuracy
+            return frame[TEXT].tolist(), accuracy, rows or None
     get_run_logger().warning("training data of %s version %s (md5 %s) not found", model, version,
                              md5)
-    return None, accuracy
+    return None, accuracy, rows or None
 
 
 @task(name="assess-window", cache_policy=NO_CACHE)
 def assess_window(registry: MlflowRegistry, name: str, version: str,
                   reference: list[str] | None, current: pd.DataFrame, labelled: pd.DataFrame,
-                  policy: MonitorParams, accuracy: float | None
+                  policy: MonitorParams, accuracy: float | None, test_rows: int | None
                   ) -> tuple[list[DriftTest], LiveQuality, list[str]]:
     """Every drift test and live quality, with the serving version's own model."""
     classifier = registry.load_classifier(name, version=version)
-    return assess(classifier, reference, current, labelled, policy, accuracy)
+    return assess(classifier, reference, current, labelled, policy, accuracy, test_rows)
 
 
 @task(name="record-monitor-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

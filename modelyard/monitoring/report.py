@@ -56,8 +56,9 @@ class MonitorReport:
             lines.append(f"| {t.name} | {t.statistic:.4f} | {t.threshold:g} | {p} | "
                          f"{'**ALARM**' if t.alarm else 'ok'} | {t.detail} |")
         if self.quality is not None:
+            p = "—" if self.quality.p_value is None else f"{self.quality.p_value:.3g}"
             lines.append(f"| live quality | {self.quality.accuracy or 0:.4f} | "
-                         f"-{self.quality.max_drop:g} | — | "
+                         f"-{self.quality.max_drop:g} | {p} | "
                          f"{'**ALARM**' if self.quality.alarm else 'ok'} | "
                          f"{self.quality.detail} |")
         lines += [""] + [f"- {note}" for note in self.notes]
@@ -66,7 +67,8 @@ class MonitorReport:
 
 def assess(classifier: Any, reference: list[str] | None, current: pd.DataFrame,
            labelled: pd.DataFrame, policy: MonitorParams, reference_accuracy: float | None,
-           seed: int = 0) -> tuple[list[drift.DriftTest], LiveQuality, list[str]]:
+           reference_rows: int | None = None, seed: int = 0
+           ) -> tuple[list[drift.DriftTest], LiveQuality, list[str]]:
     """The tests for one window. `current`: the logged predictions (text — None when only hashes
     are kept —, label, probabilities); `labelled`: predicted and true label of those with
     feedback; `reference`: the serving version's training texts, if they can be read."""
@@ -103,5 +105,6 @@ def assess(classifier: Any, reference: list[str] | None, current: pd.DataFrame,
         tests.append(drift.confidence_drift(probabilities.max(axis=1), confidence,
                                             policy.confidence_alpha))
     quality = live_quality(labelled["predicted"].tolist(), labelled["actual"].tolist(), labels,
-                           reference_accuracy, policy.min_feedback, policy.max_accuracy_drop)
+                           reference_accuracy, policy.min_feedback, policy.max_accuracy_drop,
+                           policy.quality_alpha, reference_rows)
     return tests, quality, notes

@@ -23,4 +23,6 @@ def lineage_tags(
         "validation": "passed" if validation.success else "failed",
         "test_accuracy": f"{candidate.accuracy:.4f}",
         "test_macro_f1": f"{candidate.macro_f1:.4f}",
+        # How much the test accuracy can be trusted: the monitor weighs live accuracy against it.
+        "test_rows": str(candidate.support),
     }

@@ -64,6 +64,7 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["gate_report"].splitlines()[-1].startswith("info compute: ")
     assert tags["gate_report_uri"] == f"runs:/{first['mlflow_run_id']}/gate/decision.md"
     assert tags["validation"] == "passed"
+    assert tags["test_rows"] == str(first["dataset"]["splits"]["test"]) != "0"
     assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
     assert len(tags["params_hash"]) == 16 and tags["git_commit"]
     assert tags["prefect_flow_run_id"] not in ("", "local")

@@ -8,7 +8,7 @@ import pytest
 
 from modelyard.data.synthetic import LABELS, ReviewSpec, generate_reviews
 from modelyard.monitoring import drift
-from modelyard.monitoring.live import live_quality
+from modelyard.monitoring.live import drop_p_value, live_quality
 
 
 def _texts(seed: int, rows: int = 600) -> list[str]:
@@ -75,17 +75,37 @@ def test_prediction_drift():
     assert drift.confidence_drift(confident, rng.beta(3, 3, size=1000), 0.001).alarm
 
 
-@pytest.mark.parametrize("right, reference, alarm", [
-    (90, 0.90, False),   # as good as on the test split
-    (80, 0.90, True),    # ten points worse: beyond the allowed 0.05
-    (80, None, False),   # no reference accuracy: reported, never alarms
+@pytest.mark.parametrize("n, right, reference, rows, alarm", [
+    (100, 90, 0.90, None, False),     # as good as on the test split
+    (1000, 800, 0.90, None, True),    # ten points worse on 1,000 labels: beyond the allowed 0.05
+    (100, 70, 0.90, 500, True),       # twenty points worse on 100 labels
+    (100, 80, 0.90, None, False),     # ten points worse on 100 labels: p = 0.11, not evidence
+    (100, 67, 0.7333, 30, False),     # the healthy window CI once alarmed on (30-row test split)
+    (1000, 800, None, None, False),   # no reference accuracy: reported, never alarms
 ])
-def test_live_quality(right, reference, alarm):
-    actual = ["positive"] * 100
-    predicted = ["positive"] * right + ["negative"] * (100 - right)
-    quality = live_quality(predicted, actual, LABELS, reference, min_feedback=50, max_drop=0.05)
-    assert quality.accuracy == pytest.approx(right / 100) and quality.alarm is alarm
-    assert quality.labelled == 100
+def test_live_quality(n, right, reference, rows, alarm):
+    actual = ["positive"] * n
+    predicted = ["positive"] * right + ["negative"] * (n - right)
+    quality = live_quality(predicted, actual, LABELS, reference, min_feedback=50, max_drop=0.05,
+                           alpha=0.01, reference_rows=rows)
+    assert quality.accuracy == pytest.approx(right / n) and quality.alarm is alarm
+    assert quality.labelled == n
+    assert (quality.p_value is None) is (reference is None)
+
+
+def test_a_small_test_split_makes_a_drop_less_certain():
+    """The same live accuracy is stronger evidence of a drop against a test accuracy measured on
+    many rows than on few; with no size known the reference counts as exact."""
+    p = {rows: drop_p_value(760, 1000, 0.9, rows, 0.05) for rows in (30, 300, 3000, None)}
+    assert p[30] > p[300] > p[3000] > p[None]
+    assert p[30] > 0.01 > p[3000]
+
+
+def test_perfect_accuracy_on_both_sides_is_not_certainty():
+    """At 100 % the plain variance is zero; the Agresti–Caffo one keeps the p-value finite."""
+    p = drop_p_value(0, 50, 1.0, 50, 0.05)
+    assert 0 < p < 1e-6
+    assert drop_p_value(50, 50, 1.0, 50, 0.05) > 0.5
 
 
 def test_too_little_feedback_is_not_judged():
