@@ -89,7 +89,6 @@ def retrain(
 def _retrain_remote(params: Path, data: str | None, data_repo: str | None,
                     overrides: dict[str, Any], console: Any) -> None:
     """Trigger the deployment, print the run's logs as they come, exit with its outcome."""
-
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.deployments import run_deployment

@@ -61,17 +61,17 @@ def load_reference(registry: MlflowRegistry, model: str, version: str, data: Dat
     tags = registry.version_info(model, version).tags
     md5, path = tags.get("dataset_md5"), tags.get("dataset_path")
     accuracy = float(tags["test_accuracy"]) if "test_accuracy" in tags else None
-    rows = int(tags["test_rows"]) if tags.get("test_rows", "").isdigit() else None
+    rows = int(tags["test_rows"]) or None if tags.get("test_rows", "").isdigit() else None
     candidates = [Path(path)] if path else []
     if md5 and cache.is_dir():
         candidates += sorted(cache.glob(f"{md5}*"))
     for candidate in candidates:
         if candidate.is_file() and hashlib.md5(candidate.read_bytes()).hexdigest() == md5:
             frame = to_canonical(read_frame(candidate), data)
-            return frame[TEXT].tolist(), accuracy, rows or None
+            return frame[TEXT].tolist(), accuracy, rows
     get_run_logger().warning("training data of %s version %s (md5 %s) not found", model, version,
                              md5)
-    return None, accuracy, rows or None
+    return None, accuracy, rows
 
 
 @task(name="assess-window", cache_policy=NO_CACHE)
