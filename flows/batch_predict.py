@@ -16,14 +16,15 @@ from tasks.batch import plan_batch, score
 def batch_predict(
     input: str, output: str, params_path: str = "params.yaml", alias: str = "production",
     version: str | None = None, text_column: str | None = None, chunk_rows: int = 10000,
-    progress: bool = False,
+    progress: bool = False, replace: bool = False,
 ) -> dict[str, Any]:
     """Score `input` (a file, or `sql:TABLE` in the platform database) with
-    `models:/<model.name>@<alias>` (or `version`) into `output` (same forms)."""
+    `models:/<model.name>@<alias>` (or `version`) into `output` (same forms). An existing output
+    is replaced (atomically) only with `replace`; the platform's own tables never are."""
     params = load_params(params_path)
     settings = Settings()
-    check_output(output)
     database = settings.resolved_database_url()
+    check_output(output, database, replace)
     frame, digest = read_input(input, database)
     registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
                               settings.artifact_root())
@@ -37,6 +38,6 @@ def batch_predict(
     manifest, _ = plan_batch(registry, params.model.name, alias, version, frame, input, digest,
                              column, chunk_rows, parts)
     resumed = score(registry, manifest, frame, parts, params.serving.max_batch_size, progress)
-    rows = finish(parts, output, database)
+    rows = finish(parts, output, database, replace)
     return {"input": input, "output": output, "rows": rows, "model": manifest.model,
             "version": manifest.version, "chunks_resumed": resumed}

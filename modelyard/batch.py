@@ -5,6 +5,9 @@ Resumable: rows are scored in chunks, each written as a Parquet part next to the
 (`<output>.parts/`) the moment it is done; a re-run after a crash skips the parts already there.
 The parts' manifest pins the model version, so a resumed run finishes with the version it
 started with even if the alias has moved meanwhile: one output, one version.
+
+Nothing stored is replaced unless asked: the output is never one of the platform's own tables,
+and an existing table or file is overwritten only with `replace` (atomically).
 """
 
 from __future__ import annotations
@@ -38,14 +41,70 @@ class Manifest:
     version: str
 
 
-def check_output(spec: str) -> None:
-    """Refuse an output we could not write before any work is done."""
+REPLACE_HINT = ("pass --replace (the batch-predict flow's replace=True) to overwrite it, "
+                "atomically once every row is scored, or choose another output")
+# Table names the batch writer never takes: the databases' own, and its temporary tables.
+TEMPORARY_PREFIX = "modelyard_partial_"
+RESERVED_PREFIXES = ("sqlite_", "pg_", TEMPORARY_PREFIX)
+
+
+def _table_refusal(table: str) -> str | None:
+    """Why `table` can never be an output, whatever the flags (None: it can)."""
+    from modelyard.store.models import platform_tables
+
+    if not table.replace("_", "").isalnum():
+        return f"output table {table!r}: use letters, digits and _"
+    platform = platform_tables()
+    if table.lower() in platform:
+        return (f"output table {table!r} is one of the platform's own tables "
+                f"({', '.join(sorted(platform))}): batch output never writes there, not even "
+                f"with --replace; choose another table, e.g. sql:{table}_scored")
+    if table.lower().startswith(RESERVED_PREFIXES):
+        return (f"output table {table!r}: names starting with {', '.join(RESERVED_PREFIXES)} are "
+                "reserved; choose another table")
+    return None
+
+
+def _exists_refusal(spec: str) -> str:
     if spec.startswith(SQL):
-        if not spec[len(SQL):].replace("_", "").isalnum():
-            raise BatchError(f"output table {spec[len(SQL):]!r}: use letters, digits and _")
-        return
-    if Path(spec).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise BatchError(f"output {spec}: the suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
+        return f"output table {spec[len(SQL):]!r} already exists in the platform database: " \
+            + REPLACE_HINT
+    return f"output {spec} already exists: {REPLACE_HINT}"
+
+
+def _table_exists(database_url: str, table: str) -> bool:
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
+            not Path(url.database).exists():
+        return False  # no database file yet (and connecting would create one)
+    engine = create_engine(url)
+    try:
+        return bool(inspect(engine).has_table(table))
+    finally:
+        engine.dispose()
+
+
+def check_output(spec: str, database_url: str, replace: bool = False) -> None:
+    """Refuse, before any work is done, an output we could not or must not write: a bad name or
+    suffix, a table of the platform itself, or (unless `replace`) a table or file that exists."""
+    if spec.startswith(SQL):
+        refusal = _table_refusal(spec[len(SQL):])
+        if refusal:
+            raise BatchError(refusal)
+        exists = _table_exists(database_url, spec[len(SQL):])
+    else:
+        path = Path(spec)
+        if path.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise BatchError(f"output {spec}: the suffix must be one of "
+                             f"{', '.join(OUTPUT_SUFFIXES)}")
+        if path.is_dir():
+            raise BatchError(f"output {spec} is a directory; name a file")
+        exists = path.exists()
+    if exists and not replace:
+        raise BatchError(_exists_refusal(spec))
 
 
 def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
@@ -133,24 +192,56 @@ def score_chunks(
     return skipped
 
 
-def finish(parts: Path, output: str, database_url: str) -> int:
-    """Join the parts into `output` (atomically for files, in one transaction for a table), then
-    remove them. The number of rows written."""
+def finish(parts: Path, output: str, database_url: str, replace: bool = False) -> int:
+    """Join the parts into `output` and remove them; the number of rows written. The output
+    appears whole or not at all: a file is written beside it and renamed, a table is written
+    under a temporary name and swapped in, in one transaction. An output that appeared since
+    `check_output` is replaced only with `replace`; if refused, the parts stay for a re-run."""
     frame = pd.concat([pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))],
                       ignore_index=True)
     if output.startswith(SQL):
-        from sqlalchemy import create_engine
-
-        engine = create_engine(database_url)
-        try:
-            with engine.begin() as connection:
-                frame.to_sql(output[len(SQL):], connection, if_exists="replace", index=False)
-        finally:
-            engine.dispose()
+        _write_table(frame, output[len(SQL):], database_url, replace)
     else:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
+        _write_file(frame, Path(output), replace)
+    shutil.rmtree(parts)
+    return len(frame)
+
+
+def _write_table(frame: pd.DataFrame, table: str, database_url: str, replace: bool) -> None:
+    import uuid
+
+    from sqlalchemy import inspect
+
+    from modelyard.store.db import transactional_engine
+
+    refusal = _table_refusal(table)
+    if refusal:  # checked up front too; this guards every other caller
+        raise BatchError(refusal)
+    temporary = f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:16]}"
+    engine = transactional_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            exists = inspect(connection).has_table(table)
+            if exists and not replace:
+                raise BatchError(_exists_refusal(f"{SQL}{table}"))
+            frame.to_sql(temporary, connection, if_exists="fail", index=False)
+            quote = connection.dialect.identifier_preparer.quote
+            if exists:
+                connection.exec_driver_sql(f"DROP TABLE {quote(table)}")
+            connection.exec_driver_sql(f"ALTER TABLE {quote(temporary)} RENAME TO {quote(table)}")
+    finally:
+        engine.dispose()
+
+
+def _write_file(frame: pd.DataFrame, path: Path, replace: bool) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    partial = Path(name)
+    try:
         suffix = path.suffix.lower()
         if suffix == ".parquet":
             frame.to_parquet(partial, index=False)
@@ -158,6 +249,16 @@ def finish(parts: Path, output: str, database_url: str) -> int:
             frame.to_json(partial, orient="records", lines=True, force_ascii=False)
         else:
             frame.to_csv(partial, index=False, sep="\t" if suffix == ".tsv" else ",")
-        partial.replace(path)
-    shutil.rmtree(parts)
-    return len(frame)
+        if replace:
+            partial.replace(path)
+            return
+        try:
+            os.link(partial, path)  # never clobbers: fails if `path` appeared meanwhile
+        except FileExistsError:
+            raise BatchError(_exists_refusal(str(path))) from None
+        except OSError:  # a file system without hard links: the small window is accepted
+            if path.exists():
+                raise BatchError(_exists_refusal(str(path))) from None
+            partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -29,6 +29,25 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def transactional_engine(url: str) -> Any:
+    """An engine whose transactions include DDL on SQLite too: Python's sqlite3 commits a
+    CREATE/DROP/ALTER issued before the first INSERT on its own, so a swap of tables would not be
+    atomic. The SQLAlchemy recipe: the driver's own transaction handling off, an explicit BEGIN.
+    (PostgreSQL's DDL is transactional already.)"""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
+    return engine
+
+
 def engine_for(url: str) -> Any:
     """An engine on `url` whose schema is migrated to head (idempotent, cheap when current).
 

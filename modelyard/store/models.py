@@ -9,8 +9,18 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+# Alembic's bookkeeping table (its default name, passed to it explicitly by migrations/env.py).
+ALEMBIC_VERSION_TABLE = "alembic_version"
+
+
 class Base(DeclarativeBase):
     pass
+
+
+def platform_tables() -> frozenset[str]:
+    """Every table the platform owns: the ones below and Alembic's. No batch output may write
+    into them (they hold the audit trail, the prediction log, feedback, monitor runs...)."""
+    return frozenset(Base.metadata.tables) | {ALEMBIC_VERSION_TABLE}
 
 
 class AliasMove(Base):

@@ -79,6 +79,39 @@ def test_alembic_upgrade_and_downgrade(url):
     assert ALL_TABLES <= tables(url)
 
 
+def test_the_audit_trail_is_append_only_in_the_database(url):
+    """Raw SQL, not just our code: UPDATE and DELETE on alias_moves abort (and TRUNCATE on
+    PostgreSQL); inserting still works; downgrading below 0005 lifts it, upgrading restores it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    log, registry = AuditLog.from_url(url), FakeRegistry()
+    log.move(registry, "m", "production", "1", kind="promote", actor="a", reason="first")
+    engine = create_engine(url)
+    rewrites = ["UPDATE alias_moves SET reason = 'rewritten'", "DELETE FROM alias_moves",
+                *(["TRUNCATE alias_moves"] if engine.dialect.name == "postgresql" else [])]
+
+    def refused(statement: str) -> bool:
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(statement))
+        except DBAPIError as error:
+            assert "alias_moves is append-only" in str(error)
+            return True
+        return False
+
+    assert [refused(statement) for statement in rewrites] == [True] * len(rewrites)
+    log.move(registry, "m", "production", "2", kind="promote", actor="a", reason="second")
+    assert [(m.to_version, m.reason) for m in log.history("m")] == [("1", "first"),
+                                                                    ("2", "second")]
+    db.downgrade(url, "0004")
+    assert refused("UPDATE alias_moves SET reason = 'x' WHERE to_version = '2'") is False
+    db.upgrade(url)
+    assert refused("DELETE FROM alias_moves") is True
+    engine.dispose()
+    log.engine.dispose()
+
+
 def test_moves_history_serving_at_and_rollback_target(url):
     log, registry = AuditLog.from_url(url), FakeRegistry()
     first = log.move(registry, "m", "production", "1", kind="promote", actor="flow-run:a",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from modelyard.store.models import Base
+from modelyard.store.models import ALEMBIC_VERSION_TABLE, Base
 
 config = context.config
 
@@ -13,13 +13,15 @@ config = context.config
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=Base.metadata)
+        context.configure(connection=connection, target_metadata=Base.metadata,
+                          version_table=ALEMBIC_VERSION_TABLE)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata)
+        context.configure(connection=connection, target_metadata=Base.metadata,
+                          version_table=ALEMBIC_VERSION_TABLE)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
