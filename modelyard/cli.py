@@ -747,6 +747,9 @@ def predict(
     version: Annotated[str | None, typer.Option(help="A version instead of the alias.")] = None,
     text_column: Annotated[str | None, typer.Option(help="Default: data.text_column.")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per resumable chunk.", min=1)] = 10000,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Overwrite an existing output file or table (atomically, once every "
+                          "row is scored). The platform's own tables are never written.")] = False,
 ) -> None:
     """Batch prediction (the batch-predict flow): resumable, one model version per output."""
     import sys
@@ -756,12 +759,19 @@ def predict(
 
     apply_defaults()
     _load_params_or_exit(params)
+    from modelyard.batch import check_output
+    from modelyard.config import Settings
+
+    try:  # cheap, and before Prefect or a model: stored tables and files are never clobbered
+        check_output(output, Settings().resolved_database_url(), replace)
+    except BatchError as error:
+        _fail(str(error))
     from flows.batch_predict import batch_predict
 
     try:
         result = batch_predict(input=input, output=output, params_path=str(params), alias=alias,
                                version=version, text_column=text_column, chunk_rows=chunk_rows,
-                               progress=sys.stderr.isatty())
+                               progress=sys.stderr.isatty(), replace=replace)
     except (BatchError, LookupError) as error:
         _fail(str(error))
     resumed = (f" ({result['chunks_resumed']} chunks from an interrupted run)"
