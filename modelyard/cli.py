@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from modelyard.promotion import AliasDecision
+    from modelyard.registry.mlflow_registry import MlflowRegistry
 
 app = typer.Typer(help="ModelYard: version, validate, train, gate, register and promote models.",
                   no_args_is_help=True, add_completion=False)
@@ -450,29 +454,62 @@ def models_history(
     Console().print(table)
 
 
+_FORCE_OPTION = typer.Option(
+    "--force", help="Override the rules (a version the gate rejected, or whose deployment "
+                    "failed) with --reason; audited as forced.")
+
+
 @models_app.command("promote")
 def models_promote(
     name: str, version: str,
     to: Annotated[str, typer.Option(help="The alias: staging or production.")] = "production",
-    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "manual promotion",
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
+                                                    "--force).")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
 ) -> None:
-    """Point an alias at a version by hand (audited). Rejected versions are refused."""
-    from mlflow.exceptions import MlflowException
-
-    registry, audit = _registry_and_audit()
+    """Point an alias at a version by hand (audited). Versions the gate rejected, or whose
+    deployment failed (for production), are refused unless forced."""
     if to not in ("staging", "production"):
         _fail(f"--to must be staging or production, not {to!r}")
+    registry, audit = _registry_and_audit()
+    with audit.promotion_lock(name):
+        current = registry.alias_version(name, to)
+        decision = _decide_move(registry, name, to, version, current, reason,
+                                "manual promotion", force)
+        if decision.moves:
+            audit.move(registry, name, to, version, kind="manual", actor=_user(),
+                       reason=decision.audit_reason)
+    typer.echo(_moved_line(name, decision, "moved"))
+
+
+def _decide_move(registry: MlflowRegistry, name: str, alias: str, version: str,
+                 current: str | None, reason: str | None, default_reason: str,
+                 force: bool) -> AliasDecision:
+    """The rule book's answer for moving `alias` to `version` (exit 1 with the refusal)."""
+    from mlflow.exceptions import MlflowException
+
+    from modelyard.promotion import Verdict, decide_alias_move
+
     try:
-        info = registry.version_info(name, version)
+        tags = registry.version_info(name, version).tags
     except MlflowException:
         _fail(f"{name} has no version {version}")
-    if info.tags.get("rejected") == "true":
-        _fail(f"{name} version {version} was rejected by the gate and is never aliased")
-    with audit.promotion_lock(name):
-        moved = audit.move(registry, name, to, version, kind="manual", actor=_user(),
-                           reason=reason)
-    typer.echo(f"{name}@{to} is version {version}"
-               + ("" if moved else " already: nothing moved"))
+    decision = decide_alias_move(version, tags, alias, current, reason, default_reason, force)
+    if decision.verdict is Verdict.REFUSED:
+        where = f"version {current}" if current is not None else "no version"
+        _fail(f"{name}@{alias} stays at {where}: {decision.refusal}")
+    return decision
+
+
+def _moved_line(name: str, decision: AliasDecision, verb: str) -> str:
+    """What happened, naming exactly the from and to versions."""
+    alias, version = decision.alias, decision.version
+    if not decision.moves:
+        return f"{name}@{alias} is already version {version}: nothing moved, nothing audited"
+    line = (f"{name}@{alias} {verb}: version {decision.current} -> {version}"
+            if decision.current is not None else
+            f"{name}@{alias} {verb}: version {version} (it named no version before)")
+    return line + (f" ({decision.audit_reason}; audited)" if decision.forced else "")
 
 
 _PAUSE_SETTLE_S = 60.0
@@ -562,27 +599,30 @@ def models_rollback(
     name: str,
     to: Annotated[str | None, typer.Option(help="The version (default: the one the current "
                                                 "production replaced).")] = None,
-    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rollback",
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
+                                                    "--force).")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
 ) -> None:
-    """Move production back to the previous production version, and record why."""
-    from mlflow.exceptions import MlflowException
+    """Move production back to the previous production version, and record why. The same rules
+    as promote: versions the gate rejected or whose deployment failed are refused unless
+    forced."""
+    from modelyard.registry.mlflow_registry import PRODUCTION
 
     registry, audit = _registry_and_audit()
     with audit.promotion_lock(name):
-        current = registry.alias_version(name, "production")
+        current = registry.alias_version(name, PRODUCTION)
         if current is None:
             _fail(f"{name} has no production version to roll back from")
         target = to or audit.rollback_target(name, current)
         if target is None:
             _fail(f"{name}@production (version {current}) replaced nothing in the audit trail: "
                   "name the version with --to")
-        try:
-            registry.version_info(name, target)
-        except MlflowException:
-            _fail(f"{name} has no version {target}")
-        audit.move(registry, name, "production", target, kind="rollback", actor=_user(),
-                   reason=reason)
-    typer.echo(f"{name}@production rolled back: version {current} -> {target}")
+        decision = _decide_move(registry, name, PRODUCTION, target, current, reason, "rollback",
+                                force)
+        if decision.moves:
+            audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=_user(),
+                       reason=decision.audit_reason)
+    typer.echo(_moved_line(name, decision, "rolled back"))
 
 
 def _load_params_or_exit(path: Path) -> Any:

@@ -251,7 +251,7 @@ def test_models_commands(tmp_path, monkeypatch):
     time.sleep(0.01)
     assert run("promote", "reviews", "2")[0] == 0
     code, out = run("promote", "reviews", "3")
-    assert code == 1 and "rejected by the gate and is never aliased" in out
+    assert code == 1 and "the gate rejected it" in out
     listed = [word for word in run("list")[1].split() if word not in "│┃"]
     assert listed[-4:] == ["reviews", "3", "—", "2"]
 
