@@ -18,9 +18,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where rows are handled: refusing an output stays fast
+    import pandas as pd
 
 SQL = "sql:"
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
@@ -109,6 +110,8 @@ def check_output(spec: str, database_url: str, replace: bool = False) -> None:
 
 def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
     """The rows and a digest of them (the file's md5, or a hash of the table's content)."""
+    import pandas as pd
+
     if spec.startswith(SQL):
         from sqlalchemy import create_engine
 
@@ -197,6 +200,8 @@ def finish(parts: Path, output: str, database_url: str, replace: bool = False) -
     appears whole or not at all: a file is written beside it and renamed, a table is written
     under a temporary name and swapped in, in one transaction. An output that appeared since
     `check_output` is replaced only with `replace`; if refused, the parts stay for a re-run."""
+    import pandas as pd
+
     frame = pd.concat([pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))],
                       ignore_index=True)
     if output.startswith(SQL):

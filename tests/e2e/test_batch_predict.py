@@ -120,6 +120,65 @@ def test_bad_input_is_refused_with_the_reason(prefect_api, home, args, message, 
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_an_existing_output_is_replaced_only_when_asked(prefect_api, home):
+    """A file or table that exists is refused (bytes and rows unchanged) and replaced, whole,
+    with --replace; the audit trail is refused even to the flow with replace=True."""
+    from sqlalchemy import inspect
+
+    from flows.batch_predict import batch_predict
+    from modelyard.batch import TEMPORARY_PREFIX, BatchError
+    from modelyard.store.db import engine_for
+
+    kept = home / "kept.csv"
+    kept.write_bytes(b"text\nmine\n")
+    engine = engine_for(f"sqlite:///{home}/modelyard.db")  # the platform's tables exist
+    pd.DataFrame({"text": ["mine"]}).to_sql("kept", engine, index=False)
+    for output in (str(kept), "sql:kept"):
+        code, out = _predict(home, "--input", str(home / "in.csv"), "--output", output)
+        assert code == 1 and "already exists" in out and "--replace" in out, out
+        code, out = _predict(home, "--input", str(home / "in.csv"), "--output", output,
+                             "--replace")
+        assert code == 0 and "95 rows scored" in out, out
+    assert len(pd.read_csv(kept)) == 95 and len(pd.read_sql_table("kept", engine)) == 95
+    assert not [p for p in home.iterdir() if p.name.startswith(".kept.csv")]  # no temp file
+    assert not [t for t in inspect(engine).get_table_names() if t.startswith(TEMPORARY_PREFIX)]
+
+    moves = pd.read_sql_table("alias_moves", engine)
+    with pytest.raises(BatchError, match="'alias_moves' is one of the platform's own tables"):
+        batch_predict(input=str(home / "in.csv"), output="sql:alias_moves",
+                      params_path=str(home / "params.yaml"), replace=True)
+    pd.testing.assert_frame_equal(pd.read_sql_table("alias_moves", engine), moves)
+    engine.dispose()
+
+
+def test_an_output_that_appears_mid_run_is_kept_and_the_run_resumes(prefect_api, home,
+                                                                     monkeypatch):
+    """Someone writes the output file while the batch is scoring: the finished run refuses to
+    clobber it and keeps its parts; the same command with --replace resumes every chunk."""
+    import tasks.batch
+    from flows.batch_predict import batch_predict
+    from modelyard.batch import BatchError
+
+    out = home / "racing.parquet"
+    original = tasks.batch.score_chunks
+
+    def then_someone_writes(*args, **kwargs):
+        done = original(*args, **kwargs)
+        out.write_bytes(b"theirs")
+        return done
+
+    common = {"input": str(home / "in.csv"), "output": str(out),
+              "params_path": str(home / "params.yaml"), "chunk_rows": 40}
+    monkeypatch.setattr(tasks.batch, "score_chunks", then_someone_writes)
+    with pytest.raises(BatchError, match="racing.parquet already exists: pass --replace"):
+        batch_predict(**common)
+    monkeypatch.undo()
+    assert out.read_bytes() == b"theirs"
+    assert len(list((home / "racing.parquet.parts").glob("part-*"))) == 3
+    result = batch_predict(**common, replace=True)
+    assert result["chunks_resumed"] == 3 and len(pd.read_parquet(out)) == 95
+
+
 def test_serve_command_serves_production(home):
     """`modelyard serve` as a user starts it: its own process, the project's settings."""
     import os
