@@ -794,14 +794,12 @@ def predict(
     """Batch prediction (the batch-predict flow): resumable, one model version per output."""
     import sys
 
-    from modelyard.batch import BatchError
+    from modelyard.batch import BatchError, check_output
+    from modelyard.config import Settings
     from modelyard.env import apply_defaults
 
     apply_defaults()
     _load_params_or_exit(params)
-    from modelyard.batch import check_output
-    from modelyard.config import Settings
-
     try:  # cheap, and before Prefect or a model: stored tables and files are never clobbered
         check_output(output, Settings().resolved_database_url(), replace)
     except BatchError as error:
