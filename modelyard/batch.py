@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported where rows are handled: refusing an output stays fast
     import pandas as pd
 
+    from modelyard.data.input_check import Screened
+
 SQL = "sql:"
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
 
@@ -76,6 +78,7 @@ def _exists_refusal(spec: str) -> str:
 def _table_exists(database_url: str, table: str) -> bool:
     from sqlalchemy import create_engine, inspect
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
@@ -84,6 +87,9 @@ def _table_exists(database_url: str, table: str) -> bool:
     engine = create_engine(url)
     try:
         return bool(inspect(engine).has_table(table))
+    except OperationalError as error:
+        raise BatchError(f"output table {table!r}: cannot reach the platform database "
+                         f"{url.render_as_string(hide_password=True)} ({error.orig})") from None
     finally:
         engine.dispose()
 
@@ -267,3 +273,48 @@ def _write_file(frame: pd.DataFrame, path: Path, replace: bool) -> None:
             partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+COLUMN_HINT = "; choose one with --text-column"
+CELLS_HINT = ("\nFill them in, or pass --skip-invalid to score the other rows without them (the "
+              "output then has no row for them).")
+
+
+def file_of(spec: str) -> Path | None:
+    """The input's file, None for a SQL table."""
+    return None if spec.startswith(SQL) else Path(spec)
+
+
+def screen_input(frame: pd.DataFrame, spec: str, column: str,
+                 skip_invalid: bool) -> Screened:
+    """The rows to score: BatchError naming the column or the rows when a text is missing, empty
+    or not text (or, with `skip_invalid`, those rows left out and listed) or when none is left."""
+    from modelyard.data.input_check import InputError, screen_texts
+
+    try:
+        screened = screen_texts(frame, column, spec, file_of(spec), skip_invalid, COLUMN_HINT,
+                                CELLS_HINT)
+    except InputError as error:
+        raise BatchError(str(error)) from None
+    if screened.frame.empty:
+        left = " left once the rows without text are skipped" if screened.skipped else ""
+        raise BatchError(f"{spec} has no rows{left}")
+    return screened
+
+
+def check_input(spec: str, database_url: str, column: str, skip_invalid: bool) -> Screened:
+    """Everything about the input that can be known before Prefect starts or a model loads: it
+    exists and can be read, its format, its text column and every text cell. BatchError, naming
+    the problem, otherwise."""
+    import os
+
+    from modelyard.data.dataset import DatasetError
+
+    path = file_of(spec)
+    if path is not None and path.is_file() and not os.access(path, os.R_OK):
+        raise BatchError(f"input {spec} cannot be read (permission denied)")
+    try:
+        frame, _ = read_input(spec, database_url)
+    except DatasetError as error:
+        raise BatchError(str(error)) from None
+    return screen_input(frame, spec, column, skip_invalid)
