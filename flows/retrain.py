@@ -24,8 +24,10 @@ from modelyard.data.catalog import CatalogError
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.data.sources import Source, project_root
 from modelyard.evaluation.metrics import majority_baseline
+from modelyard.data.membership import Membership
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
+from modelyard.registry.splits import membership_md5
 from modelyard.report import retrain_summary
 from modelyard.store.audit import AuditLog
 from modelyard.training.checkpoint import training_key
@@ -38,7 +40,14 @@ from tasks.data import (
     validate_dataset,
 )
 from tasks.deploy import reload_servers, roll_back_production, verify_deployment
-from tasks.evaluate import evaluate_candidate, evaluate_production, gate
+from tasks.evaluate import (
+    champion_split,
+    evaluate_candidate,
+    evaluate_production,
+    fair_comparison,
+    find_champion,
+    gate,
+)
 from tasks.explain import explain_candidate
 from tasks.promote import compare_and_promote, register_candidate, wait_for_approval
 from tasks.registry import log_evaluation, log_validation, open_tracking_run
@@ -89,11 +98,13 @@ def retrain(
     validation, docs = validate_dataset(raw, test, params, label, docs_dir)
     if not validation.success:
         return _reject(rejection(validation, label, docs))
-    splits = split_dataset(raw, test, params.data)
-
     registry = MlflowRegistry(
         settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
     )
+    # The production model's split membership: texts it trained on stay out of this test split.
+    parent_version = registry.alias_version(name, PRODUCTION)
+    parent = champion_split(registry, name, parent_version)
+    splits, split_lineage = split_dataset(raw, test, params.data, parent, parent_version)
     flow_run_id = str(flow_run.id or "local")
     # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
     # MLflow run there and carries on, so the end result is one run and one model version.
@@ -103,30 +114,38 @@ def retrain(
         log_validation(registry, run_id, validation, docs)
         trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
                                   run_dir / "checkpoints")
-        candidate = evaluate_candidate(trained.model_dir, splits.test, labels)
+        audit = AuditLog.from_url(settings.resolved_database_url())
+        champion = find_champion(registry, audit, name, run_id)
+        comparison = fair_comparison(
+            splits.test, parent if champion == parent_version else
+            champion_split(registry, name, champion), champion, split_lineage)
+        candidate = evaluate_candidate(trained.model_dir, comparison.test, labels)
         if trained.result.epsilon is not None:  # what the gate's privacy budget judges
             candidate = replace(candidate, costs={**candidate.costs,
                                                   "dp_epsilon": trained.result.epsilon})
         if params.explain.report:
-            explain_candidate(trained.model_dir, splits.test, params.explain, registry, run_id)
-        audit = AuditLog.from_url(settings.resolved_database_url())
-        production = evaluate_production(registry, audit, name, run_id, splits.test, labels)
+            explain_candidate(trained.model_dir, comparison.test, params.explain, registry,
+                              run_id)
+        production = evaluate_production(registry, name, champion, comparison.test, labels)
         production_version, production_metrics = production or (None, None)
-        decision = gate(candidate, production_metrics, params.gate, _compute(trained))
-        baseline = majority_baseline(splits.train[LABEL].tolist(), splits.test[LABEL].tolist())
+        decision = gate(candidate, production_metrics, params.gate, _compute(trained),
+                        comparison.notes())
+        baseline = majority_baseline(splits.train[LABEL].tolist(),
+                                     comparison.test[LABEL].tolist())
         log_evaluation(registry, run_id, candidate, production_metrics, production_version,
                        decision, baseline)
 
         version, approval, rechecked_against, deploy_failure = None, None, None, None
         if decision.passed or params.promotion.register_rejected:
             lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
-                                   candidate)
+                                   candidate, membership_md5(Membership.of(splits)))
             version = register_candidate(registry, name, run_id, trained.model_dir, splits,
                                          lineage, decision, params.privacy)
         if decision.passed and version is not None:
             actor = f"flow-run:{flow_run_id}"
             promote = partial(compare_and_promote, registry, audit, name, version, run_id,
-                              candidate, test=splits.test, labels=labels, policy=params.gate)
+                              candidate, test=splits.test, labels=labels, policy=params.gate,
+                              lineage=split_lineage)
             manual = params.promotion.mode == "manual"
             promotion = promote(decision, production_version,
                                 aliases=[STAGING] if manual else [STAGING, PRODUCTION],
@@ -144,7 +163,8 @@ def retrain(
             decision = promotion.decision
             if promotion.compared_with != production_version:
                 rechecked_against = promotion.compared_with
-            if PRODUCTION in promotion.moved and params.deploy.servers:
+            if PRODUCTION in promotion.moved and settings.servers_following(
+                    name, params.deploy.servers):
                 deploy_failure = _deploy(registry, audit, name, version, splits, labels, params,
                                          settings, actor)
         registry.end_run(run_id, "FINISHED")
@@ -186,8 +206,9 @@ def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, 
             labels: list[str], params: Any, settings: Settings, actor: str) -> str | None:
     """Check the servers that follow production; on any failure put production back. The
     failure's message, or None when every server serves `version`."""
+    servers = settings.servers_following(name, params.deploy.servers)
     texts = splits.test[TEXT].head(params.deploy.smoke_requests).tolist()
-    checks = verify_deployment(list(params.deploy.servers), version, texts, labels,
+    checks = verify_deployment(servers, version, texts, labels,
                                params.deploy.timeout_s, settings.admin_token)
     failed = [check for check in checks if not check.ok]
     if not failed:
@@ -196,7 +217,7 @@ def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, 
     back = roll_back_production(registry, audit, name, version, actor,
                                 f"deploy check failed: {why}")
     if back is not None:
-        reload_servers(list(params.deploy.servers), settings.admin_token)
+        reload_servers(servers, settings.admin_token)
     registry.set_version_tags(name, version, {"deploy": "failed", "deploy_error": why[:4000]})
     where = (f"production rolled back to version {back}" if back is not None else
              "production left at it: there is no earlier version to go back to")

@@ -84,6 +84,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     for metric, value in summary["candidate"].items():
         table.add_row(metric, _fmt(value), _fmt(production.get(metric)))
     console.print(table)
+    for note in decision.get("notes") or []:
+        console.print(f"compared  {note}")
     console.print(f"baseline  always predicting the majority class: accuracy "
                   f"{summary['majority_baseline_accuracy']:.4f}")
     colour = "green" if decision["passed"] else "yellow"

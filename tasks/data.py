@@ -15,6 +15,7 @@ from modelyard.config import DataParams, Params
 from modelyard.data import dataset as ds
 from modelyard.data import sources
 from modelyard.data.catalog import CatalogError
+from modelyard.data.membership import Membership, SplitLineage, inherit_split
 from modelyard.data.validation import (
     DataValidationError,
     ValidationReport,
@@ -95,9 +96,15 @@ def rejection(report: ValidationReport, source: str, docs: Path) -> Rejected:
 
 
 @task(name="split-dataset", cache_policy=NO_CACHE)
-def split_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: DataParams) -> ds.Splits:
+def split_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: DataParams,
+                  parent: Membership | None = None,
+                  parent_version: str | None = None) -> tuple[ds.Splits, SplitLineage]:
+    """Train/val/test; every text the production model (`parent`) knew keeps its split there."""
     canonical_test = None if test is None else ds.to_canonical(test, params)
-    splits = ds.split(ds.to_canonical(frame, params), params, canonical_test)
+    splits, lineage = inherit_split(ds.to_canonical(frame, params), params, parent,
+                                    parent_version, canonical_test)
     how = "the test file" if test is not None else "a grouped, stratified split"
-    get_run_logger().info("split (seed %d, test from %s): %s", params.seed, how, splits.sizes())
-    return splits
+    logger = get_run_logger()
+    logger.info("split (seed %d, test from %s): %s", params.seed, how, splits.sizes())
+    logger.info("%s", lineage.describe())
+    return splits, lineage

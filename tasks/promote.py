@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +22,11 @@ from pydantic import Field
 
 from modelyard.config import GateParams, PrivacyParams
 from modelyard.data.dataset import Splits
+from modelyard.data.membership import SplitLineage, comparison_set
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
+from modelyard.registry.splits import load_membership
 from modelyard.store.audit import AuditLog
 from tasks.evaluate import score_version
 from tasks.registry import log_model
@@ -77,6 +79,7 @@ def compare_and_promote(
     registry: MlflowRegistry, audit: AuditLog, name: str, version: str, run_id: str,
     candidate: Metrics, decision: GateDecision, compared_with: str | None, test: pd.DataFrame,
     labels: list[str], policy: GateParams, aliases: list[str], actor: str, reason: str,
+    lineage: SplitLineage | None = None,
 ) -> Promotion:
     """Move `aliases` to `version`, serialized per model, re-reading production first.
 
@@ -92,9 +95,8 @@ def compare_and_promote(
         if current not in (compared_with, version):
             logger.warning("%s@production moved from %s to %s while this candidate was "
                            "evaluated: comparing again", name, compared_with or "nothing", current)
-            production = score_version(registry, name, str(current), test, labels)
-            decision = decide({**candidate.headline(), **candidate.costs}, production.headline(),
-                              policy, decision.compute)
+            decision = _recheck(registry, name, version, str(current), candidate, decision,
+                                test, labels, policy, lineage)
             compared_with, rechecked = current, True
             _log_recheck(registry, run_id, name, version, current, decision)
             if not decision.passed:
@@ -110,6 +112,21 @@ def compare_and_promote(
                         f"already at version {version}" if moved is None
                         else f"version {moved.from_version or '—'} -> {version} (audited)")
     return Promotion(list(aliases), decision, compared_with, rechecked)
+
+
+def _recheck(registry: MlflowRegistry, name: str, version: str, current: str,
+             candidate: Metrics, decision: GateDecision, test: pd.DataFrame, labels: list[str],
+             policy: GateParams, lineage: SplitLineage | None) -> GateDecision:
+    """The gate again, against the production that appeared meanwhile, on the test texts that
+    one did not train or validate on (the candidate rescored when that set is smaller)."""
+    comparison = comparison_set(test, load_membership(registry, name, current), current,
+                                lineage or SplitLineage(None, {}, {}))
+    if comparison.held_out:
+        candidate = replace(score_version(registry, name, version, comparison.test, labels),
+                            costs=candidate.costs)
+    production = score_version(registry, name, current, comparison.test, labels)
+    return decide({**candidate.headline(), **candidate.costs}, production.headline(), policy,
+                  decision.compute, comparison.notes())
 
 
 def _log_recheck(registry: MlflowRegistry, run_id: str, name: str, version: str, against: str,

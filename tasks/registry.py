@@ -9,11 +9,13 @@ from prefect.cache_policies import NO_CACHE
 from modelyard.config import Params, PrivacyParams
 from modelyard.data.dataset import TEXT, Splits
 from modelyard.data.identity import DatasetVersion
+from modelyard.data.membership import Membership
 from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
+from modelyard.registry.splits import log_membership
 from modelyard.training.model import TextClassifier
 
 
@@ -54,6 +56,9 @@ def start_tracking_run(
     for context, frame in (("train", splits.train), ("validation", splits.val),
                            ("test", splits.test)):
         registry.log_dataset(run_id, dataset, frame, context, name=f"{Path(dataset.path).stem}")
+    # Which split each text went to: the next retrain inherits it if this model reaches
+    # production, and the gate keeps this model's training texts out of any later comparison.
+    log_membership(registry, run_id, Membership.of(splits))
     get_run_logger().info("MLflow run %s", run_id)
     return run_id
 

@@ -34,6 +34,8 @@ class GateDecision:
     # What the candidate cost to train (informational, not gated): this attempt and the total
     # over every attempt of its run.
     compute: dict[str, Any] = field(default_factory=dict)
+    # How the comparison set was made (what was held out of it and why): informational.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -49,7 +51,8 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "verdict": self.verdict, "reasons": self.reasons,
-                "checks": [asdict(check) for check in self.checks], "compute": self.compute}
+                "checks": [asdict(check) for check in self.checks], "compute": self.compute,
+                "notes": self.notes}
 
     def compute_line(self) -> str | None:
         c = self.compute
@@ -70,6 +73,7 @@ class GateDecision:
             for check in self.checks]
         if self.compute_line():
             lines.append(f"info compute: {self.compute_line()}")
+        lines += [f"info comparison: {note}" for note in self.notes]
         text = "\n".join(lines)
         cut = "\n… (cut; see the run)"
         return text if len(text) <= limit else text[: limit - len(cut)] + cut
@@ -89,6 +93,8 @@ class GateDecision:
         lines += ["", *[f"- {reason}" for reason in self.reasons]]
         if self.compute_line():
             lines += ["", f"**Compute** (not gated): {self.compute_line()}"]
+        if self.notes:
+            lines += ["", "**Comparison set**:", *[f"- {note}" for note in self.notes]]
         return "\n".join(lines)
 
 
@@ -97,6 +103,7 @@ def decide(
     production: Mapping[str, float] | None,
     policy: GateParams,
     compute: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> GateDecision:
     checks: list[GateCheck] = []
     minimums = {"accuracy": policy.min_accuracy, "macro_f1": policy.min_macro_f1}
@@ -122,7 +129,7 @@ def decide(
     checks += _class_and_slice_checks(candidate, production, policy)
     checks += _budget_checks(candidate, policy)
     return GateDecision(all(check.passed for check in checks), checks, production is not None,
-                        dict(compute or {}))
+                        dict(compute or {}), list(notes or []))
 
 
 def _class_and_slice_checks(candidate: Mapping[str, float], production: Mapping[str, float] | None,

@@ -6,10 +6,13 @@ from modelyard.data.identity import DatasetVersion
 from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.metrics import Metrics
 
+# The md5 of the version's split membership (which split every training text went to).
+SPLIT_MD5 = "split_md5"
+
 
 def lineage_tags(
     dataset: DatasetVersion, params_hash: str, flow_run_id: str, mlflow_run_id: str,
-    validation: ValidationReport, candidate: Metrics,
+    validation: ValidationReport, candidate: Metrics, split_md5: str,
 ) -> dict[str, str]:
     """Enough to answer "what made this model?" from the registry alone. The gate decision is
     added where the version is registered, next to the `rejected` tag it may imply."""
@@ -25,4 +28,5 @@ def lineage_tags(
         "test_macro_f1": f"{candidate.macro_f1:.4f}",
         # How much the test accuracy can be trusted: the monitor weighs live accuracy against it.
         "test_rows": str(candidate.support),
+        SPLIT_MD5: split_md5,
     }

@@ -160,6 +160,10 @@ class MlflowRegistry:
     def log_artifacts(self, run_id: str, local_dir: Path, path: str) -> None:
         self.client.log_artifacts(run_id, str(local_dir), path)
 
+    def download_artifact(self, run_id: str, path: str, into: Path) -> Path:
+        """One artifact of a run, copied under `into`; its local path."""
+        return Path(self.client.download_artifacts(run_id, path, str(into)))
+
     def versions_trained_on(self, dataset_md5: str) -> list[tuple[str, str, list[str]]]:
         """(model name, version, aliases) of every registered version whose lineage names this
         dataset hash."""

@@ -59,9 +59,12 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["dataset_md5"] == md5 == first["dataset"]["md5"]
     assert tags["gate_decision"] == "promote"
     assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
-    # verdict, one line per check, and the compute cost (informational)
-    assert len(tags["gate_report"].splitlines()) == 2 + len(first["decision"]["checks"])
-    assert tags["gate_report"].splitlines()[-1].startswith("info compute: ")
+    # verdict, one line per check, the compute cost and how the comparison set was made
+    lines = tags["gate_report"].splitlines()
+    assert len(lines) == 2 + len(first["decision"]["checks"]) + len(first["decision"]["notes"])
+    assert lines[-2].startswith("info compute: ")
+    assert lines[-1] == "info comparison: split cut afresh (no production model to inherit from)"
+    assert len(tags["split_md5"]) == 32
     assert tags["gate_report_uri"] == f"runs:/{first['mlflow_run_id']}/gate/decision.md"
     assert tags["validation"] == "passed"
     assert tags["test_rows"] == str(first["dataset"]["splits"]["test"]) != "0"
@@ -267,3 +270,43 @@ def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, env):
                                                           "promotion.register_rejected": False})
     (check,) = [c for c in plain["decision"]["checks"] if c["name"] == "privacy"]
     assert not check["passed"] and "trained without differential privacy" in check["reason"]
+
+
+def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, env, client,
+                                                                     tmp_path):
+    """The issue's case: feedback grows the dataset; a fresh cut of it would put the champion's
+    training texts in the test split. The retrain inherits the champion's split instead: zero
+    overlap, nothing to hold out, and the gate report says so."""
+    import pandas as pd
+
+    from flows.retrain import retrain
+    from modelyard.config import load_params
+    from modelyard.data.dataset import read_frame, split, to_canonical
+    from modelyard.data.membership import TEST, TRAIN, VAL, text_hashes
+    from modelyard.data.synthetic import ReviewSpec, write_reviews
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.registry.splits import load_membership
+
+    data_params = load_params(env["params"]).data
+    extra = read_frame(write_reviews(tmp_path / "more.csv", ReviewSpec(rows=400, seed=99)))
+    grown = pd.concat([read_frame(env["data"]), extra], ignore_index=True)
+    grown_path = tmp_path / "grown.csv"
+    grown.to_csv(grown_path, index=False)
+
+    registry = MlflowRegistry(env["uri"], "modelyard")
+    champion = registry.alias_version(NAME, "production")
+    seen = load_membership(registry, NAME, champion).keys(TRAIN, VAL)
+    naive = split(to_canonical(grown, data_params), data_params)
+    before = int(text_hashes(naive.test["text"]).isin(seen).sum())
+    assert before > 0, "a fresh split of the grown data must overlap, or this test shows nothing"
+
+    summary = retrain(params_path=env["params"], data_path=str(grown_path))
+    notes = summary["decision"]["notes"]
+    assert notes[0].startswith(f"split inherited from production version {champion}")
+    assert f"0 held out because production version {champion}" in notes[1]
+    assert summary["production_version_before"] == champion
+    after = load_membership(registry, NAME, summary["version"])
+    assert not after.keys(TEST) & seen
+    assert load_membership(registry, NAME, champion).keys(TEST) <= after.keys(TEST)
+    print(f"grown dataset: {before} of {len(naive.test)} test texts of a fresh split were in "
+          f"production v{champion}'s training/validation split; inherited split: 0")
