@@ -27,10 +27,14 @@ from modelyard.training.fit import Trained, fit
 BUILD = Path("build")
 PREPARED = BUILD / "prepared"
 VALIDATION = BUILD / "validation"
+VALIDATION_METRICS = BUILD / "validation.json"
 MODEL = BUILD / "model"
 METRICS = BUILD / "metrics.json"
 TRAIN_METRICS = BUILD / "train_metrics.json"
 PARTS = ("train", "val", "test")
+# Written, but not DVC outputs: Data Docs carry render times and random ids, so their hash would
+# differ on every run and `dvc.lock` could never be what `dvc repro` produces.
+NOT_DVC_OUTPUTS = (VALIDATION,)
 
 
 def _read(params: Params) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -65,12 +69,14 @@ def prepare(params: Params, out: Path = PREPARED) -> ds.Splits:
     return splits
 
 
-def validate(params: Params, out: Path = VALIDATION) -> ValidationReport:
-    """The expectation suite on the raw file(s); Data Docs + `summary.json`; raises on failure."""
+def validate(params: Params, out: Path = VALIDATION,
+             metrics: Path = VALIDATION_METRICS) -> ValidationReport:
+    """The expectation suite on the raw file(s); Data Docs to `out`, the figures to `metrics`;
+    raises on failure."""
     data, test = _read(params)
     report = validate_datasets(data, params.data, params.validation, test)
     write_data_docs(report, out, str(params.data.path))
-    _write_json(out.parent / "validation.json",
+    _write_json(metrics,
                 {"passed": report.success, **{f"data_{k}": v for k, v in report.statistics.items()
                                               if v != float("inf")}})
     return ensure_valid(report, str(params.data.path))
@@ -80,8 +86,10 @@ def load_splits(prepared: Path = PREPARED) -> ds.Splits:
     return ds.Splits(*(pd.read_parquet(prepared / f"{part}.parquet") for part in PARTS))
 
 
-def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL) -> Trained:
-    """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun."""
+def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL,
+          metrics: Path = TRAIN_METRICS) -> Trained:
+    """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun. `metrics` holds
+    only what the same inputs reproduce (no wall time: `dvc.lock` records its hash)."""
     if params.train.nproc > 1:
         import tempfile
 
@@ -99,10 +107,9 @@ def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL) -> Train
     else:
         trained = fit(load_splits(prepared), params, out)
     result = trained.result
-    _write_json(out.parent / TRAIN_METRICS.name, {
+    _write_json(metrics, {
         "best_epoch": result.best_epoch, "steps": result.steps,
         "best_val_macro_f1": max((h["val_macro_f1"] for h in result.history), default=0.0),
-        "train_seconds": round(result.seconds, 2),
     })
     return trained
 
