@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from modelyard.config import Params
     from modelyard.promotion import AliasDecision
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
@@ -71,6 +72,8 @@ def retrain(
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
+    # A bad file or an unknown version is refused in a second, before Prefect starts a server.
+    _check_training_input(loaded, data, data_repo, remote)
 
     if remote:
         _retrain_remote(params, data, data_repo, overrides, console)
@@ -130,19 +133,70 @@ def _retrain_remote(params: Path, data: str | None, data_repo: str | None,
         _fail(f"flow run {run.id} ended {state.type.value}: {state.message}")
 
 
-def _preflight(params: Any) -> None:
+def _check_training_input(params: Params, data: str | None, data_repo: str | None,
+                          remote: bool) -> None:
+    """What the retrain flow would refuse first, checked here without Prefect or a model: the
+    dataset version exists, the file is there and readable in its format, both columns are
+    present, every text is text and every row has a label. Exit 1 naming the rows otherwise.
+
+    With --remote, a plain file that is not on this machine is left to the worker, which may
+    see files this one does not; versions (NAME@VERSION) are checked here as well."""
+    from modelyard.data.catalog import CatalogError, DataRef
+    from modelyard.data.workspace_catalog import check_reference
+
+    specs = [data or str(params.data.path)]
+    if params.data.test_path is not None:
+        specs.append(str(params.data.test_path))
+    try:  # an unknown version of this project, without pandas or DVC: the quickest refusal
+        for spec in specs:
+            if data_repo is None and DataRef.looks_like(spec):
+                check_reference(spec, Path.cwd())
+    except CatalogError as error:
+        _fail(f"{error}\nNothing was trained, registered or promoted.")
+
+    from modelyard.config import Settings
+    from modelyard.data import sources
+    from modelyard.data.dataset import DatasetError, read_frame
+    from modelyard.data.input_check import InputError, check_training_frame
+
+    cache = Settings().dataset_cache()
+    for spec in specs:
+        versioned = data_repo is not None or DataRef.looks_like(spec)
+        if remote and not versioned and not Path(spec).exists():
+            continue
+        source = None
+        try:
+            source = sources.resolve(spec, data_repo, None, cache)
+            check_training_frame(read_frame(source.path), params.data, source.label, source.path)
+        except (CatalogError, DatasetError, InputError, OSError) as error:
+            message = str(error)
+            if source is not None and source.ref is not None:  # the version, not the cache file
+                message = message.replace(str(source.path), source.label)
+            _fail(f"{message}\nNothing was trained, registered or promoted.")
+
+
+_NEEDS_A_GPU = ("bf16", "fp16")
+
+
+def _preflight(params: Params) -> None:
     """What params.yaml alone cannot know: that the backbone exists on this machine and the
     precision suits its device, that a manual approval can reach this run. Checked before any
-    data is read or anything is trained."""
-    from prefect.settings import get_current_settings
-
-    from modelyard.training.loop import resolve_precision
-    from modelyard.training.model import backbone_path, pick_device
+    data is read or anything is trained. Torch and Prefect are imported only where a check
+    needs them: a refusal of bad data right after this must stay quick."""
+    from modelyard.training.model import backbone_path
 
     if params.model.backbone != "tiny":
         backbone_path(params.model.backbone)
-    resolve_precision(pick_device(), params.train.precision)
-    if params.promotion.mode == "manual" and not get_current_settings().api.url:
+    if params.train.precision in _NEEDS_A_GPU:  # auto and fp32 suit every device
+        from modelyard.training.loop import resolve_precision
+        from modelyard.training.model import pick_device
+
+        resolve_precision(pick_device(), params.train.precision)
+    if params.promotion.mode != "manual":
+        return
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         raise ValueError("promotion.mode is manual: the run pauses for a reviewer, who needs a "
                          "Prefect server to reach it; start one (`prefect server start`) and set "
                          "PREFECT_API_URL, or use --set promotion.mode=auto")
@@ -790,32 +844,48 @@ def predict(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Overwrite an existing output file or table (atomically, once every "
                           "row is scored). The platform's own tables are never written.")] = False,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Leave out rows whose text is empty or not text (they are "
+                               "listed; the output has no row for them) instead of "
+                               "refusing the input.")] = False,
 ) -> None:
     """Batch prediction (the batch-predict flow): resumable, one model version per output."""
     import sys
 
-    from modelyard.batch import BatchError, check_output
+    from modelyard.batch import BatchError, check_input, check_output
     from modelyard.config import Settings
     from modelyard.env import apply_defaults
 
     apply_defaults()
-    _load_params_or_exit(params)
-    try:  # cheap, and before Prefect or a model: stored tables and files are never clobbered
-        check_output(output, Settings().resolved_database_url(), replace)
+    loaded = _load_params_or_exit(params)
+    database = Settings().resolved_database_url()
+    # Cheap, and before Prefect or a model: stored tables and files are never clobbered, and bad
+    # input is refused in a second, naming its rows, not after a server and a model have started.
+    try:
+        check_output(output, database, replace)
+        check_input(input, database, text_column or loaded.data.text_column, skip_invalid)
     except BatchError as error:
-        _fail(str(error))
+        _fail(f"{error}\nNothing was scored or written.")
     from flows.batch_predict import batch_predict
 
     try:
         result = batch_predict(input=input, output=output, params_path=str(params), alias=alias,
                                version=version, text_column=text_column, chunk_rows=chunk_rows,
-                               progress=sys.stderr.isatty(), replace=replace)
+                               progress=sys.stderr.isatty(), replace=replace,
+                               skip_invalid=skip_invalid)
     except (BatchError, LookupError) as error:
         _fail(str(error))
     resumed = (f" ({result['chunks_resumed']} chunks from an interrupted run)"
                if result["chunks_resumed"] else "")
     typer.echo(f"{result['rows']} rows scored by {result['model']} version {result['version']} "
                f"-> {result['output']}{resumed}")
+    skipped = result["skipped"]
+    if skipped:
+        from modelyard.data.input_check import listed
+
+        typer.echo(f"skipped {len(skipped)} row{'s' if len(skipped) > 1 else ''} of {input} "
+                   f"whose text is empty or not text ({listed(result['skipped_unit'], skipped)})"
+                   ": the output has no row for them")
 
 
 @app.command()
