@@ -202,9 +202,10 @@ CASES = {
         "at least 100 rows: expect_table_row_count_to_be_between() observed 0"]),
     "truncated inside a quote": (_truncated_in_a_quote, [
         "truncated.csv: cannot be parsed as csv", "EOF inside string", "is the file truncated?"]),
+    # Columns and empty or non-text cells are refused by the CLI before Prefect starts, naming
+    # the lines; the rest by the flow's expectation suite.
     "truncated mid-row": (_truncated_mid_row, [
-        "cut.csv failed validation",
-        "no missing label: expect_column_values_to_not_be_null(label) observed 1 of 300 rows"]),
+        "cut.csv: 1 row with no label in column 'label': line 301"]),
     "parquet named .csv": (_parquet_named_csv, [
         "reviews.csv: claims to be CSV but is a Parquet file"]),
     "csv named .parquet": (_csv_named_parquet, [
@@ -212,16 +213,13 @@ CASES = {
     "csv named .jsonl": (_jsonl_that_is_csv, [
         "reviews.jsonl: not JSON Lines (each line must be a JSON object"]),
     "missing column": (_missing_column, [
-        "nolabel.csv failed validation",
-        "expect_column_to_exist(label) column 'label' is missing (columns: ['text', "
-        "'sentiment'])"]),
+        "nolabel.csv has no column 'label' (columns: ['text', 'sentiment'])"]),
     "wrong delimiter": (_wrong_delimiter, [
         "semicolons.csv: cannot be parsed as csv",
         "the header 'text;label' looks delimited by ';', not by what the suffix '.csv' says"]),
     "wrong delimiter, no stray commas": (_tabs_named_csv, [
-        "tabs.csv failed validation",
-        "column 'text' is missing (columns: ['text\\tlabel']); the header is one column "
-        "'text\\tlabel': the file looks delimited by a tab"]),
+        "tabs.csv has no columns 'text' and 'label' (columns: ['text\\tlabel']); the header is "
+        "one column 'text\\tlabel': the file looks delimited by a tab"]),
     "labels outside the set": (_labels_outside_the_set, [
         "labels.csv failed validation",
         "labels in the configured set ['negative', 'neutral', 'positive']: "
@@ -246,11 +244,10 @@ CASES = {
         "no undecodable bytes or control characters: "
         "expect_column_values_to_not_match_regex(text) observed 5 of 300 rows"]),
     "blank text": (_blank_text, [
-        "blank.csv failed validation",
-        "no blank text: expect_column_values_to_not_match_regex(text) observed 4 of 300 rows"]),
+        "blank.csv: 4 rows with no text in column 'text' (empty or blank): lines 2, 3, 4, 5"]),
     "numbers in the text column": (_numbers_as_text, [
-        "numbers.csv failed validation",
-        "text column holds text: expect_column_values_to_be_in_type_list(text) observed int64"]),
+        "numbers.csv: 300 rows whose 'text' is not text (a number or another value): lines 2, "
+        "3, 4,", "and 280 more"]),
     "text too long": (_text_too_long, [
         "long.csv failed validation",
         "text length within 1..5000 characters: "
@@ -330,4 +327,5 @@ def test_the_real_command_prints_no_traceback(make, project, prefect_api, tmp_pa
     assert result.returncode == 1, output[-3000:]
     assert bad.name in output and "Nothing was trained, registered or promoted" in output
     assert "Traceback" not in output, output[-3000:]
-    assert "Finished in state Failed" in output
+    if make is _labels_outside_the_set:  # the other is refused before the flow starts
+        assert "Finished in state Failed" in output
