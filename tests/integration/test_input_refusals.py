@@ -186,3 +186,17 @@ def test_retrain_refuses_bad_rows_naming_them(home, tmp_path, content, words):
     for word in [*words, "Nothing was trained, registered or promoted."]:
         assert word in out
     assert list(home.iterdir()) == []
+
+
+def test_good_input_passes_the_check(project, home):
+    """What is refused above is all that is: a known version with good rows passes (and is
+    fetched into the dataset cache the flow reads it from); with --remote, a file this machine
+    does not have is left to the worker."""
+    from modelyard.cli import _check_training_input
+    from modelyard.config import load_params
+
+    params = load_params(PARAMS)
+    _check_training_input(params, "reviews@1", None, remote=False)
+    _check_training_input(params, "reviews@latest", None, remote=True)
+    _check_training_input(params, "/on/the/worker.csv", None, remote=True)
+    assert [p.suffix for p in (home / ".modelyard" / "datasets").iterdir()] == [".csv"]
