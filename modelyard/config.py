@@ -401,6 +401,17 @@ class Settings(BaseSettings):
     # Bearer token for the model server's admin endpoints (and the deploy step's reload call);
     # unset: admin endpoints are off.
     admin_token: str | None = None
+    # Servers that follow `production`, by model name, checked by the deploy step in addition to
+    # that model's `deploy.servers`: where they run is the environment's business (the
+    # production-mode stack sets it on its worker for its own model server). JSON in the
+    # environment: MODELYARD_DEPLOY_SERVERS='{"reviews-sentiment": ["http://127.0.0.1:8000"]}'.
+    deploy_servers: dict[str, tuple[str, ...]] = {}
+
+    def servers_following(self, model: str, listed: tuple[str, ...]) -> list[str]:
+        """`listed` (a model's `deploy.servers`) and the servers the environment names for
+        `model`, each once."""
+        both = [*listed, *self.deploy_servers.get(model, ())]
+        return list(dict.fromkeys(server.rstrip("/") for server in both))
 
     def _external_tracking_uri(self) -> str | None:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
