@@ -32,8 +32,10 @@ ui: install
 	$(BIN)/modelyard ui
 
 # Production mode on this machine: Prefect server + MLflow server on PostgreSQL
-# (MODELYARD_STACK_POSTGRES, default postgresql://postgres@127.0.0.1:5432), a worker on the `cpu`
-# process pool, the model server; supervised, logs in .modelyard/stack/logs. `down` stops them.
+# (MODELYARD_STACK_POSTGRES, default postgresql://postgres@127.0.0.1:5432; databases of this
+# checkout's own), a worker on the `cpu` process pool, the model server; supervised, logs in
+# .modelyard/stack/logs. `up` again, or `modelyard stack env`, reprints the exports. `down` stops
+# them.
 up: install
 	$(BIN)/modelyard stack up
 

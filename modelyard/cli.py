@@ -943,19 +943,35 @@ def explain(
 def _stack_config(root: Path, params: Path) -> Any:
     import os
 
-    from modelyard.stack import StackConfig
+    from modelyard.stack import PORT_ENV, PREFIX_ENV, StackConfig
+
+    def port(service: str, default: str) -> int:
+        return int(os.environ.get(PORT_ENV.format(service.upper()), default))
 
     return StackConfig(
-        root=root.resolve(), params=params.resolve(),
+        root=root.resolve(), params=params.resolve(), project=Path.cwd().resolve(),
         postgres=os.environ.get("MODELYARD_STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        prefix=os.environ.get("MODELYARD_STACK_PREFIX", "modelyard"),
-        prefect_port=int(os.environ.get("MODELYARD_STACK_PREFECT_PORT", "4200")),
-        mlflow_port=int(os.environ.get("MODELYARD_STACK_MLFLOW_PORT", "5000")),
-        model_port=int(os.environ.get("MODELYARD_STACK_MODEL_PORT", "8000")),
+        # Unset: names of this project's own (see modelyard.stack.default_prefix).
+        prefix=os.environ.get(PREFIX_ENV) or None,
+        prefect_port=port("prefect", "4200"), mlflow_port=port("mlflow", "5000"),
+        model_port=port("model", "8000"),
         artifacts=os.environ.get("MODELYARD_STACK_ARTIFACTS"))
 
 
 _STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artifacts.")
+
+
+def _print_stack(config: Any) -> None:
+    """The URLs, then the export lines a shell needs to use the stack."""
+    from modelyard.stack import export_lines
+
+    urls = config.urls
+    typer.echo(f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
+               f"model API    {urls['model']}/docs\nlogs         {config.root / 'logs'}\n"
+               f"databases    {', '.join(config.database_names().values())}\n"
+               "use it from this shell with (or: eval \"$(modelyard stack env)\"):")
+    for line in export_lines(config.client_env()):
+        typer.echo(f"  {line}")
 
 
 @stack_app.command("up")
@@ -966,15 +982,23 @@ def stack_up(
     deploy_flows: Annotated[bool, typer.Option("--deploy/--no-deploy", help="Deploy the flows on "
                                                "the stack's work pool.")] = True,
 ) -> None:
-    """Start the stack (supervised, in the background) and print its URLs."""
-    from modelyard.stack import up
+    """Start the stack (supervised, in the background) and print its URLs and exports; when one
+    is already running from ROOT, say so and print its."""
+    from modelyard.stack import running, supervisor_pid, up
 
+    current = running(root.resolve())
+    if current is not None:
+        typer.echo(f"a stack is already running from {current.root} (supervisor pid "
+                   f"{supervisor_pid(current.root)}); nothing started. `modelyard stack down` "
+                   "stops it.", err=True)
+        _print_stack(current)
+        return
+    _load_params_or_exit(params)
     config = _stack_config(root, params)
     try:
-        urls = up(config)
+        up(config)
     except Exception as error:  # noqa: BLE001 - one line for the person at the terminal
         _fail(str(error))
-    env = config.client_env()
     if deploy_flows:
         import os
 
@@ -982,14 +1006,23 @@ def stack_up(
 
         from modelyard.deployments import deploy
 
+        env = config.client_env()
         os.environ.update(env)
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
             deploy(Path.cwd(), config.work_pool)
-    typer.echo(f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
-               f"model API    {urls['model']}/docs\nlogs         {config.root / 'logs'}\n"
-               "use it from this shell with:")
-    for key, value in env.items():
-        typer.echo(f"  export {key}={value}")
+    _print_stack(config)
+
+
+@stack_app.command("env")
+def stack_env(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> None:
+    """Print the export lines of the stack running from ROOT: eval "$(modelyard stack env)"."""
+    from modelyard.stack import export_lines, running
+
+    config = running(root.resolve())
+    if config is None:
+        _fail(f"no stack is running from {root}: `make up` starts one")
+    for line in export_lines(config.client_env()):
+        typer.echo(line)
 
 
 @stack_app.command("down")

@@ -5,21 +5,52 @@ a Prefect worker for a `process` work pool, and the model server — `make up` /
 services, restarts one that dies (with backoff, up to a limit), sends their output to
 `ROOT/logs/<service>.log`, and on SIGTERM stops exactly what it started. `down` signals the
 supervisor recorded in `ROOT/supervisor.pid`.
+
+A stack's databases belong to its project (the checkout whose flows it runs): they are named
+after the project's path, and each records its owner in PostgreSQL (`COMMENT ON DATABASE`), so a
+second checkout on the same server gets databases of its own, and one told to use another's
+names (`prefix`) is refused with the owner named. Its model server is one of the servers the
+retrain flow's deploy step checks (the worker's `MODELYARD_DEPLOY_SERVERS`), with an admin token
+both share, so a retrain returns once that server serves the new version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import secrets
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 SERVICES = ("prefect", "mlflow", "worker", "model")
+# What a stack's database says about itself (COMMENT ON DATABASE): this, then the owner's path.
+OWNER_MARK = "modelyard stack of "
+ADMIN_TOKEN_ENV = "MODELYARD_ADMIN_TOKEN"
+DEPLOY_SERVERS_ENV = "MODELYARD_DEPLOY_SERVERS"
+PREFIX_ENV = "MODELYARD_STACK_PREFIX"
+PORT_ENV = "MODELYARD_STACK_{}_PORT"
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """A refusal, said in one line to the person at the terminal."""
+
+
+def default_prefix(owner: str) -> str:
+    """`modelyard_<folder>_<10 hex of the path's sha256>`: readable in a database listing, and
+    another checkout (another path) never gets the same names."""
+    folder = re.sub(r"[^a-z0-9]+", "_", Path(owner).name.lower()).strip("_")[:20]
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:10]
+    return "_".join(part for part in ("modelyard", folder, digest) if part)
 
 
 @dataclass(frozen=True)
@@ -27,7 +58,8 @@ class StackConfig:
     root: Path
     # The PostgreSQL server (trust or password in the URL); one database per service.
     postgres: str = "postgresql://postgres@127.0.0.1:5432"
-    prefix: str = "modelyard"
+    # The databases' names start with this; None: `default_prefix` of the owner.
+    prefix: str | None = None
     prefect_port: int = 4200
     mlflow_port: int = 5000
     model_port: int = 8000
@@ -39,38 +71,117 @@ class StackConfig:
     artifacts: str | None = None
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The checkout whose flows the stack runs, and so the owner of its databases; None: root.
+    project: Path | None = None
+    # Shared by the model server and the worker's flow runs (reload after a promotion); `up`
+    # makes one when unset. Never printed: it is kept in ROOT/config.json, readable by its owner.
+    admin_token: str | None = None
+
+    @property
+    def owner(self) -> str:
+        return str((self.project or self.root).resolve())
+
+    def database_names(self) -> dict[str, str]:
+        prefix = self.prefix or default_prefix(self.owner)
+        return {"prefect": f"{prefix}_prefect", "mlflow": f"{prefix}_mlflow", "platform": prefix}
 
     def database(self, service: str, driver: str = "psycopg") -> str:
-        name = {"prefect": f"{self.prefix}_prefect", "mlflow": f"{self.prefix}_mlflow",
-                "platform": self.prefix}[service]
         parts = urlsplit(self.postgres)
-        return f"postgresql+{driver}://{parts.netloc}/{name}"
+        return f"postgresql+{driver}://{parts.netloc}/{self.database_names()[service]}"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"prefect": self.prefect_port, "mlflow": self.mlflow_port, "model": self.model_port}
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"prefect": f"http://127.0.0.1:{self.prefect_port}",
-                "mlflow": f"http://127.0.0.1:{self.mlflow_port}",
-                "model": f"http://127.0.0.1:{self.model_port}"}
+        return {service: f"http://{HOST}:{port}" for service, port in self.ports.items()}
 
     def client_env(self) -> dict[str, str]:
-        """What a client (the CLI, a worker, a flow run) needs to use this stack."""
-        return {"PREFECT_API_URL": f"{self.urls['prefect']}/api",
-                "MLFLOW_TRACKING_URI": self.urls["mlflow"],
-                "MODELYARD_DATABASE_URL": self.database("platform"),
-                "MODELYARD_HOME": str(self.root / "home"), **self.extra_env}
+        """What a client (the CLI, a worker, a flow run) needs to use this stack; the deploy
+        step of a retrain started with it checks the stack's model server too."""
+        env = {"PREFECT_API_URL": f"{self.urls['prefect']}/api",
+               "MLFLOW_TRACKING_URI": self.urls["mlflow"],
+               "MODELYARD_DATABASE_URL": self.database("platform"),
+               "MODELYARD_HOME": str(self.root / "home")}
+        if "model" in self.services:
+            env[DEPLOY_SERVERS_ENV] = json.dumps({served_model(self.params): [self.urls["model"]]})
+        return {**env, **self.extra_env}
 
 
-def ensure_databases(config: StackConfig) -> None:
+def served_model(params: Path) -> str:
+    """The model the stack's server follows (`model.name` of the params it serves)."""
+    from modelyard.config import load_params
+
+    return load_params(params).model.name
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """`export KEY=VALUE` lines a shell can eval."""
+    return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
+def ownership_conflicts(wanted: list[str], existing: dict[str, str | None],
+                        owner: str) -> list[str]:
+    """Why each database of `wanted` that already exists is not `owner`'s to use (`existing`:
+    name → its comment); empty when every one is new or already `owner`'s."""
+    problems = []
+    for name in wanted:
+        if name not in existing:
+            continue
+        comment = existing[name] or ""
+        if not comment.startswith(OWNER_MARK):
+            problems.append(f"database {name} exists but records no owner (made by hand, or by a "
+                            f"stack before stacks recorded theirs); if it is this project's, "
+                            f"claim it: COMMENT ON DATABASE \"{name}\" IS "
+                            f"'{OWNER_MARK}{owner}'")
+        elif comment != OWNER_MARK + owner:
+            problems.append(f"database {name} belongs to the stack of "
+                            f"{comment.removeprefix(OWNER_MARK)}")
+    return problems
+
+
+def ensure_databases(config: StackConfig) -> list[str]:
+    """Create the stack's databases that are missing, each marked as its owner's; refuse, before
+    creating any, when one of them is another's. The names created."""
     import psycopg
+    from psycopg import sql
 
     parts = urlsplit(config.postgres)
+    wanted = list(config.database_names().values())
+    created = []
     with psycopg.connect(f"postgresql://{parts.netloc}/{parts.path.lstrip('/') or 'postgres'}",
                          autocommit=True, connect_timeout=5) as admin:
-        existing = {row[0] for row in admin.execute("SELECT datname FROM pg_database")}
-        for service in ("prefect", "mlflow", "platform"):
-            name = config.database(service).rsplit("/", 1)[1]
+        existing = dict(admin.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database").fetchall())
+        problems = ownership_conflicts(wanted, existing, config.owner)
+        if problems:
+            raise StackError(f"this stack ({config.owner}) cannot use the databases on "
+                             f"{parts.hostname}:{parts.port or 5432}: {'; '.join(problems)}. "
+                             f"Each project gets its own names unless {PREFIX_ENV} says "
+                             "otherwise: unset it or choose another")
+        for name in wanted:
             if name not in existing:
-                admin.execute(f'CREATE DATABASE "{name}"')
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(OWNER_MARK + config.owner)))
+                created.append(name)
+    return created
+
+
+def busy_ports(config: StackConfig) -> list[str]:
+    """The stack's ports something already listens on: a service started there would not bind,
+    and waiting for its URL would find the other process (another checkout's stack)."""
+    busy = []
+    for service, port in config.ports.items():
+        if service not in config.services:
+            continue
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+        except OSError:
+            continue
+        busy.append(f"{service} port {port} ({PORT_ENV.format(service.upper())})")
+    return busy
 
 
 def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], str]]:
@@ -78,6 +189,8 @@ def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], 
     bin_dir = Path(sys.executable).parent
     client = config.client_env()
     prefect_home = str(config.root / "prefect-home")
+    # The worker's flow runs ask the model server to reload with it after a promotion.
+    token = {ADMIN_TOKEN_ENV: config.admin_token} if config.admin_token else {}
     return {
         "prefect": ([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
                      "--port", str(config.prefect_port)],
@@ -91,9 +204,9 @@ def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], 
                     "--workers", "1"],
                    {}, f"{config.urls['mlflow']}/health"),
         "worker": ([str(bin_dir / "prefect"), "worker", "start", "--pool", config.work_pool,
-                    "--type", "process"], {**client, "PREFECT_HOME": prefect_home}, ""),
+                    "--type", "process"], {**client, "PREFECT_HOME": prefect_home, **token}, ""),
         "model": ([sys.executable, "-m", "modelyard", "serve", "--params", str(config.params),
-                   "--port", str(config.model_port)], client,
+                   "--port", str(config.model_port)], {**client, **token},
                   f"{config.urls['model']}/health"),
     }
 
@@ -190,13 +303,20 @@ def _write_state(config: StackConfig, running: dict[str, subprocess.Popen]) -> N
 def up(config: StackConfig, timeout_s: float = 300) -> dict[str, str]:
     """Start the supervisor (detached) and wait until every service with a URL answers."""
     config.root.mkdir(parents=True, exist_ok=True)
-    pid_file = config.root / "supervisor.pid"
-    if pid_file.is_file() and _alive(int(pid_file.read_text())):
-        raise RuntimeError(f"a stack is already running from {config.root} (pid "
-                           f"{pid_file.read_text().strip()}): `make down` first")
+    pid = supervisor_pid(config.root)
+    if pid is not None:
+        raise StackError(f"a stack is already running from {config.root} (pid {pid}): "
+                         "`make down` first")
+    busy = busy_ports(config)
+    if busy:
+        raise StackError(f"already in use on {HOST}: {', '.join(busy)} — another stack? "
+                         "(`modelyard stack env` in its project prints its URLs); pick free "
+                         "ports with those variables")
     ensure_databases(config)
-    (config.root / "config.json").write_text(json.dumps(
-        {**asdict(config), "root": str(config.root), "params": str(config.params)}, indent=1))
+    config = replace(config, admin_token=config.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+                     or secrets.token_urlsafe(32))
+    _write_private(config.root / "config.json", json.dumps(_dump(config), indent=1))
+    pid_file = config.root / "supervisor.pid"
     with (config.root / "supervisor.log").open("a") as log:
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "modelyard.stack", "supervise", str(config.root)],
@@ -211,6 +331,31 @@ def up(config: StackConfig, timeout_s: float = 300) -> dict[str, str]:
             raise RuntimeError(f"{service} did not come up at {url}; see "
                                f"{config.root}/logs/{service}.log")
     return config.urls
+
+
+def supervisor_pid(root: Path) -> int | None:
+    """The pid of the supervisor started from `root`, when it is alive."""
+    pid_file = root / "supervisor.pid"
+    if not pid_file.is_file():
+        return None
+    pid = int(pid_file.read_text())
+    return pid if _alive(pid) else None
+
+
+def running(root: Path) -> StackConfig | None:
+    """The configuration of the stack running from `root`; None when none is."""
+    if supervisor_pid(root) is None or not (root / "config.json").is_file():
+        return None
+    return _load(root)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written whole, readable by its owner only (it holds the admin token)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+    partial.replace(path)
 
 
 def _alive(pid: int) -> bool:
@@ -250,9 +395,19 @@ def down(root: Path, timeout_s: float = 60) -> bool:
     return True
 
 
+def _dump(config: StackConfig) -> dict[str, object]:
+    return {**asdict(config), "root": str(config.root), "params": str(config.params),
+            "project": str(config.project) if config.project else None,
+            # What it was named, for a person reading the file.
+            "databases": config.database_names(), "owner": config.owner}
+
+
 def _load(root: Path) -> StackConfig:
     raw = json.loads((root / "config.json").read_text())
+    raw.pop("databases", None)
+    raw.pop("owner", None)
     return StackConfig(**{**raw, "root": Path(raw["root"]), "params": Path(raw["params"]),
+                          "project": Path(raw["project"]) if raw.get("project") else None,
                           "services": tuple(raw["services"])})
 
 

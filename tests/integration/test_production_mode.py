@@ -2,10 +2,14 @@
 MLflow tracking server on PostgreSQL, a Prefect worker on a `process` pool, the model server),
 the retrain flow deployed on that pool and triggered through the Prefect API, and the result
 checked where a team would look: the model version and its alias on the MLflow server, its
-audit row in PostgreSQL. Then `make down`, and nothing it started is left."""
+audit row in PostgreSQL, the stack's own model server serving it the moment the retrain returns.
+`stack env` and a second `stack up` print the exports; another project on the same PostgreSQL
+gets databases of its own and never another's. Then `make down`, and nothing it started is
+left."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
@@ -30,11 +34,68 @@ def postgres():
             pytest.fail(f"CI promises PostgreSQL on 127.0.0.1:5432 but: {error}")
         pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
     prefix = f"modelyard_t{uuid.uuid4().hex[:8]}"
-    yield "postgresql://postgres@127.0.0.1:5432/test", prefix
+    others: list[str] = []  # databases a test made under other names, dropped too
+    yield "postgresql://postgres@127.0.0.1:5432/test", prefix, others
     with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
                          autocommit=True) as admin:
-        for name in (prefix, f"{prefix}_prefect", f"{prefix}_mlflow"):
+        for name in (prefix, f"{prefix}_prefect", f"{prefix}_mlflow", *others):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _cli(*args: str, env: dict[str, str] | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
+    """`stack env` and a second `stack up` print the running stack's exports (never its admin
+    token); a second project on the same PostgreSQL gets its own databases, is refused the
+    first's (owner named), and cannot start on the first's ports."""
+    from modelyard.stack import StackConfig, StackError, ensure_databases, export_lines, up
+
+    exports = export_lines(config.client_env())
+    token = json.loads((config.root / "config.json").read_text())["admin_token"]
+    assert token and (config.root / "config.json").stat().st_mode & 0o077 == 0
+    shown = _cli("stack", "env", "--root", str(config.root))
+    assert shown.returncode == 0 and shown.stdout.splitlines() == exports, shown
+    again = _cli("stack", "up", "--root", str(config.root))
+    assert again.returncode == 0, again
+    assert "already running" in again.stderr and "nothing started" in again.stderr
+    assert [line.strip() for line in again.stdout.splitlines()][-len(exports):] == exports
+    assert token not in shown.stdout + again.stdout + again.stderr
+    nothing = _cli("stack", "env", "--root", str(tmp_path / "none"))
+    assert nothing.returncode == 1 and "no stack is running" in nothing.stderr
+
+    other = tmp_path / "other-checkout"
+    second = StackConfig(root=other / ".modelyard" / "stack", project=other,
+                         postgres=config.postgres, params=config.params)
+    names = list(second.database_names().values())
+    assert not set(names) & set(config.database_names().values())
+    others += names
+    assert sorted(ensure_databases(second)) == sorted(names)
+    assert ensure_databases(second) == []  # its own: used again, not refused
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as admin:
+        owners = dict(admin.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname = ANY(%s)", [names + list(config.database_names().values())]))
+    assert {owners[name] for name in names} == {f"modelyard stack of {other.resolve()}"}
+    assert {owners[name] for name in config.database_names().values()} == {
+        f"modelyard stack of {config.root.resolve()}"}
+    # Told to use the first stack's names, it is refused, the owner named, nothing created.
+    with pytest.raises(StackError, match=f"belongs to the stack of {config.root.resolve()}"):
+        ensure_databases(StackConfig(root=second.root, project=other, postgres=config.postgres,
+                                     prefix=config.prefix, params=config.params))
+    # On the first stack's ports it would find the first's services: refused before anything.
+    with pytest.raises(StackError, match=f"prefect port {config.prefect_port}"):
+        up(StackConfig(root=second.root, project=other, postgres=config.postgres,
+                       prefect_port=config.prefect_port, mlflow_port=config.mlflow_port,
+                       model_port=config.model_port, params=config.params))
+    assert not (second.root / "supervisor.pid").exists()
 
 
 def _project(root, data, tiny_params):
@@ -125,7 +186,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
     from modelyard.stack import StackConfig, down, up
     from modelyard.store.audit import AuditLog
 
-    server, prefix = postgres
+    server, prefix, others = postgres
     project = _project(tmp_path / "project", small_reviews, tiny_params)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params.updated({
@@ -138,6 +199,11 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         for name, url in urls.items():
             assert httpx.get(f"{url}/{'api/' if name == 'prefect' else ''}health").status_code \
                 == 200, name
+        # The stack's model server is one the deploy step of the runs it starts checks.
+        from modelyard.stack import DEPLOY_SERVERS_ENV
+
+        assert json.loads(config.client_env()[DEPLOY_SERVERS_ENV]) == {"prod-mode": [urls["model"]]}
+        _exports_and_ownership(config, others, tmp_path)
         for key, value in config.client_env().items():
             monkeypatch.setenv(key, value)
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -171,6 +237,9 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             out = " ".join((remote.stdout + remote.stderr).split())
             assert remote.returncode == 0, out[-3000:]
             assert "on the retrain deployment" in out and "registered prod-mode version 1" in out
+            # The deploy step checked the stack's model server, so it serves version 1 now.
+            assert f"{urls['model']}: serves version 1" in out
+            assert httpx.get(f"{urls['model']}/metadata").json()["version"] == "1"
             import re
 
             run_id = re.search(r"flow run ([0-9a-f-]{36}) \(\S+\) on the retrain", out).group(1)
@@ -189,24 +258,18 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         moves = audit.history("prod-mode", "production")
         assert [(m.to_version, m.actor) for m in moves] == [("1", f"flow-run:{run.id}")]
         audit.engine.dispose()
-        # The stack's model server follows production: told nothing, its poller finds version 1.
-        import time
-
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{urls['model']}/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the model server never loaded production"
-            time.sleep(1)
-        assert httpx.get(f"{urls['model']}/metadata").json()["version"] == "1"
 
         # Feedback becomes data, the new version's event starts a retrain on it — once, though
         # the event comes ten times.
         with temporary_settings({PREFECT_API_URL: config.client_env()["PREFECT_API_URL"]}):
             _feedback_to_retrain(config, project, params, ids["retrain"], client, monkeypatch)
+        # Whatever that run decided, the run ended only once the server serves production.
+        production = client.get_model_version_by_alias("prod-mode", "production").version
+        assert httpx.get(f"{urls['model']}/metadata").json()["version"] == str(production)
     finally:
         state = (config.root / "state.json").read_text() if (
             config.root / "state.json").is_file() else "{}"
         assert down(config.root)
-    import json
 
     for pid in json.loads(state).get("services", {}).values():
         with pytest.raises(ProcessLookupError):
