@@ -991,6 +991,7 @@ def stack_up(
         typer.echo(f"a stack is already running from {current.root} (supervisor pid "
                    f"{supervisor_pid(current.root)}); nothing started. `modelyard stack down` "
                    "stops it.", err=True)
+        _load_params_or_exit(current.params)
         _print_stack(current)
         return
     _load_params_or_exit(params)
@@ -1021,6 +1022,7 @@ def stack_env(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> 
     config = running(root.resolve())
     if config is None:
         _fail(f"no stack is running from {root}: `make up` starts one")
+    _load_params_or_exit(config.params)  # the exports name the model its server follows
     for line in export_lines(config.client_env()):
         typer.echo(line)
 
