@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModelContext
 
 from modelyard.training.model import TextClassifier
 
@@ -22,22 +23,23 @@ def predictions_frame(classifier: TextClassifier, texts: list[str]) -> pd.DataFr
     return frame
 
 
-# MLflow checks `predict` for type hints when the subclass is created and warns that it cannot
-# validate inputs without them; the signature logged with the model does that validation instead.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
+class TextClassifierModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: PythonModelContext) -> None:
+        self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
 
-    class TextClassifierModel(mlflow.pyfunc.PythonModel):
-        def load_context(self, context: Any) -> None:
-            self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
+    # `pd.DataFrame` is a hint MLflow validates nothing against and infers no signature from
+    # (the signature logged with the model, inferred from real inputs and outputs, does that);
+    # without a hint MLflow warns on every import of this class, i.e. on every model load.
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return predictions_frame(self.classifier, texts_of(model_input))
 
-        # No type hints on `model_input`: MLflow would derive the signature from them; ours is
-        # inferred from real inputs and outputs instead.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            if isinstance(model_input, pd.DataFrame):
-                texts = model_input["text"].astype(str).tolist()
-            elif isinstance(model_input, str):
-                texts = [model_input]
-            else:
-                texts = [str(text) for text in model_input]
-            return predictions_frame(self.classifier, texts)
+
+def texts_of(model_input: pd.DataFrame | str | Sequence[str]) -> list[str]:
+    """The texts of a pyfunc input: the `text` column of a frame (what MLflow passes, the
+    signature enforced), or a text or texts given directly."""
+    if isinstance(model_input, pd.DataFrame):
+        return model_input["text"].astype(str).tolist()
+    if isinstance(model_input, str):
+        return [model_input]
+    return [str(text) for text in model_input]

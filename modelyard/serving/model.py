@@ -81,8 +81,14 @@ class ModelFollower:
             try:
                 loaded = await asyncio.to_thread(self._resolve_and_load, known)
             except Exception as error:  # noqa: BLE001 - the server keeps its model and retries
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("could not follow %s@%s: %s", self.name, self.alias, self.last_error)
+                failure = f"{type(error).__name__}: {error}"
+                # Said once, then again when it changes: a server started before the first
+                # model is registered polls for minutes, and the log should say so one time.
+                if failure != self.last_error:
+                    log.warning("could not follow %s@%s: %s (retrying every %g s; said again "
+                                "only if this changes)", self.name, self.alias, failure,
+                                self.interval_s)
+                self.last_error = failure
                 return False
             self.last_error = None
             if loaded is None:

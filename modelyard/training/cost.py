@@ -17,6 +17,8 @@ from typing import Any
 from modelyard.config import CostParams
 
 log = logging.getLogger("modelyard.cost")
+_CODECARBON_LOGGER = "codecarbon"
+_CODECARBON_LEVEL = "ERROR"  # its own failures only; ours say when energy is estimated
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,16 @@ class ComputeMeter:
         self._started = time.perf_counter()
         if self.params.energy:
             try:
-                logging.getLogger("codecarbon").setLevel(logging.ERROR)
                 from codecarbon import OfflineEmissionsTracker
 
+                # Importing codecarbon resets its logger to INFO, and the tracker applies
+                # `log_level` only after its constructor has logged "offline tracker init" and
+                # "Multiple instances … allowed" (which `allow_multiple_runs` must be: DDP ranks
+                # and concurrent retrains each measure their own attempt). Set it first.
+                logging.getLogger(_CODECARBON_LOGGER).setLevel(_CODECARBON_LEVEL)
                 self._tracker = OfflineEmissionsTracker(
                     country_iso_code=self.params.country_iso_code, save_to_file=False,
-                    log_level="error", allow_multiple_runs=True, measure_power_secs=5)
+                    log_level=_CODECARBON_LEVEL, allow_multiple_runs=True, measure_power_secs=5)
                 self._tracker.start()
             except Exception as error:  # noqa: BLE001 - fall back to the nominal estimate
                 log.warning("energy not measured (%s: %s); estimating from cost.nominal_watts",
