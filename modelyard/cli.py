@@ -206,15 +206,23 @@ def _preflight(params: Params) -> None:
 def data_prepare(
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
 ) -> None:
-    """Make the default dataset present, in DVC's cache and in the DVC remote."""
+    """Make the default dataset present, in DVC's cache and in the DVC remote, and put the
+    dataset versions this checkout pins into the workspace (from DVC's cache or remote)."""
     from modelyard.config import load_params
-    from modelyard.data.default import prepare_default_dataset
+    from modelyard.data.default import materialise_dataset_versions, prepare_default_dataset
     from modelyard.env import apply_defaults
 
     apply_defaults()
     path = load_params(params).data.path
     how = prepare_default_dataset(Path.cwd(), path)
     typer.echo(f"{path}: {how}; tracked by DVC and pushed to the default remote")
+    versions = materialise_dataset_versions(Path.cwd())
+    if versions.restored:
+        typer.echo(f"dataset versions restored from DVC: {', '.join(versions.restored)}")
+    if versions.unavailable:
+        typer.echo(f"dataset versions in neither DVC's cache nor its remote (`dvc status` lists "
+                   f"them as deleted until `dvc pull` can reach a remote that has them): "
+                   f"{', '.join(versions.unavailable)}", err=True)
 
 
 @data_app.command("add")
