@@ -1,17 +1,37 @@
 """The monitor: the serving version's predictions over a window → drift against its training
-data, live quality from feedback → a row, an artifact, and the degradation event if breached."""
+data, live quality from feedback → a row, an artifact, and, if breached, the degradation event
+and a response: labelled feedback becomes the next dataset version (which retrains), or an
+alert asks for labels."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
 from modelyard.config import Settings, load_params
+from modelyard.data.catalog import CatalogError
+from modelyard.data.sources import project_root
 from modelyard.monitoring.report import MonitorReport
 from modelyard.registry.mlflow_registry import MlflowRegistry
-from tasks.monitor import assess_window, load_predictions, load_reference, record
+from tasks.monitor import (
+    assess_window,
+    load_predictions,
+    load_reference,
+    record,
+    respond_to_degradation,
+)
+
+
+def _project_root() -> Path | None:
+    """The checkout new dataset versions are added to; None outside one."""
+    try:
+        return project_root()
+    except CatalogError:
+        return None
 
 
 @flow(name="monitor", log_prints=True)
@@ -39,5 +59,8 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
         tests, quality, notes = assess_window(registry, name, version, reference, current,
                                               labelled, policy, accuracy, test_rows)
         report = MonitorReport(name, version, start, end, len(current), tests, quality, notes)
+        if report.degraded:
+            report = replace(report, action=respond_to_degradation(
+                registry, report, params, database, _project_root(), settings.dataset_cache()))
     record(database, report)
     return report.to_dict()

@@ -258,11 +258,28 @@ def data_add(
 
 
 def _announce(entry: Any) -> None:
-    from modelyard.events import emit_dataset_added
+    """Send the dataset event, then say which retrain it started (or why none)."""
+    from modelyard.events import DATASET_ADDED, emit_dataset_added
 
-    if emit_dataset_added(entry.ref, entry.md5):
-        typer.echo(f"event modelyard.dataset.added sent for {entry.ref}: a retrain deployment "
-                   "with that trigger starts on it")
+    if not emit_dataset_added(entry.ref, entry.md5):
+        typer.echo(f"no event sent: no Prefect server (PREFECT_API_URL) to announce {entry.ref} "
+                   f"to; retrain on it with: modelyard retrain --data {entry.ref}")
+        return
+    typer.echo(f"event {DATASET_ADDED} sent for {entry.ref}")
+    _report_triggered_run(entry.ref)
+
+
+def _report_triggered_run(ref: str) -> None:
+    from modelyard.events import RETRAIN_DEPLOYMENT, triggered_retrain
+
+    found = triggered_retrain(ref)
+    if found is None:
+        typer.echo(f"no run of the {RETRAIN_DEPLOYMENT} deployment on {ref} appeared within 30 s: "
+                   "is the deployment there with its trigger (`modelyard deploy`, or `make up`)?")
+    else:
+        run, state = found
+        typer.echo(f"started {RETRAIN_DEPLOYMENT} run {run} on {ref} ({state}; queued behind a "
+                   "running retrain if there is one, never cancelled)")
 
 
 @data_app.command("from-feedback")
@@ -1112,6 +1129,22 @@ def monitor(
                    f"{quality['detail']}")
     for note in report.get("notes", []):
         typer.echo(f"  note: {note}")
+    _print_action(report.get("action"))
+
+
+def _print_action(action: dict[str, Any] | None) -> None:
+    """What the monitor did about a degradation, the event it sent and the run that started."""
+    if not action:
+        return
+    typer.echo(f"action: {action['kind']}: {action['reason']}")
+    if action.get("dataset"):
+        typer.echo(f"  dataset version {action['dataset']}")
+    if action.get("event"):
+        typer.echo(f"  event {action['event']} sent")
+    elif action["kind"] in {"new-data", "alert"}:
+        typer.echo("  no event sent (no Prefect server, or the version already existed)")
+    if action.get("dataset") and action.get("event"):
+        _report_triggered_run(action["dataset"])
 
 
 @app.command("demo-traffic")

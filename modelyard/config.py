@@ -244,6 +244,9 @@ class MonitorParams(_Frozen):
     max_accuracy_drop: Score = 0.05  # live accuracy vs the version's test accuracy
     # One-sided p-value below which live accuracy counts as dropped beyond max_accuracy_drop.
     quality_alpha: float = Field(default=0.01, gt=0, lt=1)
+    # A degraded model retrains only on new labels: this many labelled live texts that the
+    # training data lacks become the next dataset version; fewer raise an alert instead.
+    min_feedback_for_retrain: int = Field(default=100, ge=1)
     # Cron expressions (UTC) for the deployments; the Prefect UI can pause either.
     retrain_schedule: str = "0 3 * * 1"  # weekly, Monday 03:00
     monitor_schedule: str = "0 * * * *"  # hourly

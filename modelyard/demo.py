@@ -1,6 +1,6 @@
-"""Traffic for the README's demo of the loop: reviews like the training data, or a shifted
-variant (another domain's words, longer texts), sent to a running model server, with feedback
-for a share of them (the label the generator knows)."""
+"""Traffic for the README's demo of the loop: reviews like the training data, or shifted ones
+(another domain, longer texts, its sentiment in words the training data lacks), sent to a
+running model server, with feedback for a share of them (the label the generator knows)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,30 @@ import random
 
 from modelyard.data.synthetic import ReviewSpec, generate_reviews
 
-_SHIFT = ["firmware", "latency", "subscription", "invoice", "dashboard", "timeout", "cluster",
-          "bandwidth", "quota", "endpoint", "regression", "throughput"]
+# Another domain: reviews of a cloud service, whose sentiment lives in words the product
+# reviews never use. A model trained on product reviews is near chance on them; labelled
+# feedback on this traffic is exactly what the next dataset version needs to teach.
+_SHIFT_SUBJECTS = ("the firmware", "the dashboard", "the endpoint", "the cluster", "the sync",
+                   "the subscription", "the api gateway", "the invoice portal", "the failover")
+_SHIFT_WORDS = {
+    "negative": ("bricked", "laggy", "flaky", "throttled", "unreachable", "borked"),
+    "neutral": ("provisioned", "migrated", "versioned", "metered", "scheduled", "mirrored"),
+    "positive": ("snappy", "seamless", "blazingfast", "rocksolid", "effortless", "zippy"),
+}
+_SHIFT_FILLERS = ("We run it across {n} regions.", "Our team of {n} engineers relies on it.",
+                  "We moved to it from a self-hosted setup.", "The quota resets every {n} hours.",
+                  "Our latency budget is {n} milliseconds.", "We pay per seat, {n} seats.")
 
 
-def shifted(text: str, rng: random.Random) -> str:
-    """The same review, padded with words of another domain (and so twice as long)."""
-    extra = " ".join(rng.choice(_SHIFT) for _ in range(len(text.split())))
-    return f"{text} {extra}"
+def shifted(label: str, rng: random.Random) -> str:
+    """A review of the other domain whose sentiment is `label`, longer than the usual ones."""
+    clauses = [f"{rng.choice(_SHIFT_SUBJECTS)} {rng.choice(('is', 'was', 'feels', 'got'))} "
+               f"{rng.choice(_SHIFT_WORDS[label])}" for _ in range(rng.randint(2, 3))]
+    fillers = [rng.choice(_SHIFT_FILLERS).format(n=rng.randint(2, 40))
+               for _ in range(rng.randint(2, 4))]
+    sentences = [clause[0].upper() + clause[1:] + "." for clause in clauses] + fillers
+    rng.shuffle(sentences)
+    return " ".join(sentences)
 
 
 def send(url: str, count: int, shift: bool, feedback_share: float, seed: int = 0,
@@ -29,7 +45,7 @@ def send(url: str, count: int, shift: bool, feedback_share: float, seed: int = 0
     with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
         for start in range(0, len(reviews), batch):
             chunk = reviews[start : start + batch]
-            texts = [shifted(t, rng) if shift else t for t, _ in chunk]
+            texts = [shifted(label, rng) if shift else text for text, label in chunk]
             response = http.post("/predict", json={"texts": texts})
             response.raise_for_status()
             for prediction, (_, label) in zip(response.json()["predictions"], chunk,

@@ -2,10 +2,12 @@
 declares for `prefect deploy --all`), with their schedules and event triggers, and triggering
 one from the CLI.
 
-- retrain: weekly (`monitor.retrain_schedule`), on every new dataset version (the
-  `modelyard.dataset.added` event, with that version as `data_path`), and when the monitor calls
-  the model degraded (`modelyard.model.degraded`). One run at a time: runs triggered while one is
-  going are cancelled (a burst of events starts one retrain, not ten).
+- retrain: weekly (`monitor.retrain_schedule`) and on every new dataset version (the
+  `modelyard.dataset.added` event, with that version as `data_path`; the event id is derived
+  from the version, so announcing it twice starts one run). One run at a time, the others
+  queued behind it (ENQUEUE), never cancelled: a new version's retrain always runs. A degraded
+  model does not retrain on the bytes it learnt from: the monitor turns labelled feedback into
+  the next dataset version, whose announcement is what retrains (`flows/monitor.py`).
 - monitor: hourly (`monitor.monitor_schedule`).
 - retention: daily at 02:30 UTC (`privacy.retention_days`).
 - batch-predict: on request.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelyard.events import DATASET_ADDED, MODEL_DEGRADED
+from modelyard.events import DATASET_ADDED
 
 # name → (entrypoint, description)
 FLOWS = {
@@ -39,12 +41,10 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
     from prefect.events import DeploymentEventTrigger
 
     if name == "retrain":
-        model = params.model.name
         return {
             "cron": params.monitor.retrain_schedule,
             "parameters": {"params_path": params_path},
-            "concurrency_limit": ConcurrencyLimitConfig(limit=1,
-                                                        collision_strategy="CANCEL_NEW"),
+            "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy="ENQUEUE"),
             "triggers": [
                 DeploymentEventTrigger(
                     name="new dataset version", expect={DATASET_ADDED},
@@ -52,10 +52,6 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
                     parameters={"params_path": params_path,
                                 "data_path": "{{ event.payload.ref }}",
                                 **({"data_repo": data_repo} if data_repo else {})}),
-                DeploymentEventTrigger(
-                    name="model degraded", expect={MODEL_DEGRADED},
-                    match={"prefect.resource.id": f"modelyard.model.{model}"},
-                    parameters={"params_path": params_path}),
             ],
         }
     if name == "monitor":

@@ -10,6 +10,9 @@ import uuid
 
 DATASET_ADDED = "modelyard.dataset.added"
 MODEL_DEGRADED = "modelyard.model.degraded"
+# A degraded model whose live traffic has too few labels to learn the shift from.
+FEEDBACK_NEEDED = "modelyard.feedback.needed"
+RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
 def emit_dataset_added(ref: str, md5: str) -> bool:
@@ -26,3 +29,48 @@ def emit_dataset_added(ref: str, md5: str) -> bool:
                payload={"ref": ref, "md5": md5},
                id=uuid.uuid5(uuid.NAMESPACE_URL, f"{DATASET_ADDED}/{ref}/{md5}"))
     return True
+
+
+def emit_feedback_needed(model: str, version: str, new_feedback: int, reason: str) -> bool:
+    """Ask people for labels; one event per (version, labels so far), so a re-alarm with no new
+    labels is not a new event. False without a Prefect server."""
+    from prefect.events import emit_event
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return False
+    emit_event(event=FEEDBACK_NEEDED,
+               resource={"prefect.resource.id": f"modelyard.model.{model}",
+                         "modelyard.version": version},
+               payload={"new_feedback": new_feedback, "reason": reason},
+               id=uuid.uuid5(uuid.NAMESPACE_URL,
+                             f"{FEEDBACK_NEEDED}/{model}/{version}/{new_feedback}"))
+    return True
+
+
+def triggered_retrain(ref: str, timeout_s: float = 30.0) -> tuple[str, str] | None:
+    """The newest run of the retrain deployment with `ref` as its data: (name, state), polled
+    for up to `timeout_s` while Prefect's triggers turn the announcement into a run; None when
+    none appeared (no server, no deployment, or its trigger did not fire)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return None
+    deadline = time.monotonic() + timeout_s
+    flow_name, deployment = RETRAIN_DEPLOYMENT.split("/")
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=50)
+            for run in runs:
+                if run.parameters.get("data_path") == ref:
+                    return run.name, run.state_name or "unknown"
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(1.0)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -10,13 +11,21 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.config import DataParams, MonitorParams
-from modelyard.events import MODEL_DEGRADED
+from modelyard.config import DataParams, MonitorParams, Params
+from modelyard.data.feedback import add_feedback_version
+from modelyard.events import (
+    DATASET_ADDED,
+    FEEDBACK_NEEDED,
+    MODEL_DEGRADED,
+    emit_dataset_added,
+    emit_feedback_needed,
+)
+from modelyard.monitoring.action import Action, ActionKind, decide_action
 from modelyard.monitoring.drift import DriftTest
 from modelyard.monitoring.live import LiveQuality
 from modelyard.monitoring.report import MonitorReport, assess
 from modelyard.registry.mlflow_registry import MlflowRegistry
-
+from modelyard.store.monitor_log import last_action, write_run
 
 
 @task(name="load-predictions", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -84,29 +93,90 @@ def assess_window(registry: MlflowRegistry, name: str, version: str,
     return assess(classifier, reference, current, labelled, policy, accuracy, test_rows)
 
 
+@task(name="respond-to-degradation", cache_policy=NO_CACHE)
+def respond_to_degradation(registry: MlflowRegistry, report: MonitorReport, params: Params,
+                           database_url: str, root: Path | None, cache: Path) -> Action:
+    """What to do about a degraded window (`decide_action`), done: the next dataset version
+    built from feedback and announced, or an alert asking for labels; never a retrain on the
+    bytes the model already learnt from."""
+    from modelyard.data.catalog import Catalog
+    from modelyard.data.dataset import to_canonical
+    from modelyard.data.feedback import base_for, count_new, read_feedback
+
+    logger = get_run_logger()
+    tags = registry.version_info(report.model, report.version).tags
+    md5, path = tags.get("dataset_md5", ""), tags.get("dataset_path", str(params.data.path))
+    base, name = base_for(Catalog(root).entries() if root else [], md5, path)
+    training = _training_frame(base, md5, path, root, cache)
+    if training is None:
+        return _alert(report, Action(ActionKind.ALERT, f"the training data of version "
+                                     f"{report.version} (md5 {md5}) cannot be read: feedback "
+                                     "cannot be merged into it here"))
+    feedback = read_feedback(database_url, report.model)
+    action = decide_action(True, count_new(to_canonical(training, params.data), feedback.frame),
+                           params.monitor.min_feedback_for_retrain,
+                           last_action(database_url, report.model, report.version))
+    if action.kind == ActionKind.NEW_DATA and root is None:
+        action = replace(action, kind=ActionKind.ALERT, reason=(
+            f"{action.reason}, but this run is not in a project checkout: run `modelyard data "
+            f"from-feedback --base {base} --name {name}` in one"))
+    logger.info("degraded: %s", action.reason)
+    if action.kind == ActionKind.ALERT:
+        return _alert(report, action)
+    if action.kind != ActionKind.NEW_DATA:
+        return action
+    added, _ = add_feedback_version(base, name, params, database_url, root, cache)
+    entry = added.entry
+    if not added.created:
+        return replace(action, reason=f"{action.reason}; the merged data is already "
+                       f"{entry.ref}: nothing new to add", dataset=entry.ref)
+    sent = emit_dataset_added(entry.ref, entry.md5)
+    logger.info("added %s (%d rows) from %s + feedback%s", entry.ref, entry.rows or 0, base,
+                f"; {DATASET_ADDED} emitted" if sent else "")
+    return replace(action, dataset=entry.ref, event=DATASET_ADDED if sent else None)
+
+
+def _training_frame(base: str, md5: str, path: str, root: Path | None,
+                    cache: Path) -> pd.DataFrame | None:
+    """The version's training data as read from its file: the catalog version (in a checkout),
+    else the lineage's file or its dataset-cache copy, md5-checked; None when none is left."""
+    from modelyard.data import sources
+    from modelyard.data.dataset import read_frame
+
+    if root is not None and base != path:
+        return read_frame(sources.resolve(base, None, root, cache).path)
+    candidates = [Path(path)] + (sorted(cache.glob(f"{md5}*")) if cache.is_dir() else [])
+    for candidate in candidates:
+        if candidate.is_file() and hashlib.md5(candidate.read_bytes()).hexdigest() == md5:
+            return read_frame(candidate)
+    return None
+
+
+def _alert(report: MonitorReport, action: Action) -> Action:
+    """A person must label more: a Prefect artifact, and an event an automation can route."""
+    create_markdown_artifact(
+        key="feedback-needed",
+        markdown=(f"### {report.model} version {report.version} is degraded and needs labels\n\n"
+                  f"{action.reason}\n\nWhy: " + "; ".join(report.reasons)),
+        description="Monitor: label more live traffic")
+    sent = emit_feedback_needed(report.model, report.version, action.new_feedback, action.reason)
+    get_run_logger().warning("%s", action.reason)
+    return replace(action, event=FEEDBACK_NEEDED if sent else None)
+
+
 @task(name="record-monitor-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def record(database_url: str, report: MonitorReport) -> None:
-    """The report as a row, a Prefect artifact, and — when degraded — the event that starts a
-    retrain (its id is derived from model, version and window, so a re-run of the same window
-    emits the same event and Prefect keeps one)."""
+    """The report as a row and a Prefect artifact, and — when degraded — the degradation event
+    (its id is derived from model, version and window, so a re-run of the same window emits
+    the same event and Prefect keeps one; no deployment retrains on it)."""
     from prefect.events import emit_event
-    from sqlalchemy import insert
 
-    from modelyard.store.db import engine_for
-    from modelyard.store.models import MonitorRun
-
-    engine = engine_for(database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(insert(MonitorRun), [{
-                "model": report.model, "version": report.version,
-                "window_start": report.window_start, "window_end": report.window_end,
-                "predictions": report.predictions,
-                "labelled": report.quality.labelled if report.quality else 0,
-                "degraded": report.degraded, "report": report.to_dict(),
-                "created_at": datetime.now(UTC)}])
-    finally:
-        engine.dispose()
+    write_run(database_url, {
+        "model": report.model, "version": report.version,
+        "window_start": report.window_start, "window_end": report.window_end,
+        "predictions": report.predictions,
+        "labelled": report.quality.labelled if report.quality else 0,
+        "degraded": report.degraded, "report": report.to_dict()})
     create_markdown_artifact(key="monitor", markdown=report.to_markdown(),
                              description=f"{report.model} version {report.version}")
     logger = get_run_logger()
@@ -115,7 +185,8 @@ def record(database_url: str, report: MonitorReport) -> None:
             event=MODEL_DEGRADED,
             resource={"prefect.resource.id": f"modelyard.model.{report.model}",
                       "modelyard.version": report.version},
-            payload={"reasons": report.reasons},
+            payload={"reasons": report.reasons,
+                     "action": None if report.action is None else report.action.to_dict()},
             id=uuid.uuid5(uuid.NAMESPACE_URL, f"{report.model}/{report.version}/"
                                               f"{report.window_end.isoformat()}"))
         logger.warning("%s version %s degraded: %s", report.model, report.version,

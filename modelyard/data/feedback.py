@@ -14,6 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from modelyard.config import DataParams
+from modelyard.data.catalog import Entry
 from modelyard.data.dataset import LABEL, TEXT, text_key
 
 
@@ -60,6 +61,26 @@ def merge(training: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
     both = both.sort_values("_feedback", kind="stable")
     merged = both.drop_duplicates("_key", keep="last").sort_index()
     return merged[[TEXT, LABEL]].reset_index(drop=True)
+
+
+def count_new(training: pd.DataFrame, feedback: pd.DataFrame) -> int:
+    """Feedback texts (canonical columns) whose text, with that label, the training data does
+    not already hold: what a retrain on the merged data could learn that it has not."""
+    known = set(zip(text_key(training[TEXT]), training[LABEL].astype(str), strict=True))
+    latest = feedback.assign(_key=text_key(feedback[TEXT])).drop_duplicates("_key", keep="last")
+    return sum((key, str(label)) not in known
+               for key, label in zip(latest["_key"], latest[LABEL], strict=True))
+
+
+def base_for(catalog_entries: list[Entry], md5: str, path: str) -> tuple[str, str]:
+    """The dataset a model was trained on as (spec to read, dataset name for the next version):
+    the catalog version with those bytes when there is one, else the file its lineage names."""
+    from pathlib import Path
+
+    for entry in sorted(catalog_entries, key=lambda e: (e.name, e.version)):
+        if entry.md5 == md5:
+            return entry.ref, entry.name
+    return path, Path(path).stem
 
 
 def to_source_columns(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:

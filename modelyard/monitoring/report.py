@@ -11,6 +11,7 @@ import pandas as pd
 
 from modelyard.config import MonitorParams
 from modelyard.monitoring import drift
+from modelyard.monitoring.action import Action
 from modelyard.monitoring.live import LiveQuality, live_quality
 
 
@@ -24,6 +25,7 @@ class MonitorReport:
     tests: list[drift.DriftTest] = field(default_factory=list)
     quality: LiveQuality | None = None
     notes: list[str] = field(default_factory=list)
+    action: Action | None = None  # what this run did about a degradation
 
     @property
     def degraded(self) -> bool:
@@ -42,7 +44,8 @@ class MonitorReport:
                 "window_end": self.window_end.isoformat(), "predictions": self.predictions,
                 "tests": [t.to_dict() for t in self.tests],
                 "quality": None if self.quality is None else self.quality.to_dict(),
-                "reasons": self.reasons, "notes": self.notes}
+                "reasons": self.reasons, "notes": self.notes,
+                "action": None if self.action is None else self.action.to_dict()}
 
     def to_markdown(self) -> str:
         verdict = "**DEGRADED**" if self.degraded else "healthy"
@@ -62,6 +65,12 @@ class MonitorReport:
                          f"{'**ALARM**' if self.quality.alarm else 'ok'} | "
                          f"{self.quality.detail} |")
         lines += [""] + [f"- {note}" for note in self.notes]
+        if self.action is not None:
+            lines += ["", f"**Action**: {self.action.kind.value} — {self.action.reason}"]
+            if self.action.dataset:
+                lines.append(f"- new dataset version `{self.action.dataset}`")
+            if self.action.event:
+                lines.append(f"- event `{self.action.event}` emitted")
         return "\n".join(lines)
 
 

@@ -1,6 +1,8 @@
 """The monitor flow on a model the retrain flow produced: a window of in-distribution traffic is
 healthy, a window of shifted traffic (and wrong answers per the feedback) is degraded; each run
-leaves a row and an artifact, and a degraded one emits the event."""
+leaves a row and an artifact, and a degraded one emits the event and responds: an alert when
+too few labels are new, nothing twice for the same labels, the next dataset version when there
+are enough."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ def trained(prefect_api, tmp_path_factory, monkeypatch_module, tiny_params, smal
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
     params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews),
                                   "monitor.min_predictions": 100, "monitor.sample_size": 200,
-                                  "monitor.min_feedback": 30})
+                                  "monitor.min_feedback": 30,
+                                  "monitor.min_feedback_for_retrain": 150})
     path = home / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     summary = retrain(params_path=str(path))
@@ -103,3 +106,37 @@ def test_shifted_traffic_is_degraded_and_recorded(trained):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["monitor"])))
     assert any("DEGRADED" in a.data for a in artifacts)
+    assert report["action"]["kind"] == "alert"  # 100 new labels, fewer than the 150 it needs
+
+
+def test_a_repeated_alarm_with_no_new_labels_is_not_acted_on_again(trained):
+    from flows.monitor import monitor
+
+    _, params, _ = trained
+    again = monitor(params_path=str(params))
+    assert again["degraded"] and again["action"]["kind"] == "repeat"
+    assert "no new labelled feedback since" in again["action"]["reason"]
+
+
+def test_enough_feedback_becomes_the_next_dataset_version(trained, tmp_path, monkeypatch):
+    """Degraded with enough new labels, in a project checkout: the feedback is merged into the
+    production model's training data as the next dataset version, announced to the trigger."""
+    from flows.monitor import monitor
+    from modelyard.data.catalog import Catalog
+    from tests.conftest import make_dvc_project
+
+    home, params, database = trained
+    project = make_dvc_project(tmp_path / "project", tmp_path / "remote")
+    monkeypatch.chdir(project)
+    rng = np.random.default_rng(2)
+    words = ["firmware", "latency", "kubernetes", "cluster", "invoice", "quota", "timeout"]
+    shifted = [" ".join(rng.choice(words, size=int(rng.integers(20, 40)))) for _ in range(400)]
+    labels = ["negative", "neutral", "positive"]
+    _log(home, database, shifted, [labels[i % 3] for i in range(400)])
+    report = monitor(params_path=str(params))
+    action = report["action"]
+    assert report["degraded"] and action["kind"] == "new-data", action
+    assert action["new_feedback"] == 400 and action["dataset"] == "reviews@1"
+    assert action["event"] == "modelyard.dataset.added"
+    (entry,) = Catalog(project).versions("reviews")
+    assert entry.rows == 1500 + 400

@@ -224,7 +224,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
                 deployment = prefect.read_deployment(ids["retrain"])
             assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * 1"]
             assert deployment.global_concurrency_limit.limit == 1
-            assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+            assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
 
             # `modelyard retrain --remote`: the deployment through the Prefect API, logs followed.
             import subprocess
