@@ -22,9 +22,10 @@ from prefect.states import Failed, State
 from modelyard.config import Settings, load_params
 from modelyard.data.catalog import CatalogError
 from modelyard.data.dataset import LABEL, TEXT
+from modelyard.data.membership import Membership
 from modelyard.data.sources import Source, project_root
 from modelyard.evaluation.metrics import majority_baseline
-from modelyard.data.membership import Membership
+from modelyard.promotion import DEPLOY_ERROR_TAG, DEPLOY_FAILED, DEPLOY_TAG
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.registry.splits import membership_md5
@@ -218,7 +219,8 @@ def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, 
                                 f"deploy check failed: {why}")
     if back is not None:
         reload_servers(servers, settings.admin_token)
-    registry.set_version_tags(name, version, {"deploy": "failed", "deploy_error": why[:4000]})
+    registry.set_version_tags(name, version, {DEPLOY_TAG: DEPLOY_FAILED,
+                                                DEPLOY_ERROR_TAG: why[:4000]})
     where = (f"production rolled back to version {back}" if back is not None else
              "production left at it: there is no earlier version to go back to")
     return f"deployment of {name} version {version} failed ({why}); {where}"

@@ -26,6 +26,7 @@ GATE_REPORT_TAG = "gate_report"
 FAILED_CHECK = "FAIL "  # how a failed check starts in the gate report tag
 TRUE = "true"
 PRODUCTION = "production"
+STAGING = "staging"
 FORCED = "FORCED"
 
 

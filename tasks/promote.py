@@ -25,6 +25,7 @@ from modelyard.data.dataset import Splits
 from modelyard.data.membership import SplitLineage, comparison_set
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
+from modelyard.promotion import GATE_REPORT_TAG, REJECTED_TAG, TRUE
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.registry.splits import load_membership
 from modelyard.store.audit import AuditLog
@@ -34,10 +35,10 @@ from tasks.registry import log_model
 
 def decision_tags(decision: GateDecision, run_id: str) -> dict[str, str]:
     """The gate's decision on the model version itself: verdict, every check, the full report."""
-    tags = {"gate_decision": decision.verdict, "gate_report": decision.to_text(),
+    tags = {"gate_decision": decision.verdict, GATE_REPORT_TAG: decision.to_text(),
             "gate_report_uri": f"runs:/{run_id}/gate/decision.md"}
     if not decision.passed:
-        tags["rejected"] = "true"
+        tags[REJECTED_TAG] = TRUE
     return tags
 
 

@@ -21,9 +21,7 @@ from typing import Any
 import pandas as pd
 
 from modelyard.data.identity import DatasetVersion
-
-STAGING = "staging"
-PRODUCTION = "production"
+from modelyard.promotion import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
 
 
 @dataclass(frozen=True)
