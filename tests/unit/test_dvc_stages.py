@@ -100,9 +100,11 @@ def _tracing_code(repo: Path) -> Iterator[set[str]]:
 
 
 def _build_entries(root: Path) -> dict[str, int]:
+    """Top-level entries under build/ → their modification time."""
     build = root / pipeline.BUILD
-    return {str(pipeline.BUILD / p.name): p.stat().st_mtime_ns
-            for p in build.iterdir()} if build.is_dir() else {}
+    if not build.is_dir():
+        return {}
+    return {str(pipeline.BUILD / p.name): p.stat().st_mtime_ns for p in build.iterdir()}
 
 
 def _signature_paths(stage: Callable[..., object]) -> set[str]:
@@ -111,30 +113,26 @@ def _signature_paths(stage: Callable[..., object]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def observed(tiny_params, small_reviews, repo, tmp_path_factory) -> dict[str, Observed]:
+def observed(tiny_params, small_reviews, tmp_path_factory) -> dict[str, Observed]:
     """Run the four stages in order, in a scratch directory, watching each."""
-    import os
-
     params = tiny_params.updated({"data.path": str(small_reviews), "train.epochs": 1,
                                   "train.max_steps": 2})
     scratch = tmp_path_factory.mktemp("stages")
-    previous = Path.cwd()
-    os.chdir(scratch)
+    code_root = Path(pipeline.__file__).resolve().parents[1]  # the checkout that is imported
     results = {}
-    try:
+    with pytest.MonkeyPatch.context() as place:
+        place.chdir(scratch)
         for name in STAGES:
             stage = getattr(pipeline, name)
             before = _build_entries(scratch)
             with pytest.MonkeyPatch.context() as patch, _recording_reads(params, patch) as reads, \
-                    _tracing_code(repo) as ran:
+                    _tracing_code(code_root) as ran:
                 stage(params)
             after = _build_entries(scratch)
             writes = {path for path, stamp in after.items() if before.get(path) != stamp}
             results[name] = Observed(frozenset(reads), frozenset(ran),
                                      frozenset(_signature_paths(stage) - writes),
                                      frozenset(writes))
-    finally:
-        os.chdir(previous)
     return results
 
 
@@ -150,6 +148,10 @@ def _entries(stage: dict, key: str) -> set[str]:
 
 def _covers(entry: str, key: str) -> bool:
     return key == entry or key.startswith(entry + ".")
+
+
+def _covers_path(dep: str, path: str) -> bool:
+    return path == dep or path.startswith(dep.rstrip("/") + "/")
 
 
 def _keys(tree: dict, prefix: str = "") -> set[str]:
@@ -208,6 +210,3 @@ def test_outputs_are_what_the_stage_writes(name, declared, observed):
     untracked = {str(path) for path in pipeline.NOT_DVC_OUTPUTS}
     assert outputs == set(observed[name].writes) - untracked
 
-
-def _covers_path(dep: str, path: str) -> bool:
-    return path == dep or path.startswith(dep.rstrip("/") + "/")
