@@ -108,6 +108,9 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noq
         # The tiny model is noisy on in-distribution slices from one training to the next; the
         # test is about the loop, so slices get room (the gate's rules have tests of their own).
         "gate.max_regression": 0.05, "gate.max_slice_regression": 0.15,
+        # At tiny_params' 3e-3 one training in a few collapses to one class (seen: a v2 that
+        # predicted only "neutral"); 1e-3 for 6 epochs trained every time it was tried.
+        "train.learning_rate": 1e-3, "train.epochs": 6,
     }).model_dump(mode="json")))
     config = StackConfig(root=tmp_path / "stack", postgres=server, prefix=prefix,
                          prefect_port=free_port(), mlflow_port=free_port(),
@@ -149,7 +152,8 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noq
         assert run.state.is_completed(), run.state
         client = MlflowClient(tracking_uri=urls["mlflow"], registry_uri=urls["mlflow"])
         production = client.get_model_version_by_alias(NAME, "production")
-        assert str(production.version) == "2", client.get_model_version(NAME, "2").tags
+        assert str(production.version) == "2", \
+            client.get_model_version(NAME, "2").tags.get("gate_report")
 
         from modelyard.data.catalog import Catalog
 
