@@ -19,7 +19,7 @@ def explain_candidate(model_dir: Path, test: pd.DataFrame, params: ExplainParams
                       registry: MlflowRegistry, run_id: str) -> ExplanationReport:
     """The candidate's explanation report on its test split: under `explanations/` in its
     MLflow run (HTML + JSON) and as the `explanations` Prefect artifact."""
-    explainer = Explainer(TextClassifier.load(model_dir), params.n_steps)
+    explainer = Explainer(TextClassifier.load(model_dir), params.report_n_steps)
     report = explanation_report(explainer, test[TEXT].tolist(), test[LABEL].tolist(),
                                 params.report_texts_per_class, params.report_top_tokens,
                                 params.report_worst)

@@ -88,6 +88,27 @@ def test_attributions_are_deterministic_and_complete(explainer):
         explainer.explain(text, label="spam")
 
 
+def test_explaining_many_at_once_matches_one_at_a_time(explainer):
+    texts = [text for text, _, _ in OBVIOUS] + [
+        "terrible " + " ".join(FILLER * 2), ""]  # a long text pads the short ones; an empty one
+    labels = [None, "negative", None, "positive", None, "neutral", None]
+    together = explainer.explain_many(texts, labels)
+    assert [e.text for e in together] == texts
+    for both, alone in zip(together, (explainer.explain(t, lab) for t, lab in zip(texts, labels)),
+                           strict=True):
+        assert (both.label, both.predicted, both.truncated) == (
+            alone.label, alone.predicted, alone.truncated)
+        assert [(t.token, t.start, t.end) for t in both.tokens] == [
+            (t.token, t.start, t.end) for t in alone.tokens]
+        # Padding is masked: a neighbour changes nothing beyond float rounding.
+        assert [t.attribution for t in both.tokens] == pytest.approx(
+            [t.attribution for t in alone.tokens], abs=1e-5)
+        assert both.probability == pytest.approx(alone.probability, abs=1e-5)
+    assert explainer.explain_many([]) == []
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        explainer.explain_many(["awful", "okay"], ["negative"])
+
+
 def test_renderings(explainer):
     explanation = explainer.explain("<b>excellent</b> & wonderful")
     snippet = to_html(explanation)
@@ -112,5 +133,10 @@ def test_report_names_each_class_keywords_and_the_worst_mistakes(explainer):
         assert drivers.explained == 20
     assert report.worst and report.worst[0][1].text == test.loc[0, "text"]
     assert "Most confident mistakes" in report.to_markdown()
+    # The report says how it was made: method, steps, how many texts of how many, the error.
+    assert report.to_markdown().startswith(
+        f"Integrated gradients ({explainer.n_steps} steps) on "
+        f"{sum(d.explained for d in report.drivers)} of {len(test)} test texts")
+    assert 0 < report.mean_delta < 0.25 and report.to_dict()["n_steps"] == explainer.n_steps
     assert report.to_html().startswith("<!doctype html>")
     assert report.to_dict()["classes"][0]["tokens"][0]["count"] >= 1
