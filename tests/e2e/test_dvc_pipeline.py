@@ -9,13 +9,14 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.helpers.checkout import copy_checkout
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +34,7 @@ def copy(repo: Path, tmp_path_factory) -> Path:
     from modelyard.data.synthetic import write_reviews
 
     root = tmp_path_factory.mktemp("pipeline") / "project"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=repo, capture_output=True, text=True, check=True).stdout
-    for name in listed.splitlines():
-        if (repo / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, root / name)
+    copy_checkout(repo, root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["model"].update(backbone="tiny", max_length=64)
     params["train"].update(epochs=1, learning_rate=3e-3)

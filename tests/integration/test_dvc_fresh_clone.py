@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.checkout import copy_checkout
+
 DATA_POINTERS = ("data/reviews.csv.dvc", "data/datasets/reviews/v1.csv.dvc")
 LAUNCHER = Path("scripts/dvc-stage")
 CHEAP_STAGES = ("prepare", "validate")
@@ -40,12 +42,7 @@ def clone(repo: Path, tmp_path_factory) -> Path:
     """The files git would hand a new user (tracked, plus new ones not ignored), committed in a
     repository of their own, with this test run's environment linked as `.venv`."""
     root = tmp_path_factory.mktemp("fresh") / "project"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=repo, capture_output=True, text=True, check=True).stdout
-    for name in listed.splitlines():
-        if (repo / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, root / name)
+    copy_checkout(repo, root)
     (root / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     for args in (("init", "-q"), ("config", "user.email", "t@modelyard.invalid"),
                  ("config", "user.name", "t"), ("add", "-A"), ("commit", "-qm", "clone")):
