@@ -95,12 +95,18 @@ def inherit_split(frame: pd.DataFrame, params: DataParams, parent: Membership | 
     its split. Without a parent, or with a fixed test file, it is `dataset.split` unchanged."""
     if parent is None or test is not None:
         return split(frame, params, test), SplitLineage(None, {}, {})
+    frame = frame.reset_index(drop=True)
     hashes = text_hashes(frame[TEXT])
     inherited = parent.lookup(hashes)
     fresh = inherited.isna().to_numpy()
     assigned = inherited.copy()
     assigned[fresh] = _assign_new(hashes[fresh], frame.loc[fresh, LABEL], params)
-    parts = [frame[(assigned == name).to_numpy()].sample(frac=1.0, random_state=params.seed)
+    # Rows in the order the plain split would give them: the same data with the same parent
+    # then trains on the same batches in the same order, so a rerun reproduces its model.
+    plain = split(frame.assign(_row=np.arange(len(frame))), params)
+    order = np.concatenate([part["_row"].to_numpy() for part in
+                            (plain.train, plain.val, plain.test)])
+    parts = [frame.iloc[[row for row in order if assigned.iat[row] == name]]
              .reset_index(drop=True) for name in SPLITS]
     lineage = SplitLineage(
         parent_version,

@@ -129,3 +129,16 @@ def test_the_gate_report_says_how_the_comparison_set_was_made(tiny_params):
                       tiny_params.gate, notes=notes)
     assert notes[0] in decision.to_markdown() and notes[0] in decision.to_text()
     assert decision.to_dict()["notes"] == notes
+
+
+def test_the_same_data_under_its_own_membership_splits_exactly_as_before():
+    """A rerun on unchanged data must train on the same rows in the same order (a seeded CPU
+    training then reproduces its model and the gate sees +0.0000)."""
+    frame = _frame(0, 500)
+    plain = split(frame, PARAMS)
+    again, lineage = inherit_split(frame.sample(frac=1.0, random_state=9).sort_index(), PARAMS,
+                                   Membership.of(plain), "1")
+    assert sum(lineage.new.values()) == 0
+    for ours, theirs in zip((again.train, again.val, again.test),
+                            (plain.train, plain.val, plain.test), strict=True):
+        pd.testing.assert_frame_equal(ours, theirs)
