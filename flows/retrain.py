@@ -24,7 +24,7 @@ from modelyard.data.catalog import CatalogError
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.data.membership import Membership
 from modelyard.data.sources import Source, project_root
-from modelyard.evaluation.metrics import majority_baseline
+from modelyard.evaluation.metrics import Metrics, majority_baseline
 from modelyard.promotion import DEPLOY_ERROR_TAG, DEPLOY_FAILED, DEPLOY_TAG
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
@@ -32,6 +32,7 @@ from modelyard.registry.splits import membership_md5
 from modelyard.report import retrain_summary
 from modelyard.store.audit import AuditLog
 from modelyard.training.checkpoint import training_key
+from modelyard.training.fit import Trained
 from tasks.data import (
     Rejected,
     load_dataset,
@@ -120,10 +121,7 @@ def retrain(
         comparison = fair_comparison(
             splits.test, parent if champion == parent_version else
             champion_split(registry, name, champion), champion, split_lineage)
-        candidate = evaluate_candidate(trained.model_dir, comparison.test, labels)
-        if trained.result.epsilon is not None:  # what the gate's privacy budget judges
-            candidate = replace(candidate, costs={**candidate.costs,
-                                                  "dp_epsilon": trained.result.epsilon})
+        candidate = _evaluate(trained, comparison.test, labels)
         if params.explain.report:
             explain_candidate(trained.model_dir, comparison.test, params.explain, registry,
                               run_id)
@@ -192,6 +190,14 @@ def retrain(
     if deploy_failure is not None:
         return Failed(message=deploy_failure, data=summary)
     return summary
+
+
+def _evaluate(trained: Trained, test: pd.DataFrame, labels: list[str]) -> Metrics:
+    """The candidate on the comparison set, with the privacy budget it spent (for the gate)."""
+    candidate = evaluate_candidate(trained.model_dir, test, labels)
+    if trained.result.epsilon is None:
+        return candidate
+    return replace(candidate, costs={**candidate.costs, "dp_epsilon": trained.result.epsilon})
 
 
 def _compute(trained: Any) -> dict[str, Any]:
