@@ -88,7 +88,7 @@ def report_cost(params_path: Path, model_dir: Path) -> None:
     from modelyard.config import load_params
     from modelyard.data.dataset import LABEL, TEXT
     from modelyard.explain import Explainer, explanation_report
-    from modelyard.training.model import TextClassifier
+    from modelyard.inference import TextClassifier
 
     test, training = _trained_model(params_path, model_dir)
     explain = load_params(params_path).explain

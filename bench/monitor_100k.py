@@ -37,7 +37,8 @@ def main() -> None:
     from modelyard.registry.pyfunc import predictions_frame
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
-    from modelyard.training.model import TextClassifier, build_model
+    from modelyard.training.model import build_model
+    from modelyard.inference import TextClassifier
 
     apply_defaults()
     scratch = Path(tempfile.mkdtemp(prefix="monitor-bench-"))

@@ -26,7 +26,8 @@ def _register(root: Path, backbone: str) -> str:
     from modelyard.data.synthetic import LABELS, generate_reviews
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.registry.pyfunc import predictions_frame
-    from modelyard.training.model import TextClassifier, build_model
+    from modelyard.training.model import build_model
+    from modelyard.inference import TextClassifier
 
     texts = [text for text, _ in generate_reviews()][:2000]
     model, tokenizer = build_model(ModelParams(backbone=backbone), list(LABELS), texts)
@@ -80,7 +81,7 @@ def main() -> None:
     from modelyard.env import apply_defaults
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.serving.app import create_app
-    from modelyard.training.model import TextClassifier
+    from modelyard.inference import TextClassifier
     from tests.conftest import ServerThread
 
     apply_defaults()

@@ -34,7 +34,7 @@ def main() -> int:
     from modelyard.env import apply_defaults
     from modelyard.evaluation.metrics import score
     from modelyard.training.fit import fit
-    from modelyard.training.model import TextClassifier
+    from modelyard.inference import TextClassifier
 
     apply_defaults()
     params = Params().updated({

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from modelyard.batch import check_output, finish, parts_dir, read_input, screen_input
+from modelyard.adapters.batch import check_output, finish, parts_dir, read_input, screen_input
 from modelyard.config import Settings, load_params
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from tasks.batch import plan_batch, score

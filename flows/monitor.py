@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow
 
 from modelyard.config import Settings, load_params
-from modelyard.data.catalog import CatalogError
-from modelyard.data.sources import project_root
+from modelyard.adapters.catalog import CatalogError
+from modelyard.adapters.datasets import project_root
 from modelyard.monitoring.report import MonitorReport
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from tasks.monitor import (

@@ -20,10 +20,10 @@ from prefect.settings import get_current_settings
 from prefect.states import Failed, State
 
 from modelyard.config import Settings, load_params
-from modelyard.data.catalog import CatalogError
+from modelyard.adapters.catalog import CatalogError
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.data.membership import Membership
-from modelyard.data.sources import Source, project_root
+from modelyard.adapters.datasets import Source, project_root
 from modelyard.evaluation.metrics import Metrics, majority_baseline
 from modelyard.promotion import DEPLOY_ERROR_TAG, DEPLOY_FAILED, DEPLOY_TAG
 from modelyard.registry.lineage import lineage_tags

@@ -141,8 +141,8 @@ def _check_training_input(params: Params, data: str | None, data_repo: str | Non
 
     With --remote, a plain file that is not on this machine is left to the worker, which may
     see files this one does not; versions (NAME@VERSION) are checked here as well."""
-    from modelyard.data.catalog import CatalogError, DataRef
-    from modelyard.data.workspace_catalog import check_reference
+    from modelyard.adapters.catalog import CatalogError, DataRef
+    from modelyard.adapters.workspace_catalog import check_reference
 
     specs = [data or str(params.data.path)]
     if params.data.test_path is not None:
@@ -155,7 +155,7 @@ def _check_training_input(params: Params, data: str | None, data_repo: str | Non
         _fail(f"{error}\nNothing was trained, registered or promoted.")
 
     from modelyard.config import Settings
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
     from modelyard.data.dataset import DatasetError, read_frame
     from modelyard.data.input_check import InputError, check_training_frame
 
@@ -189,7 +189,7 @@ def _preflight(params: Params) -> None:
         backbone_path(params.model.backbone)
     if params.train.precision in _NEEDS_A_GPU:  # auto and fp32 suit every device
         from modelyard.training.loop import resolve_precision
-        from modelyard.training.model import pick_device
+        from modelyard.inference import pick_device
 
         resolve_precision(pick_device(), params.train.precision)
     if params.promotion.mode != "manual":
@@ -209,7 +209,7 @@ def data_prepare(
     """Make the default dataset present, in DVC's cache and in the DVC remote, and put the
     dataset versions this checkout pins into the workspace (from DVC's cache or remote)."""
     from modelyard.config import load_params
-    from modelyard.data.default import materialise_dataset_versions, prepare_default_dataset
+    from modelyard.adapters.default_dataset import materialise_dataset_versions, prepare_default_dataset
     from modelyard.env import apply_defaults
 
     apply_defaults()
@@ -239,7 +239,7 @@ def data_add(
 
     apply_defaults()
     loaded = _load_params_or_exit(params)
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
 
     with _data_errors():
         added = sources.add(sources.project_root(), path, name or path.stem, loaded, push=push)
@@ -259,7 +259,7 @@ def data_add(
 
 def _announce(entry: Any) -> None:
     """Send the dataset event, then say which retrain it started (or why none)."""
-    from modelyard.events import DATASET_ADDED, emit_dataset_added
+    from modelyard.orchestration.events import DATASET_ADDED, emit_dataset_added
 
     if not emit_dataset_added(entry.ref, entry.md5):
         typer.echo(f"no event sent: no Prefect server (PREFECT_API_URL) to announce {entry.ref} "
@@ -270,7 +270,7 @@ def _announce(entry: Any) -> None:
 
 
 def _report_triggered_run(ref: str) -> None:
-    from modelyard.events import RETRAIN_DEPLOYMENT, triggered_retrain
+    from modelyard.orchestration.events import RETRAIN_DEPLOYMENT, triggered_retrain
 
     found = triggered_retrain(ref)
     if found is None:
@@ -296,8 +296,8 @@ def data_from_feedback(
     from datetime import UTC, datetime
 
     from modelyard.config import Settings
-    from modelyard.data import sources
-    from modelyard.data.feedback import add_feedback_version
+    from modelyard.adapters import datasets as sources
+    from modelyard.adapters.feedback import add_feedback_version
     from modelyard.env import apply_defaults
 
     apply_defaults()
@@ -337,8 +337,8 @@ def data_list(
     from modelyard.env import apply_defaults
 
     apply_defaults()
-    from modelyard.data import sources
-    from modelyard.data.catalog import Catalog
+    from modelyard.adapters import datasets as sources
+    from modelyard.adapters.catalog import Catalog
 
     with _data_errors():
         entries = Catalog(repo or sources.project_root(), rev).entries()
@@ -365,8 +365,8 @@ def data_show(
 
     apply_defaults()
     from modelyard.config import Settings
-    from modelyard.data import sources
-    from modelyard.data.catalog import Catalog, CatalogError, DataRef
+    from modelyard.adapters import datasets as sources
+    from modelyard.adapters.catalog import Catalog, CatalogError, DataRef
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
     with _data_errors():
@@ -727,10 +727,10 @@ class _data_errors:
     def __exit__(self, kind: Any, error: Any, trace: Any) -> bool:
         if error is None:
             return False
-        from modelyard.data.catalog import CatalogError
+        from modelyard.adapters.catalog import CatalogError
         from modelyard.data.dataset import DatasetError
         from modelyard.data.validation import DataValidationError
-        from modelyard.data.versioning import DvcError
+        from modelyard.adapters.dvc import DvcError
 
         if isinstance(error, CatalogError | DatasetError | DataValidationError | DvcError):
             from rich.console import Console
@@ -747,7 +747,7 @@ def _stage(name: str, params: Path) -> None:
 
     apply_defaults()
     loaded = _load_params_or_exit(params)
-    from modelyard import pipeline
+    from modelyard.orchestration import pipeline
 
     with _data_errors():
         result = getattr(pipeline, name)(loaded)
@@ -784,7 +784,7 @@ def train(
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    from modelyard import pipeline
+    from modelyard.orchestration import pipeline
 
     with _data_errors():
         result = pipeline.train(loaded)
@@ -877,7 +877,7 @@ def predict(
     """Batch prediction (the batch-predict flow): resumable, one model version per output."""
     import sys
 
-    from modelyard.batch import BatchError, check_input, check_output
+    from modelyard.adapters.batch import BatchError, check_input, check_output
     from modelyard.config import Settings
     from modelyard.env import apply_defaults
 
@@ -968,7 +968,7 @@ def explain(
 def _stack_config(root: Path, params: Path) -> Any:
     import os
 
-    from modelyard.stack import PORT_ENV, PREFIX_ENV, StackConfig
+    from modelyard.orchestration.stack import PORT_ENV, PREFIX_ENV, StackConfig
 
     def port(service: str, default: str) -> int:
         return int(os.environ.get(PORT_ENV.format(service.upper()), default))
@@ -976,7 +976,7 @@ def _stack_config(root: Path, params: Path) -> Any:
     return StackConfig(
         root=root.resolve(), params=params.resolve(), project=Path.cwd().resolve(),
         postgres=os.environ.get("MODELYARD_STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        # Unset: names of this project's own (see modelyard.stack.default_prefix).
+        # Unset: names of this project's own (see modelyard.orchestration.stack.default_prefix).
         prefix=os.environ.get(PREFIX_ENV) or None,
         prefect_port=port("prefect", "4200"), mlflow_port=port("mlflow", "5000"),
         model_port=port("model", "8000"),
@@ -988,7 +988,7 @@ _STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artif
 
 def _print_stack(config: Any) -> None:
     """The URLs, then the export lines a shell needs to use the stack."""
-    from modelyard.stack import export_lines
+    from modelyard.orchestration.stack import export_lines
 
     urls = config.urls
     typer.echo(f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
@@ -1009,7 +1009,7 @@ def stack_up(
 ) -> None:
     """Start the stack (supervised, in the background) and print its URLs and exports; when one
     is already running from ROOT, say so and print its."""
-    from modelyard.stack import running, supervisor_pid, up
+    from modelyard.orchestration.stack import running, supervisor_pid, up
 
     current = running(root.resolve())
     if current is not None:
@@ -1030,7 +1030,7 @@ def stack_up(
 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from modelyard.deployments import deploy
+        from modelyard.orchestration.deployments import deploy
 
         env = config.client_env()
         os.environ.update(env)
@@ -1042,7 +1042,7 @@ def stack_up(
 @stack_app.command("env")
 def stack_env(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> None:
     """Print the export lines of the stack running from ROOT: eval "$(modelyard stack env)"."""
-    from modelyard.stack import export_lines, running
+    from modelyard.orchestration.stack import export_lines, running
 
     config = running(root.resolve())
     if config is None:
@@ -1055,7 +1055,7 @@ def stack_env(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> 
 @stack_app.command("down")
 def stack_down(root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack")) -> None:
     """Stop exactly what `stack up` started."""
-    from modelyard.stack import down
+    from modelyard.orchestration.stack import down
 
     typer.echo("stopped" if down(root.resolve()) else f"no stack is running from {root}")
 
@@ -1068,7 +1068,7 @@ def deploy(
     must name a server)."""
     from prefect.settings import get_current_settings
 
-    from modelyard.deployments import deploy as deploy_flows
+    from modelyard.orchestration.deployments import deploy as deploy_flows
     from modelyard.env import apply_defaults
 
     apply_defaults()
@@ -1085,7 +1085,7 @@ def doctor() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from modelyard.doctor import run_checks
+    from modelyard.orchestration.doctor import run_checks
     from modelyard.env import apply_defaults
 
     apply_defaults()

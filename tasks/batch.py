@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.batch import Manifest, load_manifest, score_chunks, start
+from modelyard.adapters.batch import Manifest, load_manifest, score_chunks, start
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 

@@ -13,8 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from modelyard.config import DataParams, Params
 from modelyard.data import dataset as ds
-from modelyard.data import sources
-from modelyard.data.catalog import CatalogError
+from modelyard.adapters import datasets as sources
+from modelyard.adapters.catalog import CatalogError
 from modelyard.data.membership import Membership, SplitLineage, inherit_split
 from modelyard.data.validation import (
     DataValidationError,

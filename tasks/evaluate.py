@@ -16,7 +16,7 @@ from modelyard.evaluation.metrics import Metrics, p95_latency_ms, score
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.registry.splits import load_membership
 from modelyard.store.audit import AuditLog
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 
 def _score(classifier: TextClassifier, test: pd.DataFrame, labels: list[str]) -> Metrics:

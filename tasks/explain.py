@@ -11,7 +11,7 @@ from modelyard.config import ExplainParams
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.explain import Explainer, ExplanationReport, explanation_report
 from modelyard.registry.mlflow_registry import MlflowRegistry
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 
 @task(name="explain-candidate", cache_policy=NO_CACHE)

@@ -12,8 +12,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modelyard.config import DataParams, MonitorParams, Params
-from modelyard.data.feedback import add_feedback_version
-from modelyard.events import (
+from modelyard.adapters.feedback import add_feedback_version
+from modelyard.orchestration.events import (
     DATASET_ADDED,
     FEEDBACK_NEEDED,
     MODEL_DEGRADED,
@@ -99,9 +99,9 @@ def respond_to_degradation(registry: MlflowRegistry, report: MonitorReport, para
     """What to do about a degraded window (`decide_action`), done: the next dataset version
     built from feedback and announced, or an alert asking for labels; never a retrain on the
     bytes the model already learnt from."""
-    from modelyard.data.catalog import Catalog
+    from modelyard.adapters.catalog import Catalog
     from modelyard.data.dataset import to_canonical
-    from modelyard.data.feedback import base_for, count_new, read_feedback
+    from modelyard.adapters.feedback import base_for, count_new, read_feedback
 
     logger = get_run_logger()
     tags = registry.version_info(report.model, report.version).tags
@@ -140,7 +140,7 @@ def _training_frame(base: str, md5: str, path: str, root: Path | None,
                     cache: Path) -> pd.DataFrame | None:
     """The version's training data as read from its file: the catalog version (in a checkout),
     else the lineage's file or its dataset-cache copy, md5-checked; None when none is left."""
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
     from modelyard.data.dataset import read_frame
 
     if root is not None and base != path:

@@ -16,7 +16,7 @@ from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.registry.splits import log_membership
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:

@@ -13,7 +13,7 @@ from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.training.cost import ComputeMeter, attempt_metrics, run_attempts, total
 from modelyard.training.fit import Trained, fit
 from modelyard.training.loop import epoch_metrics
-from modelyard.training.model import pick_device
+from modelyard.inference import pick_device
 
 _STEP_LOG_EVERY = 10
 # Interim cost figures, every 30 s and at each checkpoint step (logged just before the

@@ -164,7 +164,8 @@ def register_tiny_versions(registry, name: str, root: Path, seeds=(1, 2),
 
     from modelyard.config import ModelParams, TinyBackbone
     from modelyard.registry.pyfunc import predictions_frame
-    from modelyard.training.model import TextClassifier, build_model
+    from modelyard.training.model import build_model
+    from modelyard.inference import TextClassifier
 
     for seed in seeds:
         torch.manual_seed(seed)

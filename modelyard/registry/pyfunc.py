@@ -10,7 +10,7 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow.pyfunc import PythonModelContext
 
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 MODEL_DIR_ARTIFACT = "model_dir"
 

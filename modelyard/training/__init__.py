@@ -1,1 +1,1 @@
-"""Model construction, the training loop and the inference wrapper."""
+"""Training: model construction, the loop, checkpoints, distributed setup, cost metering."""

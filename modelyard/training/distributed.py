@@ -1,7 +1,7 @@
 """Several processes, one model: PyTorch's own launcher (`torchrun`) and DistributedDataParallel.
 
 `launch` starts `python -m torch.distributed.run --standalone --nproc_per_node N` on
-`modelyard.training.worker`; each worker joins the process group (NCCL on GPUs, gloo on CPUs),
+`modelyard.orchestration.worker`; each worker joins the process group (NCCL on GPUs, gloo on CPUs),
 the training loop wraps the model in DDP and gives each rank every N-th batch of the same
 length-grouped order. Gradients are averaged across ranks at every backward pass, so one
 optimizer step sees `batch_size * grad_accumulation * nproc` texts: the global batch. The
@@ -58,7 +58,7 @@ def launch(splits_dir: Path, params_path: Path, out_dir: Path, nproc: int,
     report = out_dir.parent / f"{out_dir.name}.result.json"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "modelyard.training.worker",
+        f"--nproc_per_node={nproc}", "-m", "modelyard.orchestration.worker",
         "--splits", str(splits_dir), "--params", str(params_path), "--out", str(out_dir),
         "--report", str(report),
     ]

@@ -15,7 +15,8 @@ from modelyard.training.loop import (
     seed_everything,
     train_classifier,
 )
-from modelyard.training.model import TextClassifier, build_model
+from modelyard.training.model import build_model
+from modelyard.inference import TextClassifier
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from modelyard.config import TrainParams
 from modelyard.training import checkpoint as ckpt
 from modelyard.training import distributed
 from modelyard.evaluation.metrics import classification_metrics
-from modelyard.training.model import TextClassifier, pick_device
+from modelyard.inference import TextClassifier, pick_device
 
 StepCallback = Callable[[int, dict[str, float]], None]
 EpochCallback = Callable[[int, dict[str, float]], None]

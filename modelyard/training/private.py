@@ -31,7 +31,7 @@ from modelyard.training.loop import (
     peak_memory_mb,
     seed_everything,
 )
-from modelyard.training.model import TextClassifier, pick_device
+from modelyard.inference import TextClassifier, pick_device
 
 
 class _Indices:

@@ -25,7 +25,7 @@ NAME = "bad-data-reviews"
 def project(tmp_path_factory, monkeypatch_module, prefect_api, tiny_params):
     """A DVC project with one dataset version and one model trained on it (v1 in production)."""
     from flows.retrain import retrain
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
     from modelyard.data.synthetic import ReviewSpec, write_reviews
 
     base = tmp_path_factory.mktemp("bad-data")
@@ -49,7 +49,7 @@ def project(tmp_path_factory, monkeypatch_module, prefect_api, tiny_params):
 def snapshot(project) -> dict:
     from mlflow import MlflowClient
 
-    from modelyard.data.catalog import Catalog
+    from modelyard.adapters.catalog import Catalog
 
     client = MlflowClient(tracking_uri=project["uri"], registry_uri=project["uri"])
     versions = sorted(

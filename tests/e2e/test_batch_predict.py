@@ -126,7 +126,7 @@ def test_an_existing_output_is_replaced_only_when_asked(prefect_api, home):
     from sqlalchemy import inspect
 
     from flows.batch_predict import batch_predict
-    from modelyard.batch import TEMPORARY_PREFIX, BatchError
+    from modelyard.adapters.batch import TEMPORARY_PREFIX, BatchError
     from modelyard.store.db import engine_for
 
     kept = home / "kept.csv"
@@ -157,7 +157,7 @@ def test_an_output_that_appears_mid_run_is_kept_and_the_run_resumes(prefect_api,
     clobber it and keeps its parts; the same command with --replace resumes every chunk."""
     import tasks.batch
     from flows.batch_predict import batch_predict
-    from modelyard.batch import BatchError
+    from modelyard.adapters.batch import BatchError
 
     out = home / "racing.parquet"
     original = tasks.batch.score_chunks

@@ -122,7 +122,7 @@ def test_enough_feedback_becomes_the_next_dataset_version(trained, tmp_path, mon
     """Degraded with enough new labels, in a project checkout: the feedback is merged into the
     production model's training data as the next dataset version, announced to the trigger."""
     from flows.monitor import monitor
-    from modelyard.data.catalog import Catalog
+    from modelyard.adapters.catalog import Catalog
     from tests.conftest import make_dvc_project
 
     home, params, database = trained

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from modelyard.batch import SQL, TEMPORARY_PREFIX, BatchError, finish
+from modelyard.adapters.batch import SQL, TEMPORARY_PREFIX, BatchError, finish
 from modelyard.store.models import platform_tables
 from tests.conftest import REPO
 from tests.integration.test_audit import PG, FakeRegistry, _postgres_database

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from modelyard.config import Params
-from modelyard.data import sources
-from modelyard.data.catalog import Catalog, CatalogError, DataRef
+from modelyard.adapters import datasets as sources
+from modelyard.adapters.catalog import Catalog, CatalogError, DataRef
 from modelyard.data.identity import file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
 from tests.conftest import make_dvc_project

@@ -134,8 +134,8 @@ def test_a_refusal_in_its_own_process_starts_nothing(home, tmp_path):
 @pytest.fixture
 def project(tmp_path, monkeypatch, home):
     """A DVC project whose dataset `reviews` has version 1 (DVC-tracked, described)."""
-    from modelyard.data.catalog import version_path, write_meta
-    from modelyard.data.versioning import DvcRepo
+    from modelyard.adapters.catalog import version_path, write_meta
+    from modelyard.adapters.dvc import DvcRepo
 
     root = make_dvc_project(tmp_path / "project", tmp_path / "remote")
     target = version_path(root, "reviews", 1, ".csv")
@@ -148,8 +148,8 @@ def project(tmp_path, monkeypatch, home):
 
 
 def test_the_workspace_catalog_lists_what_dvc_lists(project):
-    from modelyard.data.catalog import Catalog
-    from modelyard.data.workspace_catalog import WorkspaceCatalog
+    from modelyard.adapters.catalog import Catalog
+    from modelyard.adapters.workspace_catalog import WorkspaceCatalog
 
     fast, dvc = WorkspaceCatalog(project), Catalog(project)
     assert fast.names() == dvc.names() == ["reviews"]

@@ -8,7 +8,8 @@ from modelyard.config import ModelParams, TinyBackbone
 from modelyard.data.identity import dataset_version
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
-from modelyard.training.model import TextClassifier, build_model
+from modelyard.training.model import build_model
+from modelyard.inference import TextClassifier
 from tests.conftest import predict_in_fresh_process
 
 LABELS = ["negative", "neutral", "positive"]

@@ -32,7 +32,7 @@ def _leaks(root: Path) -> list[str]:
 def test_redacted_mode_stores_no_planted_personal_data(tmp_path, tiny_params, small_reviews,
                                                        monkeypatch):
     from modelyard.data.dataset import Splits
-    from modelyard.data.feedback import add_feedback_version
+    from modelyard.adapters.feedback import add_feedback_version
     from tasks.registry import log_model
 
     stores = tmp_path / "stores"

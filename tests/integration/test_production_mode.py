@@ -54,7 +54,7 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     """`stack env` and a second `stack up` print the running stack's exports (never its admin
     token); a second project on the same PostgreSQL gets its own databases, is refused the
     first's (owner named), and cannot start on the first's ports."""
-    from modelyard.stack import StackConfig, StackError, ensure_databases, export_lines, up
+    from modelyard.orchestration.stack import StackConfig, StackError, ensure_databases, export_lines, up
 
     exports = export_lines(config.client_env())
     token = json.loads((config.root / "config.json").read_text())["admin_token"]
@@ -102,7 +102,7 @@ def _project(root, data, tiny_params):
     """A DVC project whose dataset `reviews@1` is the tiny model's training data."""
     import subprocess
 
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
     from tests.conftest import make_dvc_project
 
     make_dvc_project(root, root.parent / "dvc-remote")
@@ -123,7 +123,7 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     from sqlalchemy import insert
 
     from modelyard.config import Settings, load_params
-    from modelyard.data.feedback import add_feedback_version
+    from modelyard.adapters.feedback import add_feedback_version
     from modelyard.data.synthetic import ReviewSpec, generate_reviews
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
@@ -153,7 +153,7 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     # (in a full test run, the e2e tests' server).
     burst = subprocess.run([sys.executable, "-c", (
         "from prefect.events.worker import EventsWorker\n"
-        "from modelyard.events import emit_dataset_added\n"
+        "from modelyard.orchestration.events import emit_dataset_added\n"
         f"sent = [emit_dataset_added({added.entry.ref!r}, {added.entry.md5!r}) "
         "for _ in range(10)]\n"
         "EventsWorker.drain_all()\n"
@@ -182,8 +182,8 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
                                                  monkeypatch):
     from mlflow import MlflowClient
 
-    from modelyard import deployments
-    from modelyard.stack import StackConfig, down, up
+    from modelyard.orchestration import deployments
+    from modelyard.orchestration.stack import StackConfig, down, up
     from modelyard.store.audit import AuditLog
 
     server, prefix, others = postgres
@@ -200,7 +200,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             assert httpx.get(f"{url}/{'api/' if name == 'prefect' else ''}health").status_code \
                 == 200, name
         # The stack's model server is one the deploy step of the runs it starts checks.
-        from modelyard.stack import DEPLOY_SERVERS_ENV
+        from modelyard.orchestration.stack import DEPLOY_SERVERS_ENV
 
         assert json.loads(config.client_env()[DEPLOY_SERVERS_ENV]) == {"prod-mode": [urls["model"]]}
         _exports_and_ownership(config, others, tmp_path)
@@ -209,7 +209,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: config.client_env()["PREFECT_API_URL"]}):
-            from modelyard.doctor import run_checks
+            from modelyard.orchestration.doctor import run_checks
 
             checks = {check.name: check for check in run_checks(REPO / "params.yaml")}
             assert all(check.ok for check in checks.values()), checks
@@ -252,7 +252,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         assert str(version.version) == "1"
         assert version.tags["prefect_flow_run_id"] == str(run.id)
         audit = AuditLog.from_url(config.database("platform"))
-        from modelyard.doctor import check_database
+        from modelyard.orchestration.doctor import check_database
 
         assert "migrations at head" in check_database(config.database("platform")).detail
         moves = audit.history("prod-mode", "production")

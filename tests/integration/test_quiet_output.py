@@ -37,7 +37,7 @@ from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.training.cost import ComputeMeter
 from modelyard.training.fit import fit
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 params_path, data_path, root = (Path(arg) for arg in sys.argv[1:4])
 params = load_params(params_path)

@@ -16,7 +16,7 @@ import pytest
 from modelyard.config import PrivacyParams, ServingParams
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 from tests.conftest import TINY_LABELS as LABELS
 from tests.conftest import TINY_TEXTS as TEXTS
 from tests.conftest import ServerThread, register_tiny_versions

@@ -94,8 +94,8 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noq
                                          small_reviews):
     from mlflow import MlflowClient
 
-    from modelyard import deployments
-    from modelyard.stack import StackConfig, down, up
+    from modelyard.orchestration import deployments
+    from modelyard.orchestration.stack import StackConfig, down, up
 
     server, prefix, _ = postgres
     started = time.monotonic()
@@ -157,7 +157,7 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noq
         assert str(production.version) == "2", \
             client.get_model_version(NAME, "2").tags.get("gate_report")
 
-        from modelyard.data.catalog import Catalog
+        from modelyard.adapters.catalog import Catalog
 
         (grown,) = [e for e in Catalog(project).versions("reviews") if e.version == 2]
         assert production.tags["dataset_md5"] == grown.md5

@@ -12,7 +12,8 @@ import pytest
 from modelyard.config import ModelParams, TinyBackbone
 from modelyard.serving.batcher import MicroBatcher, NoModel
 from modelyard.serving.model import LoadedModel
-from modelyard.training.model import TextClassifier, build_model
+from modelyard.training.model import build_model
+from modelyard.inference import TextClassifier
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(10)]

@@ -42,7 +42,8 @@ def test_embeddings_on_arrays():
 @pytest.fixture(scope="module")
 def classifier():
     from modelyard.config import ModelParams, TinyBackbone
-    from modelyard.training.model import TextClassifier, build_model
+    from modelyard.training.model import build_model
+    from modelyard.inference import TextClassifier
 
     params = ModelParams(backbone="tiny", max_length=64, tiny=TinyBackbone(vocab_size=300))
     model, tokenizer = build_model(params, list(LABELS), _texts(0, 2000))

@@ -1,4 +1,4 @@
-"""`dvc.yaml` declares what each stage of `modelyard/pipeline.py` reads and writes, as the code
+"""`dvc.yaml` declares what each stage of `modelyard/orchestration/pipeline.py` reads and writes, as the code
 really does it. Each stage function runs here (tiny model, small data) while the test records:
 
 - every params key it reads (attribute reads on the params tree, as dotted keys),
@@ -27,7 +27,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from modelyard import pipeline
+from modelyard.orchestration import pipeline
 from modelyard.config import Params
 
 STAGES = ("prepare", "validate", "train", "evaluate")
@@ -118,7 +118,7 @@ def observed(tiny_params, small_reviews, tmp_path_factory) -> dict[str, Observed
     params = tiny_params.updated({"data.path": str(small_reviews), "train.epochs": 1,
                                   "train.max_steps": 2})
     scratch = tmp_path_factory.mktemp("stages")
-    code_root = Path(pipeline.__file__).resolve().parents[1]  # the checkout that is imported
+    code_root = Path(pipeline.__file__).resolve().parents[2]  # the checkout that is imported
     results = {}
     with pytest.MonkeyPatch.context() as place:
         place.chdir(scratch)

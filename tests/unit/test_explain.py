@@ -16,7 +16,7 @@ import pytest
 from modelyard.data.dataset import Splits
 from modelyard.explain import Explainer, explanation_report, to_html, to_rich_text
 from modelyard.training.fit import fit
-from modelyard.training.model import TextClassifier
+from modelyard.inference import TextClassifier
 
 FILLER = ("the a we it this that order box arrived on monday tuesday after before with our my "
           "their store staff item package came was is").split()

@@ -4,7 +4,7 @@ winning, new texts appended, the dataset's own column names back."""
 import pandas as pd
 
 from modelyard.config import DataParams
-from modelyard.data.feedback import merge, to_source_columns
+from modelyard.adapters.feedback import merge, to_source_columns
 
 
 def test_feedback_wins_and_duplicates_collapse():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from modelyard.data.catalog import Entry
-from modelyard.data.feedback import base_for, count_new
+from modelyard.adapters.catalog import Entry
+from modelyard.adapters.feedback import base_for, count_new
 from modelyard.monitoring.action import Action, ActionKind, PreviousAction, decide_action
 
 

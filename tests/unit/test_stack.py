@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from modelyard.config import Settings
-from modelyard.stack import (
+from modelyard.orchestration.stack import (
     ADMIN_TOKEN_ENV,
     DEPLOY_SERVERS_ENV,
     OWNER_MARK,

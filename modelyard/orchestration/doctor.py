@@ -141,8 +141,8 @@ def run_checks(params: Path = Path("params.yaml")) -> list[Check]:
     from prefect.settings import get_current_settings
 
     from modelyard.config import Settings
-    from modelyard.data.catalog import CatalogError
-    from modelyard.data.sources import project_root
+    from modelyard.adapters.catalog import CatalogError
+    from modelyard.adapters.datasets import project_root
 
     settings = Settings()
     try:

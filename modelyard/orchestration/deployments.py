@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelyard.events import DATASET_ADDED
+from modelyard.orchestration.events import DATASET_ADDED
 
 # name → (entrypoint, description)
 FLOWS = {

@@ -116,7 +116,7 @@ def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL,
 
 def evaluate(params: Params, model: Path = MODEL, prepared: Path = PREPARED,
              out: Path = METRICS) -> Metrics:
-    from modelyard.training.model import TextClassifier
+    from modelyard.inference import TextClassifier
 
     splits = load_splits(prepared)
     labels = list(params.data.labels)

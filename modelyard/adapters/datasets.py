@@ -14,7 +14,7 @@ from pathlib import Path
 
 from modelyard.config import Params
 from modelyard.data import dataset as ds
-from modelyard.data.catalog import (
+from modelyard.adapters.catalog import (
     NAME,
     Catalog,
     CatalogError,
@@ -27,7 +27,7 @@ from modelyard.data.catalog import (
 )
 from modelyard.data.identity import DatasetVersion, dataset_version, file_md5, git_commit
 from modelyard.data.validation import ValidationReport, ensure_valid, validate_datasets
-from modelyard.data.versioning import DvcRepo
+from modelyard.adapters.dvc import DvcRepo
 
 
 def project_root(start: Path | None = None) -> Path:

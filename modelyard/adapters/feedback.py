@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from modelyard.config import DataParams
-from modelyard.data.catalog import Entry
+from modelyard.adapters.catalog import Entry
 from modelyard.data.dataset import LABEL, TEXT, text_key
 
 
@@ -95,7 +95,7 @@ def add_feedback_version(base: str, name: str, params, database_url: str, root, 
     import tempfile
     from pathlib import Path
 
-    from modelyard.data import sources
+    from modelyard.adapters import datasets as sources
     from modelyard.data.dataset import read_frame, to_canonical
 
     source = sources.resolve(base, None, root, cache)

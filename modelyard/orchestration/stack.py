@@ -1,7 +1,7 @@
 """Production mode on one machine: a Prefect server and an MLflow tracking server on PostgreSQL,
 a Prefect worker for a `process` work pool, and the model server — `make up` / `make down`.
 
-`up` starts a detached supervisor (`python -m modelyard.stack supervise ROOT`) that starts the
+`up` starts a detached supervisor (`python -m modelyard.orchestration.stack supervise ROOT`) that starts the
 services, restarts one that dies (with backoff, up to a limit), sends their output to
 `ROOT/logs/<service>.log`, and on SIGTERM stops exactly what it started. `down` signals the
 supervisor recorded in `ROOT/supervisor.pid`.
@@ -319,7 +319,7 @@ def up(config: StackConfig, timeout_s: float = 300) -> dict[str, str]:
     pid_file = config.root / "supervisor.pid"
     with (config.root / "supervisor.log").open("a") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "modelyard.stack", "supervise", str(config.root)],
+            [sys.executable, "-m", "modelyard.orchestration.stack", "supervise", str(config.root)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=config.root)
     pid_file.write_text(str(supervisor.pid))
@@ -415,4 +415,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "supervise":
         supervise(_load(Path(sys.argv[2])))
     else:
-        sys.exit("usage: python -m modelyard.stack supervise ROOT")
+        sys.exit("usage: python -m modelyard.orchestration.stack supervise ROOT")

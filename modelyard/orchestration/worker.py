@@ -22,7 +22,7 @@ def main() -> None:
 
     from modelyard.config import load_params
     from modelyard.env import apply_defaults
-    from modelyard.pipeline import load_splits
+    from modelyard.orchestration.pipeline import load_splits
     from modelyard.training import distributed
     from modelyard.training.fit import fit
     from modelyard.training.loop import epoch_metrics

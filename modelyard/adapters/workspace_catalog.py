@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from modelyard.data.catalog import DATASETS, Catalog, DataRef, Entry, _entry
+from modelyard.adapters.catalog import DATASETS, Catalog, DataRef, Entry, _entry
 
 _POINTER = ".dvc"
 

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.data.catalog import DATASETS
+from modelyard.adapters.catalog import DATASETS
 from modelyard.data.identity import dvc_pointer_md5, file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
-from modelyard.data.versioning import DvcRepo
+from modelyard.adapters.dvc import DvcRepo
 
 _POINTER = ".dvc"
 # DVC's own logger and the one of its data layer, which warns "Some of the cache files do not
