@@ -267,8 +267,13 @@ def supervise(config: StackConfig, max_restarts: int = 5) -> None:
                 if restarts[service] >= max_restarts:
                     continue
                 restarts[service] += 1
-                time.sleep(min(2 ** restarts[service], 30))
-                start(service)
+                # The backoff ends early on a stop: `down` is not kept waiting, and nothing is
+                # started after it.
+                resume = time.monotonic() + min(2 ** restarts[service], 30)
+                while not stopping and time.monotonic() < resume:
+                    time.sleep(0.2)
+                if not stopping:
+                    start(service)
         time.sleep(0.5)
     for process in running.values():
         _terminate(process.pid)
@@ -282,6 +287,12 @@ def _terminate(pid: int, grace_s: float = 15) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        try:
+            # Reaped when it is our own child: unreaped, its zombie keeps the group alive and
+            # every stop would wait out the whole grace.
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:

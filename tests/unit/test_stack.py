@@ -4,9 +4,11 @@ the model server are given, what a shell is told."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from modelyard.config import Settings
@@ -15,6 +17,7 @@ from modelyard.orchestration.stack import (
     DEPLOY_SERVERS_ENV,
     OWNER_MARK,
     StackConfig,
+    _terminate,
     commands,
     default_prefix,
     export_lines,
@@ -82,3 +85,13 @@ def test_export_lines_survive_a_shell(tmp_path, tiny_params):
     script = "\n".join(export_lines(env)) + "\nprintf '%s' \"$" + DEPLOY_SERVERS_ENV + "\""
     shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert shown.stdout == env[DEPLOY_SERVERS_ENV]
+
+
+def test_a_stopped_service_is_reaped():
+    """The supervisor reaps what it stops: left a zombie, a service kept its process group alive
+    and every `make down` waited out the whole grace, 15 s a service
+    (bench/supervisor_compare.py)."""
+    service = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    _terminate(service.pid, grace_s=600)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(service.pid, os.WNOHANG)  # already reaped: no zombie is left
