@@ -3,8 +3,9 @@
 `launch` starts `python -m torch.distributed.run --standalone --nproc_per_node N` on
 `modelyard.orchestration.worker`; each worker joins the process group (NCCL on GPUs, gloo on CPUs),
 the training loop wraps the model in DDP and gives each rank every N-th batch of the same
-length-grouped order. Gradients are averaged across ranks at every backward pass, so one
-optimizer step sees `batch_size * grad_accumulation * nproc` texts: the global batch. The
+length-grouped order. Gradients are averaged across ranks once per optimizer step, in the last
+micro-batch's backward pass (the others run under `no_sync`: `loop.accumulate_gradients`), so
+one optimizer step sees `batch_size * grad_accumulation * nproc` texts: the global batch. The
 learning rate is used as configured (no automatic scaling): raise it yourself when you raise
 `nproc` a lot. Only rank 0 writes checkpoints, logs to MLflow and saves the model.
 """

@@ -4,13 +4,15 @@ weights, stop early when validation stops improving, checkpoint and resume."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from modelyard.inference import TextClassifier, pick_device
 
 StepCallback = Callable[[int, dict[str, float]], None]
 EpochCallback = Callable[[int, dict[str, float]], None]
+MicroBatch = TypeVar("MicroBatch")
 
 
 @dataclass
@@ -81,7 +84,8 @@ def _optimizer(model: Any, params: TrainParams) -> Any:
     import torch
 
     # No weight decay on biases and LayerNorm weights: decaying them only hurts.
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, weight in model.named_parameters():
         if not weight.requires_grad:
             continue
@@ -91,6 +95,38 @@ def _optimizer(model: Any, params: TrainParams) -> Any:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=params.learning_rate)
+
+
+def accumulate_gradients(
+    model: Any,
+    micro_batches: Sequence[MicroBatch],
+    micro_loss: Callable[[MicroBatch], Any],
+    backward: Callable[[Any], None],
+) -> float:
+    """One optimizer step's forward and backward passes, one per micro-batch: gradients add up
+    in `.grad`. Returns the step's loss, the sum of the micro-batches' `micro_loss` tensors.
+
+    Under DistributedDataParallel a backward pass all-reduces the gradients across processes;
+    the step needs that once, for the sum. So every micro-batch but the last runs inside
+    `no_sync` (the forward pass too: DDP decides there whether the next backward syncs), and the
+    last one's all-reduce averages the gradients accumulated so far. The losses stay on the
+    device and are read once: an `.item()` per micro-batch would wait for the GPU each time."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    ddp = isinstance(model, DistributedDataParallel)
+    losses: list[Any] = []
+    for position, micro_batch in enumerate(micro_batches):
+        last = position == len(micro_batches) - 1
+        with model.no_sync() if ddp and not last else contextlib.nullcontext():
+            loss = micro_loss(micro_batch)
+            backward(loss)
+        losses.append(loss.detach())
+    # Added in order as Python floats: the very figure that adding up each `.item()` gave.
+    total = 0.0
+    for value in torch.stack(losses).tolist():
+        total += value
+    return total
 
 
 def resolve_precision(device: str, wanted: str) -> str:
@@ -149,7 +185,8 @@ def train_classifier(
     if processes > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # Averages gradients across processes during backward; forward goes through it.
+        # Averages gradients across processes in backward (once per optimizer step, see
+        # accumulate_gradients); forward goes through it.
         model = DistributedDataParallel(module)
 
     # Tokenize once; padding happens per batch in `tokenizer.pad`.
@@ -172,6 +209,20 @@ def train_classifier(
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     rng = np.random.default_rng(params.seed)
+
+    def micro_loss(idx: np.ndarray, texts_in_step: int) -> Any:
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with torch.autocast(device_type=device, dtype=autocast_dtype,
+                            enabled=autocast_dtype is not None):
+            out = model(**batch, labels=targets[idx].to(device))
+        # Weight each micro-batch by its share of the step's texts, so accumulated gradients
+        # equal those of one big batch.
+        return out.loss * (len(idx) / texts_in_step)
+
+    def backward(loss: Any) -> None:
+        scaler.scale(loss).backward()
+
     result = TrainResult(device=device, precision=precision)
     best_score, best_state, stale_epochs = -1.0, None, 0
     step, samples, start_epoch, skip_groups, losses = 0, 0, 1, 0, []
@@ -194,7 +245,7 @@ def train_classifier(
         ckpt.set_rng_state(state["rng"])
         result.resumed_from_step = step
 
-    def checkpoint(epoch: int, groups_done: int, epoch_rng: dict[str, Any]) -> None:
+    def checkpoint(epoch: int, groups_done: int, epoch_rng: Mapping[str, Any]) -> None:
         if checkpoints is None or rank != 0:
             return
         ckpt.save(checkpoints, step, {
@@ -230,19 +281,9 @@ def train_classifier(
             if step >= total_steps:
                 break
             texts_in_step = sum(len(idx) for idx in group)
-            step_loss = 0.0
-            for idx in group:
-                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]},
-                                      return_tensors="pt")
-                batch = {key: value.to(device) for key, value in batch.items()}
-                with torch.autocast(device_type=device, dtype=autocast_dtype,
-                                    enabled=autocast_dtype is not None):
-                    out = model(**batch, labels=targets[idx].to(device))
-                # Weight each micro-batch by its share of the step's texts, so accumulated
-                # gradients equal those of one big batch.
-                loss = out.loss * (len(idx) / texts_in_step)
-                scaler.scale(loss).backward()
-                step_loss += loss.item()
+            step_loss = accumulate_gradients(
+                model, group, functools.partial(micro_loss, texts_in_step=texts_in_step), backward
+            )
             scaler.unscale_(optimizer)
             # Clipping the global norm bounds any single step, whatever one odd batch does.
             torch.nn.utils.clip_grad_norm_(module.parameters(), params.max_grad_norm)
