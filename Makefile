@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.modelyard-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test data ui clean up down
+.PHONY: install run test data ui clean up down docs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ data: install
 run: data
 	$(BIN)/modelyard retrain
 
-test: install
+# The documentation site (mkdocs.yml, docs/) into site/. --strict: a broken link or anchor, a page
+# missing from the nav, a link outside the repository or a README over 8 KB fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test: install docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: install
