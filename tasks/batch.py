@@ -6,7 +6,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.adapters.batch import Manifest, load_manifest, score_chunks, start
+from modelyard.adapters.batch import Manifest, load_manifest, pinned_version, score_chunks, start
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 
@@ -17,22 +17,17 @@ def plan_batch(registry: MlflowRegistry, name: str, alias: str, version: str | N
     """The work and the model version: the one an interrupted run of the same work pinned,
     else `version`, else the alias's current one. Also how many chunks are already done."""
     logger = get_run_logger()
-    previous = load_manifest(parts)
-    if (previous is not None and previous.input_digest == digest
-            and previous.chunk_rows == chunk_rows and previous.text_column == text_column
-            and version in (None, previous.version)):
-        version = previous.version
-        logger.info("resuming: %s version %s, as the interrupted run started", name, version)
+    pinned = pinned_version(load_manifest(parts), digest, chunk_rows, text_column, version)
+    if pinned is not None:
+        logger.info("resuming: %s version %s, as the interrupted run started", name, pinned)
+    version = pinned or version or registry.alias_version(name, alias)
     if version is None:
-        version = registry.alias_version(name, alias)
-        if version is None:
-            raise LookupError(f"{name}@{alias} does not exist: train and promote a model first, "
-                              "or name one with --version")
+        raise LookupError(f"{name}@{alias} does not exist: train and promote a model first, "
+                          "or name one with --version")
     manifest = Manifest(input_spec, digest, len(frame), text_column, chunk_rows, name, version)
     done = start(parts, manifest)
-    chunks = -(-len(frame) // chunk_rows)
-    logger.info("%d rows in %d chunks of %d; %d already done", len(frame), chunks, chunk_rows,
-                done)
+    logger.info("%d rows in %d chunks of %d; %d already done", len(frame), manifest.chunks,
+                chunk_rows, done)
     return manifest, done
 
 

@@ -43,6 +43,22 @@ class Manifest:
     model: str
     version: str
 
+    @property
+    def chunks(self) -> int:
+        return -(-self.rows // self.chunk_rows)
+
+
+def pinned_version(previous: Manifest | None, digest: str, chunk_rows: int, text_column: str,
+                   version: str | None) -> str | None:
+    """The version an interrupted run pinned, when this run is the same work again (same input
+    bytes, chunking and column, and no other version asked for): it resumes with that version
+    even if the alias has moved since. None: this run starts afresh."""
+    if (previous is not None and previous.input_digest == digest
+            and previous.chunk_rows == chunk_rows and previous.text_column == text_column
+            and version in (None, previous.version)):
+        return previous.version
+    return None
+
 
 REPLACE_HINT = ("pass --replace (the batch-predict flow's replace=True) to overwrite it, "
                 "atomically once every row is scored, or choose another output")
