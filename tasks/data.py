@@ -11,10 +11,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.config import DataParams, Params
-from modelyard.data import dataset as ds
 from modelyard.adapters import datasets as sources
 from modelyard.adapters.catalog import CatalogError
+from modelyard.config import DataParams, Params
+from modelyard.data import dataset as ds
 from modelyard.data.membership import Membership, SplitLineage, inherit_split
 from modelyard.data.validation import (
     DataValidationError,
@@ -46,25 +46,17 @@ def resolve_dataset(spec: str, repo: str | None, root: Path,
     logger = get_run_logger()
     logger.info("dataset %s: md5 %s, %d bytes, git %s", source.label, version.md5, version.size,
                 version.git_commit[:12])
-    if source.ref is None:
-        if version.dvc_pointer_md5 is None:
-            logger.warning("%s is not versioned: `modelyard data add %s` (or `dvc add`) to keep "
-                           "it", spec, spec)
-        elif not version.matches_pointer:
-            logger.warning("%s differs from its .dvc pointer (%s): the data changed since "
-                           "`dvc add`", spec, version.dvc_pointer_md5[:10])
+    if (warning := sources.versioning_warning(spec, source)) is not None:
+        logger.warning("%s", warning)
     return source
 
 
 @task(name="load-dataset", cache_policy=NO_CACHE)
 def load_dataset(source: sources.Source) -> pd.DataFrame | Rejected:
     try:
-        frame = ds.read_frame(source.path)
+        frame = sources.read(source)
     except ds.DatasetError as error:
-        message = str(error)
-        if source.ref is not None:  # name the version, not the local cache file
-            message = message.replace(str(source.path), source.label)
-        return Rejected(message)
+        return Rejected(str(error))
     get_run_logger().info("read %s: %d rows, columns %s", source.label, len(frame),
                           list(frame.columns))
     return frame

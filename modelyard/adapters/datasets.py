@@ -11,9 +11,8 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelyard.config import Params
-from modelyard.data import dataset as ds
 from modelyard.adapters.catalog import (
     NAME,
     Catalog,
@@ -25,9 +24,14 @@ from modelyard.adapters.catalog import (
     version_path,
     write_meta,
 )
+from modelyard.adapters.dvc import DvcRepo
+from modelyard.config import Params
+from modelyard.data import dataset as ds
 from modelyard.data.identity import DatasetVersion, dataset_version, file_md5, git_commit
 from modelyard.data.validation import ValidationReport, ensure_valid, validate_datasets
-from modelyard.adapters.dvc import DvcRepo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -38,6 +42,15 @@ def project_root(start: Path | None = None) -> Path:
             return directory
     raise CatalogError(f"{here} is not inside a DVC repository (no .dvc/ here or above): run "
                        "`dvc init` in the project first")
+
+
+def checkout_root() -> Path | None:
+    """The project checkout around the working directory (where new dataset versions are
+    added); None outside one."""
+    try:
+        return project_root()
+    except CatalogError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,32 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
     version = replace(dataset_version(local), path=label, git_commit=commit,
                       dvc_pointer_md5=entry.md5)
     return Source(local, label, version, entry.ref)
+
+
+def read(source: Source) -> pd.DataFrame:
+    """The rows of `source`; a DatasetError names a dataset version as such, not by the cache
+    file it was fetched into."""
+    try:
+        return ds.read_frame(source.path)
+    except ds.DatasetError as error:
+        if source.ref is None:
+            raise
+        raise ds.DatasetError(str(error).replace(str(source.path), source.label)) from error
+
+
+def versioning_warning(spec: str, source: Source) -> str | None:
+    """What is wrong with how a plain file is versioned (not at all, or changed since `dvc add`),
+    so a run on it cannot be reproduced; None for a dataset version or a file its pointer
+    matches."""
+    version = source.version
+    if source.ref is not None:
+        return None
+    if version.dvc_pointer_md5 is None:
+        return f"{spec} is not versioned: `modelyard data add {spec}` (or `dvc add`) to keep it"
+    if not version.matches_pointer:
+        return (f"{spec} differs from its .dvc pointer ({version.dvc_pointer_md5[:10]}): the "
+                "data changed since `dvc add`")
+    return None
 
 
 @dataclass(frozen=True)
