@@ -20,7 +20,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.config import ExplainParams
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,11 @@ class ExplanationReport:
                 f"{self.test_texts} test texts, up to the first of each predicted class; mean "
                 f"completeness error {self.mean_delta:.3f} (of a probability)")
 
+    def headline(self, words: int = 3) -> str:
+        """Each class with its strongest words, in one line (for a log)."""
+        return "; ".join(f"{d.label}: {', '.join(w for w, _, _ in d.tokens[:words])}"
+                         for d in self.drivers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_steps": self.n_steps, "test_texts": self.test_texts,
@@ -308,3 +316,12 @@ def explanation_report(explainer: Explainer, texts: Sequence[str], labels: Seque
     deltas = [explained[i].delta for i in needed]
     return ExplanationReport(drivers, mistakes, explainer.n_steps, len(texts),
                              sum(deltas) / len(deltas) if deltas else 0.0)
+
+
+def report_on(classifier: Any, texts: Sequence[str], labels: Sequence[str],
+              params: ExplainParams) -> ExplanationReport:
+    """The report a retrain logs for its candidate (`classifier`, a `TextClassifier`) on its test
+    split, made as `explain.report_*` says."""
+    return explanation_report(Explainer(classifier, params.report_n_steps), texts, labels,
+                              params.report_texts_per_class, params.report_top_tokens,
+                              params.report_worst)
