@@ -1,5 +1,6 @@
 """The retrain loop: resolve the dataset version → read → validate → split → train → evaluate
-(candidate and production on the same split) → gate → register → `staging` → `production`.
+(candidate and production on the same comparison set) → gate → register → `staging` →
+`production`.
 
 Bad data ends the flow Failed, with the message of the first refusal, before anything is trained
 or written to MLflow.
@@ -8,8 +9,9 @@ or written to MLflow.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, replace
-from functools import partial
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,19 @@ from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
 from prefect.states import Failed, State
 
-from modelyard.config import Settings, load_params
+from flows.promote import Promoted, promote_candidate
+from modelyard import tags as tag
 from modelyard.adapters.catalog import CatalogError
-from modelyard.data.dataset import LABEL, TEXT
-from modelyard.data.membership import Membership
 from modelyard.adapters.datasets import Source, project_root
+from modelyard.adapters.promotion import Case
+from modelyard.config import Params, Settings, load_params
+from modelyard.data.dataset import LABEL, Splits
+from modelyard.data.membership import Membership, SplitLineage
+from modelyard.data.validation import ValidationReport
+from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, majority_baseline
-from modelyard.promotion import DEPLOY_ERROR_TAG, DEPLOY_FAILED, DEPLOY_TAG
 from modelyard.registry.lineage import lineage_tags
-from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
+from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
 from modelyard.report import retrain_summary
 from modelyard.store.audit import AuditLog
@@ -41,7 +47,6 @@ from tasks.data import (
     split_dataset,
     validate_dataset,
 )
-from tasks.deploy import reload_servers, roll_back_production, verify_deployment
 from tasks.evaluate import (
     champion_split,
     evaluate_candidate,
@@ -51,9 +56,14 @@ from tasks.evaluate import (
     gate,
 )
 from tasks.explain import explain_candidate
-from tasks.promote import compare_and_promote, register_candidate, wait_for_approval
+from tasks.promote import register_candidate
 from tasks.registry import log_evaluation, log_validation, open_tracking_run
 from tasks.train import train_candidate
+
+MANUAL_WITHOUT_SERVER = (
+    "promotion.mode is manual, but this run uses Prefect's ephemeral API, which no reviewer can "
+    "reach to approve: start a server (`prefect server start`) and set PREFECT_API_URL, or use "
+    "promotion.mode auto")
 
 
 @flow(name="retrain", log_prints=True)
@@ -69,167 +79,87 @@ def retrain(
     `data_repo` (a path or git URL) when given. `overrides` replaces params by dotted key
     (`{"train.epochs": 1}`), validated like the file.
     """
-    params = load_params(params_path)
-    if overrides:
-        params = params.updated(overrides)
+    params = load_params(params_path).updated(overrides or {})
     if params.promotion.mode == "manual" and not get_current_settings().api.url:
-        return _reject(Rejected(
-            "promotion.mode is manual, but this run uses Prefect's ephemeral API, which no "
-            "reviewer can reach to approve: start a server (`prefect server start`) and set "
-            "PREFECT_API_URL, or use promotion.mode auto"))
+        return _reject(Rejected(MANUAL_WITHOUT_SERVER))
     settings = Settings()
-    name, labels = params.model.name, list(params.data.labels)
-    try:
-        root: Path | None = project_root()
-    except CatalogError:
-        root = None
-
-    data = _read(data_path or str(params.data.path), data_repo, root, settings.dataset_cache())
+    data = _read_inputs(params, data_path, data_repo, settings)
     if isinstance(data, Rejected):
         return _reject(data)
-    source, raw = data
-    test_source, test = None, None
-    if params.data.test_path is not None:
-        held_out = _read(str(params.data.test_path), data_repo, root, settings.dataset_cache())
-        if isinstance(held_out, Rejected):
-            return _reject(held_out)
-        test_source, test = held_out
-    dataset = source.version
-    label = source.label + (f" with test file {test_source.label}" if test_source else "")
-    docs_dir = settings.validation_dir() / f"{dataset.md5[:12]}-{params.digest()[:8]}"
-    validation, docs = validate_dataset(raw, test, params, label, docs_dir)
+    validation, docs = validate_dataset(data.frame, data.test, params, data.label,
+                                        settings.validation_dir() / data.docs_name(params))
     if not validation.success:
-        return _reject(rejection(validation, label, docs))
-    registry = MlflowRegistry(
-        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
-    )
+        return _reject(rejection(validation, data.label, docs))
+    registry, name = MlflowRegistry.from_settings(settings), params.model.name
     # The production model's split membership: texts it trained on stay out of this test split.
-    parent_version = registry.alias_version(name, PRODUCTION)
+    parent_version = registry.alias_version(name, tag.PRODUCTION)
     parent = champion_split(registry, name, parent_version)
-    splits, split_lineage = split_dataset(raw, test, params.data, parent, parent_version)
+    splits, lineage = split_dataset(data.frame, data.test, params.data, parent, parent_version)
     flow_run_id = str(flow_run.id or "local")
     # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
     # MLflow run there and carries on, so the end result is one run and one model version.
-    run_dir = settings.resolved_runs_dir() / training_key(dataset.md5, params.digest(), name)
-    run_id, resumed = open_tracking_run(registry, params, dataset, splits, flow_run_id, run_dir)
-    try:
+    run_dir = settings.resolved_runs_dir() / training_key(data.md5, params.digest(), name)
+    opened = open_tracking_run(registry, params, data.source.version, splits, flow_run_id,
+                               run_dir)
+    run_id = opened.run_id
+    with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
         trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
                                   run_dir / "checkpoints")
         audit = AuditLog.from_url(settings.resolved_database_url())
-        champion = find_champion(registry, audit, name, run_id)
-        comparison = fair_comparison(
-            splits.test, parent if champion == parent_version else
-            champion_split(registry, name, champion), champion, split_lineage)
-        candidate = _evaluate(trained, comparison.test, labels)
-        if params.explain.report:
-            explain_candidate(trained.model_dir, comparison.test, params.explain, registry,
-                              run_id)
-        production = evaluate_production(registry, name, champion, comparison.test, labels)
-        production_version, production_metrics = production or (None, None)
-        decision = gate(candidate, production_metrics, params.gate, _compute(trained),
-                        comparison.notes())
-        baseline = majority_baseline(splits.train[LABEL].tolist(),
-                                     comparison.test[LABEL].tolist())
-        log_evaluation(registry, run_id, candidate, production_metrics, production_version,
-                       decision, baseline)
-
-        version, approval, rechecked_against, deploy_failure = None, None, None, None
-        if decision.passed or params.promotion.register_rejected:
-            lineage = lineage_tags(dataset, params.digest(), flow_run_id, run_id, validation,
-                                   candidate, membership_md5(Membership.of(splits)))
-            version = register_candidate(registry, name, run_id, trained.model_dir, splits,
-                                         lineage, decision, params.privacy)
-        if decision.passed and version is not None:
-            actor = f"flow-run:{flow_run_id}"
-            promote = partial(compare_and_promote, registry, audit, name, version, run_id,
-                              candidate, test=splits.test, labels=labels, policy=params.gate,
-                              lineage=split_lineage)
-            manual = params.promotion.mode == "manual"
-            promotion = promote(decision, production_version,
-                                aliases=[STAGING] if manual else [STAGING, PRODUCTION],
-                                actor=actor, reason=f"passed the gate: "
-                                                    f"{'; '.join(decision.reasons)}")
-            if manual and promotion.moved:
-                approval = wait_for_approval(registry, name, version, flow_run_id,
-                                             params.promotion.approval_timeout_s,
-                                             promotion.decision)
-                if approval.approved:
-                    promotion = promote(promotion.decision, promotion.compared_with,
-                                        aliases=[PRODUCTION],
-                                        actor=f"user:{approval.reviewer} via {actor}",
-                                        reason=f"approved: {approval.reason or 'no reason given'}")
-            decision = promotion.decision
-            if promotion.compared_with != production_version:
-                rechecked_against = promotion.compared_with
-            if PRODUCTION in promotion.moved and settings.servers_following(
-                    name, params.deploy.servers):
-                deploy_failure = _deploy(registry, audit, name, version, splits, labels, params,
-                                         settings, actor)
-        registry.end_run(run_id, "FINISHED")
-    except BaseException:
-        # The run directory stays: the next retrain with the same inputs resumes from it.
-        registry.end_run(run_id, "FAILED")
-        raise
-    shutil.rmtree(run_dir, ignore_errors=True)
-
-    summary = retrain_summary(
-        name, dataset, splits.sizes(), candidate, baseline, production, decision, version, run_id,
-        registry.tracking_uri, registry.alias_version(name, STAGING),
-        registry.alias_version(name, PRODUCTION),
-        approval=None if approval is None else asdict(approval),
-        rechecked_against=rechecked_against,
-        validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
-        training={"resumed_from_step": trained.result.resumed_from_step, "resumed_run": resumed,
-                  "steps": trained.result.steps, "device": trained.result.device,
-                  "precision": trained.result.precision, "dp_epsilon": trained.result.epsilon,
-                  "compute": _compute(trained)},
-    )
-    get_run_logger().info("decision %s; %s@production is version %s", decision.verdict, name,
-                          summary["production_version_after"])
-    if deploy_failure is not None:
-        return Failed(message=deploy_failure, data=summary)
+        judged = _judge(registry, audit, params, trained, splits, (parent_version, parent),
+                        lineage, run_id)
+        version = _register(registry, params, data.source, validation, judged, trained, splits,
+                            flow_run_id, run_id)
+        promoted = Promoted(judged.decision)
+        if judged.decision.passed and version is not None:
+            case = Case(name, version, run_id, judged.candidate, splits.test,
+                        list(params.data.labels), params.gate, lineage)
+            promoted = promote_candidate(registry, audit, case, judged.decision,
+                                         judged.production_version, params, settings, flow_run_id)
+    summary = _summary(registry, name, data.source, splits, judged, promoted, version, run_id,
+                       validation, docs, trained, opened.resumed)
+    get_run_logger().info("decision %s; %s@production is version %s", promoted.decision.verdict,
+                          name, summary["production_version_after"])
+    if promoted.deploy_failure is not None:
+        return Failed(message=promoted.deploy_failure, data=summary)
     return summary
 
 
-def _evaluate(trained: Trained, test: pd.DataFrame, labels: list[str]) -> Metrics:
-    """The candidate on the comparison set, with the privacy budget it spent (for the gate)."""
-    candidate = evaluate_candidate(trained.model_dir, test, labels)
-    if trained.result.epsilon is None:
-        return candidate
-    return replace(candidate, costs={**candidate.costs, "dp_epsilon": trained.result.epsilon})
+@dataclass(frozen=True)
+class Inputs:
+    source: Source
+    frame: pd.DataFrame
+    test_source: Source | None = None
+    test: pd.DataFrame | None = None
+
+    @property
+    def md5(self) -> str:
+        return self.source.version.md5
+
+    @property
+    def label(self) -> str:
+        held_out = f" with test file {self.test_source.label}" if self.test_source else ""
+        return self.source.label + held_out
+
+    def docs_name(self, params: Params) -> str:
+        """Where this data's Data Docs go: one directory per dataset and params."""
+        return f"{self.md5[:12]}-{params.digest()[:8]}"
 
 
-def _compute(trained: Any) -> dict[str, Any]:
-    """This attempt's compute figures and the run's totals over every attempt, for the gate."""
-    if trained.cost is None:
-        return {}
-    totals = trained.cost_total or {}
-    return {**asdict(trained.cost), "attempts": totals.get("attempts", 1.0),
-            **{f"total_{key}": value for key, value in totals.items() if key != "attempts"}}
-
-
-def _deploy(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, splits: Any,
-            labels: list[str], params: Any, settings: Settings, actor: str) -> str | None:
-    """Check the servers that follow production; on any failure put production back. The
-    failure's message, or None when every server serves `version`."""
-    servers = settings.servers_following(name, params.deploy.servers)
-    texts = splits.test[TEXT].head(params.deploy.smoke_requests).tolist()
-    checks = verify_deployment(servers, version, texts, labels,
-                               params.deploy.timeout_s, settings.admin_token)
-    failed = [check for check in checks if not check.ok]
-    if not failed:
-        return None
-    why = "; ".join(f"{check.server}: {check.detail}" for check in failed)
-    back = roll_back_production(registry, audit, name, version, actor,
-                                f"deploy check failed: {why}")
-    if back is not None:
-        reload_servers(servers, settings.admin_token)
-    registry.set_version_tags(name, version, {DEPLOY_TAG: DEPLOY_FAILED,
-                                                DEPLOY_ERROR_TAG: why[:4000]})
-    where = (f"production rolled back to version {back}" if back is not None else
-             "production left at it: there is no earlier version to go back to")
-    return f"deployment of {name} version {version} failed ({why}); {where}"
+def _read_inputs(params: Params, data_path: str | None, data_repo: str | None,
+                 settings: Settings) -> Inputs | Rejected:
+    """The dataset (and the separate test file, when `data.test_path` names one), read."""
+    try:
+        root: Path | None = project_root()
+    except CatalogError:
+        root = None
+    cache = settings.dataset_cache()
+    data = _read(data_path or str(params.data.path), data_repo, root, cache)
+    if isinstance(data, Rejected) or params.data.test_path is None:
+        return data if isinstance(data, Rejected) else Inputs(*data)
+    held_out = _read(str(params.data.test_path), data_repo, root, cache)
+    return held_out if isinstance(held_out, Rejected) else Inputs(*data, *held_out)
 
 
 def _read(spec: str, repo: str | None, root: Path | None,
@@ -242,9 +172,85 @@ def _read(spec: str, repo: str | None, root: Path | None,
     return frame if isinstance(frame, Rejected) else (source, frame)
 
 
+@dataclass(frozen=True)
+class Judged:
+    candidate: Metrics
+    production: tuple[str, Metrics] | None
+    decision: GateDecision
+    majority_baseline: float
+
+    @property
+    def production_version(self) -> str | None:
+        return None if self.production is None else self.production[0]
+
+
+def _judge(registry: MlflowRegistry, audit: AuditLog, params: Params, trained: Trained,
+           splits: Splits, parent: tuple[str | None, Membership | None], lineage: SplitLineage,
+           run_id: str) -> Judged:
+    """Evaluation, the retrain's middle group of steps: the champion, the comparison set the
+    champion never trained on, both models on it, the explanation report, the gate."""
+    name, labels = params.model.name, list(params.data.labels)
+    champion = find_champion(registry, audit, name, run_id)
+    membership = parent[1] if champion == parent[0] else champion_split(registry, name, champion)
+    comparison = fair_comparison(splits.test, membership, champion, lineage)
+    candidate = evaluate_candidate(trained.model_dir, comparison.test, labels,
+                                   trained.result.epsilon)
+    if params.explain.report:
+        explain_candidate(trained.model_dir, comparison.test, params.explain, registry, run_id)
+    production = evaluate_production(registry, name, champion, comparison.test, labels)
+    decision = gate(candidate, None if production is None else production[1], params.gate,
+                    trained.compute(), comparison.notes())
+    baseline = majority_baseline(splits.train[LABEL].tolist(), comparison.test[LABEL].tolist())
+    log_evaluation(registry, run_id, candidate, None if production is None else production[1],
+                   None if production is None else production[0], decision, baseline)
+    return Judged(candidate, production, decision, baseline)
+
+
+def _register(registry: MlflowRegistry, params: Params, source: Source,
+              validation: ValidationReport, judged: Judged, trained: Trained, splits: Splits,
+              flow_run_id: str, run_id: str) -> str | None:
+    """A model version for a candidate that passed (or for any, with
+    `promotion.register_rejected`), with its lineage; None when it is not registered."""
+    if not (judged.decision.passed or params.promotion.register_rejected):
+        return None
+    lineage = lineage_tags(source.version, params.digest(), flow_run_id, run_id, validation,
+                           judged.candidate, membership_md5(Membership.of(splits)))
+    return register_candidate(registry, params.model.name, run_id, trained.model_dir, splits,
+                              lineage, judged.decision, params.privacy)
+
+
+@contextmanager
+def _finishing(registry: MlflowRegistry, run_id: str, run_dir: Path) -> Iterator[None]:
+    """End the MLflow run FINISHED and drop its run directory, or FAILED and keep it: the next
+    retrain with the same inputs resumes from it."""
+    try:
+        yield
+    except BaseException:
+        registry.end_run(run_id, "FAILED")
+        raise
+    registry.end_run(run_id, "FINISHED")
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _summary(registry: MlflowRegistry, name: str, source: Source, splits: Splits, judged: Judged,
+             promoted: Promoted, version: str | None, run_id: str, validation: ValidationReport,
+             docs: Path, trained: Trained, resumed: bool) -> dict[str, Any]:
+    result = trained.result
+    return retrain_summary(
+        name, source.version, splits.sizes(), judged.candidate, judged.majority_baseline,
+        judged.production, promoted.decision, version, run_id, registry.tracking_uri,
+        registry.alias_version(name, tag.STAGING), registry.alias_version(name, tag.PRODUCTION),
+        approval=None if promoted.approval is None else asdict(promoted.approval),
+        rechecked_against=promoted.rechecked_against,
+        validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
+        training={"resumed_from_step": result.resumed_from_step, "resumed_run": resumed,
+                  "steps": result.steps, "device": result.device,
+                  "precision": result.precision, "dp_epsilon": result.epsilon,
+                  "compute": trained.compute()},
+    )
+
+
 def _reject(reason: Rejected) -> State:
     """End the run Failed with the reason as its message: no traceback, nothing tracked."""
     get_run_logger().error("refused, nothing trained or registered:\n%s", reason.message)
     return Failed(message=f"{reason.message}\nNothing was trained, registered or promoted.")
-
-

@@ -17,17 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-# Model-version tags the rules read (set by the retrain flow's gate and deploy steps).
-REJECTED_TAG = "rejected"
-DEPLOY_TAG = "deploy"
-DEPLOY_FAILED = "failed"
-DEPLOY_ERROR_TAG = "deploy_error"
-GATE_REPORT_TAG = "gate_report"
-FAILED_CHECK = "FAIL "  # how a failed check starts in the gate report tag
-TRUE = "true"
-PRODUCTION = "production"
-STAGING = "staging"
-FORCED = "FORCED"
+from modelyard import tags as tag
+
+FORCED = "FORCED"  # how a forced move's audit reason starts
 
 
 class Verdict(StrEnum):
@@ -60,14 +52,14 @@ class AliasDecision:
 def blockers(tags: Mapping[str, str], alias: str) -> list[str]:
     """What the version's own record says against it taking `alias`, one sentence each."""
     found = []
-    if tags.get(REJECTED_TAG) == TRUE:
+    if tags.get(tag.REJECTED) == tag.TRUE:
         # The report's failed checks say why (its first line is only the verdict).
-        failed = [line.removeprefix(FAILED_CHECK).strip()
-                  for line in tags.get(GATE_REPORT_TAG, "").splitlines()
-                  if line.startswith(FAILED_CHECK)]
+        failed = [line.removeprefix(tag.FAILED_CHECK).strip()
+                  for line in tags.get(tag.GATE_REPORT, "").splitlines()
+                  if line.startswith(tag.FAILED_CHECK)]
         found.append("the gate rejected it" + (f" ({'; '.join(failed)})" if failed else ""))
-    if alias == PRODUCTION and tags.get(DEPLOY_TAG) == DEPLOY_FAILED:
-        error = tags.get(DEPLOY_ERROR_TAG, "").strip()
+    if alias == tag.PRODUCTION and tags.get(tag.DEPLOY) == tag.DEPLOY_FAILED:
+        error = tags.get(tag.DEPLOY_ERROR, "").strip()
         found.append("its deployment failed" + (f" ({error[:200]})" if error else ""))
     return found
 
@@ -102,3 +94,10 @@ def decide_alias_move(
                     "trail records who overrode the rules and why")
     return AliasDecision(Verdict.MOVE, alias, version, current, against, forced=True,
                          audit_reason=f"{FORCED} over: {why}; reason: {given}")
+
+
+def production_moved(current: str | None, compared_with: str | None, candidate: str) -> bool:
+    """Has production moved since the candidate was compared (to a version other than the
+    candidate itself)? Then that comparison is stale and must be made again before anything
+    moves."""
+    return current not in (compared_with, candidate)

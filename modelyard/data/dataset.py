@@ -32,6 +32,20 @@ class Splits:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def save(self, directory: Path) -> Path:
+        """One parquet file per part: what `dvc repro` caches and torchrun workers read."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for part in PARTS:
+            getattr(self, part).to_parquet(directory / f"{part}.parquet", index=False)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Splits:
+        return cls(*(pd.read_parquet(directory / f"{part}.parquet") for part in PARTS))
+
+
+PARTS = ("train", "val", "test")
+
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}

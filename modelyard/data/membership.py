@@ -169,3 +169,13 @@ def comparison_set(test: pd.DataFrame, champion: Membership | None, champion_ver
     seen = text_hashes(test[TEXT]).isin(champion.keys(TRAIN, VAL)).to_numpy()
     kept = test[~seen].reset_index(drop=True)
     return Comparison(kept, len(test), int(seen.sum()), champion_version, True, lineage)
+
+
+def fair_or_fail(comparison: Comparison) -> Comparison:
+    """A comparison set with something in it; when the champion trained or validated on every
+    test text there is no fair comparison, and saying so beats comparing on nothing."""
+    if comparison.test.empty:
+        raise ValueError(f"no fair comparison: every one of the {comparison.test_rows} test texts "
+                         f"was in the training or validation split of production version "
+                         f"{comparison.champion}")
+    return comparison

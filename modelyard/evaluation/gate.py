@@ -15,6 +15,11 @@ from modelyard.config import GateParams
 _GATED = ("accuracy", "macro_f1")
 
 
+# What the candidate cost to train, as the gate report shows it (not gated): device, figures
+# of this attempt and `total_*` over every attempt of its run.
+Compute = Mapping[str, float | str]
+
+
 @dataclass(frozen=True)
 class GateCheck:
     name: str
@@ -33,7 +38,7 @@ class GateDecision:
     has_production: bool = False
     # What the candidate cost to train (informational, not gated): this attempt and the total
     # over every attempt of its run.
-    compute: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, float | str] = field(default_factory=dict)
     # How the comparison set was made (what was held out of it and why): informational.
     notes: list[str] = field(default_factory=list)
 
@@ -102,7 +107,7 @@ def decide(
     candidate: Mapping[str, float],
     production: Mapping[str, float] | None,
     policy: GateParams,
-    compute: Mapping[str, Any] | None = None,
+    compute: Compute | None = None,
     notes: list[str] | None = None,
 ) -> GateDecision:
     checks: list[GateCheck] = []

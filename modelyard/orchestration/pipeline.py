@@ -22,7 +22,7 @@ from modelyard.data.validation import (
     write_data_docs,
 )
 from modelyard.evaluation.metrics import Metrics, majority_baseline, score
-from modelyard.training.fit import Trained, fit
+from modelyard.training.fit import Trained, fit, fit_distributed
 
 BUILD = Path("build")
 PREPARED = BUILD / "prepared"
@@ -31,7 +31,6 @@ VALIDATION_METRICS = BUILD / "validation.json"
 MODEL = BUILD / "model"
 METRICS = BUILD / "metrics.json"
 TRAIN_METRICS = BUILD / "train_metrics.json"
-PARTS = ("train", "val", "test")
 # Written, but not DVC outputs: Data Docs carry render times and random ids, so their hash would
 # differ on every run and `dvc.lock` could never be what `dvc repro` produces.
 NOT_DVC_OUTPUTS = (VALIDATION,)
@@ -63,9 +62,7 @@ def prepare(params: Params, out: Path = PREPARED) -> ds.Splits:
     except ValueError as error:  # e.g. a class too small to stratify: validate says which
         raise ds.DatasetError(f"{params.data.path}: cannot be split ({error}); "
                               "`modelyard stage validate` reports every problem") from None
-    out.mkdir(parents=True, exist_ok=True)
-    for part in PARTS:
-        getattr(splits, part).to_parquet(out / f"{part}.parquet", index=False)
+    splits.save(out)
     return splits
 
 
@@ -82,30 +79,14 @@ def validate(params: Params, out: Path = VALIDATION,
     return ensure_valid(report, str(params.data.path))
 
 
-def load_splits(prepared: Path = PREPARED) -> ds.Splits:
-    return ds.Splits(*(pd.read_parquet(prepared / f"{part}.parquet") for part in PARTS))
-
-
 def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL,
           metrics: Path = TRAIN_METRICS) -> Trained:
     """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun. `metrics` holds
     only what the same inputs reproduce (no wall time: `dvc.lock` records its hash)."""
     if params.train.nproc > 1:
-        import tempfile
-
-        import yaml
-
-        from modelyard.training.distributed import launch
-        from modelyard.training.loop import TrainResult
-
-        with tempfile.TemporaryDirectory() as scratch:
-            frozen = Path(scratch) / "params.yaml"
-            frozen.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-            report = launch(prepared, frozen, out, params.train.nproc)
-        parameters = int(report.pop("parameters"))
-        trained = Trained(out, TrainResult(**report), parameters)
+        trained = fit_distributed(prepared, params, out)
     else:
-        trained = fit(load_splits(prepared), params, out)
+        trained = fit(ds.Splits.load(prepared), params, out)
     result = trained.result
     _write_json(metrics, {
         "best_epoch": result.best_epoch, "steps": result.steps,
@@ -118,7 +99,7 @@ def evaluate(params: Params, model: Path = MODEL, prepared: Path = PREPARED,
              out: Path = METRICS) -> Metrics:
     from modelyard.inference import TextClassifier
 
-    splits = load_splits(prepared)
+    splits = ds.Splits.load(prepared)
     labels = list(params.data.labels)
     metrics = score(TextClassifier.load(model), splits.test[ds.TEXT].tolist(),
                     splits.test[ds.LABEL].tolist(), labels)

@@ -21,8 +21,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from modelyard.config import load_params
+    from modelyard.data.dataset import Splits
     from modelyard.env import apply_defaults
-    from modelyard.orchestration.pipeline import load_splits
     from modelyard.training import distributed
     from modelyard.training.fit import fit
     from modelyard.training.loop import epoch_metrics
@@ -52,7 +52,7 @@ def main() -> None:
             registry.log_metrics(run_id, epoch_metrics(record),
                                  step=epoch)
 
-    trained = fit(load_splits(args.splits), load_params(args.params), args.out,
+    trained = fit(Splits.load(args.splits), load_params(args.params), args.out,
                   on_step=on_step, on_epoch=on_epoch, progress=False,
                   checkpoints=args.checkpoints)
     if rank == 0:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from modelyard import tags as tag
 from modelyard.data.identity import DatasetVersion
 from modelyard.data.validation import ValidationReport
+from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics
-
-# The md5 of the version's split membership (which split every training text went to).
-SPLIT_MD5 = "split_md5"
 
 
 def lineage_tags(
@@ -17,16 +16,25 @@ def lineage_tags(
     """Enough to answer "what made this model?" from the registry alone. The gate decision is
     added where the version is registered, next to the `rejected` tag it may imply."""
     return {
-        "dataset_md5": dataset.md5,
-        "dataset_path": dataset.path,
-        "git_commit": dataset.git_commit,
-        "params_hash": params_hash,
-        "prefect_flow_run_id": flow_run_id,
-        "mlflow_run_id": mlflow_run_id,
-        "validation": "passed" if validation.success else "failed",
-        "test_accuracy": f"{candidate.accuracy:.4f}",
-        "test_macro_f1": f"{candidate.macro_f1:.4f}",
-        # How much the test accuracy can be trusted: the monitor weighs live accuracy against it.
-        "test_rows": str(candidate.support),
-        SPLIT_MD5: split_md5,
+        tag.DATASET_MD5: dataset.md5,
+        tag.DATASET_PATH: dataset.path,
+        tag.GIT_COMMIT: dataset.git_commit,
+        tag.PARAMS_HASH: params_hash,
+        tag.PREFECT_FLOW_RUN_ID: flow_run_id,
+        tag.MLFLOW_RUN_ID: mlflow_run_id,
+        tag.VALIDATION: "passed" if validation.success else "failed",
+        tag.TEST_ACCURACY: f"{candidate.accuracy:.4f}",
+        tag.TEST_MACRO_F1: f"{candidate.macro_f1:.4f}",
+        tag.TEST_ROWS: str(candidate.support),
+        tag.SPLIT_MD5: split_md5,
     }
+
+
+def decision_tags(decision: GateDecision, run_id: str) -> dict[str, str]:
+    """The gate's decision on the model version itself: verdict, every check, the full report;
+    `rejected=true` when it failed (such a version never takes an alias)."""
+    tags = {tag.GATE_DECISION: decision.verdict, tag.GATE_REPORT: decision.to_text(),
+            tag.GATE_REPORT_URI: f"runs:/{run_id}/gate/decision.md"}
+    if not decision.passed:
+        tags[tag.REJECTED] = tag.TRUE
+    return tags

@@ -20,8 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from modelyard.config import Settings
 from modelyard.data.identity import DatasetVersion
-from modelyard.promotion import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
+from modelyard.tags import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ def _fluent_uris(uri: str) -> Iterator[None]:
 
 
 class MlflowRegistry:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MlflowRegistry:
+        """The registry this environment points at (`MLFLOW_TRACKING_URI`, or the embedded
+        default), in its experiment."""
+        return cls(settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root())
+
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None) -> None:
         from mlflow import MlflowClient
 

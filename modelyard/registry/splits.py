@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from modelyard.data.membership import Membership
-from modelyard.registry.lineage import SPLIT_MD5
+from modelyard.tags import SPLIT_MD5
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 MEMBERSHIP_DIR = "split"

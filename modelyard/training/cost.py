@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from modelyard import tags as tag
 from modelyard.config import CostParams
 
 log = logging.getLogger("modelyard.cost")
@@ -40,10 +42,9 @@ class ComputeCost:
                 if isinstance(value, int | float)}
 
     def tags(self) -> dict[str, str]:
-        return {"modelyard.compute.device": self.device,
-                "modelyard.compute.device_name": self.device_name,
-                "modelyard.compute.energy_source": self.energy_source,
-                "modelyard.compute.currency": self.currency}
+        return {tag.COMPUTE_DEVICE: self.device, tag.COMPUTE_DEVICE_NAME: self.device_name,
+                tag.COMPUTE_ENERGY_SOURCE: self.energy_source,
+                tag.COMPUTE_CURRENCY: self.currency}
 
     def summary(self) -> str:
         return (f"{self.devices} × {self.device} ({self.device_name}), {self.seconds:.1f} s, "
@@ -152,8 +153,25 @@ def attempt_metrics(figures: ComputeCost) -> dict[str, float]:
     return {f"attempt_{key}": values[key] for key in _ATTEMPT_KEYS}
 
 
-def run_attempts(registry: Any, run_id: str) -> list[dict[str, float]]:
+class MetricHistory(Protocol):
+    """What reading attempts needs of a tracking store (the MLflow registry adapter has it)."""
+
+    def metric_by_step(self, run_id: str, key: str) -> dict[int, float]: ...
+
+
+def run_attempts(registry: MetricHistory, run_id: str) -> list[dict[str, float]]:
     """Every attempt recorded in an MLflow run, in order (the last figure each one logged)."""
     per_key = {key: registry.metric_by_step(run_id, f"attempt_{key}") for key in _ATTEMPT_KEYS}
     steps = sorted(set().union(*(values.keys() for values in per_key.values())))
     return [{key: per_key[key].get(step, 0.0) for key in _ATTEMPT_KEYS} for step in steps]
+
+
+def gate_compute(cost: ComputeCost | None,
+                 totals: Mapping[str, float] | None) -> dict[str, float | str]:
+    """This attempt's compute figures and the run's totals over every attempt, as the gate
+    report shows them (informational, not gated)."""
+    if cost is None:
+        return {}
+    totals = totals or {}
+    return {**asdict(cost), "attempts": totals.get("attempts", 1.0),
+            **{f"total_{key}": value for key, value in totals.items() if key != "attempts"}}

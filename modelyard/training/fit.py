@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modelyard.config import Params
 from modelyard.data.dataset import LABEL, TEXT, Splits
-from modelyard.training.cost import ComputeCost
+from modelyard.training.cost import ComputeCost, gate_compute
 from modelyard.training.loop import (
     EpochCallback,
     StepCallback,
@@ -26,6 +26,10 @@ class Trained:
     parameters: int
     cost: ComputeCost | None = None  # this attempt (set by the train task)
     cost_total: dict[str, float] | None = None  # every attempt of the run, summed
+
+    def compute(self) -> dict[str, float | str]:
+        """What it cost, as the gate report shows it."""
+        return gate_compute(self.cost, self.cost_total)
 
 
 def fit(
@@ -62,3 +66,28 @@ def fit(
     # Under torchrun every rank holds the same weights; one writes them.
     model_dir = TextClassifier(model, tokenizer, "cpu").save(out_dir) if rank == 0 else out_dir
     return Trained(model_dir, result, sum(p.numel() for p in model.parameters()))
+
+
+def fit_distributed(
+    prepared: Path,
+    params: Params,
+    out_dir: Path,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    checkpoints: Path | None = None,
+) -> Trained:
+    """`fit` in `train.nproc` torchrun processes on the splits saved under `prepared`
+    (`Splits.save`); rank 0 logs to the MLflow run `run_id` when one is given."""
+    import tempfile
+
+    import yaml
+
+    from modelyard.training.distributed import launch
+
+    with tempfile.TemporaryDirectory() as scratch:
+        frozen = Path(scratch) / "params.yaml"
+        frozen.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        report = launch(prepared, frozen, out_dir, params.train.nproc, tracking_uri, run_id,
+                        checkpoints)
+    parameters = int(report.pop("parameters"))
+    return Trained(out_dir, TrainResult(**report), parameters)
