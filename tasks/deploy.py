@@ -4,68 +4,15 @@ fails with the reason."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
+from modelyard.adapters.deployment import ServerCheck, check_server, reload_servers, roll_back
+from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
 
-
-@dataclass(frozen=True)
-class ServerCheck:
-    server: str
-    ok: bool
-    detail: str
-
-
-def check_server(server: str, version: str, texts: list[str], labels: list[str],
-                 timeout_s: float, token: str | None) -> ServerCheck:
-    """Ask `server` to reload (when a token is configured), wait for it to report `version` in
-    /metadata, then send `texts` to /predict and check every answer."""
-    import httpx
-
-    base = server.rstrip("/")
-    deadline = time.monotonic() + timeout_s
-    seen = "nothing"
-    with httpx.Client(base_url=base, timeout=min(30.0, timeout_s)) as http:
-        if token:
-            try:
-                http.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
-            except httpx.HTTPError:
-                pass  # polling below still finds the version (or times out with the reason)
-        while True:
-            try:
-                response = http.get("/metadata")
-                seen = (f"version {response.json().get('version')}" if response.status_code == 200
-                        else f"HTTP {response.status_code}")
-            except (httpx.HTTPError, ValueError) as error:
-                seen = f"unreachable ({type(error).__name__})"
-            if seen == f"version {version}":
-                break
-            if time.monotonic() > deadline:
-                return ServerCheck(server, False, f"still reports {seen} after {timeout_s:.0f} s, "
-                                                  f"not version {version}")
-            time.sleep(0.5)
-        try:
-            response = http.post("/predict", json={"texts": texts})
-        except httpx.HTTPError as error:
-            return ServerCheck(server, False, f"smoke request failed: {type(error).__name__}")
-        if response.status_code != 200:
-            return ServerCheck(server, False, f"smoke request answered HTTP "
-                                              f"{response.status_code}: {response.text[:200]}")
-        answers = response.json().get("predictions", [])
-        if len(answers) != len(texts):
-            return ServerCheck(server, False, f"{len(answers)} answers to {len(texts)} texts")
-        wrong = [a for a in answers if a.get("model_version") != version
-                 or a.get("label") not in labels]
-        if wrong:
-            return ServerCheck(server, False, f"smoke answer {wrong[0]} is not a label of "
-                                              f"version {version}")
-    return ServerCheck(server, True, f"serves version {version}; {len(texts)} smoke requests ok")
+__all__ = ["ServerCheck", "reload_servers", "roll_back_production", "verify_deployment"]
 
 
 @task(name="verify-deployment", cache_policy=NO_CACHE)
@@ -82,31 +29,9 @@ def verify_deployment(servers: list[str], version: str, texts: list[str], labels
     return checks
 
 
-def reload_servers(servers: list[str], token: str | None) -> None:
-    """Best effort: servers that are not told still find the move at their next poll."""
-    import httpx
-
-    if not token:
-        return
-    for server in servers:
-        try:
-            httpx.post(f"{server.rstrip('/')}/admin/reload", timeout=30,
-                       headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError:
-            pass
-
-
 @task(name="roll-back-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def roll_back_production(registry: MlflowRegistry, audit: AuditLog, name: str, version: str,
                          actor: str, reason: str) -> str | None:
     """Put `production` back where it was before `version` (audited); None when it has nothing
     to go back to or someone has moved it since."""
-    with audit.promotion_lock(name):
-        if registry.alias_version(name, PRODUCTION) != version:
-            return None
-        target = audit.rollback_target(name, version)
-        if target is None:
-            return None
-        audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=actor,
-                   reason=reason)
-        return target
+    return roll_back(registry, audit, name, version, actor, reason)

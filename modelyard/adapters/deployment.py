@@ -1,0 +1,98 @@
+"""The last step of a retrain, against the servers and the registry: the servers that follow
+`production` must report the new version and answer smoke requests with it; otherwise
+`production` goes back (audited)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from modelyard.tags import PRODUCTION
+
+if TYPE_CHECKING:
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.store.audit import AuditLog
+
+
+@dataclass(frozen=True)
+class ServerCheck:
+    server: str
+    ok: bool
+    detail: str
+
+
+def check_server(server: str, version: str, texts: list[str], labels: list[str],
+                 timeout_s: float, token: str | None) -> ServerCheck:
+    """Ask `server` to reload (when a token is configured), wait for it to report `version` in
+    /metadata, then send `texts` to /predict and check every answer."""
+    import httpx
+
+    base = server.rstrip("/")
+    deadline = time.monotonic() + timeout_s
+    seen = "nothing"
+    with httpx.Client(base_url=base, timeout=min(30.0, timeout_s)) as http:
+        if token:
+            try:
+                http.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError:
+                pass  # polling below still finds the version (or times out with the reason)
+        while True:
+            try:
+                response = http.get("/metadata")
+                seen = (f"version {response.json().get('version')}" if response.status_code == 200
+                        else f"HTTP {response.status_code}")
+            except (httpx.HTTPError, ValueError) as error:
+                seen = f"unreachable ({type(error).__name__})"
+            if seen == f"version {version}":
+                break
+            if time.monotonic() > deadline:
+                return ServerCheck(server, False, f"still reports {seen} after {timeout_s:.0f} s, "
+                                                  f"not version {version}")
+            time.sleep(0.5)  # the poll interval, not an ordering: the deadline decides
+        try:
+            response = http.post("/predict", json={"texts": texts})
+        except httpx.HTTPError as error:
+            return ServerCheck(server, False, f"smoke request failed: {type(error).__name__}")
+        if response.status_code != 200:
+            return ServerCheck(server, False, f"smoke request answered HTTP "
+                                              f"{response.status_code}: {response.text[:200]}")
+        answers = response.json().get("predictions", [])
+        if len(answers) != len(texts):
+            return ServerCheck(server, False, f"{len(answers)} answers to {len(texts)} texts")
+        wrong = [a for a in answers if a.get("model_version") != version
+                 or a.get("label") not in labels]
+        if wrong:
+            return ServerCheck(server, False, f"smoke answer {wrong[0]} is not a label of "
+                                              f"version {version}")
+    return ServerCheck(server, True, f"serves version {version}; {len(texts)} smoke requests ok")
+
+
+def reload_servers(servers: list[str], token: str | None) -> None:
+    """Best effort: servers that are not told still find the move at their next poll."""
+    import httpx
+
+    if not token:
+        return
+    for server in servers:
+        try:
+            httpx.post(f"{server.rstrip('/')}/admin/reload", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError:
+            pass
+
+
+def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, actor: str,
+              reason: str) -> str | None:
+    """Put `production` back where it was before `version` (audited); None when it has nothing
+    to go back to or someone has moved it since. Under the model's promotion lock, so the read
+    of `production` and the move are one step among every process that moves aliases."""
+    with audit.promotion_lock(name):
+        if registry.alias_version(name, PRODUCTION) != version:
+            return None
+        target = audit.rollback_target(name, version)
+        if target is None:
+            return None
+        audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=actor,
+                   reason=reason)
+        return target
