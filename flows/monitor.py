@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
+from modelyard.adapters.datasets import checkout_root
 from modelyard.config import Settings, load_params
-from modelyard.adapters.catalog import CatalogError
-from modelyard.adapters.datasets import project_root
-from modelyard.monitoring.report import MonitorReport
+from modelyard.monitoring.report import MonitorReport, too_few_to_judge
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from tasks.monitor import (
     assess_window,
@@ -24,14 +22,6 @@ from tasks.monitor import (
     record,
     respond_to_degradation,
 )
-
-
-def _project_root() -> Path | None:
-    """The checkout new dataset versions are added to; None outside one."""
-    try:
-        return project_root()
-    except CatalogError:
-        return None
 
 
 @flow(name="monitor", log_prints=True)
@@ -47,20 +37,19 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
                 "notes": [f"{name}@{alias} does not exist: nothing to monitor"]}
     end = datetime.now(UTC)
     start = end - timedelta(hours=policy.window_hours)
-    database = settings.resolved_database_url()
+    database, cache = settings.resolved_database_url(), settings.dataset_cache()
     current, labelled = load_predictions(database, name, version, start)
     report = MonitorReport(name, version, start, end, len(current))
-    if len(current) < policy.min_predictions:
-        report.notes.append(f"{len(current)} predictions, fewer than monitor.min_predictions "
-                            f"({policy.min_predictions}): not judged")
+    if (too_few := too_few_to_judge(len(current), policy)) is not None:
+        report = replace(report, notes=[too_few])
     else:
         reference, accuracy, test_rows = load_reference(registry, name, version, params.data,
-                                                        settings.dataset_cache())
+                                                        cache)
         tests, quality, notes = assess_window(registry, name, version, reference, current,
                                               labelled, policy, accuracy, test_rows)
-        report = MonitorReport(name, version, start, end, len(current), tests, quality, notes)
+        report = replace(report, tests=tests, quality=quality, notes=notes)
         if report.degraded:
             report = replace(report, action=respond_to_degradation(
-                registry, report, params, database, _project_root(), settings.dataset_cache()))
+                registry, report, params, database, checkout_root(), cache))
     record(database, report)
     return report.to_dict()

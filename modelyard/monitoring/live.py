@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,18 @@ class LiveQuality:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def labelled_predictions(current: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """Predicted and true label (`predicted`, `actual`) of the window's predictions that have
+    feedback. `current`: the logged predictions (`id`, `label`, …); `feedback`: the feedback rows
+    (`prediction_id`, `label`, `created_at`) — a prediction labelled twice counts once, with its
+    latest label (a person corrected themselves)."""
+    import pandas as pd
+
+    latest = feedback.sort_values("created_at").drop_duplicates("prediction_id", keep="last")
+    both = current.merge(latest, left_on="id", right_on="prediction_id", suffixes=("", "_true"))
+    return pd.DataFrame({"predicted": both["label"], "actual": both["label_true"]})
 
 
 def drop_p_value(correct: int, n: int, reference: float, reference_rows: int | None,

@@ -74,6 +74,15 @@ class MonitorReport:
         return "\n".join(lines)
 
 
+def too_few_to_judge(predictions: int, policy: MonitorParams) -> str | None:
+    """Why a window of `predictions` is not judged at all (a note for the report), or None
+    when it is large enough: a handful of predictions would alarm on noise."""
+    if predictions < policy.min_predictions:
+        return (f"{predictions} predictions, fewer than monitor.min_predictions "
+                f"({policy.min_predictions}): not judged")
+    return None
+
+
 def assess(classifier: Any, reference: list[str] | None, current: pd.DataFrame,
            labelled: pd.DataFrame, policy: MonitorParams, reference_accuracy: float | None,
            reference_rows: int | None = None, seed: int = 0

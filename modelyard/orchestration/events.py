@@ -7,6 +7,10 @@ same fact emitted twice is one event to Prefect (the server keeps the first of a
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.monitoring.report import MonitorReport
 
 DATASET_ADDED = "modelyard.dataset.added"
 MODEL_DEGRADED = "modelyard.model.degraded"
@@ -29,6 +33,22 @@ def emit_dataset_added(ref: str, md5: str) -> bool:
                payload={"ref": ref, "md5": md5},
                id=uuid.uuid5(uuid.NAMESPACE_URL, f"{DATASET_ADDED}/{ref}/{md5}"))
     return True
+
+
+def emit_model_degraded(report: MonitorReport) -> None:
+    """Announce a degraded window. Its id is derived from model, version and window, so a
+    re-run of the same window emits the same event and Prefect keeps one; no deployment
+    retrains on it (the monitor's own response decides what happens)."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event=MODEL_DEGRADED,
+        resource={"prefect.resource.id": f"modelyard.model.{report.model}",
+                  "modelyard.version": report.version},
+        payload={"reasons": report.reasons,
+                 "action": None if report.action is None else report.action.to_dict()},
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"{report.model}/{report.version}/"
+                                          f"{report.window_end.isoformat()}"))
 
 
 def emit_feedback_needed(model: str, version: str, new_feedback: int, reason: str) -> bool:
