@@ -16,6 +16,7 @@ both share, so a retrain returns once that server serves the new version.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -287,12 +288,10 @@ def _terminate(pid: int, grace_s: float = 15) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            # Reaped when it is our own child: unreaped, its zombie keeps the group alive and
-            # every stop would wait out the whole grace.
+        # Reaped when it is our own child: unreaped, its zombie keeps the group alive and every
+        # stop would wait out the whole grace.
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
