@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,14 @@ from modelyard.evaluation.metrics import Metrics, majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
-from modelyard.report import retrain_summary
+from modelyard.report import (
+    ApprovalSummary,
+    ComputeSummary,
+    DatasetSummary,
+    RetrainSummary,
+    TrainingSummary,
+    ValidationSummary,
+)
 from modelyard.store.audit import AuditLog
 from modelyard.training.checkpoint import training_key
 from modelyard.training.fit import Trained
@@ -72,7 +79,7 @@ def retrain(
     data_path: str | None = None,
     overrides: dict[str, Any] | None = None,
     data_repo: str | None = None,
-) -> dict[str, Any] | State:
+) -> RetrainSummary | State:
     """Train a candidate on a dataset version and promote it only if it passes the gate.
 
     `data_path` is a file or a dataset version `NAME@VERSION` (default: `data.path`), read from
@@ -120,7 +127,7 @@ def retrain(
     summary = _summary(registry, name, data.source, splits, judged, promoted, version, run_id,
                        validation, docs, trained, opened.resumed)
     get_run_logger().info("decision %s; %s@production is version %s", promoted.decision.verdict,
-                          name, summary["production_version_after"])
+                          name, summary.production_version_after)
     if promoted.deploy_failure is not None:
         return Failed(message=promoted.deploy_failure, data=summary)
     return summary
@@ -234,19 +241,28 @@ def _finishing(registry: MlflowRegistry, run_id: str, run_dir: Path) -> Iterator
 
 def _summary(registry: MlflowRegistry, name: str, source: Source, splits: Splits, judged: Judged,
              promoted: Promoted, version: str | None, run_id: str, validation: ValidationReport,
-             docs: Path, trained: Trained, resumed: bool) -> dict[str, Any]:
-    result = trained.result
-    return retrain_summary(
-        name, source.version, splits.sizes(), judged.candidate, judged.majority_baseline,
-        judged.production, promoted.decision, version, run_id, registry.tracking_uri,
-        registry.alias_version(name, tag.STAGING), registry.alias_version(name, tag.PRODUCTION),
-        approval=None if promoted.approval is None else asdict(promoted.approval),
+             docs: Path, trained: Trained, resumed: bool) -> RetrainSummary:
+    result, dataset, approval = trained.result, source.version, promoted.approval
+    return RetrainSummary(
+        model=name,
+        dataset=DatasetSummary(dataset.path, dataset.md5, dataset.git_commit,
+                               sum(splits.sizes().values()), splits.sizes()),
+        validation=ValidationSummary(validation.summary(), str(docs / "index.html")),
+        training=TrainingSummary(result.resumed_from_step, resumed, result.steps, result.device,
+                                 result.precision, result.epsilon,
+                                 ComputeSummary(trained.compute())),
+        candidate=judged.candidate.headline(),
+        majority_baseline_accuracy=judged.majority_baseline,
+        production=None if judged.production is None else judged.production[1].headline(),
+        production_version_before=judged.production_version,
+        production_version_after=registry.alias_version(name, tag.PRODUCTION),
+        staging_version=registry.alias_version(name, tag.STAGING),
+        decision=promoted.decision,
         rechecked_against=promoted.rechecked_against,
-        validation={"summary": validation.summary(), "docs": str(docs / "index.html")},
-        training={"resumed_from_step": result.resumed_from_step, "resumed_run": resumed,
-                  "steps": result.steps, "device": result.device,
-                  "precision": result.precision, "dp_epsilon": result.epsilon,
-                  "compute": trained.compute()},
+        approval=None if approval is None else ApprovalSummary(approval.status,
+                                                                approval.reviewer,
+                                                                approval.reason),
+        version=version, mlflow_run_id=run_id, tracking_uri=registry.tracking_uri,
     )
 
 

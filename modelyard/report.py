@@ -1,113 +1,144 @@
-"""The summary a person reads at the end of a retrain."""
+"""What a retrain did — the retrain flow's return value — and how a person reads it."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from modelyard.data.identity import DatasetVersion
 from modelyard.evaluation.gate import GateDecision
-from modelyard.evaluation.metrics import Metrics
 
 
-def retrain_summary(
-    name: str, dataset: DatasetVersion, splits: dict[str, int], candidate: Metrics,
-    majority_baseline: float, production: tuple[str, Metrics] | None, decision: GateDecision,
-    version: str | None,
-    run_id: str, tracking_uri: str, staging_version: str | None,
-    production_version: str | None, validation: dict[str, str] | None = None,
-    training: dict[str, Any] | None = None, approval: dict[str, str] | None = None,
-    rechecked_against: str | None = None,
-) -> dict[str, Any]:
-    """What a retrain did, as plain JSON-able data: the flow's return value."""
-    before, before_metrics = production or (None, None)
-    return {
-        "model": name,
-        "dataset": {"path": dataset.path, "md5": dataset.md5, "git_commit": dataset.git_commit,
-                    "rows": sum(splits.values()), "splits": splits},
-        "validation": validation,
-        "training": training,
-        "candidate": candidate.headline(),
-        "majority_baseline_accuracy": majority_baseline,
-        "production": None if before_metrics is None else before_metrics.headline(),
-        "production_version_before": before,
-        "production_version_after": production_version,
-        "staging_version": staging_version,
-        "decision": decision.to_dict(),
-        # Production moved while this run evaluated: the decision is against this version.
-        "rechecked_against": rechecked_against,
-        "approval": approval,
-        "version": version,
-        "mlflow_run_id": run_id,
-        "tracking_uri": tracking_uri,
-    }
+@dataclass(frozen=True)
+class DatasetSummary:
+    path: str
+    md5: str
+    git_commit: str
+    rows: int
+    splits: dict[str, int]  # part → rows
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    summary: str
+    docs: str  # the Data Docs' index.html
+
+
+@dataclass(frozen=True)
+class ComputeSummary:
+    """What training cost (see `modelyard.training.cost.gate_compute`): device, this attempt's
+    figures, and `total_*` over every attempt of the run."""
+
+    figures: dict[str, float | str]
+
+    def line(self) -> str | None:
+        c = self.figures
+        if not c:
+            return None
+        attempts = float(c.get("attempts", 1))
+        return (f"{float(c['device_hours']):.4f} device-h, "
+                f"{float(c['energy_kwh']) * 1000:.2f} Wh ({c['energy_source']}), "
+                f"{float(c['cost']):.4f} {c['currency']}"
+                + (f"; all {int(attempts)} attempts: {float(c['total_cost']):.4f} "
+                   f"{c['currency']}" if attempts > 1 else ""))
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    resumed_from_step: int | None
+    resumed_run: bool
+    steps: int
+    device: str
+    precision: str
+    dp_epsilon: float | None
+    compute: ComputeSummary
+
+
+@dataclass(frozen=True)
+class ApprovalSummary:
+    status: str  # approved | rejected | timed out
+    reviewer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    model: str
+    dataset: DatasetSummary
+    validation: ValidationSummary | None
+    training: TrainingSummary | None
+    candidate: dict[str, float]  # headline metric → value, on the comparison set
+    majority_baseline_accuracy: float
+    production: dict[str, float] | None  # the champion's, on the same set
+    production_version_before: str | None
+    production_version_after: str | None
+    staging_version: str | None
+    decision: GateDecision
+    # Production moved while this run evaluated: the decision is against this version.
+    rechecked_against: str | None
+    approval: ApprovalSummary | None
+    version: str | None  # the registered version (None: not registered)
+    mlflow_run_id: str
+    tracking_uri: str
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: RetrainSummary) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    dataset = summary["dataset"]
-    decision = summary["decision"]
+    dataset, decision = summary.dataset, summary.decision
     console.rule("[bold]ModelYard retrain")
-    console.print(f"dataset   {dataset['path']}  md5 [bold]{dataset['md5']}[/]  "
-                  f"({dataset['rows']} rows: {dataset['splits']})  git {dataset['git_commit'][:12]}")
-    if summary.get("validation"):
-        console.print(f"data      {summary['validation']['summary']}; Data Docs: "
-                      f"{summary['validation']['docs']}")
-    training = summary.get("training") or {}
-    if training:
-        resumed = training.get("resumed_from_step")
-        note = f"; resumed from step {resumed}" if resumed is not None else ""
-        console.print(f"training  {training['steps']} steps on {training['device']} "
-                      f"({training['precision']}){note}")
-        if training.get("dp_epsilon") is not None:
-            console.print(f"privacy   differentially private: ε = {training['dp_epsilon']:.3f}")
-        compute = training.get("compute") or {}
-        if compute:
-            console.print(
-                f"compute   {compute['device_hours']:.4f} device-h, "
-                f"{compute['energy_kwh'] * 1000:.2f} Wh ({compute['energy_source']}), "
-                f"{compute['cost']:.4f} {compute['currency']}"
-                + (f"; all {int(compute['attempts'])} attempts: {compute['total_cost']:.4f} "
-                   f"{compute['currency']}" if compute.get("attempts", 1) > 1 else ""))
+    console.print(f"dataset   {dataset.path}  md5 [bold]{dataset.md5}[/]  "
+                  f"({dataset.rows} rows: {dataset.splits})  git {dataset.git_commit[:12]}")
+    if summary.validation is not None:
+        console.print(f"data      {summary.validation.summary}; Data Docs: "
+                      f"{summary.validation.docs}")
+    training = summary.training
+    if training is not None:
+        note = (f"; resumed from step {training.resumed_from_step}"
+                if training.resumed_from_step is not None else "")
+        console.print(f"training  {training.steps} steps on {training.device} "
+                      f"({training.precision}){note}")
+        if training.dp_epsilon is not None:
+            console.print(f"privacy   differentially private: ε = {training.dp_epsilon:.3f}")
+        if (compute := training.compute.line()) is not None:
+            console.print(f"compute   {compute}")
     table = Table(title="test split", show_edge=False)
     table.add_column("metric")
     table.add_column("candidate", justify="right")
-    before = summary["production_version_before"]
+    before = summary.production_version_before
     table.add_column(f"production (v{before})" if before else "production", justify="right")
-    production = summary["production"] or {}
-    for metric, value in summary["candidate"].items():
+    production = summary.production or {}
+    for metric, value in summary.candidate.items():
         table.add_row(metric, _fmt(value), _fmt(production.get(metric)))
     console.print(table)
-    for note in decision.get("notes") or []:
+    for note in decision.notes:
         console.print(f"compared  {note}")
     console.print(f"baseline  always predicting the majority class: accuracy "
-                  f"{summary['majority_baseline_accuracy']:.4f}")
-    colour = "green" if decision["passed"] else "yellow"
-    again = summary.get("rechecked_against")
+                  f"{summary.majority_baseline_accuracy:.4f}")
+    colour = "green" if decision.passed else "yellow"
+    again = summary.rechecked_against
     note = (f" (production moved to v{again} meanwhile: compared again against it)"
             if again else "")
-    console.print(f"gate      [{colour}]{decision['verdict'].upper()}[/]{note}")
-    for reason in decision["reasons"]:
+    console.print(f"gate      [{colour}]{decision.verdict.upper()}[/]{note}")
+    for reason in decision.reasons:
         console.print(f"          - {reason}")
-    name, version = summary["model"], summary["version"]
+    name, version = summary.model, summary.version
     if version is None:
         console.print("model     not registered")
     else:
-        status = "" if decision["passed"] else " (tagged rejected, no alias)"
+        status = "" if decision.passed else " (tagged rejected, no alias)"
         console.print(f"model     {name} version {version}{status}")
-    approval = summary.get("approval")
-    if approval:
-        console.print(f"approval  {approval['status']} by {approval['reviewer']}"
-                      + (f": {approval['reason']}" if approval["reason"] else ""))
-    console.print(f"aliases   staging → v{summary['staging_version']}, "
-                  f"production → v{summary['production_version_after']}")
-    if decision["passed"] is False and before:
+    approval = summary.approval
+    if approval is not None:
+        console.print(f"approval  {approval.status} by {approval.reviewer}"
+                      + (f": {approval.reason}" if approval.reason else ""))
+    console.print(f"aliases   staging → v{summary.staging_version}, "
+                  f"production → v{summary.production_version_after}")
+    if not decision.passed and before:
         console.print(f"          production stays at version {before}")
-    console.print(f"mlflow    run {summary['mlflow_run_id']}; open the UI with: "
-                  f"[bold]mlflow ui --backend-store-uri {summary['tracking_uri']}[/]")
+    console.print(f"mlflow    run {summary.mlflow_run_id}; open the UI with: "
+                  f"[bold]mlflow ui --backend-store-uri {summary.tracking_uri}[/]")

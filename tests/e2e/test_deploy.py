@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import ServerThread
+from tests.helpers.servers import ServerThread
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_failed_deployment_rolls_production_back(prefect_api, env):
 
     client = MlflowClient(tracking_uri=env["uri"], registry_uri=env["uri"])
     first = _retrain(env, "first", **{"train.epochs": 3})  # weaker: the next one improves on it
-    assert first.is_completed() and first.result()["production_version_after"] == "1"
+    assert first.is_completed() and first.result().production_version_after == "1"
     client.set_registered_model_alias(NAME, "pinned", "1")
 
     with _server(env, "production") as follower, _server(env, "pinned") as stuck:
@@ -76,5 +76,5 @@ def test_failed_deployment_rolls_production_back(prefect_api, env):
 
         passed = _retrain(env, "third", **{"deploy.servers": [follower.url]})
         assert passed.is_completed(), passed.message
-        assert passed.result()["production_version_after"] == "3"
+        assert passed.result().production_version_after == "3"
         assert httpx.get(f"{follower.url}/metadata").json()["version"] == "3"

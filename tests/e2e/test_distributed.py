@@ -24,8 +24,8 @@ def test_two_gloo_processes_train_one_model_in_one_run(prefect_api, tmp_path, mo
 
     summary = retrain(params_path=str(path))
     # 1,049 training texts, batches of 32 → 33 batches; 16 per rank and epoch.
-    assert summary["training"]["steps"] == 6 * 16
-    assert summary["candidate"]["accuracy"] > 0.5  # it learned (chance is 1/3)
+    assert summary.training.steps == 6 * 16
+    assert summary.candidate["accuracy"] > 0.5  # it learned (chance is 1/3)
 
     uri = f"sqlite:///{home.resolve()}/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -37,7 +37,7 @@ def test_two_gloo_processes_train_one_model_in_one_run(prefect_api, tmp_path, mo
     assert len(client.search_model_versions("name='ddp'")) == 1
     # The compute of both processes: two devices' worth of CPU, positive figures.
     metrics = run.data.metrics
-    assert metrics["compute_devices"] >= 2 and summary["training"]["compute"]["devices"] >= 2
+    assert metrics["compute_devices"] >= 2 and summary.training.compute.figures["devices"] >= 2
     for key in ("compute_seconds", "compute_device_hours", "compute_energy_kwh", "compute_cost",
                 "compute_samples_per_second", "total_compute_cost"):
         assert metrics[key] > 0, key

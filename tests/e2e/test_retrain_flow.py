@@ -6,23 +6,21 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import yaml
 
-from tests.conftest import predict_in_fresh_process
+from tests.helpers.models import TINY_MODEL, predict_in_fresh_process
+from tests.helpers.stores import copy_home
 
 pytestmark = pytest.mark.slow
 
-NAME = "e2e-reviews"
+NAME = TINY_MODEL
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
-    home = tmp_path_factory.mktemp("e2e-home")
+def env(tiny_production, monkeypatch_module, small_reviews):
+    """Where the session's tiny model was trained: only read here (`fresh` copies it)."""
+    home = tiny_production.home
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
-    params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews)})
-    path = home / "params.yaml"
-    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    return {"home": home, "params": str(path), "data": small_reviews,
+    return {"home": home, "params": str(tiny_production.params), "data": small_reviews,
             "uri": f"sqlite:///{home.resolve()}/mlflow.db"}
 
 
@@ -40,35 +38,48 @@ def client(env):
 
 
 @pytest.fixture(scope="module")
-def first(prefect_api, env):
-    from flows.retrain import retrain
+def first(tiny_production, env):
+    """The summary of the retrain that trained it."""
+    return tiny_production.summary
 
-    return retrain(params_path=env["params"])
+
+@pytest.fixture
+def fresh(first, env, tmp_path):
+    """(env, client) of a copy of the stores as the first run left them, for a test that
+    retrains on top of it: each such test starts from that state, whatever ran before."""
+    from mlflow import MlflowClient
+
+    home = copy_home(env["home"], tmp_path / "home")
+    uri = f"sqlite:///{home.resolve()}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELYARD_HOME", str(home))
+        yield {**env, "home": home, "uri": uri}, MlflowClient(tracking_uri=uri,
+                                                              registry_uri=uri)
 
 
 def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
-    assert first["decision"]["passed"] and first["version"] == "1"
-    assert first["production_version_before"] is None
-    assert first["production_version_after"] == first["staging_version"] == "1"
+    assert first.decision.passed and first.version == "1"
+    assert first.production_version_before is None
+    assert first.production_version_after == first.staging_version == "1"
 
     version = client.get_model_version_by_alias(NAME, "production")
     assert str(version.version) == "1"
     assert set(version.aliases) == {"production", "staging"}
     md5 = hashlib.md5(env["data"].read_bytes()).hexdigest()
     tags = version.tags
-    assert tags["dataset_md5"] == md5 == first["dataset"]["md5"]
+    assert tags["dataset_md5"] == md5 == first.dataset.md5
     assert tags["gate_decision"] == "promote"
     assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
     # verdict, one line per check, the compute cost and how the comparison set was made
     lines = tags["gate_report"].splitlines()
-    assert len(lines) == 2 + len(first["decision"]["checks"]) + len(first["decision"]["notes"])
+    assert len(lines) == 2 + len(first.decision.checks) + len(first.decision.notes)
     assert lines[-2].startswith("info compute: ")
     assert lines[-1] == "info comparison: split cut afresh (no production model to inherit from)"
     assert len(tags["split_md5"]) == 32
-    assert tags["gate_report_uri"] == f"runs:/{first['mlflow_run_id']}/gate/decision.md"
+    assert tags["gate_report_uri"] == f"runs:/{first.mlflow_run_id}/gate/decision.md"
     assert tags["validation"] == "passed"
-    assert tags["test_rows"] == str(first["dataset"]["splits"]["test"]) != "0"
-    assert tags["mlflow_run_id"] == first["mlflow_run_id"] == version.run_id
+    assert tags["test_rows"] == str(first.dataset.splits["test"]) != "0"
+    assert tags["mlflow_run_id"] == first.mlflow_run_id == version.run_id
     assert len(tags["params_hash"]) == 16 and tags["git_commit"]
     assert tags["prefect_flow_run_id"] not in ("", "local")
 
@@ -76,13 +87,13 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert [(m.alias, m.from_version, m.to_version, m.kind) for m in moves] == [
         ("staging", None, "1", "promote"), ("production", None, "1", "promote")]
     assert moves[1].actor == f"flow-run:{tags['prefect_flow_run_id']}"
-    assert moves[1].gate_report == f"mlflow-run:{first['mlflow_run_id']}/gate/decision.md"
+    assert moves[1].gate_report == f"mlflow-run:{first.mlflow_run_id}/gate/decision.md"
 
-    run = client.get_run(first["mlflow_run_id"])
+    run = client.get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {md5}
     assert run.data.params["model.backbone"] == "tiny"
-    assert run.data.metrics["test_accuracy"] == pytest.approx(first["candidate"]["accuracy"])
+    assert run.data.metrics["test_accuracy"] == pytest.approx(first.candidate["accuracy"])
     assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 5  # per epoch
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) > 3  # per step
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
@@ -97,13 +108,13 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 
 
 def test_validation_is_a_prefect_artifact_of_the_run(first, client):
-    markdown = _prefect_artifact(client, first["mlflow_run_id"], "data-validation")
+    markdown = _prefect_artifact(client, first.mlflow_run_id, "data-validation")
     assert "passed" in markdown and "17/17 expectations passed on 1500 rows" in markdown
     assert "| labels in the configured set ['negative', 'neutral', 'positive'] |" in markdown
 
 
 def test_candidate_beats_the_majority_baseline(first):
-    assert first["candidate"]["accuracy"] > 0.6  # three balanced classes: majority is ~0.33
+    assert first.candidate["accuracy"] > 0.6  # three balanced classes: majority is ~0.33
 
 
 def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path):
@@ -112,33 +123,35 @@ def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path
     assert out["labels"][0] in {"negative", "neutral", "positive"}
 
 
-def test_same_inputs_again_leave_production_unchanged(first, env, client):
+def test_same_inputs_again_leave_production_unchanged(first, fresh):
     """`make run` twice with nothing changed: the same metrics, no improvement, no alias move."""
     from flows.retrain import retrain
 
+    env, client = fresh
     second = retrain(params_path=env["params"])
-    assert second["candidate"] == first["candidate"]  # seeded CPU training is deterministic
-    assert second["production"] == first["candidate"]  # production scored on the same split
-    assert not second["decision"]["passed"]
-    assert any("improves by +0.0000" in reason for reason in second["decision"]["reasons"])
-    assert second["production_version_before"] == second["production_version_after"] == "1"
+    assert second.candidate == first.candidate  # seeded CPU training is deterministic
+    assert second.production == first.candidate  # production scored on the same split
+    assert not second.decision.passed
+    assert any("improves by +0.0000" in reason for reason in second.decision.reasons)
+    assert second.production_version_before == second.production_version_after == "1"
 
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
     assert str(client.get_model_version_by_alias(NAME, "staging").version) == "1"
     assert len(audit(env).history(NAME)) == 2  # a rejection moves nothing and writes nothing
-    rejected = client.get_model_version(NAME, second["version"])
+    rejected = client.get_model_version(NAME, second.version)
     assert rejected.aliases == []
     assert rejected.tags["gate_decision"] == "reject" and rejected.tags["rejected"] == "true"
 
 
-def test_failing_gate_on_a_worse_model_moves_no_alias(first, env, client):
+def test_failing_gate_on_a_worse_model_moves_no_alias(first, fresh):
     from flows.retrain import retrain
 
+    env, client = fresh
     versions_before = len(client.search_model_versions(f"name='{NAME}'"))
     worse = retrain(params_path=env["params"], overrides={"train.epochs": 1,
                                                            "promotion.register_rejected": False})
-    assert not worse["decision"]["passed"] and worse["version"] is None
-    assert worse["production_version_after"] == "1"
+    assert not worse.decision.passed and worse.version is None
+    assert worse.production_version_after == "1"
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
     assert len(client.search_model_versions(f"name='{NAME}'")) == versions_before
 
@@ -148,7 +161,7 @@ def test_summary_a_person_reads(first, capsys):
 
     print_summary(first)
     out = " ".join(capsys.readouterr().out.split())
-    assert first["dataset"]["md5"] in out
+    assert first.dataset.md5 in out
     assert "data 17/17 expectations passed on 1500 rows; Data Docs:" in out
     assert "PROMOTE" in out and "first model: all absolute thresholds met" in out
     assert f"{NAME} version 1" in out and "production → v1" in out
@@ -176,7 +189,7 @@ def _prefect_artifact(client, run_id: str, key: str) -> str:
 def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
     import json
 
-    run_id = first["mlflow_run_id"]
+    run_id = first.mlflow_run_id
     assert {a.path for a in client.list_artifacts(run_id, "explanations")} == {
         "explanations/report.html", "explanations/report.json"}
     local = client.download_artifacts(run_id, "explanations/report.json", str(tmp_path))
@@ -191,7 +204,7 @@ def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
 
 
 def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
-    run = client.get_run(first["mlflow_run_id"])
+    run = client.get_run(first.mlflow_run_id)
     metrics = run.data.metrics
     for key in ("compute_seconds", "compute_device_hours", "compute_samples_per_second",
                 "compute_energy_kwh", "compute_cost", "compute_devices",
@@ -200,11 +213,11 @@ def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
     assert metrics["total_compute_attempts"] == 1
     assert run.data.tags["modelyard.compute.device"] == "cpu"
     assert run.data.tags["modelyard.compute.energy_source"] in ("codecarbon", "estimate")
-    compute = first["decision"]["compute"]
+    compute = first.decision.compute
     assert compute["cost"] == pytest.approx(metrics["compute_cost"])
     assert compute["device_hours"] == pytest.approx(
         compute["devices"] * compute["seconds"] / 3600)
-    markdown = _prefect_artifact(client, first["mlflow_run_id"], "gate-decision")
+    markdown = _prefect_artifact(client, first.mlflow_run_id, "gate-decision")
     assert "**Compute** (not gated):" in markdown and "device-h" in markdown
 
 
@@ -235,45 +248,45 @@ def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
     assert missing.returncode == 1 and "has no version 99" in missing.stderr + missing.stdout
 
 
-def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budget(first, env,
-                                                                                     client):
+def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budget(first, fresh):
     """DP-SGD on the tiny model: ε spent is logged and finite; a budget below it is a refusal,
     however good the model, and a budget above it passes that check."""
     import math
 
     from flows.retrain import retrain
 
+    env, client = fresh
     private = {"train.privacy.enabled": True, "train.privacy.target_epsilon": 4.0,
                "train.epochs": 2, "promotion.register_rejected": False}
     over = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 1.0})
-    epsilon = over["training"]["dp_epsilon"]
+    epsilon = over.training.dp_epsilon
     assert math.isfinite(epsilon) and 0 < epsilon <= 4.0 + 1e-6
-    assert not over["decision"]["passed"] and over["version"] is None
-    (check,) = [c for c in over["decision"]["checks"] if c["name"] == "privacy"]
-    assert not check["passed"] and check["candidate"] == pytest.approx(epsilon)
-    assert f"ε {epsilon:.3f} over the privacy budget 1" in check["reason"]
-    run = client.get_run(over["mlflow_run_id"]).data
+    assert not over.decision.passed and over.version is None
+    (check,) = [c for c in over.decision.checks if c.name == "privacy"]
+    assert not check.passed and check.candidate == pytest.approx(epsilon)
+    assert f"ε {epsilon:.3f} over the privacy budget 1" in check.reason
+    run = client.get_run(over.mlflow_run_id).data
     assert run.metrics["dp_epsilon"] == pytest.approx(epsilon)
     assert run.metrics["dp_delta"] == 1e-5 and run.metrics["dp_noise_multiplier"] > 0
     assert run.metrics["compute_cost"] > 0
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
 
     within = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 5.0})
-    (check,) = [c for c in within["decision"]["checks"] if c["name"] == "privacy"]
-    assert check["passed"] and within["training"]["dp_epsilon"] == pytest.approx(epsilon)
+    (check,) = [c for c in within.decision.checks if c.name == "privacy"]
+    assert check.passed and within.training.dp_epsilon == pytest.approx(epsilon)
 
 
-def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, env):
+def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, fresh):
     from flows.retrain import retrain
 
+    env, _ = fresh
     plain = retrain(params_path=env["params"], overrides={"gate.max_epsilon": 10.0,
                                                           "promotion.register_rejected": False})
-    (check,) = [c for c in plain["decision"]["checks"] if c["name"] == "privacy"]
-    assert not check["passed"] and "trained without differential privacy" in check["reason"]
+    (check,) = [c for c in plain.decision.checks if c.name == "privacy"]
+    assert not check.passed and "trained without differential privacy" in check.reason
 
 
-def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, env, client,
-                                                                     tmp_path):
+def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, fresh, tmp_path):
     """The issue's case: feedback grows the dataset; a fresh cut of it would put the champion's
     training texts in the test split. The retrain inherits the champion's split instead: zero
     overlap, nothing to hold out, and the gate report says so."""
@@ -287,6 +300,7 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, env,
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.registry.splits import load_membership
 
+    env, client = fresh
     data_params = load_params(env["params"]).data
     extra = read_frame(write_reviews(tmp_path / "more.csv", ReviewSpec(rows=400, seed=99)))
     grown = pd.concat([read_frame(env["data"]), extra], ignore_index=True)
@@ -301,11 +315,11 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, env,
     assert before > 0, "a fresh split of the grown data must overlap, or this test shows nothing"
 
     summary = retrain(params_path=env["params"], data_path=str(grown_path))
-    notes = summary["decision"]["notes"]
+    notes = summary.decision.notes
     assert notes[0].startswith(f"split inherited from production version {champion}")
     assert f"0 held out because production version {champion}" in notes[1]
-    assert summary["production_version_before"] == champion
-    after = load_membership(registry, NAME, summary["version"])
+    assert summary.production_version_before == champion
+    after = load_membership(registry, NAME, summary.version)
     assert not after.keys(TEST) & seen
     assert load_membership(registry, NAME, champion).keys(TEST) <= after.keys(TEST)
     print(f"grown dataset: {before} of {len(naive.test)} test texts of a fresh split were in "
