@@ -19,7 +19,8 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
-from prefect.states import Failed, State
+from prefect import State
+from prefect.states import Failed
 
 from flows.promote import Promoted, promote_candidate
 from modelyard import tags as tag

@@ -60,8 +60,8 @@ class Redactor:
             return found
 
         text = _PHONE.sub(phone, text)
-        for pattern in self.extra:
-            text = re.sub(pattern, "[REDACTED]", text)
+        for extra in self.extra:
+            text = re.sub(extra, "[REDACTED]", text)
         return text
 
 

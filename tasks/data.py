@@ -35,7 +35,7 @@ class Rejected:
 
 
 @task(name="resolve-dataset", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def resolve_dataset(spec: str, repo: str | None, root: Path,
+def resolve_dataset(spec: str, repo: str | None, root: Path | None,
                     cache_dir: Path) -> sources.Source | Rejected:
     """A file path, or NAME@VERSION fetched through dvc.api; with its identity (DVC md5)."""
     try:

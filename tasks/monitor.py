@@ -77,8 +77,8 @@ def respond_to_degradation(registry: MlflowRegistry, report: MonitorReport, para
         logger.info("degraded: %s", plan.action.reason)
     if plan.action.kind == ActionKind.ALERT:
         return _alert(report, plan.action)
-    if plan.action.kind != ActionKind.NEW_DATA:
-        return plan.action
+    if plan.action.kind != ActionKind.NEW_DATA or root is None:
+        return plan.action  # (new data is only ever asked for where there is a catalog)
     added, _ = add_feedback_version(plan.base, plan.name, params, database_url, root, cache)
     entry = added.entry
     if not added.created:

@@ -145,7 +145,7 @@ def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
             raise BatchError(f"input table {table!r} is not in {database_url}: {error}") from None
         finally:
             engine.dispose()
-        digest = hashlib.md5(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+        digest = hashlib.md5(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         return frame, digest.hexdigest()
     from modelyard.data.dataset import read_frame
 

@@ -72,9 +72,8 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
             raise ds.DatasetError(f"{path}: no such file")
         return Source(path, str(path), dataset_version(path))
     ref = DataRef.parse(spec, repo)
-    if repo is None and root is None:
-        root = project_root()  # raises, naming the directory, when there is none
-    catalog = Catalog(repo or root)
+    where: str | Path = repo or root or project_root()  # raises, naming the directory
+    catalog = Catalog(where)
     entry, rev = catalog.resolve(ref)
     local = catalog.read_bytes_to(entry, rev, cache_dir / f"{entry.md5}{Path(entry.path).suffix}")
     where = "" if repo is None else f" of {repo}"

@@ -84,7 +84,9 @@ def materialise_dataset_versions(root: Path) -> Materialised:
     comes from the cache `prepare_default_dataset` just filled. A file already there is left as
     it is, whatever it holds: this never overwrites."""
     dvc = DvcRepo(root)
-    present, restored, unavailable = [], [], []
+    present: list[str] = []
+    restored: list[str] = []
+    unavailable: list[str] = []
     for pointer in sorted((root / DATASETS).glob(f"*/*{_POINTER}")):
         path = pointer.with_name(pointer.name.removesuffix(_POINTER))
         name = path.relative_to(root).as_posix()

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from modelyard.config import DataParams
-from modelyard.adapters.catalog import Entry
+from modelyard.adapters.catalog import CatalogError, Entry
+from modelyard.config import DataParams, Params
 from modelyard.data.dataset import LABEL, TEXT, text_key
+
+if TYPE_CHECKING:
+    from modelyard.adapters.datasets import Added
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,12 @@ def to_source_columns(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
     return frame.rename(columns={TEXT: data.text_column, LABEL: data.label_column})
 
 
-def add_feedback_version(base: str, name: str, params, database_url: str, root, cache,
-                         since: datetime | None = None, push: bool = True):
+def add_feedback_version(base: str, name: str, params: Params, database_url: str, root: Path,
+                         cache: Path, since: datetime | None = None,
+                         push: bool = True) -> tuple[Added, FeedbackData]:
     """Training data `base` (a file or NAME@VERSION) + the model's feedback → the next version
     of `name`, validated and added like `modelyard data add`. (Added, FeedbackData)."""
     import tempfile
-    from pathlib import Path
 
     from modelyard.adapters import datasets as sources
     from modelyard.data.dataset import read_frame, to_canonical
@@ -102,7 +107,7 @@ def add_feedback_version(base: str, name: str, params, database_url: str, root, 
     training = to_canonical(read_frame(source.path), params.data)
     feedback = read_feedback(database_url, params.model.name, since)
     if feedback.frame.empty:
-        raise sources.CatalogError(
+        raise CatalogError(
             f"no feedback with text for {params.model.name} in {database_url.split('@')[-1]} "
             f"({feedback.labelled} labelled predictions, {feedback.without_text} logged as "
             "hashes only): nothing to add")

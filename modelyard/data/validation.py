@@ -292,7 +292,7 @@ def _run(context: Any, name: str, frame: pd.DataFrame, suite: Any) -> Any:
     for result in outcome.results:
         # numpy scalars (numpy 2 prints them as `np.float64(…)`) break Data Docs' number format.
         observed = (result.result or {}).get("observed_value")
-        if hasattr(observed, "item"):
+        if result.result is not None and observed is not None and hasattr(observed, "item"):
             result.result["observed_value"] = observed.item()
     return outcome
 
@@ -320,7 +320,7 @@ def validate_datasets(
     checks: list[Check] = []
     results: dict[str, Any] = {}
 
-    frames = [("data", data, limits.min_rows)]
+    frames: list[tuple[str, pd.DataFrame, int | None]] = [("data", data, limits.min_rows)]
     if test is not None:
         frames.append(("test file", test, None))
     for scope, frame, min_rows in frames:

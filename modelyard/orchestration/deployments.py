@@ -37,14 +37,14 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
                            data_repo: str | None = None) -> dict[str, Any]:
     """What makes each deployment run by itself. `data_repo`: where dataset versions named by
     events live, when not in the deployment's own checkout."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events import DeploymentEventTrigger
 
     if name == "retrain":
         return {
             "cron": params.monitor.retrain_schedule,
             "parameters": {"params_path": params_path},
-            "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy="ENQUEUE"),
+            "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
             "triggers": [
                 DeploymentEventTrigger(
                     name="new dataset version", expect={DATASET_ADDED},
@@ -57,8 +57,8 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
     if name == "monitor":
         return {"cron": params.monitor.monitor_schedule,
                 "parameters": {"params_path": params_path},
-                "concurrency_limit": ConcurrencyLimitConfig(limit=1,
-                                                            collision_strategy="CANCEL_NEW")}
+                "concurrency_limit": ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)}
     if name == "retention":
         return {"cron": "30 2 * * *", "parameters": {"params_path": params_path}}
     return {}
@@ -70,7 +70,7 @@ def deploy(source: Path, work_pool: str, names: tuple[str, ...] = tuple(FLOWS),
     """Create or update the deployments of `names` on `work_pool`, running the code in
     `source` (a checkout every worker of the pool can read), with their schedules and triggers
     unless `automatic` is False. {name: deployment id}."""
-    from prefect import flow
+    from prefect import Flow, flow
 
     from modelyard.config import load_params
 
@@ -80,6 +80,8 @@ def deploy(source: Path, work_pool: str, names: tuple[str, ...] = tuple(FLOWS),
     for name in names:
         entrypoint, description = FLOWS[name]
         loaded = flow.from_source(source=str(source.resolve()), entrypoint=entrypoint)
+        if not isinstance(loaded, Flow):  # a coroutine only when called from async code
+            raise TypeError(f"{entrypoint}: loaded {type(loaded).__name__}, not a flow")
         extra = (schedules_and_triggers(name, params, str(params_file), data_repo)
                  if automatic else {})
         ids[name] = str(loaded.deploy(

@@ -42,7 +42,7 @@ def _read(params: Params) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return data, test
 
 
-def _write_json(path: Path, payload: dict) -> None:
+def _write_json(path: Path, payload: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -153,7 +153,7 @@ def ensure_databases(config: StackConfig) -> list[str]:
     created = []
     with psycopg.connect(f"postgresql://{parts.netloc}/{parts.path.lstrip('/') or 'postgres'}",
                          autocommit=True, connect_timeout=5) as admin:
-        existing = dict(admin.execute(
+        existing: dict[str, str | None] = dict(admin.execute(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database").fetchall())
         problems = ownership_conflicts(wanted, existing, config.owner)
         if problems:
@@ -234,7 +234,7 @@ def supervise(config: StackConfig, max_restarts: int = 5) -> None:
     apply_defaults()
     logs = config.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    running: dict[str, subprocess.Popen] = {}
+    running: dict[str, subprocess.Popen[bytes]] = {}
     restarts = dict.fromkeys(config.services, 0)
     stopping = False
 
@@ -303,7 +303,7 @@ def _terminate(pid: int, grace_s: float = 15) -> None:
         pass
 
 
-def _write_state(config: StackConfig, running: dict[str, subprocess.Popen]) -> None:
+def _write_state(config: StackConfig, running: dict[str, subprocess.Popen[bytes]]) -> None:
     state = {"services": {name: p.pid for name, p in running.items()}, "urls": config.urls}
     partial = config.root / "state.json.partial"
     partial.write_text(json.dumps(state, indent=1))

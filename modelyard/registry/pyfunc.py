@@ -23,7 +23,7 @@ def predictions_frame(classifier: TextClassifier, texts: list[str]) -> pd.DataFr
     return frame
 
 
-class TextClassifierModel(mlflow.pyfunc.PythonModel):
+class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]  # mlflow untyped
     def load_context(self, context: PythonModelContext) -> None:
         self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
 

@@ -41,7 +41,7 @@ def load_membership(registry: MlflowRegistry, name: str, version: str) -> Member
     memberships were recorded. Raises when the stored table does not hash to its tag."""
     info = registry.version_info(name, version)
     expected = info.tags.get(SPLIT_MD5)
-    if not expected:
+    if not expected or info.run_id is None:
         return None
     with tempfile.TemporaryDirectory() as scratch:
         path = registry.download_artifact(info.run_id, f"{MEMBERSHIP_DIR}/{MEMBERSHIP_FILE}",

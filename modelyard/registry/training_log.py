@@ -129,8 +129,8 @@ class TrainingLog:
     def _log_result(self, result: TrainResult, parameters: int, out_dir: Path) -> None:
         if result.epsilon is not None:
             self.registry.log_metrics(self.run_id, {
-                "dp_epsilon": result.epsilon, "dp_delta": result.delta,
-                "dp_noise_multiplier": result.noise_multiplier})
+                "dp_epsilon": result.epsilon, "dp_delta": result.delta or 0.0,
+                "dp_noise_multiplier": result.noise_multiplier or 0.0})
             self.log.info("differentially private: ε = %.3f at δ = %g (noise multiplier %.3f)",
                           result.epsilon, result.delta, result.noise_multiplier)
         if result.resumed_from_step is not None:

@@ -11,7 +11,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,7 +152,7 @@ def create_app(
     app.state.follower, app.state.predlog, app.state.metrics = follower, predlog, metrics
 
     @app.middleware("http")
-    async def count(request: Request, call_next: Callable) -> Any:
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -27,7 +27,7 @@ class Scored:
     probabilities: np.ndarray  # one row per text, columns in model.labels order
 
 
-_Item = tuple[list[str], asyncio.Future]
+_Item = tuple[list[str], "asyncio.Future[Scored]"]
 
 
 class MicroBatcher:
@@ -40,7 +40,7 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="modelyard-infer")
 
     async def score(self, texts: list[str]) -> Scored:
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
         await self._queue.put((texts, future))
         return await future
 

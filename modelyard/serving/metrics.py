@@ -3,6 +3,7 @@ several apps in one process (tests, workers) never share counters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -49,8 +50,12 @@ class ServerMetrics:
                  "queue was full (database slow or down)"),
                 ("modelyard_prediction_log_written", "written", "Predictions written"),
                 ("modelyard_prediction_log_failures", "failures", "Failed database writes")):
-            Gauge(name, text, registry=self.registry).set_function(
-                lambda attribute=attribute: getattr(predlog, attribute))
+            Gauge(name, text, registry=self.registry).set_function(_reader(predlog, attribute))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _reader(source: object, attribute: str) -> Callable[[], float]:
+    """A gauge's reading of `source.attribute` when it is scraped."""
+    return lambda: float(getattr(source, attribute))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,7 +83,7 @@ class MonitorRun(Base):
     predictions: Mapped[int] = mapped_column(Integer)
     labelled: Mapped[int] = mapped_column(Integer)
     degraded: Mapped[bool] = mapped_column(Boolean)
-    report: Mapped[dict] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

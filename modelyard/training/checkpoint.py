@@ -69,4 +69,5 @@ def load(path: Path) -> dict[str, Any]:
     import torch
 
     # Our own file, written by `save`: it holds NumPy RNG state, so not weights-only.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    return state

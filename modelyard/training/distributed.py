@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def world() -> tuple[int, int]:
@@ -54,7 +55,7 @@ class LaunchError(RuntimeError):
 
 def launch(splits_dir: Path, params_path: Path, out_dir: Path, nproc: int,
            tracking_uri: str | None = None, run_id: str | None = None,
-           checkpoints: Path | None = None) -> dict:
+           checkpoints: Path | None = None) -> dict[str, Any]:
     """Train with `nproc` processes; returns what rank 0 reported (its TrainResult as a dict)."""
     report = out_dir.parent / f"{out_dir.name}.result.json"
     command = [
@@ -74,4 +75,5 @@ def launch(splits_dir: Path, params_path: Path, out_dir: Path, nproc: int,
     if finished.returncode != 0 or not report.is_file():
         raise LaunchError(f"torchrun with {nproc} processes failed (exit {finished.returncode}):\n"
                           f"{finished.stderr[-4000:]}")
-    return json.loads(report.read_text())
+    reported: dict[str, Any] = json.loads(report.read_text())
+    return reported

@@ -76,7 +76,7 @@ def length_grouped_batches(
         chunk = order[start : start + window]
         chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)  # type: ignore[arg-type]
+    rng.shuffle(batches)
     return batches
 
 
@@ -148,7 +148,7 @@ def peak_memory_mb(device: str) -> float:
     import torch
 
     if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
+        return float(torch.cuda.max_memory_allocated()) / 2**20
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -148,7 +148,7 @@ def train_private(
     private_model.remove_hooks()  # the model goes on to plain inference and saving
     for weight in model.parameters():
         weight.requires_grad_(True)
-        weight.grad_sample = None  # type: ignore[attr-defined]
+        weight.grad_sample = None
     model.eval()
     result.best_epoch = params.epochs
     result.steps = step
