@@ -4,6 +4,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.modelyard-installed
+# Two xdist workers: this project's CI machine has two cores (PYTEST_WORKERS=auto elsewhere,
+# 0 for one process); how tests are grouped and ordered across them: tests/conftest.py.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: install run test data ui clean up down docs
@@ -31,7 +34,7 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: install docs
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ui: install
 	$(BIN)/modelyard ui

@@ -1,23 +1,41 @@
-"""Test isolation: no developer settings leak in, nothing is written into the repository.
+"""Fixtures and collection hooks of the whole suite; helpers live in `tests/helpers/`.
 
-The whole session runs in a scratch directory with its own PREFECT_HOME and MODELYARD_HOME, with
-the Prefect/MLflow variables a developer may have exported removed (a `.env` or `prefect.toml`
-in the repository would be read from the working directory, hence the chdir).
+Isolation: the session runs in a scratch directory with its own PREFECT_HOME and MODELYARD_HOME,
+with the Prefect/MLflow variables a developer may have exported removed (a `.env` or
+`prefect.toml` in the repository would be read from the working directory, hence the chdir).
+Each xdist worker is its own process, so each gets its own scratch directory, Prefect home and
+Prefect test API; ports are asked of the kernel and PostgreSQL databases get random names.
+
+Parallel runs (`make test` runs `-n 2 --dist loadgroup`): the tests of a module that share a
+module-scoped fixture (a trained model, a stack) are one xdist group, so one worker builds it
+once; every other test is scheduled on its own. The longest tests are queued first, so the run
+does not end waiting on one that started last.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 _LEAKY = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH",
           "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME",
           "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+
+# Queued first under xdist, longest first (measured: `pytest --durations`), so that a worker
+# takes each of them while the other works through the rest. A scheduling hint only: a test
+# missing here still runs, just not first.
+_LONGEST_FIRST = (
+    "tests/integration/test_the_loop.py",
+    "tests/integration/test_production_mode.py",
+    "tests/e2e/test_promotion.py",
+    "tests/e2e/test_retrain_flow.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +49,50 @@ def pytest_configure(config: pytest.Config) -> None:
 
     apply_defaults()
     os.chdir(scratch)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: list[pytest.Item]) -> Iterator[None]:
+    # Before the other implementations: xdist turns the group marks into scopes in its own.
+    _skip_gpu_tests_without_cuda(items)
+    _group_tests_sharing_a_module_fixture(items)
+    result = yield
+    # After them (pytest-randomly shuffles in its own): only the queue's head is reordered.
+    items.sort(key=_queue_position)
+    return result
+
+
+def _skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marked gpu)")
+    for item in marked:
+        item.add_marker(skip)
+
+
+def _group_tests_sharing_a_module_fixture(items: list[pytest.Item]) -> None:
+    """One xdist group per module whose tests use a module- or package-scoped fixture: the
+    fixture is built once, on one worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None:
+            continue
+        scopes = {defs[-1].scope for defs in definitions.name2fixturedefs.values() if defs}
+        if scopes & {"module", "package", "class"}:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _queue_position(item: pytest.Item) -> int:
+    path = item.nodeid.split("::")[0]
+    return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
 
 @pytest.fixture(scope="session")
@@ -70,111 +132,16 @@ def small_reviews(tmp_path_factory) -> Path:
                          ReviewSpec(rows=1500, seed=7))
 
 
-def make_dvc_project(root: Path, remote: Path) -> Path:
-    """A git repository with DVC initialised and a local default remote: what `modelyard data`
-    works in. Returns `root`."""
-    import subprocess
+@pytest.fixture
+def postgres() -> Iterator[tuple[str, str, list[str]]]:
+    """The local PostgreSQL server for a stack: (server URL, a database-name prefix of this
+    test's own, a list the test appends the other databases it makes to). Everything under the
+    prefix and in the list is dropped afterwards. Skipped without a server outside CI, failed
+    in CI."""
+    from tests.helpers import postgres as pg
 
-    root.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run(args, cwd=root, check=True, capture_output=True)
-
-    run("git", "init", "-q")
-    run("git", "config", "user.email", "tests@modelyard.invalid")
-    run("git", "config", "user.name", "tests")
-    from dvc.repo import Repo
-
-    Repo.init(str(root)).close()
-    run(sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote))
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "init")
-    return root
-
-
-def predict_in_fresh_process(tracking_uri: str, model_uri: str, texts: list[str],
-                             cwd: Path) -> dict:
-    """Load `model_uri` with plain `mlflow.pyfunc` in a new interpreter (as a consumer of the
-    registry would) and predict: {"columns", "labels", "inputs"} as JSON gave them back."""
-    import json
-    import subprocess
-
-    code = (
-        "import json, mlflow, pandas as pd\n"
-        f"mlflow.set_tracking_uri({tracking_uri!r})\n"
-        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
-        f"out = model.predict(pd.DataFrame({{'text': {texts!r}}}))\n"
-        "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
-        "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerThread:
-    """A real uvicorn server for an ASGI app on a free local port, in a thread; `url` once
-    started. A context manager: stops the server on exit."""
-
-    def __init__(self, app) -> None:
-        import threading
-
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
-TINY_LABELS = ["negative", "neutral", "positive"]
-TINY_TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
-
-
-def register_tiny_versions(registry, name: str, root: Path, seeds=(1, 2),
-                           tags=lambda seed: {}) -> None:
-    """One registered version of an untrained tiny model per seed (different weights, same
-    labels), each from its own MLflow run; `production` → the first."""
-    import pandas as pd
-    import torch
-
-    from modelyard.config import ModelParams, TinyBackbone
-    from modelyard.registry.pyfunc import predictions_frame
-    from modelyard.training.model import build_model
-    from modelyard.inference import TextClassifier
-
-    for seed in seeds:
-        torch.manual_seed(seed)
-        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
-        model, tokenizer = build_model(params, TINY_LABELS, TINY_TEXTS * 20)
-        directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
-        run_id = registry.start_run(f"seed-{seed}", {})
-        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TINY_TEXTS}),
-                                 predictions_frame(TextClassifier.load(directory), TINY_TEXTS))
-        registry.end_run(run_id)
-        registry.register(uri, name, run_id, tags(seed))
-    registry.set_alias(name, "production", "1")
+    pg.admin().close()
+    prefix = pg.unique_name("modelyard_t")
+    others: list[str] = []
+    yield pg.SERVER, prefix, others
+    pg.drop_databases(prefix, f"{prefix}_prefect", f"{prefix}_mlflow", *others)

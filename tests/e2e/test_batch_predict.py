@@ -9,8 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import TINY_LABELS as LABELS
-from tests.conftest import TINY_TEXTS as TEXTS
+from tests.helpers.models import TINY_LABELS as LABELS
+from tests.helpers.models import TINY_TEXTS as TEXTS
+from tests.helpers.stores import copy_home
 
 pytestmark = pytest.mark.slow
 
@@ -18,14 +19,14 @@ NAME = "batch-model"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, monkeypatch_module):
-    """MODELYARD_HOME with two registered tiny versions, production → 1."""
+def registered(tmp_path_factory):
+    """MODELYARD_HOME with two registered tiny versions, production → 1 (built once)."""
     from modelyard.config import load_params
     from modelyard.registry.mlflow_registry import MlflowRegistry
-    from tests.conftest import REPO, register_tiny_versions
+    from tests.helpers.models import register_tiny_versions
+    from tests.helpers.paths import REPO
 
     home = tmp_path_factory.mktemp("batch-home")
-    monkeypatch_module.setenv("MODELYARD_HOME", str(home))
     registry = MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard",
                               (home / "mlruns").as_uri())
     register_tiny_versions(registry, NAME, home)
@@ -34,6 +35,16 @@ def home(tmp_path_factory, monkeypatch_module):
     rows = pd.DataFrame({"id": range(95), "text": [f"{TEXTS[i % 3]} #{i}" for i in range(95)]})
     rows.to_csv(home / "in.csv", index=False)
     return home
+
+
+@pytest.fixture
+def home(registered, tmp_path):
+    """A copy of it for each test: tests move production and write outputs into it. (Its own
+    MonkeyPatch: a test's `monkeypatch.undo()` keeps it.)"""
+    copy = copy_home(registered, tmp_path / "home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELYARD_HOME", str(copy))
+        yield copy
 
 
 def _predict(home, *args: str):
@@ -89,6 +100,8 @@ def test_crashed_batch_resumes_without_redoing_chunks(prefect_api, home, monkeyp
 def test_cli_files_and_sql_tables(prefect_api, home):
     from sqlalchemy import create_engine
 
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
     code, out = _predict(home, "--input", str(home / "in.csv"), "--output",
                          str(home / "out.jsonl"), "--version", "2")
     assert code == 0 and "95 rows scored by batch-model version 2" in out, out
@@ -98,10 +111,11 @@ def test_cli_files_and_sql_tables(prefect_api, home):
 
     engine = create_engine(f"sqlite:///{home}/modelyard.db")
     pd.read_csv(home / "in.csv").to_sql("incoming", engine, index=False)
+    MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard").set_alias(NAME, "production", "2")
     code, out = _predict(home, "--input", "sql:incoming", "--output", "sql:scored")
     assert code == 0, out
     table = pd.read_sql_table("scored", engine)
-    assert len(table) == 95 and set(table["model_version"]) == {"2"}  # production is 2 now
+    assert len(table) == 95 and set(table["model_version"]) == {"2"}  # production, unpinned
     engine.dispose()
 
 
@@ -188,7 +202,7 @@ def test_serve_command_serves_production(home):
 
     import httpx
 
-    from tests.conftest import free_port
+    from tests.helpers.servers import free_port
 
     port = free_port()
     server = subprocess.Popen(

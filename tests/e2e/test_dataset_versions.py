@@ -9,7 +9,8 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import make_dvc_project, predict_in_fresh_process
+from tests.helpers.dvc import make_dvc_project
+from tests.helpers.models import predict_in_fresh_process
 
 pytestmark = pytest.mark.slow
 

@@ -14,27 +14,29 @@ import pytest
 import yaml
 
 from modelyard.data.synthetic import ReviewSpec, generate_reviews
+from tests.helpers.models import TINY_MODEL
+from tests.helpers.stores import copy_home
 
 pytestmark = pytest.mark.slow
 
-NAME = "monitored"
+NAME = TINY_MODEL
 
 
-@pytest.fixture(scope="module")
-def trained(prefect_api, tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
-    from flows.retrain import retrain
+@pytest.fixture
+def trained(tiny_production, tmp_path):
+    """A copy of the session's tiny model and its stores for each test (the monitor writes to
+    them), with monitor settings small enough for a test's traffic."""
+    from modelyard.config import load_params
 
-    home = tmp_path_factory.mktemp("monitor-home")
-    monkeypatch_module.setenv("MODELYARD_HOME", str(home))
-    params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews),
-                                  "monitor.min_predictions": 100, "monitor.sample_size": 200,
-                                  "monitor.min_feedback": 30,
-                                  "monitor.min_feedback_for_retrain": 150})
+    home = copy_home(tiny_production.home, tmp_path / "home")
+    params = load_params(tiny_production.params).updated({
+        "monitor.min_predictions": 100, "monitor.sample_size": 200, "monitor.min_feedback": 30,
+        "monitor.min_feedback_for_retrain": 150})
     path = home / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    summary = retrain(params_path=str(path))
-    assert summary["production_version_after"] == "1"
-    return home, path, f"sqlite:///{home.resolve()}/modelyard.db"
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch may undo
+        patch.setenv("MODELYARD_HOME", str(home))
+        yield home, path, f"sqlite:///{home.resolve()}/modelyard.db"
 
 
 def _log(home, database: str, texts: list[str], truth: list[str] | None) -> None:
@@ -66,6 +68,25 @@ def _log(home, database: str, texts: list[str], truth: list[str] | None) -> None
     engine.dispose()
 
 
+def _shifted(seed: int) -> list[str]:
+    """400 texts of another domain (words the training data never had)."""
+    rng = np.random.default_rng(seed)
+    words = ["firmware", "latency", "kubernetes", "cluster", "invoice", "quota", "timeout"]
+    return [" ".join(rng.choice(words, size=int(rng.integers(20, 40)))) for _ in range(400)]
+
+
+def _runs(database: str) -> list[tuple[bool, int]]:
+    """(degraded, predictions) of each monitor run recorded, oldest first."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT degraded, predictions FROM monitor_runs ORDER BY id")).all()
+    engine.dispose()
+    return [(bool(degraded), predictions) for degraded, predictions in rows]
+
+
 def test_in_distribution_traffic_is_healthy(trained):
     from flows.monitor import monitor
 
@@ -77,31 +98,22 @@ def test_in_distribution_traffic_is_healthy(trained):
     assert {t["name"] for t in report["tests"]} == {
         "text_length", "oov_rate", "embedding_mmd", "predicted_class_mix", "confidence"}
     assert report["quality"]["labelled"] == 100 and not report["quality"]["alarm"]
+    assert [degraded for degraded, _ in _runs(database)] == [False]  # its run, recorded
 
 
 def test_shifted_traffic_is_degraded_and_recorded(trained):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from sqlalchemy import create_engine, text
 
     from flows.monitor import monitor
 
     home, params, database = trained
-    rng = np.random.default_rng(1)
-    words = ["firmware", "latency", "kubernetes", "cluster", "invoice", "quota", "timeout"]
-    shifted = [" ".join(rng.choice(words, size=int(rng.integers(20, 40)))) for _ in range(400)]
-    _log(home, database, shifted, ["neutral"] * 100)
+    _log(home, database, _shifted(seed=1), ["neutral"] * 100)
     report = monitor(params_path=str(params))
     assert report["degraded"]
     alarms = {t["name"] for t in report["tests"] if t["alarm"]}
     assert {"text_length", "oov_rate", "embedding_mmd"} <= alarms
-    engine = create_engine(database)
-    with engine.connect() as connection:
-        rows = connection.execute(text(
-            "SELECT degraded, predictions FROM monitor_runs ORDER BY id")).all()
-    engine.dispose()
-    assert [bool(degraded) for degraded, _ in rows] == [False, True]
-    assert rows[-1][1] == 400
+    assert _runs(database) == [(True, 400)]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["monitor"])))
@@ -112,7 +124,10 @@ def test_shifted_traffic_is_degraded_and_recorded(trained):
 def test_a_repeated_alarm_with_no_new_labels_is_not_acted_on_again(trained):
     from flows.monitor import monitor
 
-    _, params, _ = trained
+    home, params, database = trained
+    _log(home, database, _shifted(seed=1), ["neutral"] * 100)
+    first = monitor(params_path=str(params))
+    assert first["degraded"] and first["action"]["kind"] == "alert"
     again = monitor(params_path=str(params))
     assert again["degraded"] and again["action"]["kind"] == "repeat"
     assert "no new labelled feedback since" in again["action"]["reason"]
@@ -123,16 +138,13 @@ def test_enough_feedback_becomes_the_next_dataset_version(trained, tmp_path, mon
     production model's training data as the next dataset version, announced to the trigger."""
     from flows.monitor import monitor
     from modelyard.adapters.catalog import Catalog
-    from tests.conftest import make_dvc_project
+    from tests.helpers.dvc import make_dvc_project
 
     home, params, database = trained
     project = make_dvc_project(tmp_path / "project", tmp_path / "remote")
     monkeypatch.chdir(project)
-    rng = np.random.default_rng(2)
-    words = ["firmware", "latency", "kubernetes", "cluster", "invoice", "quota", "timeout"]
-    shifted = [" ".join(rng.choice(words, size=int(rng.integers(20, 40)))) for _ in range(400)]
     labels = ["negative", "neutral", "positive"]
-    _log(home, database, shifted, [labels[i % 3] for i in range(400)])
+    _log(home, database, _shifted(seed=2), [labels[i % 3] for i in range(400)])
     report = monitor(params_path=str(params))
     action = report["action"]
     assert report["degraded"] and action["kind"] == "new-data", action

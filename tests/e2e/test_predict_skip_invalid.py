@@ -17,7 +17,8 @@ def test_rows_without_text_are_skipped_and_reported(prefect_api, tmp_path, monke
     from modelyard.cli import app
     from modelyard.config import load_params
     from modelyard.registry.mlflow_registry import MlflowRegistry
-    from tests.conftest import REPO, register_tiny_versions
+    from tests.helpers.models import register_tiny_versions
+    from tests.helpers.paths import REPO
 
     monkeypatch.setenv("MODELYARD_HOME", str(tmp_path))
     registry = MlflowRegistry(f"sqlite:///{tmp_path}/mlflow.db", "modelyard",

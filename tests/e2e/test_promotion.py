@@ -17,43 +17,57 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.slow
 
 # The CLI, with one function replaced before it runs: how the tests reach into a real process
-# at an exact point (a barrier before the promotion lock, a crash after the registry moved).
+# at an exact point (an ordered turn at the promotion lock, a crash after the registry moved).
+# The processes and the test tell each other where they are through files, waited for with a
+# deadline: nothing is left to who happens to be faster.
 _PATCHED_CLI = """
 import os, sys, time, pathlib
 sys.path.insert(0, {repo!r})
+def _wait(check, what, timeout_s=300.0):
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited {{timeout_s:.0f}} s: {{what}}")
+        time.sleep(0.05)
 {patch}
 from modelyard.cli import main
 sys.argv = ["modelyard", *sys.argv[1:]]
 main()
 """
 
-BARRIER = """
+IN_TURN = """
+import contextlib
 from modelyard.store.audit import AuditLog
 _original = AuditLog.promotion_lock
-def _after_everyone_compared(self, model, timeout_s=600.0):
-    # Both retrains have compared against the same production before either may promote.
+@contextlib.contextmanager
+def _in_turn(self, model, timeout_s=600.0):
+    # Both retrains have compared against the same production before either may promote; the
+    # one whose TURN is "first" takes the lock, the other asks for it once it is taken.
     barrier = pathlib.Path(os.environ["BARRIER"])
-    (barrier / str(os.getpid())).touch()
-    deadline = time.monotonic() + 300
-    while len(list(barrier.iterdir())) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(float(os.environ.get("AFTER_BARRIER_S", "0")))  # who takes the lock first
-    return _original(self, model, timeout_s)
-AuditLog.promotion_lock = _after_everyone_compared
+    (barrier / f"compared-{os.getpid()}").touch()
+    _wait(lambda: len(list(barrier.glob("compared-*"))) >= 2, "the other retrain to compare")
+    if os.environ["TURN"] == "second":
+        _wait((barrier / "locked").exists, "the first retrain to take the lock")
+    with _original(self, model, timeout_s):
+        (barrier / "locked").touch()
+        yield
+AuditLog.promotion_lock = _in_turn
 """
 
-LATE_PAUSE = """
+PAUSE_AFTER_THE_ANSWER = """
 import prefect.flow_runs
 _pause = prefect.flow_runs.pause_flow_run
-def _late_pause(*args, **kwargs):
-    time.sleep(3)  # the version is tagged "waiting"; an answer given now finds the run running
+def _pause_after_the_answer(*args, **kwargs):
+    # The version is tagged "waiting": the reviewer answers now, finding the run still running,
+    # and only then does it pause.
+    _wait(pathlib.Path(os.environ["ANSWERED"]).exists, "the reviewer's first answer")
     return _pause(*args, **kwargs)
-prefect.flow_runs.pause_flow_run = _late_pause
+prefect.flow_runs.pause_flow_run = _pause_after_the_answer
 """
 
 CRASH_AFTER_PRODUCTION_MOVES = """
@@ -131,7 +145,7 @@ def _assert_trail_matches_registry(client, audit, name: str) -> None:
 def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect_api, tmp_path,
                                                                    tiny_params, small_reviews):
     """Both compare against the same (empty) production, then race for the lock; `first` gets
-    it (the other waits 3 s after the barrier). Either way the better model ends in production
+    it (the other asks for it once it is taken). Either way the better model ends in production
     and the one that promoted second had to compare again."""
     home, barrier = tmp_path / "home", tmp_path / "barrier"
     barrier.mkdir()
@@ -139,9 +153,8 @@ def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect
     # The tiny BERT after 2 epochs: accuracy ~0.57, macro-F1 ~0.46; after 5: ~0.73 / ~0.74.
     worse = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
     better = _params(tmp_path, tiny_params, small_reviews, name)
-    delays = {"worse": "0", "better": "3"} if first == "worse" else {"worse": "3", "better": "0"}
-    runs = [_retrain(path, home, prefect_api, BARRIER, BARRIER=str(barrier),
-                     AFTER_BARRIER_S=delays[which])
+    runs = [_retrain(path, home, prefect_api, IN_TURN, BARRIER=str(barrier),
+                     TURN="first" if which == first else "second")
             for which, path in (("worse", worse), ("better", better))]
     (worse_code, worse_out), (better_code, better_out) = [_finish(run) for run in runs]
     assert worse_code == 0, worse_out[-3000:]
@@ -222,6 +235,7 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
     """Three retrains paused after `staging`: one approved and one rejected from the CLI (answered
     before its pause is in place), one never answered. Only the approved one reaches
     production."""
+    import prefect.flow_runs
     from typer.testing import CliRunner
 
     from modelyard.cli import app
@@ -233,10 +247,19 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
         params = _params(home, tiny_params, small_reviews, "manual",
                          **{"promotion.mode": "manual",
                             "promotion.approval_timeout_s": timeout_s})
-        # The rejected one pauses 3 s after asking: its answer arrives before the pause does.
-        patch = LATE_PAUSE if case == "rejected" else ""
-        cases[case] = (home, _retrain(params, home, prefect_api, patch=patch))
+        # The rejected one pauses only once its answer was first given: the answer arrives
+        # before the pause does (and is given again until the pause is there to take it).
+        patch = PAUSE_AFTER_THE_ANSWER if case == "rejected" else ""
+        cases[case] = (home, _retrain(params, home, prefect_api, patch=patch,
+                                      ANSWERED=str(home / "answered")))
     runner = CliRunner()
+    resume = prefect.flow_runs.resume_flow_run
+
+    def resume_then_say_so(*args, **kwargs):
+        try:
+            return resume(*args, **kwargs)
+        finally:
+            (cases["rejected"][0] / "answered").touch()
 
     def answer(case: str, verb: str, *args: str) -> str:
         home, process = cases[case]
@@ -246,7 +269,10 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
         with pytest.raises(Exception, match="production"):
             client.get_model_version_by_alias("manual", "production")  # not before approval
         monkeypatch.setenv("MODELYARD_HOME", str(home))
+        if case == "rejected":
+            monkeypatch.setattr(prefect.flow_runs, "resume_flow_run", resume_then_say_so)
         result = runner.invoke(app, ["models", verb, "manual", "1", *args])
+        monkeypatch.setattr(prefect.flow_runs, "resume_flow_run", resume)
         assert result.exit_code == 0, result.output
         return " ".join(result.output.split())
 

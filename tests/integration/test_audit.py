@@ -3,34 +3,16 @@ serving when, rollback; and the `modelyard models` commands over a real MLflow r
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from modelyard.store import db
 from modelyard.store.audit import AuditLog
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{}"
-
-
-def _postgres_database():
-    """A fresh database on the local server, dropped afterwards; skipped without a server
-    (outside CI only: in CI a server is promised, so its absence fails)."""
-    import psycopg
-
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI promises PostgreSQL on 127.0.0.1:5432 but: {error}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
-    name = f"modelyard_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    return admin, name
+from tests.helpers.postgres import fresh_database
+from tests.helpers.registry import FakeRegistry
+from tests.helpers.wait import wait_until
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -38,23 +20,8 @@ def url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/modelyard.db"
         return
-    admin, name = _postgres_database()
-    yield PG.format(name)
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
-
-
-class FakeRegistry:
-    """Only the alias calls AuditLog.move makes; the real registry is exercised below."""
-
-    def __init__(self) -> None:
-        self.aliases: dict[tuple[str, str], str] = {}
-
-    def alias_version(self, name: str, alias: str) -> str | None:
-        return self.aliases.get((name, alias))
-
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        self.aliases[(name, alias)] = version
+    with fresh_database() as url:
+        yield url
 
 
 def tables(url: str) -> set[str]:
@@ -112,6 +79,13 @@ def test_the_audit_trail_is_append_only_in_the_database(url):
     log.engine.dispose()
 
 
+def _after(instant: datetime) -> datetime:
+    """The clock's first reading later than `instant` (its resolution is finite: two readings
+    in a row may be equal)."""
+    return wait_until(lambda: (now := datetime.now(UTC)) > instant and now,
+                      f"the clock never passed {instant}", timeout_s=10, interval_s=0.001)
+
+
 def test_moves_history_serving_at_and_rollback_target(url):
     log, registry = AuditLog.from_url(url), FakeRegistry()
     first = log.move(registry, "m", "production", "1", kind="promote", actor="flow-run:a",
@@ -119,9 +93,8 @@ def test_moves_history_serving_at_and_rollback_target(url):
     assert first is not None and first.from_version is None
     assert log.move(registry, "m", "production", "1", kind="promote", actor="flow-run:a",
                     reason="retried") is None  # a retry: no second row
-    time.sleep(0.01)
     between = datetime.now(UTC)
-    time.sleep(0.01)
+    _after(between)  # the next move is stamped later than `between`
     log.move(registry, "m", "production", "2", kind="promote", actor="flow-run:b", reason="better")
     log.move(registry, "m", "staging", "3", kind="promote", actor="flow-run:c", reason="staged")
     assert [(m.alias, m.from_version, m.to_version) for m in log.history("m")] == [
@@ -171,26 +144,32 @@ def test_promotion_lock_is_exclusive_per_model(url):
 
     log = AuditLog.from_url(url)
     other = AuditLog.from_url(url)  # another engine: as another process would have
-    inside, events = threading.Event(), []
+    inside, release, events = threading.Event(), threading.Event(), []
 
     def hold() -> None:
         with log.promotion_lock("m"):
             events.append("first in")
             inside.set()
-            time.sleep(1.0)
+            assert release.wait(60)  # held until the checks below are done
             events.append("first out")
+
+    def second() -> None:
+        with other.promotion_lock("m", timeout_s=60):
+            events.append("second in")
 
     holder = threading.Thread(target=hold)
     holder.start()
-    inside.wait(10)
+    assert inside.wait(60)
     with pytest.raises(LockTimeout, match="another promotion of this model"):
         with other.promotion_lock("m", timeout_s=0.3):
             pass
     with other.promotion_lock("n", timeout_s=0.3):
         events.append("other model")
-    with other.promotion_lock("m", timeout_s=10):
-        events.append("second in")
-    holder.join()
+    waiter = threading.Thread(target=second)  # asks while the first still holds it
+    waiter.start()
+    release.set()
+    holder.join(60)
+    waiter.join(60)
     assert events == ["first in", "other model", "first out", "second in"]
     log.engine.dispose()
     other.engine.dispose()
@@ -247,8 +226,8 @@ def test_models_commands(tmp_path, monkeypatch):
         return result.exit_code, " ".join(result.output.split())
 
     assert run("promote", "reviews", "1", "--reason", "first model")[0] == 0
-    before_two = datetime.now(UTC).isoformat()
-    time.sleep(0.01)
+    before_two = datetime.now(UTC)
+    _after(before_two)  # the next move is stamped later than `before_two`
     assert run("promote", "reviews", "2")[0] == 0
     code, out = run("promote", "reviews", "3")
     assert code == 1 and "the gate rejected it" in out
@@ -261,7 +240,7 @@ def test_models_commands(tmp_path, monkeypatch):
     code, out = run("history", "reviews")
     assert code == 0 and "rollback" in out and "latency regression" in out
     assert out.count("production") == 3
-    assert run("history", "reviews", "--at", before_two)[1].endswith("version 1")
+    assert run("history", "reviews", "--at", before_two.isoformat())[1].endswith("version 1")
     code, out = run("rollback", "reviews")
     assert code == 1 and "replaced nothing in the audit trail" in out
     code, out = run("show", "reviews", "2")

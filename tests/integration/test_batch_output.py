@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from modelyard.adapters.batch import SQL, TEMPORARY_PREFIX, BatchError, finish
 from modelyard.store.models import platform_tables
-from tests.conftest import REPO
-from tests.integration.test_audit import PG, FakeRegistry, _postgres_database
+from tests.helpers.paths import REPO
+from tests.helpers.postgres import fresh_database
+from tests.helpers.registry import FakeRegistry
 
 USER_TABLE = "scored"
 USER_FILE = "out.csv"
@@ -37,10 +38,8 @@ def database(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('db')}/modelyard.db"
         yield _populated(url)
         return
-    admin, name = _postgres_database()
-    yield _populated(PG.format(name))
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with fresh_database() as url:
+        yield _populated(url)
 
 
 def _populated(url: str) -> str:

@@ -18,7 +18,7 @@ from modelyard.adapters import datasets as sources
 from modelyard.adapters.catalog import Catalog, CatalogError, DataRef
 from modelyard.data.identity import file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
-from tests.conftest import make_dvc_project
+from tests.helpers.dvc import make_dvc_project
 
 PARAMS = Params().updated({"validation.min_rows": 100, "validation.min_rows_per_class": 10})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from tests.conftest import free_port
+from tests.helpers.servers import free_port
 
 
 def test_doctor_names_what_is_wrong_and_how_to_fix_it(tmp_path, monkeypatch, repo):

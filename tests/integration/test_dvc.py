@@ -8,7 +8,7 @@ from modelyard.adapters.default_dataset import DatasetMismatch, prepare_default_
 from modelyard.data.identity import dataset_version, dvc_pointer_md5, file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
 from modelyard.adapters.dvc import DvcError, DvcRepo
-from tests.conftest import make_dvc_project
+from tests.helpers.dvc import make_dvc_project
 
 
 @pytest.fixture

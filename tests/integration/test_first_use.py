@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 
 def test_processes_starting_together_on_fresh_stores(tmp_path):
-    go = time.time() + 4  # every process imports first, then all start at this instant
+    # Every process imports first, then says so with a file and waits for all four: then they
+    # open the stores together.
+    ready = tmp_path / "ready"
+    ready.mkdir()
     code = (
-        "import time, sys\n"
+        "import os, pathlib, sys, time\n"
         "from modelyard.registry.mlflow_registry import MlflowRegistry\n"
         "from modelyard.store.audit import AuditLog\n"
-        f"time.sleep(max(0, {go} - time.time()))\n"
+        f"ready = pathlib.Path({str(ready)!r})\n"
+        "(ready / str(os.getpid())).touch()\n"
+        "deadline = time.monotonic() + 300\n"
+        "while len(list(ready.iterdir())) < 4:\n"
+        "    assert time.monotonic() < deadline, 'the other processes never started'\n"
+        "    time.sleep(0.01)\n"
         f"registry = MlflowRegistry('sqlite:///{tmp_path}/mlflow.db', 'same', None)\n"
         f"AuditLog.from_url('sqlite:///{tmp_path}/modelyard.db').history('m')\n"
         "print(registry.experiment_id)\n"

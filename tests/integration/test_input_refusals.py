@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REPO, make_dvc_project
+from tests.helpers.dvc import make_dvc_project
+from tests.helpers.paths import REPO
 
 PARAMS = str(REPO / "params.yaml")
 

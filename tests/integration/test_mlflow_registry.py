@@ -10,7 +10,7 @@ from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegist
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.training.model import build_model
 from modelyard.inference import TextClassifier
-from tests.conftest import predict_in_fresh_process
+from tests.helpers.models import predict_in_fresh_process
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]

@@ -14,7 +14,9 @@ import pandas as pd
 from modelyard.config import PrivacyParams, ServingParams
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.serving.app import create_app
-from tests.conftest import ServerThread, make_dvc_project, register_tiny_versions
+from tests.helpers.dvc import make_dvc_project
+from tests.helpers.models import register_tiny_versions
+from tests.helpers.servers import ServerThread
 
 EMAIL, CARD = "jane.doe@example.com", "4111 1111 1111 1111"
 PLANTED = [EMAIL.encode(), CARD.encode(), CARD.replace(" ", "").encode()]

@@ -17,29 +17,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port
+from tests.helpers.dvc import reviews_project
+from tests.helpers.paths import REPO
+from tests.helpers.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture
-def postgres():
-    import psycopg
-
-    try:
-        psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                        connect_timeout=3).close()
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI promises PostgreSQL on 127.0.0.1:5432 but: {error}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({error})")
-    prefix = f"modelyard_t{uuid.uuid4().hex[:8]}"
-    others: list[str] = []  # databases a test made under other names, dropped too
-    yield "postgresql://postgres@127.0.0.1:5432/test", prefix, others
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                         autocommit=True) as admin:
-        for name in (prefix, f"{prefix}_prefect", f"{prefix}_mlflow", *others):
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _cli(*args: str, env: dict[str, str] | None = None):
@@ -96,20 +78,6 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
                        prefect_port=config.prefect_port, mlflow_port=config.mlflow_port,
                        model_port=config.model_port, params=config.params))
     assert not (second.root / "supervisor.pid").exists()
-
-
-def _project(root, data, tiny_params):
-    """A DVC project whose dataset `reviews@1` is the tiny model's training data."""
-    import subprocess
-
-    from modelyard.adapters import datasets as sources
-    from tests.conftest import make_dvc_project
-
-    make_dvc_project(root, root.parent / "dvc-remote")
-    sources.add(root, data, "reviews", tiny_params)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "reviews@1"], cwd=root, check=True)
-    return root
 
 
 def _feedback_to_retrain(config, project, params, deployment_id, client, monkeypatch) -> None:
@@ -187,7 +155,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
     from modelyard.store.audit import AuditLog
 
     server, prefix, others = postgres
-    project = _project(tmp_path / "project", small_reviews, tiny_params)
+    project = reviews_project(tmp_path / "project", small_reviews, tiny_params)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params.updated({
         "model.name": "prod-mode", "data.path": str(small_reviews)}).model_dump(mode="json")))

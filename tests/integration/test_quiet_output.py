@@ -16,7 +16,9 @@ import yaml
 from modelyard.config import ServingParams
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
-from tests.conftest import REPO, ServerThread, register_tiny_versions
+from tests.helpers.models import register_tiny_versions
+from tests.helpers.paths import REPO
+from tests.helpers.servers import ServerThread
 
 UNACTIONABLE = ("Add type hints to the `predict` method", "Multiple instances of codecarbon")
 NOT_YET = "does not exist in the registry yet"

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port
-from tests.integration.test_production_mode import _project, postgres  # noqa: F401
+from tests.helpers.dvc import reviews_project
+from tests.helpers.paths import REPO
+from tests.helpers.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -90,7 +91,7 @@ def _accuracy_on_shifted(client_uri: str, version: str, seed: int) -> float:
     return sum(classifier.labels[i] == label for i, label in zip(found, truth, strict=True)) / 300
 
 
-def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noqa: F811
+def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,
                                          small_reviews):
     from mlflow import MlflowClient
 
@@ -99,7 +100,7 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,  # noq
 
     server, prefix, _ = postgres
     started = time.monotonic()
-    project = _project(tmp_path / "project", small_reviews, tiny_params)
+    project = reviews_project(tmp_path / "project", small_reviews, tiny_params)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params.updated({
         "model.name": NAME, "data.path": "reviews@1",

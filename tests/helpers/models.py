@@ -1,0 +1,58 @@
+"""Tiny models in an MLflow registry, and reading one back as a registry consumer would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+TINY_LABELS = ["negative", "neutral", "positive"]
+TINY_TEXTS = ["the battery is awful", "it does the job", "superb sound, would buy again"]
+# The registered name of the tiny model the session trains once (tests/e2e/conftest.py).
+TINY_MODEL = "tiny-reviews"
+
+
+def register_tiny_versions(registry: Any, name: str, root: Path, seeds: Iterable[int] = (1, 2),
+                           tags: Callable[[int], dict[str, str]] = lambda seed: {}) -> None:
+    """One registered version of an untrained tiny model per seed (different weights, same
+    labels), each from its own MLflow run; `production` → the first."""
+    import pandas as pd
+    import torch
+
+    from modelyard.config import ModelParams, TinyBackbone
+    from modelyard.inference import TextClassifier
+    from modelyard.registry.pyfunc import predictions_frame
+    from modelyard.training.model import build_model
+
+    for seed in seeds:
+        torch.manual_seed(seed)
+        params = ModelParams(backbone="tiny", max_length=32, tiny=TinyBackbone(vocab_size=120))
+        model, tokenizer = build_model(params, TINY_LABELS, TINY_TEXTS * 20)
+        directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
+        run_id = registry.start_run(f"seed-{seed}", {})
+        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TINY_TEXTS}),
+                                 predictions_frame(TextClassifier.load(directory), TINY_TEXTS))
+        registry.end_run(run_id)
+        registry.register(uri, name, run_id, tags(seed))
+    registry.set_alias(name, "production", "1")
+
+
+def predict_in_fresh_process(tracking_uri: str, model_uri: str, texts: list[str],
+                             cwd: Path) -> dict[str, Any]:
+    """Load `model_uri` with plain `mlflow.pyfunc` in a new interpreter (as a consumer of the
+    registry would) and predict: {"columns", "labels", "inputs"} as JSON gave them back."""
+    code = (
+        "import json, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({tracking_uri!r})\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        f"out = model.predict(pd.DataFrame({{'text': {texts!r}}}))\n"
+        "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
+        "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

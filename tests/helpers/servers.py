@@ -1,0 +1,41 @@
+"""Local servers for tests: a free port, and a real uvicorn server in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from tests.helpers.wait import wait_until
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the kernel picks it among the ephemeral ones, so two
+    xdist workers asking at the same time get different ones)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerThread:
+    """A real uvicorn server for an ASGI app on a free local port, in a thread; `url` once
+    started. A context manager: stops the server on exit."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        wait_until(lambda: self.server.started, "server did not start", timeout_s=60,
+                   alive=self.thread.is_alive)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
