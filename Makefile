@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both create the virtual environment
-# if there is none and install the project into it (torch pinned by constraints.txt).
+# if there is none and install the project into it, every package at the version
+# requirements.lock pins (torch the CPU build constraints.txt names).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -11,13 +12,31 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test data ui clean up down docs
 
-$(STAMP): pyproject.toml constraints.txt
+# Every package at the version requirements.lock pins (pip included; made by `make lock`), then the
+# project itself with nothing resolved again. `pip check` fails when pyproject.toml asks for what
+# the lock lacks: run `make lock`.
+$(STAMP): pyproject.toml constraints.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check || { echo "requirements.lock is behind pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# requirements.lock from pyproject.toml (the dev extra and the editable build's setuptools
+# included) and constraints.txt, resolved by pip-compile with pip's own index settings; it keeps
+# the pins it can. LOCK_ARGS=--upgrade moves every pin to the newest allowed,
+# LOCK_ARGS="--upgrade-package NAME" one. Needs no installed project: the lock may be behind.
+.PHONY: lock
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet -c requirements.lock pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev \
+		--build-deps-for editable -c constraints.txt --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock $(LOCK_ARGS) \
+		pyproject.toml
 
 data: install
 	$(BIN)/modelyard data prepare
