@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelyard.tags import PRODUCTION
+
 if TYPE_CHECKING:
     from modelyard.promotion import AliasDecision
     from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -36,8 +38,6 @@ def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, to: str | No
               reason: str | None, force: bool) -> AliasDecision:
     """Move production back to `to` (default: the version the current production replaced),
     by the same rules as a promotion."""
-    from modelyard.registry.mlflow_registry import PRODUCTION
-
     with audit.promotion_lock(name):
         current = registry.alias_version(name, PRODUCTION)
         if current is None:

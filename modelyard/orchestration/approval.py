@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from modelyard import tags as tag
+
 if TYPE_CHECKING:
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
@@ -25,8 +27,8 @@ class ApprovalError(Exception):
 
 def waiting_flow_run(name: str, version: str, tags: Mapping[str, str]) -> str:
     """The flow run waiting for an answer about `version`, read from the version's tags."""
-    status, flow_run = tags.get("approval"), tags.get("approval_flow_run")
-    if status != "waiting" or not flow_run:
+    status, flow_run = tags.get(tag.APPROVAL), tags.get(tag.APPROVAL_FLOW_RUN)
+    if status != tag.APPROVAL_WAITING or not flow_run:
         raise ApprovalError(
             f"{name} version {version} is not waiting for approval (approval: "
             f"{status or 'never asked'}); `modelyard models promote {name} {version}` moves "
@@ -79,7 +81,7 @@ def _resume(registry: MlflowRegistry, name: str, version: str, flow_run: str,
         except RuntimeError as exc:
             if "schema not found" not in str(exc) or time.monotonic() > deadline:
                 raise ApprovalError(f"flow run {flow_run} refused the answer: {exc}") from None
-        if registry.version_info(name, version).tags.get("approval") != "waiting":
+        if registry.version_info(name, version).tags.get(tag.APPROVAL) != tag.APPROVAL_WAITING:
             raise ApprovalError(f"{name} version {version} is no longer waiting for approval")
         time.sleep(poll_s)
 

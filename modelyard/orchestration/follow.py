@@ -37,12 +37,13 @@ def follow_flow_run(client: SyncPrefectClient, run_id: UUID, emit: Callable[[str
         for entry in sorted(fresh, key=lambda entry: entry.timestamp):
             emit(entry.message)
             seen.add(entry.id)
-        ended = state is not None and state.is_final()
-        if ended:
-            quiet_after_end = 0 if fresh else quiet_after_end + 1
-            if quiet_after_end >= POLLS_AFTER_END:
-                return state
-        sleep(1 if ended else 2)
+        if state is None or not state.is_final():
+            sleep(2)
+            continue
+        quiet_after_end = 0 if fresh else quiet_after_end + 1
+        if quiet_after_end >= POLLS_AFTER_END:
+            return state
+        sleep(1)
 
 
 def _unseen(client: SyncPrefectClient, only_this_run: Any, seen: set[UUID]) -> list[Log]:

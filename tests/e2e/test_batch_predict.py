@@ -224,7 +224,7 @@ def test_serve_command_serves_production(home):
         assert meta["model"] == NAME and meta["alias"] == "production"
         answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"text": "superb"}).json()
         assert answer["model_version"] == meta["version"]
-        from modelyard.demo import send
+        from modelyard.cli.demo import send
 
         answered, stored = send(f"http://127.0.0.1:{port}", 48, True, 0.5)  # the README demo
         assert answered == 48 and 0 < stored < 48

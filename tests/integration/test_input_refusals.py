@@ -193,11 +193,13 @@ def test_good_input_passes_the_check(project, home):
     """What is refused above is all that is: a known version with good rows passes (and is
     fetched into the dataset cache the flow reads it from); with --remote, a file this machine
     does not have is left to the worker."""
-    from modelyard.cli import _check_training_input
-    from modelyard.config import load_params
+    from pathlib import Path
 
-    params = load_params(PARAMS)
-    _check_training_input(params, "reviews@1", None, remote=False)
-    _check_training_input(params, "reviews@latest", None, remote=True)
-    _check_training_input(params, "/on/the/worker.csv", None, remote=True)
+    from modelyard.adapters.training_input import check_training_input
+    from modelyard.config import Settings, load_params
+
+    params, cache = load_params(PARAMS), Settings().dataset_cache()
+    check_training_input(params, "reviews@1", None, False, Path.cwd(), cache)
+    check_training_input(params, "reviews@latest", None, True, Path.cwd(), cache)
+    check_training_input(params, "/on/the/worker.csv", None, True, Path.cwd(), cache)
     assert [p.suffix for p in (home / ".modelyard" / "datasets").iterdir()] == [".csv"]

@@ -80,7 +80,7 @@ def _wait_for_run(data_path: str, env: dict[str, str]):
 
 
 def _accuracy_on_shifted(client_uri: str, version: str, seed: int) -> float:
-    from modelyard.demo import shifted
+    from modelyard.cli.demo import shifted
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
     rng = random.Random(seed)

@@ -30,6 +30,6 @@ def test_preflight_reads_the_server_from_prefect_settings(monkeypatch):
     monkeypatch.setattr(prefect.settings, "get_current_settings",
                         lambda: SimpleNamespace(api=SimpleNamespace(url=None)))
     manual = Params().updated({"model.backbone": "tiny", "promotion.mode": "manual"})
-    with pytest.raises(ValueError, match="promotion.mode is manual"):
+    with pytest.raises(ValueError, match=r"promotion\.mode is manual"):
         preflight(manual)
     preflight(manual.updated({"promotion.mode": "auto"}))

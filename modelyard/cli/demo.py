@@ -1,10 +1,14 @@
 """Traffic for the README's demo of the loop: reviews like the training data, or shifted ones
 (another domain, longer texts, its sentiment in words the training data lacks), sent to a
-running model server, with feedback for a share of them (the label the generator knows)."""
+running model server, with feedback for a share of them (the label the generator knows):
+`modelyard demo-traffic`."""
 
 from __future__ import annotations
 
 import random
+from typing import Annotated
+
+import typer
 
 from modelyard.data.synthetic import ReviewSpec, generate_reviews
 
@@ -56,3 +60,15 @@ def send(url: str, count: int, shift: bool, feedback_share: float, seed: int = 0
                                                  "label": label}).raise_for_status()
                     stored += 1
     return answered, stored
+
+
+def demo_traffic(
+    url: Annotated[str, typer.Option(help="The model server.")] = "http://127.0.0.1:8000",
+    count: Annotated[int, typer.Option(help="Texts to send.", min=1)] = 500,
+    shift: Annotated[bool, typer.Option("--shifted", help="Drifted texts.")] = False,
+    feedback: Annotated[float, typer.Option(help="Share answered with feedback.",
+                                            min=0, max=1)] = 0.3,
+) -> None:
+    """Send generated reviews (or a drifted variant) to a server, with feedback: the demo."""
+    answered, stored = send(url, count, shift, feedback)
+    typer.echo(f"{answered} predictions, {stored} feedback{' (shifted)' if shift else ''}")

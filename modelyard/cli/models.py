@@ -1,0 +1,219 @@
+"""`modelyard models …`: the registry's models and versions, where their aliases point and how
+they moved, and moving them by hand (promote, approve, reject, rollback), audited."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelyard.cli._common import (
+    Refused,
+    Typer,
+    current_user,
+    parse_time,
+    registry_and_audit,
+)
+
+if TYPE_CHECKING:
+    from modelyard.promotion import AliasDecision
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+app = Typer(help="The model registry: versions, aliases, their history, rollback.",
+            no_args_is_help=True)
+
+
+@app.command("list")
+def models_list() -> None:
+    """Every registered model: versions and where its aliases point."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelyard.tags import PRODUCTION, STAGING
+
+    registry, _ = registry_and_audit()
+    table = Table(show_edge=False)
+    for column in ("model", "versions", STAGING, PRODUCTION):
+        table.add_column(column)
+    for name, aliases, count in registry.models():
+        table.add_row(name, str(count), aliases.get(STAGING, "—"), aliases.get(PRODUCTION, "—"))
+    Console().print(table)
+
+
+@app.command("show")
+def models_show(name: str, version: str) -> None:
+    """One version: aliases, lineage (dataset, git, params, validation, gate) and metrics."""
+    from mlflow.exceptions import MlflowException
+
+    from modelyard import tags as tag
+
+    registry, _ = registry_and_audit()
+    try:
+        info = registry.version_info(name, version)
+    except MlflowException:
+        raise Refused(f"{name} has no version {version}") from None
+    typer.echo(f"{name} version {info.version}  aliases: {', '.join(info.aliases) or 'none'}")
+    for key in tag.SHOWN_VERSION_TAGS:
+        if key in info.tags:
+            typer.echo(f"  {key:20s} {info.tags[key]}")
+    if tag.GATE_REPORT in info.tags:
+        typer.echo("  gate checks")
+        for line in info.tags[tag.GATE_REPORT].splitlines()[1:]:
+            typer.echo(f"    {line}")
+    if info.run_id:
+        _show_run(registry, info.run_id)
+
+
+def _show_run(registry: MlflowRegistry, run_id: str) -> None:
+    """The training run's gate report, params, test metrics, privacy budget and cost."""
+    typer.echo(f"  {'gate report':20s} mlflow-run:{run_id}/gate/decision.md")
+    params = registry.run_params(run_id)
+    for section in ("model", "train", "gate"):
+        values = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in sorted(params.items())
+                           if k.startswith(f"{section}."))
+        if values:
+            typer.echo(f"  {'params ' + section:20s} {values}")
+    metrics = registry.run_metrics(run_id)
+    for key in sorted(k for k in metrics if k.startswith("test_")):
+        typer.echo(f"  {key:20s} {metrics[key]:.4f}")
+    if "dp_epsilon" in metrics:
+        typer.echo(f"  {'privacy':20s} differentially private, ε = {metrics['dp_epsilon']:.3f} "
+                   f"at δ = {metrics.get('dp_delta', float('nan')):g}")
+    _show_compute(registry, run_id)
+
+
+def _show_compute(registry: MlflowRegistry, run_id: str) -> None:
+    """What the version cost to produce: every training attempt of its run, summed."""
+    from modelyard import tags as tag
+    from modelyard.training.cost import run_attempts, total
+
+    attempts = run_attempts(registry, run_id)
+    if not attempts:
+        return
+    tags = registry.run_tags(run_id)
+    currency = tags.get(tag.COMPUTE_CURRENCY, "")
+    device = tags.get(tag.COMPUTE_DEVICE, "?")
+    name = tags.get(tag.COMPUTE_DEVICE_NAME, "")
+    summed = total(attempts)
+    typer.echo(f"  {'compute':20s} {int(summed['attempts'])} training attempt(s) on {device} "
+               f"({name}): {summed['seconds']:.1f} s, {summed['device_hours']:.4f} device-h, "
+               f"{summed['energy_kwh'] * 1000:.2f} Wh, {summed['co2_kg'] * 1000:.3f} g CO2, "
+               f"cost {summed['cost']:.4f} {currency}")
+    for number, attempt in enumerate(attempts, 1):
+        typer.echo(f"    attempt {number}: {attempt['seconds']:.1f} s, "
+                   f"{attempt['device_hours']:.4f} device-h, "
+                   f"{attempt['samples_per_second']:.0f} samples/s, {attempt['cost']:.4f} "
+                   f"{currency}")
+
+
+@app.command("history")
+def models_history(
+    name: str,
+    at: Annotated[str | None, typer.Option(help="An ISO time: which version was serving "
+                                                "then.")] = None,
+) -> None:
+    """Every alias move of a model (the audit trail), or the version serving at a time."""
+    from datetime import UTC
+
+    from rich.console import Console
+    from rich.table import Table
+
+    _, audit = registry_and_audit()
+    if at is not None:
+        when = parse_time(at, f"--at {at!r} is not an ISO time (e.g. 2026-11-28T14:03:00+00:00)")
+        serving = audit.serving_at(name, when)
+        typer.echo(f"{name}@production at {when.isoformat()}: "
+                   f"{'version ' + serving if serving else 'nothing'}")
+        return
+    table = Table(show_edge=False)
+    for column in ("when (UTC)", "alias", "kind", "from", "to", "by", "why"):
+        table.add_column(column, no_wrap=column not in ("why", "by"), overflow="fold")
+    for move in audit.history(name):
+        table.add_row(move.moved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), move.alias,
+                      move.kind, move.from_version or "—", move.to_version, move.actor,
+                      move.reason)
+    Console().print(table)
+
+
+_FORCE_OPTION = typer.Option(
+    "--force", help="Override the rules (a version the gate rejected, or whose deployment "
+                    "failed) with --reason; audited as forced.")
+
+
+@app.command("promote")
+def models_promote(
+    name: str, version: str,
+    to: Annotated[str, typer.Option(help="The alias: staging or production.")] = "production",
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
+                                                    "--force).")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+) -> None:
+    """Point an alias at a version by hand (audited). Versions the gate rejected, or whose
+    deployment failed (for production), are refused unless forced."""
+    from modelyard.adapters.manual_moves import promote_by_hand
+
+    if to not in ("staging", "production"):
+        raise Refused(f"--to must be staging or production, not {to!r}")
+    registry, audit = registry_and_audit()
+    decision = promote_by_hand(registry, audit, name, to, version, current_user(), reason, force)
+    typer.echo(_moved_line(name, decision, "moved"))
+
+
+@app.command("approve")
+def models_approve(
+    name: str, version: str,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Approve a version waiting in staging (promotion.mode manual): its retrain promotes it."""
+    _answer(name, version, True, reason)
+
+
+@app.command("reject")
+def models_reject(
+    name: str, version: str,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Reject a version waiting for approval: its retrain ends without promoting it."""
+    _answer(name, version, False, reason)
+
+
+def _answer(name: str, version: str, approve: bool, reason: str) -> None:
+    from modelyard.orchestration.approval import answer
+
+    registry, _ = registry_and_audit()
+    reviewer = current_user().removeprefix("user:")
+    flow_run = answer(registry, name, version, approve, reviewer, reason)
+    verb = "approved" if approve else "rejected"
+    typer.echo(f"{name} version {version} {verb}: flow run {flow_run} resumes"
+               + (" and promotes it (after re-checking against the current production)"
+                  if approve else "; production does not move"))
+
+
+@app.command("rollback")
+def models_rollback(
+    name: str,
+    to: Annotated[str | None, typer.Option(help="The version (default: the one the current "
+                                                "production replaced).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
+                                                    "--force).")] = None,
+    force: Annotated[bool, _FORCE_OPTION] = False,
+) -> None:
+    """Move production back to the previous production version, and record why. The same rules
+    as promote: versions the gate rejected or whose deployment failed are refused unless
+    forced."""
+    from modelyard.adapters.manual_moves import roll_back
+
+    registry, audit = registry_and_audit()
+    decision = roll_back(registry, audit, name, to, current_user(), reason, force)
+    typer.echo(_moved_line(name, decision, "rolled back"))
+
+
+def _moved_line(name: str, decision: AliasDecision, verb: str) -> str:
+    """What happened, naming exactly the from and to versions."""
+    alias, version = decision.alias, decision.version
+    if not decision.moves:
+        return f"{name}@{alias} is already version {version}: nothing moved, nothing audited"
+    line = (f"{name}@{alias} {verb}: version {decision.current} -> {version}"
+            if decision.current is not None else
+            f"{name}@{alias} {verb}: version {version} (it named no version before)")
+    return line + (f" ({decision.audit_reason}; audited)" if decision.forced else "")
