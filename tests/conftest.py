@@ -9,7 +9,8 @@ Prefect test API; ports are asked of the kernel and PostgreSQL databases get ran
 Parallel runs (`make test` runs `-n 2 --dist loadgroup`): the tests of a module that share a
 module-scoped fixture (a trained model, a stack) are one xdist group, so one worker builds it
 once; every other test is scheduled on its own. The longest tests are queued first, so the run
-does not end waiting on one that started last.
+does not end waiting on one that started last. Otherwise the order is random (pytest-randomly),
+the same in every worker: no test may depend on another having run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ _LONGEST_FIRST = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "tx", None) and not hasattr(config, "workerinput"):
+        # The xdist controller runs no test; its workers start in its working directory and
+        # resolve the command line's paths from there, so it stays where it was started.
+        return
     scratch = Path(tempfile.mkdtemp(prefix="modelyard-tests-"))
     for name in _LEAKY + tuple(k for k in os.environ if k.startswith("MODELYARD_")):
         os.environ.pop(name, None)
