@@ -16,22 +16,27 @@ What differs from `loop.train_classifier`, and why:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from modelyard.config import TrainParams
-from modelyard.evaluation.metrics import classification_metrics
 from modelyard.training.loop import (
+    Encoded,
     EpochCallback,
     StepCallback,
     TrainResult,
-    peak_memory_mb,
-    seed_everything,
+    encode,
+    epoch_record,
+    evaluate,
+    linear_schedule,
+    pad,
+    prepare_process,
+    record_throughput,
+    step_values,
 )
-from modelyard.inference import TextClassifier, pick_device
 
 
 class _Indices:
@@ -50,6 +55,96 @@ class _Indices:
         return (torch.tensor(index),)
 
 
+def _collate(tokenizer: Any, data: Encoded, items: list[tuple[Any]]) -> dict[str, Any]:
+    rows = [int(item[0]) for item in items]
+    return {**pad(tokenizer, data, rows), "labels": data.targets[rows]}
+
+
+def _quiet_warnings() -> None:
+    import warnings
+
+    # Frozen embeddings mean no input of the first trainable layer needs a gradient: torch's
+    # note about full backward hooks then fires on every step and says nothing wrong. Opacus's
+    # "secure RNG off": its cryptographic RNG (torchcsprng) is not installed; the noise comes
+    # from torch's generator, seeded for reproducibility.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    # "Optimal order is the largest alpha": the ε reported is still a valid upper bound, only
+    # perhaps looser than a wider search of RDP orders would give.
+    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+
+
+@dataclass(frozen=True)
+class _Private:
+    """The model, optimizer and loader as Opacus made them private, and its accountant."""
+
+    model: Any  # a GradSampleModule around the model: per-example gradients
+    optimizer: Any  # a DPOptimizer: clips each example's gradient, adds the noise
+    loader: Any  # Poisson-sampled batches
+    engine: Any
+
+
+def _make_private(model: Any, tokenizer: Any, data: Encoded, params: TrainParams,
+                  device: str) -> _Private:
+    """Poisson batches, per-example clipping and the noise that spends at most the ε budget
+    over `params.epochs` epochs."""
+    import torch
+    from opacus import PrivacyEngine
+    from torch.utils.data import DataLoader
+
+    dp = params.privacy
+    loader = DataLoader(_Indices(len(data.input_ids)), batch_size=params.batch_size,
+                        collate_fn=functools.partial(_collate, tokenizer, data),
+                        generator=torch.Generator().manual_seed(params.seed))
+    trainable = [w for w in model.parameters() if w.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate,
+                                  weight_decay=params.weight_decay)
+    engine = PrivacyEngine(accountant="rdp")
+    private_model, optimizer, loader = engine.make_private_with_epsilon(
+        module=model, optimizer=optimizer, data_loader=loader, epochs=params.epochs,
+        target_epsilon=dp.target_epsilon, target_delta=dp.target_delta,
+        max_grad_norm=dp.max_grad_norm,
+        noise_generator=torch.Generator(device=device).manual_seed(params.seed))
+    return _Private(private_model, optimizer, loader, engine)
+
+
+def _private_step(private: _Private, scheduler: Any, batch: dict[str, Any]) -> float:
+    """One DP-SGD step on a Poisson batch; returns its loss."""
+    loss = private.model(**batch).loss
+    loss.backward()
+    # DPOptimizer.step clips each example's gradient, sums, adds the noise, averages.
+    private.optimizer.step()
+    scheduler.step()
+    private.optimizer.zero_grad(set_to_none=True)
+    return float(loss.item())
+
+
+def _private_epoch(private: _Private, scheduler: Any, device: str, steps_before: int,
+                   on_step: StepCallback | None) -> tuple[list[float], int]:
+    """The epoch's steps; returns their losses (one per step) and the texts they saw."""
+    private.model.train()
+    losses: list[float] = []
+    samples = 0
+    for batch in private.loader:
+        if not isinstance(batch, dict):  # Poisson sampling drew nobody this step
+            continue
+        batch = {key: value.to(device) for key, value in batch.items()}
+        losses.append(_private_step(private, scheduler, batch))
+        samples += len(batch["labels"])
+        if on_step is not None:
+            on_step(steps_before + len(losses), step_values(losses[-1], scheduler))
+    return losses, samples
+
+
+def _release(model: Any, private: _Private) -> None:
+    """The model as a plain one again, for inference and saving: no hooks, nothing frozen."""
+    private.model.remove_hooks()
+    for weight in model.parameters():
+        weight.requires_grad_(True)
+        weight.grad_sample = None
+    model.eval()
+
+
 def train_private(
     model: Any,
     tokenizer: Any,
@@ -63,99 +158,34 @@ def train_private(
 ) -> TrainResult:
     """Fine-tune `model` in place under (ε, δ)-differential privacy; `result.epsilon` is the ε
     spent at `params.privacy.target_delta`."""
-    import warnings
-
-    import torch
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader
-    from transformers import get_linear_schedule_with_warmup
-
-    # Frozen embeddings mean no input of the first trainable layer needs a gradient: torch's
-    # note about full backward hooks then fires on every step and says nothing wrong. Opacus's
-    # "secure RNG off": its cryptographic RNG (torchcsprng) is not installed; the noise comes
-    # from torch's generator, seeded for reproducibility.
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    warnings.filterwarnings("ignore", message="Secure RNG turned off")
-    # "Optimal order is the largest alpha": the ε reported is still a valid upper bound, only
-    # perhaps looser than a wider search of RDP orders would give.
-    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+    _quiet_warnings()
     dp = params.privacy
-    if params.threads:
-        torch.set_num_threads(params.threads)
-    seed_everything(params.seed)
-    device = pick_device()
+    device = prepare_process(params)
     if dp.freeze_embeddings:
         for weight in model.base_model.embeddings.parameters():
             weight.requires_grad_(False)
     model.to(device).train()
-
-    encoded = tokenizer(list(train_texts), truncation=True)["input_ids"]
-    targets = torch.tensor(list(train_labels), dtype=torch.long)
-
-    def collate(items: list[tuple[Any]]) -> dict[str, Any]:
-        rows = [int(item[0]) for item in items]
-        batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
-        return {**batch, "labels": targets[rows]}
-
-    loader = DataLoader(_Indices(len(encoded)), batch_size=params.batch_size,
-                        collate_fn=collate,
-                        generator=torch.Generator().manual_seed(params.seed))
-    trainable = [w for w in model.parameters() if w.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate,
-                                  weight_decay=params.weight_decay)
-    engine = PrivacyEngine(accountant="rdp")
-    private_model, optimizer, loader = engine.make_private_with_epsilon(
-        module=model, optimizer=optimizer, data_loader=loader, epochs=params.epochs,
-        target_epsilon=dp.target_epsilon, target_delta=dp.target_delta,
-        max_grad_norm=dp.max_grad_norm,
-        noise_generator=torch.Generator(device=device).manual_seed(params.seed))
-    total_steps = len(loader) * params.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps),
-                                                total_steps)
+    data = encode(tokenizer, train_texts, train_labels)
+    private = _make_private(model, tokenizer, data, params, device)
+    scheduler = linear_schedule(private.optimizer, params, len(private.loader) * params.epochs)
 
     result = TrainResult(device=device, precision="fp32")
-    step, samples, started = 0, 0, time.perf_counter()
+    steps, samples, started = 0, 0, time.perf_counter()
     for epoch in range(1, params.epochs + 1):
-        private_model.train()
-        losses = []
-        for batch in loader:
-            if not isinstance(batch, dict):  # Poisson sampling drew nobody this step
-                continue
-            batch = {key: value.to(device) for key, value in batch.items()}
-            loss = private_model(**batch).loss
-            loss.backward()
-            # DPOptimizer.step clips each example's gradient, sums, adds the noise, averages.
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            samples += len(batch["labels"])
-            losses.append(loss.item())
-            if on_step is not None:
-                on_step(step, {"train_loss": loss.item(),
-                               "learning_rate": scheduler.get_last_lr()[0]})
-        classifier = TextClassifier(model, tokenizer, device)
-        val_pred = classifier.predict_proba(list(val_texts), params.eval_batch_size).argmax(axis=1)
-        scores = classification_metrics(list(val_labels), val_pred.tolist(), classifier.labels)
-        record = {"epoch": float(epoch),
-                  "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "val_accuracy": scores.accuracy, "val_macro_f1": scores.macro_f1,
-                  "dp_epsilon": float(engine.get_epsilon(dp.target_delta))}
+        losses, seen = _private_epoch(private, scheduler, device, steps, on_step)
+        steps, samples = steps + len(losses), samples + seen
+        scores = evaluate(model, tokenizer, device, val_texts, val_labels,
+                          params.eval_batch_size)
+        record = {**epoch_record(epoch, losses, scores),
+                  "dp_epsilon": float(private.engine.get_epsilon(dp.target_delta))}
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, record)
 
-    private_model.remove_hooks()  # the model goes on to plain inference and saving
-    for weight in model.parameters():
-        weight.requires_grad_(True)
-        weight.grad_sample = None
-    model.eval()
+    _release(model, private)
     result.best_epoch = params.epochs
-    result.steps = step
-    result.seconds = time.perf_counter() - started
-    result.samples_per_second = samples / max(result.seconds, 1e-9)
-    result.peak_memory_mb = peak_memory_mb(device)
-    result.epsilon = float(engine.get_epsilon(dp.target_delta))
+    record_throughput(result, steps, samples, time.perf_counter() - started, device)
+    result.epsilon = float(private.engine.get_epsilon(dp.target_delta))
     result.delta = dp.target_delta
-    result.noise_multiplier = float(optimizer.noise_multiplier)
+    result.noise_multiplier = float(private.optimizer.noise_multiplier)
     return result
