@@ -53,6 +53,28 @@ def test_resume_after_an_interruption_is_exact(splits, tiny_params, tmp_path):
     assert resumed.result.history == uninterrupted.result.history  # bit for bit
 
 
+def test_resume_from_an_epoch_boundary_is_exact(splits, tiny_params, tmp_path):
+    """The checkpoint written as an epoch ends holds none of that epoch's step losses: the next
+    epoch's train_loss after a resume is the uninterrupted one."""
+    params = tiny_params.updated({"train.epochs": 3, "train.checkpoint_every": 10_000,
+                                  "train.batch_size": 16})
+    uninterrupted = train(splits, params)
+    per_epoch = uninterrupted.result.steps // 3
+
+    class Killed(Exception):
+        pass
+
+    def die(step: int, _: dict) -> None:
+        if step == 2 * per_epoch + 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(splits, params, checkpoints=tmp_path, on_step=die)
+    resumed = train(splits, params, checkpoints=tmp_path)
+    assert resumed.result.resumed_from_step == 2 * per_epoch
+    assert resumed.result.history == uninterrupted.result.history
+
+
 def test_early_stopping(splits, tiny_params):
     # A learning rate this small cannot move macro-F1 off its first value.
     params = tiny_params.updated({"train.epochs": 8, "train.learning_rate": 1e-9,
