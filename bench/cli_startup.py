@@ -1,6 +1,6 @@
 """How long `modelyard --help` takes, against a bare `python -c pass` baseline, in one run.
 
-    .venv/bin/python bench/cli_startup.py [repeats]
+.venv/bin/python bench/cli_startup.py [repeats]
 """
 
 from __future__ import annotations

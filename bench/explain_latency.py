@@ -39,8 +39,10 @@ def _timed(http, path: str, texts: list[str]) -> list[float]:
 def _summary(seconds: list[float]) -> str:
     ordered = sorted(seconds)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return (f"median {statistics.median(ordered) * 1000:7.1f} ms, p95 {p95 * 1000:7.1f} ms, "
-            f"max {ordered[-1] * 1000:7.1f} ms")
+    return (
+        f"median {statistics.median(ordered) * 1000:7.1f} ms, p95 {p95 * 1000:7.1f} ms, "
+        f"max {ordered[-1] * 1000:7.1f} ms"
+    )
 
 
 _TRAINED = "train_seconds.json"
@@ -52,8 +54,10 @@ class Timing:
     cpu_seconds: float  # this process, all threads: steadier than wall time on shared cores
 
     def share_of(self, whole: Timing) -> str:
-        return (f"{100 * self.seconds / whole.seconds:.1f}% wall, "
-                f"{100 * self.cpu_seconds / whole.cpu_seconds:.1f}% CPU")
+        return (
+            f"{100 * self.seconds / whole.seconds:.1f}% wall, "
+            f"{100 * self.cpu_seconds / whole.cpu_seconds:.1f}% CPU"
+        )
 
 
 def _trained_model(params_path: Path, model_dir: Path) -> tuple[object, Timing]:
@@ -75,9 +79,15 @@ def _trained_model(params_path: Path, model_dir: Path) -> tuple[object, Timing]:
     if not record.is_file():
         started, cpu = time.perf_counter(), time.process_time()
         fit(splits, params, model_dir / "model", progress=False)
-        record.write_text(json.dumps({"seconds": time.perf_counter() - started,
-                                      "cpu_seconds": time.process_time() - cpu,
-                                      "train_rows": len(splits.train)}))
+        record.write_text(
+            json.dumps(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "cpu_seconds": time.process_time() - cpu,
+                    "train_rows": len(splits.train),
+                }
+            )
+        )
     figures = json.loads(record.read_text())
     return splits.test, Timing(figures["seconds"], figures["cpu_seconds"])
 
@@ -95,17 +105,27 @@ def report_cost(params_path: Path, model_dir: Path) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     # What tasks/explain.py does, less the MLflow and Prefect writes (milliseconds).
     explainer = Explainer(TextClassifier.load(model_dir / "model"), explain.report_n_steps)
-    report = explanation_report(explainer, test[TEXT].tolist(), test[LABEL].tolist(),
-                                explain.report_texts_per_class, explain.report_top_tokens,
-                                explain.report_worst)
+    report = explanation_report(
+        explainer,
+        test[TEXT].tolist(),
+        test[LABEL].tolist(),
+        explain.report_texts_per_class,
+        explain.report_top_tokens,
+        explain.report_worst,
+    )
     cost = Timing(time.perf_counter() - started, time.process_time() - cpu)
     explained = sum(d.explained for d in report.drivers) + len(report.worst)
-    print(f"{torch.get_num_threads()} CPU threads; {len(test)} test texts; explain: "
-          f"{explain.model_dump()}")
-    print(f"  training (baseline):  {training.seconds:7.1f} s wall, "
-          f"{training.cpu_seconds:7.1f} s CPU")
-    print(f"  explanation report:   {cost.seconds:7.1f} s wall, {cost.cpu_seconds:7.1f} s CPU  "
-          f"({explained} texts explained)")
+    print(
+        f"{torch.get_num_threads()} CPU threads; {len(test)} test texts; explain: "
+        f"{explain.model_dump()}"
+    )
+    print(
+        f"  training (baseline):  {training.seconds:7.1f} s wall, {training.cpu_seconds:7.1f} s CPU"
+    )
+    print(
+        f"  explanation report:   {cost.seconds:7.1f} s wall, {cost.cpu_seconds:7.1f} s CPU  "
+        f"({explained} texts explained)"
+    )
     print(f"  report costs {cost.share_of(training)} of the training (target <= 10%)")
     print(report.to_markdown())
 
@@ -117,11 +137,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--report", action="store_true",
-                        help="time the retrain's explanation report against the training")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="time the retrain's explanation report against the training",
+    )
     parser.add_argument("--params", type=Path, default=root_dir / "params.yaml")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="with --report: keep (and reuse) the trained model here")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="with --report: keep (and reuse) the trained model here",
+    )
     args = parser.parse_args()
     if args.report:
         if args.model_dir is None:
@@ -149,9 +176,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         uri = _register(root, args.backbone)
-        app = create_app(lambda: MlflowRegistry(uri, "bench"), "bench",
-                         ServingParams(poll_interval_s=3600), f"sqlite:///{root}/log.db", None,
-                         explain=ExplainParams())
+        app = create_app(
+            lambda: MlflowRegistry(uri, "bench"),
+            "bench",
+            ServingParams(poll_interval_s=3600),
+            f"sqlite:///{root}/log.db",
+            None,
+            explain=ExplainParams(),
+        )
         with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
             _timed(http, "/explain", [*texts[:2], longest])  # warm-up, both shapes
             predict = _timed(http, "/predict", texts)
@@ -160,14 +192,18 @@ def main() -> None:
             tokens = len(http.post("/explain", json={"text": longest}).json()["tokens"])
 
     words = statistics.mean(len(t.split()) for t in texts)
-    print(f"backbone {args.backbone}, {torch.get_num_threads()} CPU threads, "
-          f"{ExplainParams().n_steps} integration steps; {len(texts)} texts of "
-          f"{words:.0f} words on average")
+    print(
+        f"backbone {args.backbone}, {torch.get_num_threads()} CPU threads, "
+        f"{ExplainParams().n_steps} integration steps; {len(texts)} texts of "
+        f"{words:.0f} words on average"
+    )
     print(f"  /predict (baseline):   {_summary(predict)}")
     print(f"  /explain:              {_summary(explain)}")
     print(f"  /explain, 128 tokens:  {_summary(full)}  ({tokens} words scored)")
-    print(f"  /explain costs {statistics.median(explain) / statistics.median(predict):.1f}x a "
-          f"/predict; slowest explanation {max(explain + full):.2f} s (target < 2 s)")
+    print(
+        f"  /explain costs {statistics.median(explain) / statistics.median(predict):.1f}x a "
+        f"/predict; slowest explanation {max(explain + full):.2f} s (target < 2 s)"
+    )
 
 
 if __name__ == "__main__":

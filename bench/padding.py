@@ -58,8 +58,10 @@ def main() -> None:
         results[name] = (padded, args.steps / seconds)
         print(f"{name:15s} padded tokens/epoch {padded:8d}   {args.steps / seconds:.2f} steps/s")
     (p0, s0), (p1, s1) = results["plain shuffle"], results["length-grouped"]
-    print(f"ratio: {p0 / p1:.2f}x fewer padded tokens, {s1 / s0:.2f}x steps/s "
-          f"({args.backbone}, batch {args.batch_size}, {args.steps} steps each)")
+    print(
+        f"ratio: {p0 / p1:.2f}x fewer padded tokens, {s1 / s0:.2f}x steps/s "
+        f"({args.backbone}, batch {args.batch_size}, {args.steps} steps each)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ def _register(root: Path, backbone: str) -> str:
 
     from modelyard.config import ModelParams
     from modelyard.data.synthetic import LABELS, generate_reviews
+    from modelyard.inference import TextClassifier
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.registry.pyfunc import predictions_frame
     from modelyard.training.model import build_model
-    from modelyard.inference import TextClassifier
 
     texts = [text for text, _ in generate_reviews()][:2000]
     model, tokenizer = build_model(ModelParams(backbone=backbone), list(LABELS), texts)
@@ -36,8 +36,9 @@ def _register(root: Path, backbone: str) -> str:
     registry = MlflowRegistry(uri, "bench", (root / "mlruns").as_uri())
     run_id = registry.start_run("bench", {})
     example = pd.DataFrame({"text": texts[:3]})
-    model_uri = registry.log_model(run_id, directory, example,
-                                   predictions_frame(TextClassifier.load(directory), texts[:3]))
+    model_uri = registry.log_model(
+        run_id, directory, example, predictions_frame(TextClassifier.load(directory), texts[:3])
+    )
     registry.end_run(run_id)
     registry.register(model_uri, "bench", run_id, {})
     registry.set_alias("bench", "production", "1")
@@ -79,9 +80,9 @@ def main() -> None:
     from modelyard.config import ServingParams
     from modelyard.data.synthetic import generate_reviews
     from modelyard.env import apply_defaults
+    from modelyard.inference import TextClassifier
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.serving.app import create_app
-    from modelyard.inference import TextClassifier
     from tests.conftest import ServerThread
 
     apply_defaults()
@@ -97,10 +98,13 @@ def main() -> None:
 
         results = {}
         for label, batch in (("unbatched", 1), ("batched", 32)):
-            app = create_app(lambda: MlflowRegistry(uri, "bench"), "bench",
-                             ServingParams(max_batch_size=batch, max_wait_ms=5,
-                                           poll_interval_s=3600),
-                             f"sqlite:///{root}/{label}.db", None)
+            app = create_app(
+                lambda: MlflowRegistry(uri, "bench"),
+                "bench",
+                ServingParams(max_batch_size=batch, max_wait_ms=5, poll_interval_s=3600),
+                f"sqlite:///{root}/{label}.db",
+                None,
+            )
             with ServerThread(app) as server:
                 _load(server.url, texts, args.clients, min(64, args.requests))  # warm-up
                 results[label] = _load(server.url, texts, args.clients, args.requests)
@@ -109,8 +113,10 @@ def main() -> None:
     print(f"  model alone, batches of 32:  {raw:8.1f} texts/s")
     print(f"  server, unbatched:           {results['unbatched']:8.1f} requests/s")
     print(f"  server, micro-batched:       {results['batched']:8.1f} requests/s")
-    print(f"  micro-batching speed-up: {results['batched'] / results['unbatched']:.2f}x; "
-          f"{results['batched'] / raw:.0%} of the model's batched throughput")
+    print(
+        f"  micro-batching speed-up: {results['batched'] / results['unbatched']:.2f}x; "
+        f"{results['batched'] / raw:.0%} of the model's batched throughput"
+    )
 
 
 if __name__ == "__main__":

@@ -33,16 +33,22 @@ def main() -> int:
     from modelyard.data import dataset as ds
     from modelyard.env import apply_defaults
     from modelyard.evaluation.metrics import score
-    from modelyard.training.fit import fit
     from modelyard.inference import TextClassifier
+    from modelyard.training.fit import fit
 
     apply_defaults()
-    params = Params().updated({
-        "data.text_column": "sentence", "data.labels": [0, 1], "data.seed": 42,
-        "train.epochs": args.epochs, "train.max_steps": args.max_steps,
-        "train.batch_size": args.batch_size, "train.learning_rate": args.learning_rate,
-        "train.checkpoint_every": None,
-    })
+    params = Params().updated(
+        {
+            "data.text_column": "sentence",
+            "data.labels": [0, 1],
+            "data.seed": 42,
+            "train.epochs": args.epochs,
+            "train.max_steps": args.max_steps,
+            "train.batch_size": args.batch_size,
+            "train.learning_rate": args.learning_rate,
+            "train.checkpoint_every": None,
+        }
+    )
     train = ds.to_canonical(ds.read_frame(args.data / "train.tsv"), params.data)
     train = train.sample(n=min(args.rows, len(train)), random_state=0).reset_index(drop=True)
     dev = ds.to_canonical(ds.read_frame(args.data / "dev.tsv"), params.data)
@@ -53,14 +59,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         trained = fit(splits, params, Path(scratch) / "model", progress=False)
         classifier = TextClassifier.load(trained.model_dir)
-        metrics = score(classifier, splits.test[ds.TEXT].tolist(),
-                        splits.test[ds.LABEL].tolist(), list(params.data.labels))
+        metrics = score(
+            classifier,
+            splits.test[ds.TEXT].tolist(),
+            splits.test[ds.LABEL].tolist(),
+            list(params.data.labels),
+        )
     result = trained.result
     print(f"rows: train {len(splits.train)}, val {len(splits.val)}, dev {len(splits.test)}")
-    print(f"device {result.device}, precision {result.precision} (bf16: "
-          f"{result.precision == 'bf16'})")
-    print(f"steps {result.steps}, {result.samples_per_second:.1f} samples/s, "
-          f"peak memory {result.peak_memory_mb:.0f} MiB, {time.perf_counter() - started:.0f} s")
+    print(
+        f"device {result.device}, precision {result.precision} (bf16: {result.precision == 'bf16'})"
+    )
+    print(
+        f"steps {result.steps}, {result.samples_per_second:.1f} samples/s, "
+        f"peak memory {result.peak_memory_mb:.0f} MiB, {time.perf_counter() - started:.0f} s"
+    )
     print(f"SST-2 dev accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}")
     if args.require_cuda and result.device != "cuda":
         print(f"FAIL: training ran on {result.device}, not on a CUDA GPU", file=sys.stderr)

@@ -22,8 +22,12 @@ def main() -> None:
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--checkpoint-every", type=int, default=None,
-                        help="default: train.checkpoint_every of the default params (200)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="default: train.checkpoint_every of the default params (200)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -35,8 +39,13 @@ def main() -> None:
     from modelyard.training.model import build_model
 
     apply_defaults()
-    params = Params().updated({"model.backbone": args.backbone, "train.max_steps": args.steps,
-                               "train.batch_size": args.batch_size})
+    params = Params().updated(
+        {
+            "model.backbone": args.backbone,
+            "train.max_steps": args.steps,
+            "train.batch_size": args.batch_size,
+        }
+    )
     if args.checkpoint_every:
         params = params.updated({"train.checkpoint_every": args.checkpoint_every})
     rows = generate_reviews()
@@ -56,8 +65,9 @@ def main() -> None:
     _, tokenizer = fresh()
     encoded = tokenizer(texts, truncation=True)["input_ids"]
     targets = torch.tensor(labels)
-    batches = length_grouped_batches([len(ids) for ids in encoded], args.batch_size,
-                                     np.random.default_rng(params.train.seed))[: args.steps]
+    batches = length_grouped_batches(
+        [len(ids) for ids in encoded], args.batch_size, np.random.default_rng(params.train.seed)
+    )[: args.steps]
 
     def bare_loop() -> list[float]:
         model, tokenizer = fresh()
@@ -76,9 +86,18 @@ def main() -> None:
         model, tokenizer = fresh()
         stamps: list[float] = []
         with tempfile.TemporaryDirectory() as scratch:
-            train_classifier(model, tokenizer, texts, labels, texts[:64], labels[:64],
-                             params.train, progress=False, checkpoints=Path(scratch),
-                             on_step=lambda step, _: stamps.append(time.perf_counter()))
+            train_classifier(
+                model,
+                tokenizer,
+                texts,
+                labels,
+                texts[:64],
+                labels[:64],
+                params.train,
+                progress=False,
+                checkpoints=Path(scratch),
+                on_step=lambda step, _: stamps.append(time.perf_counter()),
+            )
         return stamps
 
     # Both timed the same way: from the end of step 1 to the end of the last step (so neither
@@ -92,8 +111,10 @@ def main() -> None:
     bare_seconds, ours_seconds = min(timings["bare"]), min(timings["ours"])
     bare, ours = samples / bare_seconds, samples / ours_seconds
 
-    print(f"{args.backbone}, batch {args.batch_size}, steps 2..{args.steps}, {samples} samples, "
-          f"{torch.get_num_threads()} threads, checkpoint every {params.train.checkpoint_every}")
+    print(
+        f"{args.backbone}, batch {args.batch_size}, steps 2..{args.steps}, {samples} samples, "
+        f"{torch.get_num_threads()} threads, checkpoint every {params.train.checkpoint_every}"
+    )
     print(f"bare PyTorch loop   {bare:7.1f} samples/s  ({bare_seconds:.1f} s)")
     print(f"training loop       {ours:7.1f} samples/s  ({ours_seconds:.1f} s)")
     print(f"ratio: {ours / bare:.3f} (target ≥ 0.95)")

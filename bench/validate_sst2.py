@@ -22,19 +22,25 @@ def plain_pandas(frame, params, limits) -> bool:
     lengths = text.str.len()
     rows_ok = (
         {params.text_column, params.label_column} <= set(frame.columns)
-        and text.map(type).eq(str).all() and text.notna().all() and label.notna().all()
+        and text.map(type).eq(str).all()
+        and text.notna().all()
+        and label.notna().all()
         and not text.str.fullmatch(r"\s*").any()
         and lengths.between(limits.min_text_length, limits.max_text_length).all()
         and not text.str.contains(BAD_ENCODING).any()
         and label.astype(str).isin(params.labels).all()
-        and set(params.labels) <= set(label.astype(str)) and len(frame) >= limits.min_rows
+        and set(params.labels) <= set(label.astype(str))
+        and len(frame) >= limits.min_rows
     )
     stats, _ = dataset_statistics(frame, params)
-    return bool(rows_ok and stats["rows_in_smallest_class"] >= limits.min_rows_per_class
-                and stats["imbalance_ratio"] <= limits.max_imbalance_ratio
-                and stats["duplicate_fraction"] <= limits.max_duplicate_fraction
-                and stats["conflicting_label_fraction"] <= limits.max_conflicting_fraction
-                and stats["leakage_fraction"] <= limits.max_leakage_fraction)
+    return bool(
+        rows_ok
+        and stats["rows_in_smallest_class"] >= limits.min_rows_per_class
+        and stats["imbalance_ratio"] <= limits.max_imbalance_ratio
+        and stats["duplicate_fraction"] <= limits.max_duplicate_fraction
+        and stats["conflicting_label_fraction"] <= limits.max_conflicting_fraction
+        and stats["leakage_fraction"] <= limits.max_leakage_fraction
+    )
 
 
 def main() -> None:
@@ -66,8 +72,10 @@ def main() -> None:
     rows = len(frame)
     print(f"rows {rows}: {report.summary()} (plain pandas agrees: {plain_ok == report.success})")
     print(f"read the file        {read:.2f} s")
-    print(f"great expectations   {ours:.2f} s  {rows / ours:,.0f} rows/s  "
-          f"(read + validate {read + ours:.2f} s; target < 10 s)")
+    print(
+        f"great expectations   {ours:.2f} s  {rows / ours:,.0f} rows/s  "
+        f"(read + validate {read + ours:.2f} s; target < 10 s)"
+    )
     print(f"plain pandas         {plain:.2f} s  {rows / plain:,.0f} rows/s")
     print(f"ratio: the GX suite takes {ours / plain:.1f}x the plain pandas time")
 

@@ -14,9 +14,16 @@ from tasks.batch import plan_batch, score
 
 @flow(name="batch-predict", log_prints=True)
 def batch_predict(
-    input: str, output: str, params_path: str = "params.yaml", alias: str = "production",
-    version: str | None = None, text_column: str | None = None, chunk_rows: int = 10000,
-    progress: bool = False, replace: bool = False, skip_invalid: bool = False,
+    input: str,
+    output: str,
+    params_path: str = "params.yaml",
+    alias: str = "production",
+    version: str | None = None,
+    text_column: str | None = None,
+    chunk_rows: int = 10000,
+    progress: bool = False,
+    replace: bool = False,
+    skip_invalid: bool = False,
 ) -> dict[str, Any]:
     """Score `input` (a file, or `sql:TABLE` in the platform database) with
     `models:/<model.name>@<alias>` (or `version`) into `output` (same forms). An existing output
@@ -31,13 +38,22 @@ def batch_predict(
     column = text_column or params.data.text_column
     screened = screen_input(frame, input, column, skip_invalid)
     frame = screened.frame
-    registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
-                              settings.artifact_root())
+    registry = MlflowRegistry(
+        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
+    )
     parts = parts_dir(output, settings.home.resolve())
-    manifest, _ = plan_batch(registry, params.model.name, alias, version, frame, input, digest,
-                             column, chunk_rows, parts)
+    manifest, _ = plan_batch(
+        registry, params.model.name, alias, version, frame, input, digest, column, chunk_rows, parts
+    )
     resumed = score(registry, manifest, frame, parts, params.serving.max_batch_size, progress)
     rows = finish(parts, output, database, replace)
-    return {"input": input, "output": output, "rows": rows, "model": manifest.model,
-            "version": manifest.version, "chunks_resumed": resumed, "skipped": screened.skipped,
-            "skipped_unit": screened.unit}
+    return {
+        "input": input,
+        "output": output,
+        "rows": rows,
+        "model": manifest.model,
+        "version": manifest.version,
+        "chunks_resumed": resumed,
+        "skipped": screened.skipped,
+        "skipped_unit": screened.unit,
+    }

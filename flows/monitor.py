@@ -29,12 +29,17 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
     params = load_params(params_path)
     policy, name = params.monitor, params.model.name
     settings = Settings()
-    registry = MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
-                              settings.artifact_root())
+    registry = MlflowRegistry(
+        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
+    )
     version = registry.alias_version(name, alias)
     if version is None:
-        return {"model": name, "version": None, "degraded": False,
-                "notes": [f"{name}@{alias} does not exist: nothing to monitor"]}
+        return {
+            "model": name,
+            "version": None,
+            "degraded": False,
+            "notes": [f"{name}@{alias} does not exist: nothing to monitor"],
+        }
     end = datetime.now(UTC)
     start = end - timedelta(hours=policy.window_hours)
     database, cache = settings.resolved_database_url(), settings.dataset_cache()
@@ -43,13 +48,17 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
     if (too_few := too_few_to_judge(len(current), policy)) is not None:
         report = replace(report, notes=[too_few])
     else:
-        reference, accuracy, test_rows = load_reference(registry, name, version, params.data,
-                                                        cache)
-        tests, quality, notes = assess_window(registry, name, version, reference, current,
-                                              labelled, policy, accuracy, test_rows)
+        reference, accuracy, test_rows = load_reference(registry, name, version, params.data, cache)
+        tests, quality, notes = assess_window(
+            registry, name, version, reference, current, labelled, policy, accuracy, test_rows
+        )
         report = replace(report, tests=tests, quality=quality, notes=notes)
         if report.degraded:
-            report = replace(report, action=respond_to_degradation(
-                registry, report, params, database, checkout_root(), cache))
+            report = replace(
+                report,
+                action=respond_to_degradation(
+                    registry, report, params, database, checkout_root(), cache
+                ),
+            )
     record(database, report)
     return report.to_dict()

@@ -27,54 +27,98 @@ class Promoted:
     deploy_failure: str | None = None
 
 
-def promote_candidate(registry: MlflowRegistry, audit: AuditLog, case: Case,
-                      decision: GateDecision, production_version: str | None, params: Params,
-                      settings: Settings, flow_run_id: str) -> Promoted:
+def promote_candidate(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    decision: GateDecision,
+    production_version: str | None,
+    params: Params,
+    settings: Settings,
+    flow_run_id: str,
+) -> Promoted:
     """Move the aliases a passing candidate earned, ask for approval when the mode is manual,
     then check the servers that follow production."""
     actor, manual = f"flow-run:{flow_run_id}", params.promotion.mode == "manual"
     promotion = compare_and_promote(
-        registry, audit, case, decision, production_version,
-        aliases=[tag.STAGING] if manual else [tag.STAGING, tag.PRODUCTION], actor=actor,
-        reason=f"passed the gate: {'; '.join(decision.reasons)}")
+        registry,
+        audit,
+        case,
+        decision,
+        production_version,
+        aliases=[tag.STAGING] if manual else [tag.STAGING, tag.PRODUCTION],
+        actor=actor,
+        reason=f"passed the gate: {'; '.join(decision.reasons)}",
+    )
     approval = None
     if manual and promotion.moved:
-        approval = wait_for_approval(registry, case.name, case.version, flow_run_id,
-                                     params.promotion.approval_timeout_s, promotion.decision)
+        approval = wait_for_approval(
+            registry,
+            case.name,
+            case.version,
+            flow_run_id,
+            params.promotion.approval_timeout_s,
+            promotion.decision,
+        )
         if approval.approved:
             promotion = compare_and_promote(
-                registry, audit, case, promotion.decision, promotion.compared_with,
-                aliases=[tag.PRODUCTION], actor=f"user:{approval.reviewer} via {actor}",
-                reason=f"approved: {approval.reason or 'no reason given'}")
+                registry,
+                audit,
+                case,
+                promotion.decision,
+                promotion.compared_with,
+                aliases=[tag.PRODUCTION],
+                actor=f"user:{approval.reviewer} via {actor}",
+                reason=f"approved: {approval.reason or 'no reason given'}",
+            )
     deploy_failure = None
-    if tag.PRODUCTION in promotion.moved and settings.servers_following(case.name,
-                                                                         params.deploy.servers):
-        deploy_failure = check_deployment(registry, audit, case.name, case.version, case.test,
-                                          params, settings, actor)
-    rechecked = (promotion.compared_with if promotion.compared_with != production_version
-                 else None)
+    if tag.PRODUCTION in promotion.moved and settings.servers_following(
+        case.name, params.deploy.servers
+    ):
+        deploy_failure = check_deployment(
+            registry, audit, case.name, case.version, case.test, params, settings, actor
+        )
+    rechecked = promotion.compared_with if promotion.compared_with != production_version else None
     return Promoted(promotion.decision, approval, rechecked, deploy_failure)
 
 
-def check_deployment(registry: MlflowRegistry, audit: AuditLog, name: str, version: str,
-                     test: pd.DataFrame, params: Params, settings: Settings,
-                     actor: str) -> str | None:
+def check_deployment(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    name: str,
+    version: str,
+    test: pd.DataFrame,
+    params: Params,
+    settings: Settings,
+    actor: str,
+) -> str | None:
     """Check the servers that follow production; on any failure put production back. The
     failure's message, or None when every server serves `version`."""
     servers = settings.servers_following(name, params.deploy.servers)
     texts = test[TEXT].head(params.deploy.smoke_requests).tolist()
-    checks = verify_deployment(servers, version, texts, list(params.data.labels),
-                               params.deploy.timeout_s, settings.admin_token)
+    checks = verify_deployment(
+        servers,
+        version,
+        texts,
+        list(params.data.labels),
+        params.deploy.timeout_s,
+        settings.admin_token,
+    )
     failed = [check for check in checks if not check.ok]
     if not failed:
         return None
     why = "; ".join(f"{check.server}: {check.detail}" for check in failed)
-    back = roll_back_production(registry, audit, name, version, actor,
-                                f"deploy check failed: {why}")
+    back = roll_back_production(
+        registry, audit, name, version, actor, f"deploy check failed: {why}"
+    )
     if back is not None:
         reload_servers(servers, settings.admin_token)
-    registry.set_version_tags(name, version, {tag.DEPLOY: tag.DEPLOY_FAILED,
-                                                tag.DEPLOY_ERROR: why[:4000]})
-    where = (f"production rolled back to version {back}" if back is not None else
-             "production left at it: there is no earlier version to go back to")
+    registry.set_version_tags(
+        name, version, {tag.DEPLOY: tag.DEPLOY_FAILED, tag.DEPLOY_ERROR: why[:4000]}
+    )
+    where = (
+        f"production rolled back to version {back}"
+        if back is not None
+        else "production left at it: there is no earlier version to go back to"
+    )
     return f"deployment of {name} version {version} failed ({why}); {where}"

@@ -17,7 +17,15 @@ def retention(params_path: str = "params.yaml") -> dict[str, Any]:
     if days is None:
         return {"deleted": False, "note": "privacy.retention_days is not set: nothing deleted"}
     done = purge(Settings().resolved_database_url(), days, f"flow-run:{flow_run.id or 'local'}")
-    get_run_logger().info("deleted %d predictions and %d feedback rows older than %s",
-                          done.predictions, done.feedback, done.cutoff.isoformat())
-    return {"deleted": True, "cutoff": done.cutoff.isoformat(),
-            "predictions": done.predictions, "feedback": done.feedback}
+    get_run_logger().info(
+        "deleted %d predictions and %d feedback rows older than %s",
+        done.predictions,
+        done.feedback,
+        done.cutoff.isoformat(),
+    )
+    return {
+        "deleted": True,
+        "cutoff": done.cutoff.isoformat(),
+        "predictions": done.predictions,
+        "feedback": done.feedback,
+    }

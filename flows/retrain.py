@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
-from prefect import State
 from prefect.states import Failed
 
 from flows.promote import Promoted, promote_candidate
@@ -71,7 +70,8 @@ from tasks.train import train_candidate
 MANUAL_WITHOUT_SERVER = (
     "promotion.mode is manual, but this run uses Prefect's ephemeral API, which no reviewer can "
     "reach to approve: start a server (`prefect server start`) and set PREFECT_API_URL, or use "
-    "promotion.mode auto")
+    "promotion.mode auto"
+)
 
 
 @flow(name="retrain", log_prints=True)
@@ -94,8 +94,13 @@ def retrain(
     data = _read_inputs(params, data_path, data_repo, settings)
     if isinstance(data, Rejected):
         return _reject(data)
-    validation, docs = validate_dataset(data.frame, data.test, params, data.label,
-                                        settings.validation_dir() / data.docs_name(params))
+    validation, docs = validate_dataset(
+        data.frame,
+        data.test,
+        params,
+        data.label,
+        settings.validation_dir() / data.docs_name(params),
+    )
     if not validation.success:
         return _reject(rejection(validation, data.label, docs))
     registry, name = MlflowRegistry.from_settings(settings), params.model.name
@@ -107,28 +112,62 @@ def retrain(
     # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
     # MLflow run there and carries on, so the end result is one run and one model version.
     run_dir = settings.resolved_runs_dir() / training_key(data.md5, params.digest(), name)
-    opened = open_tracking_run(registry, params, data.source.version, splits, flow_run_id,
-                               run_dir)
+    opened = open_tracking_run(registry, params, data.source.version, splits, flow_run_id, run_dir)
     run_id = opened.run_id
     with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
-        trained = train_candidate(splits, params, registry, run_id, run_dir / "model",
-                                  run_dir / "checkpoints")
+        trained = train_candidate(
+            splits, params, registry, run_id, run_dir / "model", run_dir / "checkpoints"
+        )
         audit = AuditLog.from_url(settings.resolved_database_url())
-        judged = _judge(registry, audit, params, trained, splits, (parent_version, parent),
-                        lineage, run_id)
-        version = _register(registry, params, data.source, validation, judged, trained, splits,
-                            flow_run_id, run_id)
+        judged = _judge(
+            registry, audit, params, trained, splits, (parent_version, parent), lineage, run_id
+        )
+        version = _register(
+            registry, params, data.source, validation, judged, trained, splits, flow_run_id, run_id
+        )
         promoted = Promoted(judged.decision)
         if judged.decision.passed and version is not None:
-            case = Case(name, version, run_id, judged.candidate, splits.test,
-                        list(params.data.labels), params.gate, lineage)
-            promoted = promote_candidate(registry, audit, case, judged.decision,
-                                         judged.production_version, params, settings, flow_run_id)
-    summary = _summary(registry, name, data.source, splits, judged, promoted, version, run_id,
-                       validation, docs, trained, opened.resumed)
-    get_run_logger().info("decision %s; %s@production is version %s", promoted.decision.verdict,
-                          name, summary.production_version_after)
+            case = Case(
+                name,
+                version,
+                run_id,
+                judged.candidate,
+                splits.test,
+                list(params.data.labels),
+                params.gate,
+                lineage,
+            )
+            promoted = promote_candidate(
+                registry,
+                audit,
+                case,
+                judged.decision,
+                judged.production_version,
+                params,
+                settings,
+                flow_run_id,
+            )
+    summary = _summary(
+        registry,
+        name,
+        data.source,
+        splits,
+        judged,
+        promoted,
+        version,
+        run_id,
+        validation,
+        docs,
+        trained,
+        opened.resumed,
+    )
+    get_run_logger().info(
+        "decision %s; %s@production is version %s",
+        promoted.decision.verdict,
+        name,
+        summary.production_version_after,
+    )
     if promoted.deploy_failure is not None:
         return Failed(message=promoted.deploy_failure, data=summary)
     return summary
@@ -155,8 +194,9 @@ class Inputs:
         return f"{self.md5[:12]}-{params.digest()[:8]}"
 
 
-def _read_inputs(params: Params, data_path: str | None, data_repo: str | None,
-                 settings: Settings) -> Inputs | Rejected:
+def _read_inputs(
+    params: Params, data_path: str | None, data_repo: str | None, settings: Settings
+) -> Inputs | Rejected:
     """The dataset (and the separate test file, when `data.test_path` names one), read."""
     try:
         root: Path | None = project_root()
@@ -170,8 +210,9 @@ def _read_inputs(params: Params, data_path: str | None, data_repo: str | None,
     return held_out if isinstance(held_out, Rejected) else Inputs(*data, *held_out)
 
 
-def _read(spec: str, repo: str | None, root: Path | None,
-          cache: Path) -> tuple[Source, pd.DataFrame] | Rejected:
+def _read(
+    spec: str, repo: str | None, root: Path | None, cache: Path
+) -> tuple[Source, pd.DataFrame] | Rejected:
     """Resolve a file or dataset version and read it; the first refusal, if any."""
     source = resolve_dataset(spec, repo, root, cache)
     if isinstance(source, Rejected):
@@ -192,39 +233,82 @@ class Judged:
         return None if self.production is None else self.production[0]
 
 
-def _judge(registry: MlflowRegistry, audit: AuditLog, params: Params, trained: Trained,
-           splits: Splits, parent: tuple[str | None, Membership | None], lineage: SplitLineage,
-           run_id: str) -> Judged:
+def _judge(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    params: Params,
+    trained: Trained,
+    splits: Splits,
+    parent: tuple[str | None, Membership | None],
+    lineage: SplitLineage,
+    run_id: str,
+) -> Judged:
     """Evaluation, the retrain's middle group of steps: the champion, the comparison set the
     champion never trained on, both models on it, the explanation report, the gate."""
     name, labels = params.model.name, list(params.data.labels)
     champion = find_champion(registry, audit, name, run_id)
     membership = parent[1] if champion == parent[0] else champion_split(registry, name, champion)
     comparison = fair_comparison(splits.test, membership, champion, lineage)
-    candidate = evaluate_candidate(trained.model_dir, comparison.test, labels,
-                                   trained.result.epsilon)
+    candidate = evaluate_candidate(
+        trained.model_dir, comparison.test, labels, trained.result.epsilon
+    )
     if params.explain.report:
         explain_candidate(trained.model_dir, comparison.test, params.explain, registry, run_id)
     production = evaluate_production(registry, name, champion, comparison.test, labels)
-    decision = gate(candidate, None if production is None else production[1], params.gate,
-                    trained.compute(), comparison.notes())
+    decision = gate(
+        candidate,
+        None if production is None else production[1],
+        params.gate,
+        trained.compute(),
+        comparison.notes(),
+    )
     baseline = majority_baseline(splits.train[LABEL].tolist(), comparison.test[LABEL].tolist())
-    log_evaluation(registry, run_id, candidate, None if production is None else production[1],
-                   None if production is None else production[0], decision, baseline)
+    log_evaluation(
+        registry,
+        run_id,
+        candidate,
+        None if production is None else production[1],
+        None if production is None else production[0],
+        decision,
+        baseline,
+    )
     return Judged(candidate, production, decision, baseline)
 
 
-def _register(registry: MlflowRegistry, params: Params, source: Source,
-              validation: ValidationReport, judged: Judged, trained: Trained, splits: Splits,
-              flow_run_id: str, run_id: str) -> str | None:
+def _register(
+    registry: MlflowRegistry,
+    params: Params,
+    source: Source,
+    validation: ValidationReport,
+    judged: Judged,
+    trained: Trained,
+    splits: Splits,
+    flow_run_id: str,
+    run_id: str,
+) -> str | None:
     """A model version for a candidate that passed (or for any, with
     `promotion.register_rejected`), with its lineage; None when it is not registered."""
     if not (judged.decision.passed or params.promotion.register_rejected):
         return None
-    lineage = lineage_tags(source.version, params.digest(), flow_run_id, run_id, validation,
-                           judged.candidate, membership_md5(Membership.of(splits)))
-    return register_candidate(registry, params.model.name, run_id, trained.model_dir, splits,
-                              lineage, judged.decision, params.privacy)
+    lineage = lineage_tags(
+        source.version,
+        params.digest(),
+        flow_run_id,
+        run_id,
+        validation,
+        judged.candidate,
+        membership_md5(Membership.of(splits)),
+    )
+    return register_candidate(
+        registry,
+        params.model.name,
+        run_id,
+        trained.model_dir,
+        splits,
+        lineage,
+        judged.decision,
+        params.privacy,
+    )
 
 
 @contextmanager
@@ -240,18 +324,40 @@ def _finishing(registry: MlflowRegistry, run_id: str, run_dir: Path) -> Iterator
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _summary(registry: MlflowRegistry, name: str, source: Source, splits: Splits, judged: Judged,
-             promoted: Promoted, version: str | None, run_id: str, validation: ValidationReport,
-             docs: Path, trained: Trained, resumed: bool) -> RetrainSummary:
+def _summary(
+    registry: MlflowRegistry,
+    name: str,
+    source: Source,
+    splits: Splits,
+    judged: Judged,
+    promoted: Promoted,
+    version: str | None,
+    run_id: str,
+    validation: ValidationReport,
+    docs: Path,
+    trained: Trained,
+    resumed: bool,
+) -> RetrainSummary:
     result, dataset, approval = trained.result, source.version, promoted.approval
     return RetrainSummary(
         model=name,
-        dataset=DatasetSummary(dataset.path, dataset.md5, dataset.git_commit,
-                               sum(splits.sizes().values()), splits.sizes()),
+        dataset=DatasetSummary(
+            dataset.path,
+            dataset.md5,
+            dataset.git_commit,
+            sum(splits.sizes().values()),
+            splits.sizes(),
+        ),
         validation=ValidationSummary(validation.summary(), str(docs / "index.html")),
-        training=TrainingSummary(result.resumed_from_step, resumed, result.steps, result.device,
-                                 result.precision, result.epsilon,
-                                 ComputeSummary(trained.compute())),
+        training=TrainingSummary(
+            result.resumed_from_step,
+            resumed,
+            result.steps,
+            result.device,
+            result.precision,
+            result.epsilon,
+            ComputeSummary(trained.compute()),
+        ),
         candidate=judged.candidate.headline(),
         majority_baseline_accuracy=judged.majority_baseline,
         production=None if judged.production is None else judged.production[1].headline(),
@@ -260,10 +366,12 @@ def _summary(registry: MlflowRegistry, name: str, source: Source, splits: Splits
         staging_version=registry.alias_version(name, tag.STAGING),
         decision=promoted.decision,
         rechecked_against=promoted.rechecked_against,
-        approval=None if approval is None else ApprovalSummary(approval.status,
-                                                                approval.reviewer,
-                                                                approval.reason),
-        version=version, mlflow_run_id=run_id, tracking_uri=registry.tracking_uri,
+        approval=None
+        if approval is None
+        else ApprovalSummary(approval.status, approval.reviewer, approval.reason),
+        version=version,
+        mlflow_run_id=run_id,
+        tracking_uri=registry.tracking_uri,
     )
 
 

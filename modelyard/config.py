@@ -50,8 +50,9 @@ class DataParams(_Frozen):
     @classmethod
     def _labels_as_strings(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
-            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                         for v in value)
+            return tuple(
+                str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value
+            )
         return value
 
     @model_validator(mode="after")
@@ -158,14 +159,19 @@ class TrainParams(_Frozen):
         if self.nproc > 1:
             raise ValueError("train.privacy.enabled trains in one process: set train.nproc to 1")
         if self.grad_accumulation > 1:
-            raise ValueError("train.privacy.enabled samples each step's batch afresh (Poisson): "
-                             "set train.grad_accumulation to 1 and size train.batch_size instead")
+            raise ValueError(
+                "train.privacy.enabled samples each step's batch afresh (Poisson): "
+                "set train.grad_accumulation to 1 and size train.batch_size instead"
+            )
         if self.precision in ("bf16", "fp16"):
-            raise ValueError("train.privacy.enabled trains in fp32: per-example gradients and "
-                             "the added noise need its range; set train.precision to auto")
+            raise ValueError(
+                "train.privacy.enabled trains in fp32: per-example gradients and "
+                "the added noise need its range; set train.precision to auto"
+            )
         if self.max_steps is not None:
-            raise ValueError("train.privacy.enabled budgets ε over train.epochs: unset "
-                             "train.max_steps")
+            raise ValueError(
+                "train.privacy.enabled budgets ε over train.epochs: unset train.max_steps"
+            )
         return self
 
 
@@ -306,13 +312,15 @@ class CostParams(_Frozen):
 
     # Price of one device for one hour. A "cpu" device is one core the training used.
     price_per_device_hour: dict[str, float] = Field(
-        default_factory=lambda: {"cpu": 0.04, "cuda": 2.50, "mps": 0.10})
+        default_factory=lambda: {"cpu": 0.04, "cuda": 2.50, "mps": 0.10}
+    )
     currency: str = "USD"
     energy: bool = True  # measure with CodeCarbon; off: estimate from nominal_watts
     country_iso_code: str = Field(default="USA", pattern=r"^[A-Z]{3}$")  # for the carbon figure
     # Fallback when energy cannot be measured: watts drawn per device.
     nominal_watts: dict[str, float] = Field(
-        default_factory=lambda: {"cpu": 10.0, "cuda": 400.0, "mps": 20.0})
+        default_factory=lambda: {"cpu": 10.0, "cuda": 400.0, "mps": 20.0}
+    )
 
     @field_validator("price_per_device_hour", "nominal_watts")
     @classmethod
@@ -397,7 +405,8 @@ def load_params(path: Path | str = "params.yaml") -> Params:
 
 
 class Settings(BaseSettings):
-    """Where things live. Read from the environment only (no .env file: it would leak into tests)."""
+    """Where things live. Read from the environment only (no .env file: it would leak into
+    tests)."""
 
     model_config = SettingsConfigDict(env_prefix="MODELYARD_", frozen=True, extra="ignore")
 

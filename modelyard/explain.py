@@ -49,13 +49,20 @@ class Explanation:
         return sorted(self.tokens, key=lambda t: -t.attribution)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "label": self.label, "predicted": self.predicted,
-                "probability": self.probability, "delta": self.delta,
-                "truncated": self.truncated, "tokens": [asdict(t) for t in self.tokens]}
+        return {
+            "text": self.text,
+            "label": self.label,
+            "predicted": self.predicted,
+            "probability": self.probability,
+            "delta": self.delta,
+            "truncated": self.truncated,
+            "tokens": [asdict(t) for t in self.tokens],
+        }
 
 
-def _words(word_ids: Sequence[int | None], offsets: Sequence[Sequence[int]],
-           special: Sequence[bool]) -> list[tuple[int, int, list[int]]]:
+def _words(
+    word_ids: Sequence[int | None], offsets: Sequence[Sequence[int]], special: Sequence[bool]
+) -> list[tuple[int, int, list[int]]]:
     """(start, end, piece positions) of each word the tokenizer saw, in order."""
     words: dict[int, tuple[int, int, list[int]]] = {}
     for position, word in enumerate(word_ids):
@@ -86,8 +93,9 @@ class Explainer:
         """Attributions of each word of `text` toward `label` (default: the predicted class)."""
         return self.explain_many([text], [label])[0]
 
-    def explain_many(self, texts: Sequence[str],
-                     labels: Sequence[str | None] | None = None) -> list[Explanation]:
+    def explain_many(
+        self, texts: Sequence[str], labels: Sequence[str | None] | None = None
+    ) -> list[Explanation]:
         """`explain` of each text (toward its label in `labels`, None: the predicted class), in
         order. Texts of similar length go through together, as many as fit in one pass of
         `TOKENS_PER_PASS` (padding is masked, so a text's attributions do not depend on its
@@ -100,8 +108,9 @@ class Explainer:
             return []
         for label in wanted:
             if label is not None and label not in self.classifier.labels:
-                raise ValueError(f"label {label!r} is not one of the model's classes "
-                                 f"{self.classifier.labels}")
+                raise ValueError(
+                    f"label {label!r} is not one of the model's classes {self.classifier.labels}"
+                )
         tokenizer = self.classifier.tokenizer
         lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True)["input_ids"]]
         order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
@@ -109,12 +118,17 @@ class Explainer:
         while order:
             # Sorted by length: the last of a group is its longest, which sets its padding.
             size = 1
-            while (size < len(order)
-                   and (size + 1) * self.n_steps * lengths[order[size]] <= TOKENS_PER_PASS):
+            while (
+                size < len(order)
+                and (size + 1) * self.n_steps * lengths[order[size]] <= TOKENS_PER_PASS
+            ):
                 size += 1
             group, order = order[:size], order[size:]
-            for i, explanation in zip(group, self._explain_batch(
-                    [texts[i] for i in group], [wanted[i] for i in group]), strict=True):
+            for i, explanation in zip(
+                group,
+                self._explain_batch([texts[i] for i in group], [wanted[i] for i in group]),
+                strict=True,
+            ):
                 out[i] = explanation
         return [out[i] for i in range(len(texts))]
 
@@ -124,8 +138,14 @@ class Explainer:
 
         model, tokenizer = self.classifier.model, self.classifier.tokenizer
         device, labels = self.classifier.device, self.classifier.labels
-        encoded = tokenizer(texts, truncation=True, padding=True, return_tensors="pt",
-                            return_offsets_mapping=True, return_special_tokens_mask=True)
+        encoded = tokenizer(
+            texts,
+            truncation=True,
+            padding=True,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
         ids = encoded["input_ids"].to(device)
         mask = encoded["attention_mask"].to(device)
         # Padding counts as special: it stays [PAD] in the baseline and carries nothing.
@@ -138,8 +158,10 @@ class Explainer:
             inputs, baseline = embed(ids), embed(baseline_ids)
             probs = torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
         predicted = probs.argmax(dim=-1).tolist()
-        targets = [p if label is None else labels.index(label)
-                   for p, label in zip(predicted, wanted, strict=True)]
+        targets = [
+            p if label is None else labels.index(label)
+            for p, label in zip(predicted, wanted, strict=True)
+        ]
 
         def probabilities(embeddings: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
             logits = model(inputs_embeds=embeddings, attention_mask=attention).logits
@@ -147,24 +169,39 @@ class Explainer:
 
         with torch.enable_grad():
             attributions, delta = IntegratedGradients(probabilities).attribute(
-                inputs, baselines=baseline, target=targets, additional_forward_args=(mask,),
-                n_steps=self.n_steps, internal_batch_size=self.n_steps * len(texts),
-                return_convergence_delta=True)
+                inputs,
+                baselines=baseline,
+                target=targets,
+                additional_forward_args=(mask,),
+                n_steps=self.n_steps,
+                internal_batch_size=self.n_steps * len(texts),
+                return_convergence_delta=True,
+            )
         # One number per piece: the embedding dimensions' attributions add up.
         per_piece = attributions.sum(dim=-1).detach().cpu().tolist()
         offsets = encoded["offset_mapping"].tolist()
         out = []
         for row, text in enumerate(texts):
             words = _words(encoded.word_ids(row), offsets[row], special[row].tolist())
-            tokens = [TokenAttribution(text[start:end], start, end,
-                                       float(sum(per_piece[row][p] for p in pieces)))
-                      for start, end, pieces in words]
+            tokens = [
+                TokenAttribution(
+                    text[start:end], start, end, float(sum(per_piece[row][p] for p in pieces))
+                )
+                for start, end, pieces in words
+            ]
             covered = tokens[-1].end if tokens else 0
             target = targets[row]
-            out.append(Explanation(text, labels[target], labels[predicted[row]],
-                                   float(probs[row, target]), tokens,
-                                   float(delta[row].abs().item()),
-                                   truncated=bool(text[covered:].strip())))
+            out.append(
+                Explanation(
+                    text,
+                    labels[target],
+                    labels[predicted[row]],
+                    float(probs[row, target]),
+                    tokens,
+                    float(delta[row].abs().item()),
+                    truncated=bool(text[covered:].strip()),
+                )
+            )
         return out
 
 
@@ -183,10 +220,10 @@ def to_rich_text(explanation: Explanation) -> Any:
     scale = _strength(explanation)
     out, cursor = Text(), 0
     for token in explanation.tokens:
-        out.append(explanation.text[cursor:token.start])
+        out.append(explanation.text[cursor : token.start])
         weight = min(abs(token.attribution) / scale, 1.0)
         level = int(55 + 200 * weight)
-        colour = (f"rgb(0,{level},0)" if token.attribution >= 0 else f"rgb({level},0,0)")
+        colour = f"rgb(0,{level},0)" if token.attribution >= 0 else f"rgb({level},0,0)"
         out.append(token.token, style=f"bold white on {colour}" if weight > 0.05 else "")
         cursor = token.end
     out.append(explanation.text[cursor:])
@@ -198,17 +235,21 @@ def to_html(explanation: Explanation) -> str:
     scale = _strength(explanation)
     parts, cursor = [], 0
     for token in explanation.tokens:
-        parts.append(html.escape(explanation.text[cursor:token.start]))
+        parts.append(html.escape(explanation.text[cursor : token.start]))
         alpha = min(abs(token.attribution) / scale, 1.0) * 0.8
         rgb = "0,160,0" if token.attribution >= 0 else "220,0,0"
-        parts.append(f'<span title="{token.attribution:+.4f}" style="background:rgba({rgb},'
-                     f'{alpha:.2f});padding:0 2px;border-radius:3px">'
-                     f"{html.escape(token.token)}</span>")
+        parts.append(
+            f'<span title="{token.attribution:+.4f}" style="background:rgba({rgb},'
+            f'{alpha:.2f});padding:0 2px;border-radius:3px">'
+            f"{html.escape(token.token)}</span>"
+        )
         cursor = token.end
     parts.append(html.escape(explanation.text[cursor:]))
-    head = (f"<b>{html.escape(explanation.label)}</b> p={explanation.probability:.3f}"
-            + ("" if explanation.label == explanation.predicted
-               else f" (predicted {html.escape(explanation.predicted)})"))
+    head = f"<b>{html.escape(explanation.label)}</b> p={explanation.probability:.3f}" + (
+        ""
+        if explanation.label == explanation.predicted
+        else f" (predicted {html.escape(explanation.predicted)})"
+    )
     return f'<div class="modelyard-explanation"><div>{head}</div><p>{"".join(parts)}</p></div>'
 
 
@@ -234,22 +275,31 @@ class ExplanationReport:
     def method(self) -> str:
         """How the report was made, in one line (it heads every rendering)."""
         explained = sum(d.explained for d in self.drivers)
-        return (f"Integrated gradients ({self.n_steps} steps) on {explained} of "
-                f"{self.test_texts} test texts, up to the first of each predicted class; mean "
-                f"completeness error {self.mean_delta:.3f} (of a probability)")
+        return (
+            f"Integrated gradients ({self.n_steps} steps) on {explained} of "
+            f"{self.test_texts} test texts, up to the first of each predicted class; mean "
+            f"completeness error {self.mean_delta:.3f} (of a probability)"
+        )
 
     def headline(self, words: int = 3) -> str:
         """Each class with its strongest words, in one line (for a log)."""
-        return "; ".join(f"{d.label}: {', '.join(w for w, _, _ in d.tokens[:words])}"
-                         for d in self.drivers)
+        return "; ".join(
+            f"{d.label}: {', '.join(w for w, _, _ in d.tokens[:words])}" for d in self.drivers
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n_steps": self.n_steps, "test_texts": self.test_texts,
+            "n_steps": self.n_steps,
+            "test_texts": self.test_texts,
             "mean_delta": self.mean_delta,
-            "classes": [{"label": d.label, "explained": d.explained,
-                         "tokens": [{"token": w, "attribution": a, "count": n}
-                                    for w, a, n in d.tokens]} for d in self.drivers],
+            "classes": [
+                {
+                    "label": d.label,
+                    "explained": d.explained,
+                    "tokens": [{"token": w, "attribution": a, "count": n} for w, a, n in d.tokens],
+                }
+                for d in self.drivers
+            ],
             "worst_misclassified": [{"true": true, **e.to_dict()} for true, e in self.worst],
         }
 
@@ -258,8 +308,13 @@ class ExplanationReport:
         for d in self.drivers:
             words = ", ".join(f"`{w}` {a:+.3f} (×{n})" for w, a, n in d.tokens) or "—"
             lines.append(f"- **{d.label}** ({d.explained} texts): {words}")
-        lines += ["", "## Most confident mistakes", "",
-                  "| true | predicted | p | strongest words |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Most confident mistakes",
+            "",
+            "| true | predicted | p | strongest words |",
+            "|---|---|---|---|",
+        ]
         for true, e in self.worst:
             top = ", ".join(f"`{t.token}` {t.attribution:+.3f}" for t in e.ranked()[:4])
             lines.append(f"| {true} | {e.predicted} | {e.probability:.3f} | {top} |")
@@ -271,20 +326,33 @@ class ExplanationReport:
         rows = "".join(
             f"<tr><td><b>{html.escape(d.label)}</b> ({d.explained})</td><td>"
             + ", ".join(f"{html.escape(w)} <small>{a:+.3f} ×{n}</small>" for w, a, n in d.tokens)
-            + "</td></tr>" for d in self.drivers)
-        worst = "".join(f"<li>true <b>{html.escape(true)}</b>: {to_html(e)}</li>"
-                        for true, e in self.worst) or "<li>no misclassified test text</li>"
-        return ("<!doctype html><meta charset=utf-8><title>Explanations</title>"
-                "<body style='font-family:sans-serif;max-width:60em'>"
-                f"<p>{html.escape(self.method())}</p>"
-                "<h2>What drives each class (test split)</h2>"
-                f"<table border=1 cellpadding=4 style='border-collapse:collapse'>{rows}</table>"
-                f"<h2>Most confident mistakes</h2><ol>{worst}</ol></body>")
+            + "</td></tr>"
+            for d in self.drivers
+        )
+        worst = (
+            "".join(
+                f"<li>true <b>{html.escape(true)}</b>: {to_html(e)}</li>" for true, e in self.worst
+            )
+            or "<li>no misclassified test text</li>"
+        )
+        return (
+            "<!doctype html><meta charset=utf-8><title>Explanations</title>"
+            "<body style='font-family:sans-serif;max-width:60em'>"
+            f"<p>{html.escape(self.method())}</p>"
+            "<h2>What drives each class (test split)</h2>"
+            f"<table border=1 cellpadding=4 style='border-collapse:collapse'>{rows}</table>"
+            f"<h2>Most confident mistakes</h2><ol>{worst}</ol></body>"
+        )
 
 
-def explanation_report(explainer: Explainer, texts: Sequence[str], labels: Sequence[str],
-                       per_class: int = 40, top_tokens: int = 10,
-                       worst: int = 5) -> ExplanationReport:
+def explanation_report(
+    explainer: Explainer,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    per_class: int = 40,
+    top_tokens: int = 10,
+    worst: int = 5,
+) -> ExplanationReport:
     """For each class, the words that carry the most attribution toward it over (up to
     `per_class` of) the test texts predicted as it; and the `worst` most confident mistakes,
     explained toward the class wrongly predicted. Texts are taken in order, so the report of a
@@ -292,15 +360,24 @@ def explanation_report(explainer: Explainer, texts: Sequence[str], labels: Seque
     classes = explainer.classifier.labels
     proba = explainer.classifier.predict_proba(list(texts))
     predicted = proba.argmax(axis=1)
-    chosen = {index: [i for i in range(len(texts)) if predicted[i] == index][:per_class]
-              for index in range(len(classes))}
+    chosen = {
+        index: [i for i in range(len(texts)) if predicted[i] == index][:per_class]
+        for index in range(len(classes))
+    }
     wrong = [i for i in range(len(texts)) if classes[predicted[i]] != labels[i]]
     wrong.sort(key=lambda i: (-float(proba[i, predicted[i]]), i))
     # Every text is explained toward the class predicted for it, so a mistake that is also among
     # its class's texts is explained once; all of them in one call, batched across classes.
     needed = sorted({i for picked in chosen.values() for i in picked} | set(wrong[:worst]))
-    explained = dict(zip(needed, explainer.explain_many(
-        [texts[i] for i in needed], [classes[predicted[i]] for i in needed]), strict=True))
+    explained = dict(
+        zip(
+            needed,
+            explainer.explain_many(
+                [texts[i] for i in needed], [classes[predicted[i]] for i in needed]
+            ),
+            strict=True,
+        )
+    )
     drivers = []
     for index, label in enumerate(classes):
         totals: dict[str, list[float]] = {}
@@ -310,18 +387,30 @@ def explanation_report(explainer: Explainer, texts: Sequence[str], labels: Seque
                 entry[0] += token.attribution
                 entry[1] += 1
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top_tokens]
-        drivers.append(ClassDrivers(label, len(chosen[index]),
-                                    [(w, a, int(n)) for w, (a, n) in ranked]))
+        drivers.append(
+            ClassDrivers(label, len(chosen[index]), [(w, a, int(n)) for w, (a, n) in ranked])
+        )
     mistakes = [(labels[i], explained[i]) for i in wrong[:worst]]
     deltas = [explained[i].delta for i in needed]
-    return ExplanationReport(drivers, mistakes, explainer.n_steps, len(texts),
-                             sum(deltas) / len(deltas) if deltas else 0.0)
+    return ExplanationReport(
+        drivers,
+        mistakes,
+        explainer.n_steps,
+        len(texts),
+        sum(deltas) / len(deltas) if deltas else 0.0,
+    )
 
 
-def report_on(classifier: Any, texts: Sequence[str], labels: Sequence[str],
-              params: ExplainParams) -> ExplanationReport:
+def report_on(
+    classifier: Any, texts: Sequence[str], labels: Sequence[str], params: ExplainParams
+) -> ExplanationReport:
     """The report a retrain logs for its candidate (`classifier`, a `TextClassifier`) on its test
     split, made as `explain.report_*` says."""
-    return explanation_report(Explainer(classifier, params.report_n_steps), texts, labels,
-                              params.report_texts_per_class, params.report_top_tokens,
-                              params.report_worst)
+    return explanation_report(
+        Explainer(classifier, params.report_n_steps),
+        texts,
+        labels,
+        params.report_texts_per_class,
+        params.report_top_tokens,
+        params.report_worst,
+    )

@@ -20,8 +20,10 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("IP", re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}\b")),
 )
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_PHONE = re.compile(r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}\b"
-                    r"|\+\d{8,15}\b")
+_PHONE = re.compile(
+    r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}\b"
+    r"|\+\d{8,15}\b"
+)
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 
 
@@ -74,7 +76,11 @@ def protect(text: str, mode: str, redactor: Redactor) -> str | None:
     return None
 
 
-def protect_all(texts: Sequence[str], mode: str, redactor: Redactor,
-                withheld: str = "[text withheld: privacy.mode is hashed]") -> list[str]:
+def protect_all(
+    texts: Sequence[str],
+    mode: str,
+    redactor: Redactor,
+    withheld: str = "[text withheld: privacy.mode is hashed]",
+) -> list[str]:
     """For places that need some string (an MLflow input example)."""
     return [protect(text, mode, redactor) or withheld for text in texts]

@@ -54,9 +54,11 @@ def blockers(tags: Mapping[str, str], alias: str) -> list[str]:
     found = []
     if tags.get(tag.REJECTED) == tag.TRUE:
         # The report's failed checks say why (its first line is only the verdict).
-        failed = [line.removeprefix(tag.FAILED_CHECK).strip()
-                  for line in tags.get(tag.GATE_REPORT, "").splitlines()
-                  if line.startswith(tag.FAILED_CHECK)]
+        failed = [
+            line.removeprefix(tag.FAILED_CHECK).strip()
+            for line in tags.get(tag.GATE_REPORT, "").splitlines()
+            if line.startswith(tag.FAILED_CHECK)
+        ]
         found.append("the gate rejected it" + (f" ({'; '.join(failed)})" if failed else ""))
     if alias == tag.PRODUCTION and tags.get(tag.DEPLOY) == tag.DEPLOY_FAILED:
         error = tags.get(tag.DEPLOY_ERROR, "").strip()
@@ -65,8 +67,13 @@ def blockers(tags: Mapping[str, str], alias: str) -> list[str]:
 
 
 def decide_alias_move(
-    version: str, tags: Mapping[str, str], alias: str, current: str | None,
-    reason: str | None, default_reason: str, force: bool = False,
+    version: str,
+    tags: Mapping[str, str],
+    alias: str,
+    current: str | None,
+    reason: str | None,
+    default_reason: str,
+    force: bool = False,
 ) -> AliasDecision:
     """Decide a hand-made move of `alias` (now at `current`) to `version`.
 
@@ -79,21 +86,39 @@ def decide_alias_move(
     against = blockers(tags, alias)
     given = (reason or "").strip()
     if not against:
-        return AliasDecision(Verdict.MOVE, alias, version, current,
-                             audit_reason=given or default_reason)
+        return AliasDecision(
+            Verdict.MOVE, alias, version, current, audit_reason=given or default_reason
+        )
     why = "; ".join(against)
     if not force:
         return AliasDecision(
-            Verdict.REFUSED, alias, version, current, against,
+            Verdict.REFUSED,
+            alias,
+            version,
+            current,
+            against,
             refusal=f"version {version} may not take @{alias}: {why}. An allowed person may "
-                    "override this with --force --reason \"why\" (audited as forced)")
+            'override this with --force --reason "why" (audited as forced)',
+        )
     if not given:
         return AliasDecision(
-            Verdict.REFUSED, alias, version, current, against,
-            refusal=f"--force on version {version} ({why}) needs --reason \"why\": the audit "
-                    "trail records who overrode the rules and why")
-    return AliasDecision(Verdict.MOVE, alias, version, current, against, forced=True,
-                         audit_reason=f"{FORCED} over: {why}; reason: {given}")
+            Verdict.REFUSED,
+            alias,
+            version,
+            current,
+            against,
+            refusal=f'--force on version {version} ({why}) needs --reason "why": the audit '
+            "trail records who overrode the rules and why",
+        )
+    return AliasDecision(
+        Verdict.MOVE,
+        alias,
+        version,
+        current,
+        against,
+        forced=True,
+        audit_reason=f"{FORCED} over: {why}; reason: {given}",
+    )
 
 
 def production_moved(current: str | None, compared_with: str | None, candidate: str) -> bool:

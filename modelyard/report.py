@@ -34,11 +34,16 @@ class ComputeSummary:
         if not c:
             return None
         attempts = float(c.get("attempts", 1))
-        return (f"{float(c['device_hours']):.4f} device-h, "
-                f"{float(c['energy_kwh']) * 1000:.2f} Wh ({c['energy_source']}), "
-                f"{float(c['cost']):.4f} {c['currency']}"
-                + (f"; all {int(attempts)} attempts: {float(c['total_cost']):.4f} "
-                   f"{c['currency']}" if attempts > 1 else ""))
+        return (
+            f"{float(c['device_hours']):.4f} device-h, "
+            f"{float(c['energy_kwh']) * 1000:.2f} Wh ({c['energy_source']}), "
+            f"{float(c['cost']):.4f} {c['currency']}"
+            + (
+                f"; all {int(attempts)} attempts: {float(c['total_cost']):.4f} {c['currency']}"
+                if attempts > 1
+                else ""
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -91,17 +96,24 @@ def print_summary(summary: RetrainSummary) -> None:
     console = Console()
     dataset, decision = summary.dataset, summary.decision
     console.rule("[bold]ModelYard retrain")
-    console.print(f"dataset   {dataset.path}  md5 [bold]{dataset.md5}[/]  "
-                  f"({dataset.rows} rows: {dataset.splits})  git {dataset.git_commit[:12]}")
+    console.print(
+        f"dataset   {dataset.path}  md5 [bold]{dataset.md5}[/]  "
+        f"({dataset.rows} rows: {dataset.splits})  git {dataset.git_commit[:12]}"
+    )
     if summary.validation is not None:
-        console.print(f"data      {summary.validation.summary}; Data Docs: "
-                      f"{summary.validation.docs}")
+        console.print(
+            f"data      {summary.validation.summary}; Data Docs: {summary.validation.docs}"
+        )
     training = summary.training
     if training is not None:
-        note = (f"; resumed from step {training.resumed_from_step}"
-                if training.resumed_from_step is not None else "")
-        console.print(f"training  {training.steps} steps on {training.device} "
-                      f"({training.precision}){note}")
+        note = (
+            f"; resumed from step {training.resumed_from_step}"
+            if training.resumed_from_step is not None
+            else ""
+        )
+        console.print(
+            f"training  {training.steps} steps on {training.device} ({training.precision}){note}"
+        )
         if training.dp_epsilon is not None:
             console.print(f"privacy   differentially private: ε = {training.dp_epsilon:.3f}")
         if (compute := training.compute.line()) is not None:
@@ -117,12 +129,13 @@ def print_summary(summary: RetrainSummary) -> None:
     console.print(table)
     for note in decision.notes:
         console.print(f"compared  {note}")
-    console.print(f"baseline  always predicting the majority class: accuracy "
-                  f"{summary.majority_baseline_accuracy:.4f}")
+    console.print(
+        f"baseline  always predicting the majority class: accuracy "
+        f"{summary.majority_baseline_accuracy:.4f}"
+    )
     colour = "green" if decision.passed else "yellow"
     again = summary.rechecked_against
-    note = (f" (production moved to v{again} meanwhile: compared again against it)"
-            if again else "")
+    note = f" (production moved to v{again} meanwhile: compared again against it)" if again else ""
     console.print(f"gate      [{colour}]{decision.verdict.upper()}[/]{note}")
     for reason in decision.reasons:
         console.print(f"          - {reason}")
@@ -134,11 +147,17 @@ def print_summary(summary: RetrainSummary) -> None:
         console.print(f"model     {name} version {version}{status}")
     approval = summary.approval
     if approval is not None:
-        console.print(f"approval  {approval.status} by {approval.reviewer}"
-                      + (f": {approval.reason}" if approval.reason else ""))
-    console.print(f"aliases   staging → v{summary.staging_version}, "
-                  f"production → v{summary.production_version_after}")
+        console.print(
+            f"approval  {approval.status} by {approval.reviewer}"
+            + (f": {approval.reason}" if approval.reason else "")
+        )
+    console.print(
+        f"aliases   staging → v{summary.staging_version}, "
+        f"production → v{summary.production_version_after}"
+    )
     if not decision.passed and before:
         console.print(f"          production stays at version {before}")
-    console.print(f"mlflow    run {summary.mlflow_run_id}; open the UI with: "
-                  f"[bold]mlflow ui --backend-store-uri {summary.tracking_uri}[/]")
+    console.print(
+        f"mlflow    run {summary.mlflow_run_id}; open the UI with: "
+        f"[bold]mlflow ui --backend-store-uri {summary.tracking_uri}[/]"
+    )

@@ -49,9 +49,20 @@ DEPLOY_FAILED = "failed"
 DEPLOY_ERROR = "deploy_error"
 
 # What `models show` lists of a version, in this order.
-SHOWN_VERSION_TAGS = (DATASET_MD5, DATASET_PATH, GIT_COMMIT, PARAMS_HASH, VALIDATION, GATE_DECISION,
-                      REJECTED, APPROVAL, APPROVAL_BY, APPROVAL_REASON, MLFLOW_RUN_ID,
-                      PREFECT_FLOW_RUN_ID)
+SHOWN_VERSION_TAGS = (
+    DATASET_MD5,
+    DATASET_PATH,
+    GIT_COMMIT,
+    PARAMS_HASH,
+    VALIDATION,
+    GATE_DECISION,
+    REJECTED,
+    APPROVAL,
+    APPROVAL_BY,
+    APPROVAL_REASON,
+    MLFLOW_RUN_ID,
+    PREFECT_FLOW_RUN_ID,
+)
 
 # Run tags (the MLflow run of a retrain): searchable in the UI under the `modelyard.` prefix.
 RUN_PREFIX = "modelyard."

@@ -35,8 +35,9 @@ class Rejected:
 
 
 @task(name="resolve-dataset", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def resolve_dataset(spec: str, repo: str | None, root: Path | None,
-                    cache_dir: Path) -> sources.Source | Rejected:
+def resolve_dataset(
+    spec: str, repo: str | None, root: Path | None, cache_dir: Path
+) -> sources.Source | Rejected:
     """A file path, or NAME@VERSION fetched through dvc.api; with its identity (DVC md5)."""
     try:
         source = sources.resolve(spec, repo, root, cache_dir)
@@ -44,8 +45,13 @@ def resolve_dataset(spec: str, repo: str | None, root: Path | None,
         return Rejected(str(error))
     version = source.version
     logger = get_run_logger()
-    logger.info("dataset %s: md5 %s, %d bytes, git %s", source.label, version.md5, version.size,
-                version.git_commit[:12])
+    logger.info(
+        "dataset %s: md5 %s, %d bytes, git %s",
+        source.label,
+        version.md5,
+        version.size,
+        version.git_commit[:12],
+    )
     if (warning := sources.versioning_warning(spec, source)) is not None:
         logger.warning("%s", warning)
     return source
@@ -57,22 +63,26 @@ def load_dataset(source: sources.Source) -> pd.DataFrame | Rejected:
         frame = sources.read(source)
     except ds.DatasetError as error:
         return Rejected(str(error))
-    get_run_logger().info("read %s: %d rows, columns %s", source.label, len(frame),
-                          list(frame.columns))
+    get_run_logger().info(
+        "read %s: %d rows, columns %s", source.label, len(frame), list(frame.columns)
+    )
     return frame
 
 
 @task(name="validate-dataset", cache_policy=NO_CACHE)
-def validate_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: Params,
-                     source: str, docs_dir: Path) -> tuple[ValidationReport, Path]:
+def validate_dataset(
+    frame: pd.DataFrame, test: pd.DataFrame | None, params: Params, source: str, docs_dir: Path
+) -> tuple[ValidationReport, Path]:
     """The expectation suite; Data Docs written to `docs_dir`, a summary as a Prefect artifact."""
     report = validate_datasets(frame, params.data, params.validation, test)
     docs = write_data_docs(report, docs_dir, source)
     verdict = "passed" if report.success else "**FAILED**"
     create_markdown_artifact(
         key="data-validation",
-        markdown=(f"### Data validation of `{source}`: {verdict}\n\n{report.summary()}; Data Docs: "
-                  f"`{docs / 'index.html'}`\n\n{report.to_markdown()}"),
+        markdown=(
+            f"### Data validation of `{source}`: {verdict}\n\n{report.summary()}; Data Docs: "
+            f"`{docs / 'index.html'}`\n\n{report.to_markdown()}"
+        ),
         description="Great Expectations suite on the training data",
     )
     logger = get_run_logger()
@@ -88,13 +98,18 @@ def rejection(report: ValidationReport, source: str, docs: Path) -> Rejected:
 
 
 @task(name="split-dataset", cache_policy=NO_CACHE)
-def split_dataset(frame: pd.DataFrame, test: pd.DataFrame | None, params: DataParams,
-                  parent: Membership | None = None,
-                  parent_version: str | None = None) -> tuple[ds.Splits, SplitLineage]:
+def split_dataset(
+    frame: pd.DataFrame,
+    test: pd.DataFrame | None,
+    params: DataParams,
+    parent: Membership | None = None,
+    parent_version: str | None = None,
+) -> tuple[ds.Splits, SplitLineage]:
     """Train/val/test; every text the production model (`parent`) knew keeps its split there."""
     canonical_test = None if test is None else ds.to_canonical(test, params)
-    splits, lineage = inherit_split(ds.to_canonical(frame, params), params, parent,
-                                    parent_version, canonical_test)
+    splits, lineage = inherit_split(
+        ds.to_canonical(frame, params), params, parent, parent_version, canonical_test
+    )
     how = "the test file" if test is not None else "a grouped, stratified split"
     logger = get_run_logger()
     logger.info("split (seed %d, test from %s): %s", params.seed, how, splits.sizes())

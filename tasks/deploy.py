@@ -16,13 +16,23 @@ __all__ = ["ServerCheck", "reload_servers", "roll_back_production", "verify_depl
 
 
 @task(name="verify-deployment", cache_policy=NO_CACHE)
-def verify_deployment(servers: list[str], version: str, texts: list[str], labels: list[str],
-                      timeout_s: float, token: str | None) -> list[ServerCheck]:
+def verify_deployment(
+    servers: list[str],
+    version: str,
+    texts: list[str],
+    labels: list[str],
+    timeout_s: float,
+    token: str | None,
+) -> list[ServerCheck]:
     checks = [check_server(s, version, texts, labels, timeout_s, token) for s in servers]
     lines = ["| server | result |", "|---|---|"] + [
-        f"| {c.server} | {'ok' if c.ok else '**FAIL**'}: {c.detail} |" for c in checks]
-    create_markdown_artifact(key="deployment", markdown="\n".join(lines),
-                             description=f"Servers following production, version {version}")
+        f"| {c.server} | {'ok' if c.ok else '**FAIL**'}: {c.detail} |" for c in checks
+    ]
+    create_markdown_artifact(
+        key="deployment",
+        markdown="\n".join(lines),
+        description=f"Servers following production, version {version}",
+    )
     logger = get_run_logger()
     for check in checks:
         (logger.info if check.ok else logger.error)("%s: %s", check.server, check.detail)
@@ -30,8 +40,9 @@ def verify_deployment(servers: list[str], version: str, texts: list[str], labels
 
 
 @task(name="roll-back-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def roll_back_production(registry: MlflowRegistry, audit: AuditLog, name: str, version: str,
-                         actor: str, reason: str) -> str | None:
+def roll_back_production(
+    registry: MlflowRegistry, audit: AuditLog, name: str, version: str, actor: str, reason: str
+) -> str | None:
     """Put `production` back where it was before `version` (audited); None when it has nothing
     to go back to or someone has moved it since."""
     return roll_back(registry, audit, name, version, actor, reason)

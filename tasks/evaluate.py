@@ -12,7 +12,13 @@ from prefect.cache_policies import NO_CACHE
 
 from modelyard.adapters import promotion
 from modelyard.config import GateParams
-from modelyard.data.membership import Comparison, Membership, SplitLineage, comparison_set, fair_or_fail
+from modelyard.data.membership import (
+    Comparison,
+    Membership,
+    SplitLineage,
+    comparison_set,
+    fair_or_fail,
+)
 from modelyard.evaluation.candidate import evaluate_model_dir
 from modelyard.evaluation.gate import Compute, GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
@@ -21,27 +27,32 @@ from modelyard.store.audit import AuditLog
 
 
 @task(name="evaluate-candidate", cache_policy=NO_CACHE)
-def evaluate_candidate(model_dir: Path, test: pd.DataFrame, labels: list[str],
-                       dp_epsilon: float | None = None) -> Metrics:
+def evaluate_candidate(
+    model_dir: Path, test: pd.DataFrame, labels: list[str], dp_epsilon: float | None = None
+) -> Metrics:
     """Quality on the test split, and the costs the gate budgets: p95 latency of a
     single-text request on this machine, the weights' size, the privacy budget spent."""
     metrics = evaluate_model_dir(model_dir, test, labels, dp_epsilon)
-    get_run_logger().info("candidate on test: accuracy %.4f, macro-F1 %.4f", metrics.accuracy,
-                          metrics.macro_f1)
+    get_run_logger().info(
+        "candidate on test: accuracy %.4f, macro-F1 %.4f", metrics.accuracy, metrics.macro_f1
+    )
     return metrics
 
 
 @task(name="find-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def find_champion(registry: MlflowRegistry, audit: AuditLog, name: str,
-                  run_id: str) -> str | None:
+def find_champion(registry: MlflowRegistry, audit: AuditLog, name: str, run_id: str) -> str | None:
     """The version the candidate must beat: the one behind `@production`, or, when that is this
     very run's model (an earlier attempt of this run promoted it and then died), the version it
     replaced. None before any production model."""
     champion = promotion.find_champion(registry, audit, name, run_id)
     logger = get_run_logger()
     if champion.own_model is not None:
-        logger.info("%s@production is version %s, this run's own model: comparing with the "
-                    "version it replaced", name, champion.own_model)
+        logger.info(
+            "%s@production is version %s, this run's own model: comparing with the "
+            "version it replaced",
+            name,
+            champion.own_model,
+        )
     if champion.version is None:
         logger.info("no production model for %s yet: the gate uses absolute thresholds", name)
     return champion.version
@@ -54,17 +65,23 @@ def champion_split(registry: MlflowRegistry, name: str, version: str | None) -> 
     membership = promotion.champion_membership(registry, name, version)
     logger = get_run_logger()
     if version is not None and membership is None:
-        logger.warning("%s version %s has no split membership in its lineage: its training "
-                       "texts cannot be kept out of the comparison", name, version)
+        logger.warning(
+            "%s version %s has no split membership in its lineage: its training "
+            "texts cannot be kept out of the comparison",
+            name,
+            version,
+        )
     elif membership is not None:
-        logger.info("%s version %s: split membership of %d texts", name, version,
-                    len(membership.frame))
+        logger.info(
+            "%s version %s: split membership of %d texts", name, version, len(membership.frame)
+        )
     return membership
 
 
 @task(name="comparison-set", cache_policy=NO_CACHE)
-def fair_comparison(test: pd.DataFrame, champion: Membership | None, version: str | None,
-                    lineage: SplitLineage) -> Comparison:
+def fair_comparison(
+    test: pd.DataFrame, champion: Membership | None, version: str | None, lineage: SplitLineage
+) -> Comparison:
     """The test split less the texts the champion trained or validated on."""
     comparison = comparison_set(test, champion, version, lineage)
     for note in comparison.notes():
@@ -73,27 +90,43 @@ def fair_comparison(test: pd.DataFrame, champion: Membership | None, version: st
 
 
 @task(name="evaluate-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def evaluate_production(registry: MlflowRegistry, name: str, version: str | None,
-                        test: pd.DataFrame, labels: list[str]) -> tuple[str, Metrics] | None:
+def evaluate_production(
+    registry: MlflowRegistry, name: str, version: str | None, test: pd.DataFrame, labels: list[str]
+) -> tuple[str, Metrics] | None:
     """Score the champion on the candidate's comparison set."""
     if version is None:
         return None
     metrics = promotion.score_version(registry, name, version, test, labels)
-    get_run_logger().info("production v%s on the same test texts: accuracy %.4f, macro-F1 %.4f",
-                          version, metrics.accuracy, metrics.macro_f1)
+    get_run_logger().info(
+        "production v%s on the same test texts: accuracy %.4f, macro-F1 %.4f",
+        version,
+        metrics.accuracy,
+        metrics.macro_f1,
+    )
     return version, metrics
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate(candidate: Metrics, production: Metrics | None, policy: GateParams,
-         compute: Compute | None = None, notes: list[str] | None = None) -> GateDecision:
+def gate(
+    candidate: Metrics,
+    production: Metrics | None,
+    policy: GateParams,
+    compute: Compute | None = None,
+    notes: list[str] | None = None,
+) -> GateDecision:
     """The decision, with what the candidate cost to train (`compute`) and how the comparison
     set was made (`notes`) alongside."""
     decision = decide(
         {**candidate.headline(), **candidate.costs},
-        None if production is None else production.headline(), policy, compute, notes,
+        None if production is None else production.headline(),
+        policy,
+        compute,
+        notes,
     )
-    create_markdown_artifact(key="gate-decision", markdown=decision.to_markdown(),
-                             description="Promotion gate: candidate vs production")
+    create_markdown_artifact(
+        key="gate-decision",
+        markdown=decision.to_markdown(),
+        description="Promotion gate: candidate vs production",
+    )
     get_run_logger().info("gate: %s (%s)", decision.verdict.upper(), "; ".join(decision.reasons))
     return decision

@@ -15,15 +15,24 @@ from modelyard.registry.mlflow_registry import MlflowRegistry
 
 
 @task(name="explain-candidate", cache_policy=NO_CACHE)
-def explain_candidate(model_dir: Path, test: pd.DataFrame, params: ExplainParams,
-                      registry: MlflowRegistry, run_id: str) -> ExplanationReport:
+def explain_candidate(
+    model_dir: Path,
+    test: pd.DataFrame,
+    params: ExplainParams,
+    registry: MlflowRegistry,
+    run_id: str,
+) -> ExplanationReport:
     """The candidate's explanation report on its test split: under `explanations/` in its
     MLflow run (HTML + JSON) and as the `explanations` Prefect artifact."""
-    report = report_on(TextClassifier.load(model_dir), test[TEXT].tolist(), test[LABEL].tolist(),
-                       params)
+    report = report_on(
+        TextClassifier.load(model_dir), test[TEXT].tolist(), test[LABEL].tolist(), params
+    )
     registry.log_text(run_id, report.to_html(), "explanations/report.html")
     registry.log_dict(run_id, report.to_dict(), "explanations/report.json")
-    create_markdown_artifact(key="explanations", markdown=report.to_markdown(),
-                             description="Integrated-gradients explanations of the candidate")
+    create_markdown_artifact(
+        key="explanations",
+        markdown=report.to_markdown(),
+        description="Integrated-gradients explanations of the candidate",
+    )
     get_run_logger().info("explanations: %s", report.headline())
     return report

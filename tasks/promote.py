@@ -24,34 +24,56 @@ from modelyard.store.audit import AuditLog
 
 @task(name="register-model-version", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def register_candidate(
-    registry: MlflowRegistry, name: str, run_id: str, model_dir: Path, splits: Splits,
-    lineage: dict[str, str], decision: GateDecision, privacy: PrivacyParams | None = None,
+    registry: MlflowRegistry,
+    name: str,
+    run_id: str,
+    model_dir: Path,
+    splits: Splits,
+    lineage: dict[str, str],
+    decision: GateDecision,
+    privacy: PrivacyParams | None = None,
 ) -> str:
     """A new version with its lineage and the gate's decision (a rejected one is tagged so and
     gets no alias); the existing one when this run already registered it."""
-    registered = promotion.register(registry, name, run_id, model_dir, splits, lineage, decision,
-                                    privacy)
+    registered = promotion.register(
+        registry, name, run_id, model_dir, splits, lineage, decision, privacy
+    )
     if registered.reused:
-        get_run_logger().info("%s version %s was already registered from run %s: reused", name,
-                              registered.version, run_id)
+        get_run_logger().info(
+            "%s version %s was already registered from run %s: reused",
+            name,
+            registered.version,
+            run_id,
+        )
     else:
-        get_run_logger().info("registered %s version %s (%s)", name, registered.version,
-                              decision.verdict)
+        get_run_logger().info(
+            "registered %s version %s (%s)", name, registered.version, decision.verdict
+        )
     return registered.version
 
 
 @task(name="compare-and-promote", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def compare_and_promote(
-    registry: MlflowRegistry, audit: AuditLog, case: Case, decision: GateDecision,
-    compared_with: str | None, aliases: list[str], actor: str, reason: str,
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    decision: GateDecision,
+    compared_with: str | None,
+    aliases: list[str],
+    actor: str,
+    reason: str,
 ) -> Promotion:
     """Move `aliases` to the candidate, serialized per model, re-reading production first: when
     production moved since `decision` compared, the candidate is compared again, in the lock."""
-    done = promotion.compare_and_promote(registry, audit, case, decision, compared_with, aliases,
-                                         actor, reason, get_run_logger())
+    done = promotion.compare_and_promote(
+        registry, audit, case, decision, compared_with, aliases, actor, reason, get_run_logger()
+    )
     if done.recheck_report is not None:
-        create_markdown_artifact(key="gate-recheck", markdown=done.recheck_report,
-                                 description="Promotion gate, again: production moved meanwhile")
+        create_markdown_artifact(
+            key="gate-recheck",
+            markdown=done.recheck_report,
+            description="Promotion gate, again: production moved meanwhile",
+        )
     return done
 
 
@@ -74,8 +96,14 @@ class ApprovalOutcome:
         return self.status == "approved"
 
 
-def wait_for_approval(registry: MlflowRegistry, name: str, version: str, flow_run_id: str,
-                      timeout_s: int, decision: GateDecision) -> ApprovalOutcome:
+def wait_for_approval(
+    registry: MlflowRegistry,
+    name: str,
+    version: str,
+    flow_run_id: str,
+    timeout_s: int,
+    decision: GateDecision,
+) -> ApprovalOutcome:
     """Pause the flow until a person approves or rejects `version` for production, or until
     `timeout_s` passes (→ not promoted). Called in the flow body: Prefect pauses flows, not tasks.
 
@@ -88,31 +116,53 @@ def wait_for_approval(registry: MlflowRegistry, name: str, version: str, flow_ru
     from prefect.states import Running
 
     logger = get_run_logger()
-    registry.set_version_tags(name, version, {tag.APPROVAL: tag.APPROVAL_WAITING,
-                                              tag.APPROVAL_FLOW_RUN: flow_run_id})
-    description = (f"**Approve {name} version {version} for production?**\n\n"
-                   f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
-                   f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}")
-    logger.info("waiting up to %d s for approval of %s version %s (modelyard models approve %s "
-                "%s, or the Prefect UI)", timeout_s, name, version, name, version)
+    registry.set_version_tags(
+        name, version, {tag.APPROVAL: tag.APPROVAL_WAITING, tag.APPROVAL_FLOW_RUN: flow_run_id}
+    )
+    description = (
+        f"**Approve {name} version {version} for production?**\n\n"
+        f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
+        f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}"
+    )
+    logger.info(
+        "waiting up to %d s for approval of %s version %s (modelyard models approve %s "
+        "%s, or the Prefect UI)",
+        timeout_s,
+        name,
+        version,
+        name,
+        version,
+    )
     try:
         answer = pause_flow_run(
             wait_for_input=Approval.with_initial_data(description=description, approve=True),
-            timeout=timeout_s, poll_interval=max(1, min(5, timeout_s // 10)),
+            timeout=timeout_s,
+            poll_interval=max(1, min(5, timeout_s // 10)),
             key=f"approve-{name}-{version}",
         )
-        outcome = ApprovalOutcome("approved" if answer.approve else "rejected",
-                                  answer.reviewer or "unnamed reviewer", answer.reason)
+        outcome = ApprovalOutcome(
+            "approved" if answer.approve else "rejected",
+            answer.reviewer or "unnamed reviewer",
+            answer.reason,
+        )
     except FlowPauseTimeout:
         # Prefect fails a run whose pause expired; the run's own outcome here is "not
         # promoted", so it takes itself out of the pause and finishes normally.
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(flow_run_id, Running(message="approval timed out"),
-                                      force=True)
+            client.set_flow_run_state(
+                flow_run_id, Running(message="approval timed out"), force=True
+            )
         outcome = ApprovalOutcome("timed out", "nobody", f"no answer within {timeout_s} s")
-    registry.set_version_tags(name, version, {
-        tag.APPROVAL: outcome.status, tag.APPROVAL_BY: outcome.reviewer,
-        tag.APPROVAL_REASON: outcome.reason or "—"})
-    logger.info("approval of %s version %s: %s by %s", name, version, outcome.status,
-                outcome.reviewer)
+    registry.set_version_tags(
+        name,
+        version,
+        {
+            tag.APPROVAL: outcome.status,
+            tag.APPROVAL_BY: outcome.reviewer,
+            tag.APPROVAL_REASON: outcome.reason or "—",
+        },
+    )
+    logger.info(
+        "approval of %s version %s: %s by %s", name, version, outcome.status, outcome.reviewer
+    )
     return outcome

@@ -16,11 +16,14 @@ from modelyard.training.fit import Trained
 
 @task(name="train-candidate", cache_policy=NO_CACHE)
 def train_candidate(
-    splits: Splits, params: Params, registry: MlflowRegistry, run_id: str, out_dir: Path,
+    splits: Splits,
+    params: Params,
+    registry: MlflowRegistry,
+    run_id: str,
+    out_dir: Path,
     checkpoints: Path | None = None,
 ) -> Trained:
     """Fine-tune with per-step and per-epoch metrics in MLflow; resumes from `checkpoints`.
     The attempt's compute cost is logged as it goes and at the end, next to the run's total
     over all its attempts."""
-    return train_tracked(splits, params, registry, run_id, out_dir, checkpoints,
-                         get_run_logger())
+    return train_tracked(splits, params, registry, run_id, out_dir, checkpoints, get_run_logger())

@@ -24,9 +24,17 @@ import pytest
 
 from tests.helpers.paths import REPO
 
-_LEAKY = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH",
-          "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME",
-          "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+_LEAKY = (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_PROFILE",
+    "PREFECT_PROFILES_PATH",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+)
 
 # Queued first under xdist, longest first (measured: `pytest --durations`), so that a worker
 # takes each of them while the other works through the rest. A scheduling hint only: a test
@@ -57,8 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(config: pytest.Config,
-                                  items: list[pytest.Item]) -> Iterator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     # Before the other implementations: xdist turns the group marks into scopes in its own.
     _skip_gpu_tests_without_cuda(items)
     _group_tests_sharing_a_module_fixture(items)
@@ -115,17 +124,19 @@ def real_params():
 @pytest.fixture(scope="session")
 def tiny_params(real_params):
     """The real config, shrunk: a tiny BERT, a few epochs, the same gate structure."""
-    return real_params.updated({
-        "model.backbone": "tiny",
-        "model.max_length": 64,
-        "train.epochs": 5,
-        "train.learning_rate": 3e-3,
-        "train.batch_size": 32,
-        "validation.min_rows": 100,
-        "validation.min_rows_per_class": 10,
-        "gate.min_accuracy": 0.45,
-        "gate.min_macro_f1": 0.4,
-    })
+    return real_params.updated(
+        {
+            "model.backbone": "tiny",
+            "model.max_length": 64,
+            "train.epochs": 5,
+            "train.learning_rate": 3e-3,
+            "train.batch_size": 32,
+            "validation.min_rows": 100,
+            "validation.min_rows_per_class": 10,
+            "gate.min_accuracy": 0.45,
+            "gate.min_macro_f1": 0.4,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -133,8 +144,9 @@ def small_reviews(tmp_path_factory) -> Path:
     """A 1,500-row dataset from the project's own generator (another seed than the default)."""
     from modelyard.data.synthetic import ReviewSpec, write_reviews
 
-    return write_reviews(tmp_path_factory.mktemp("data") / "reviews.csv",
-                         ReviewSpec(rows=1500, seed=7))
+    return write_reviews(
+        tmp_path_factory.mktemp("data") / "reviews.csv", ReviewSpec(rows=1500, seed=7)
+    )
 
 
 @pytest.fixture

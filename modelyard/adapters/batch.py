@@ -48,20 +48,27 @@ class Manifest:
         return -(-self.rows // self.chunk_rows)
 
 
-def pinned_version(previous: Manifest | None, digest: str, chunk_rows: int, text_column: str,
-                   version: str | None) -> str | None:
+def pinned_version(
+    previous: Manifest | None, digest: str, chunk_rows: int, text_column: str, version: str | None
+) -> str | None:
     """The version an interrupted run pinned, when this run is the same work again (same input
     bytes, chunking and column, and no other version asked for): it resumes with that version
     even if the alias has moved since. None: this run starts afresh."""
-    if (previous is not None and previous.input_digest == digest
-            and previous.chunk_rows == chunk_rows and previous.text_column == text_column
-            and version in (None, previous.version)):
+    if (
+        previous is not None
+        and previous.input_digest == digest
+        and previous.chunk_rows == chunk_rows
+        and previous.text_column == text_column
+        and version in (None, previous.version)
+    ):
         return previous.version
     return None
 
 
-REPLACE_HINT = ("pass --replace (the batch-predict flow's replace=True) to overwrite it, "
-                "atomically once every row is scored, or choose another output")
+REPLACE_HINT = (
+    "pass --replace (the batch-predict flow's replace=True) to overwrite it, "
+    "atomically once every row is scored, or choose another output"
+)
 # Table names the batch writer never takes: the databases' own, and its temporary tables.
 TEMPORARY_PREFIX = "modelyard_partial_"
 RESERVED_PREFIXES = ("sqlite_", "pg_", TEMPORARY_PREFIX)
@@ -75,19 +82,25 @@ def _table_refusal(table: str) -> str | None:
         return f"output table {table!r}: use letters, digits and _"
     platform = platform_tables()
     if table.lower() in platform:
-        return (f"output table {table!r} is one of the platform's own tables "
-                f"({', '.join(sorted(platform))}): batch output never writes there, not even "
-                f"with --replace; choose another table, e.g. sql:{table}_scored")
+        return (
+            f"output table {table!r} is one of the platform's own tables "
+            f"({', '.join(sorted(platform))}): batch output never writes there, not even "
+            f"with --replace; choose another table, e.g. sql:{table}_scored"
+        )
     if table.lower().startswith(RESERVED_PREFIXES):
-        return (f"output table {table!r}: names starting with {', '.join(RESERVED_PREFIXES)} are "
-                "reserved; choose another table")
+        return (
+            f"output table {table!r}: names starting with {', '.join(RESERVED_PREFIXES)} are "
+            "reserved; choose another table"
+        )
     return None
 
 
 def _exists_refusal(spec: str) -> str:
     if spec.startswith(SQL):
-        return f"output table {spec[len(SQL):]!r} already exists in the platform database: " \
+        return (
+            f"output table {spec[len(SQL) :]!r} already exists in the platform database: "
             + REPLACE_HINT
+        )
     return f"output {spec} already exists: {REPLACE_HINT}"
 
 
@@ -97,15 +110,20 @@ def _table_exists(database_url: str, table: str) -> bool:
     from sqlalchemy.exc import OperationalError
 
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
-            not Path(url.database).exists():
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
         return False  # no database file yet (and connecting would create one)
     engine = create_engine(url)
     try:
         return bool(inspect(engine).has_table(table))
     except OperationalError as error:
-        raise BatchError(f"output table {table!r}: cannot reach the platform database "
-                         f"{url.render_as_string(hide_password=True)} ({error.orig})") from None
+        raise BatchError(
+            f"output table {table!r}: cannot reach the platform database "
+            f"{url.render_as_string(hide_password=True)} ({error.orig})"
+        ) from None
     finally:
         engine.dispose()
 
@@ -114,15 +132,16 @@ def check_output(spec: str, database_url: str, replace: bool = False) -> None:
     """Refuse, before any work is done, an output we could not or must not write: a bad name or
     suffix, a table of the platform itself, or (unless `replace`) a table or file that exists."""
     if spec.startswith(SQL):
-        refusal = _table_refusal(spec[len(SQL):])
+        refusal = _table_refusal(spec[len(SQL) :])
         if refusal:
             raise BatchError(refusal)
-        exists = _table_exists(database_url, spec[len(SQL):])
+        exists = _table_exists(database_url, spec[len(SQL) :])
     else:
         path = Path(spec)
         if path.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise BatchError(f"output {spec}: the suffix must be one of "
-                             f"{', '.join(OUTPUT_SUFFIXES)}")
+            raise BatchError(
+                f"output {spec}: the suffix must be one of {', '.join(OUTPUT_SUFFIXES)}"
+            )
         if path.is_dir():
             raise BatchError(f"output {spec} is a directory; name a file")
         exists = path.exists()
@@ -137,7 +156,7 @@ def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
     if spec.startswith(SQL):
         from sqlalchemy import create_engine
 
-        table = spec[len(SQL):]
+        table = spec[len(SQL) :]
         engine = create_engine(database_url)
         try:
             frame = pd.read_sql_table(table, engine)
@@ -157,7 +176,7 @@ def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
 
 def parts_dir(output: str, home: Path) -> Path:
     if output.startswith(SQL):
-        return home / ".modelyard" / "batch" / f"{output[len(SQL):]}.parts"
+        return home / ".modelyard" / "batch" / f"{output[len(SQL) :]}.parts"
     return Path(f"{output}.parts")
 
 
@@ -172,10 +191,12 @@ def start(parts: Path, manifest: Manifest) -> int:
     """Prepare `parts` for `manifest`: parts of the same work are kept (how many), anything else
     there is cleared."""
     previous = load_manifest(parts)
-    same = previous is not None and (previous.input_digest, previous.rows, previous.text_column,
-                                     previous.chunk_rows) == (manifest.input_digest, manifest.rows,
-                                                              manifest.text_column,
-                                                              manifest.chunk_rows)
+    same = previous is not None and (
+        previous.input_digest,
+        previous.rows,
+        previous.text_column,
+        previous.chunk_rows,
+    ) == (manifest.input_digest, manifest.rows, manifest.text_column, manifest.chunk_rows)
     if not same and parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
@@ -184,14 +205,20 @@ def start(parts: Path, manifest: Manifest) -> int:
 
 
 def score_chunks(
-    classifier: Any, frame: pd.DataFrame, manifest: Manifest, parts: Path,
-    batch_size: int = 64, on_chunk: Callable[[int, int, bool], None] | None = None,
+    classifier: Any,
+    frame: pd.DataFrame,
+    manifest: Manifest,
+    parts: Path,
+    batch_size: int = 64,
+    on_chunk: Callable[[int, int, bool], None] | None = None,
 ) -> int:
     """Score every chunk not already in `parts`; how many were done already. `on_chunk(index,
     rows, skipped)` after each chunk (progress bars, and tests that crash a run mid-way)."""
     if manifest.text_column not in frame.columns:
-        raise BatchError(f"input has no column {manifest.text_column!r} (columns: "
-                         f"{list(frame.columns)}); choose one with --text-column")
+        raise BatchError(
+            f"input has no column {manifest.text_column!r} (columns: "
+            f"{list(frame.columns)}); choose one with --text-column"
+        )
     labels = list(classifier.labels)
     skipped = 0
     for index, begin in enumerate(range(0, len(frame), manifest.chunk_rows)):
@@ -224,10 +251,11 @@ def finish(parts: Path, output: str, database_url: str, replace: bool = False) -
     `check_output` is replaced only with `replace`; if refused, the parts stay for a re-run."""
     import pandas as pd
 
-    frame = pd.concat([pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))],
-                      ignore_index=True)
+    frame = pd.concat(
+        [pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))], ignore_index=True
+    )
     if output.startswith(SQL):
-        _write_table(frame, output[len(SQL):], database_url, replace)
+        _write_table(frame, output[len(SQL) :], database_url, replace)
     else:
         _write_file(frame, Path(output), replace)
     shutil.rmtree(parts)
@@ -292,8 +320,10 @@ def _write_file(frame: pd.DataFrame, path: Path, replace: bool) -> None:
 
 
 COLUMN_HINT = "; choose one with --text-column"
-CELLS_HINT = ("\nFill them in, or pass --skip-invalid to score the other rows without them (the "
-              "output then has no row for them).")
+CELLS_HINT = (
+    "\nFill them in, or pass --skip-invalid to score the other rows without them (the "
+    "output then has no row for them)."
+)
 
 
 def file_of(spec: str) -> Path | None:
@@ -301,15 +331,15 @@ def file_of(spec: str) -> Path | None:
     return None if spec.startswith(SQL) else Path(spec)
 
 
-def screen_input(frame: pd.DataFrame, spec: str, column: str,
-                 skip_invalid: bool) -> Screened:
+def screen_input(frame: pd.DataFrame, spec: str, column: str, skip_invalid: bool) -> Screened:
     """The rows to score: BatchError naming the column or the rows when a text is missing, empty
     or not text (or, with `skip_invalid`, those rows left out and listed) or when none is left."""
     from modelyard.data.input_check import InputError, screen_texts
 
     try:
-        screened = screen_texts(frame, column, spec, file_of(spec), skip_invalid, COLUMN_HINT,
-                                CELLS_HINT)
+        screened = screen_texts(
+            frame, column, spec, file_of(spec), skip_invalid, COLUMN_HINT, CELLS_HINT
+        )
     except InputError as error:
         raise BatchError(str(error)) from None
     if screened.frame.empty:

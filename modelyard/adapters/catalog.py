@@ -67,8 +67,10 @@ class DataRef:
     def parse(cls, text: str, repo: str | None = None) -> DataRef:
         name, sep, version = text.partition("@")
         if not NAME.match(name) or (sep and not version):
-            raise CatalogError(f"{text!r} is not a dataset reference (expected NAME@VERSION, e.g. "
-                               "reviews@2, reviews@latest, reviews@<md5 prefix>)")
+            raise CatalogError(
+                f"{text!r} is not a dataset reference (expected NAME@VERSION, e.g. "
+                "reviews@2, reviews@latest, reviews@<md5 prefix>)"
+            )
         return cls(name, version or "latest", repo)
 
     @staticmethod
@@ -88,10 +90,17 @@ def _entry(name: str, path: str, pointer: dict[str, Any]) -> Entry | None:
     if not match or not outs or "md5" not in outs[0]:
         return None
     meta = _meta(pointer)
-    return Entry(name=name, version=int(match.group(1)), md5=str(outs[0]["md5"]), path=path,
-                 size=int(outs[0].get("size", 0)), rows=meta.get("rows"),
-                 classes=dict(meta.get("classes") or {}), added=meta.get("added"),
-                 source=meta.get("source"))
+    return Entry(
+        name=name,
+        version=int(match.group(1)),
+        md5=str(outs[0]["md5"]),
+        path=path,
+        size=int(outs[0].get("size", 0)),
+        rows=meta.get("rows"),
+        classes=dict(meta.get("classes") or {}),
+        added=meta.get("added"),
+        source=meta.get("source"),
+    )
 
 
 class Catalog:
@@ -116,8 +125,11 @@ class Catalog:
     def names(self) -> list[str]:
         if not self.fs.exists(str(DATASETS)):
             return []
-        return sorted(PurePosixPath(p).name for p in self.fs.ls(str(DATASETS), detail=False)
-                      if self.fs.isdir(p))
+        return sorted(
+            PurePosixPath(p).name
+            for p in self.fs.ls(str(DATASETS), detail=False)
+            if self.fs.isdir(p)
+        )
 
     def versions(self, name: str) -> list[Entry]:
         folder = DATASETS / name
@@ -165,11 +177,15 @@ class Catalog:
     def _missing(self, ref: DataRef, versions: list[Entry]) -> str:
         if not versions:
             known = ", ".join(self.names()) or "none"
-            return (f"no dataset named {ref.name!r} in {self.repo} (datasets: {known}); add one "
-                    f"with `modelyard data add FILE --name {ref.name}`")
+            return (
+                f"no dataset named {ref.name!r} in {self.repo} (datasets: {known}); add one "
+                f"with `modelyard data add FILE --name {ref.name}`"
+            )
         listed = ", ".join(f"{e.version} ({e.md5[:8]})" for e in versions)
-        return (f"{ref.name}@{ref.version}: no such version, md5 prefix or git revision "
-                f"(versions: {listed})")
+        return (
+            f"{ref.name}@{ref.version}: no such version, md5 prefix or git revision "
+            f"(versions: {listed})"
+        )
 
     def read_bytes_to(self, entry: Entry, rev: str | None, target: Path) -> Path:
         """Copy the bytes of `entry` through dvc.api to `target` and check they are exactly the
@@ -181,18 +197,23 @@ class Catalog:
             return target
         partial = target.with_name(target.name + ".partial")
         try:
-            with dvc.api.open(entry.path, repo=self.repo, rev=rev, mode="rb") as source, \
-                    partial.open("wb") as sink:
+            with (
+                dvc.api.open(entry.path, repo=self.repo, rev=rev, mode="rb") as source,
+                partial.open("wb") as sink,
+            ):
                 shutil.copyfileobj(source, sink, 1 << 20)
         except Exception as error:  # noqa: BLE001 - network, remote and cache errors alike
             partial.unlink(missing_ok=True)
-            raise CatalogError(f"cannot read {entry.ref} ({entry.path}) through DVC: {error}") \
-                from None
+            raise CatalogError(
+                f"cannot read {entry.ref} ({entry.path}) through DVC: {error}"
+            ) from None
         actual = file_md5(partial)
         if actual != entry.md5:
             partial.unlink(missing_ok=True)
-            raise CatalogError(f"{entry.ref}: DVC returned bytes with md5 {actual}, the pointer "
-                               f"records {entry.md5}")
+            raise CatalogError(
+                f"{entry.ref}: DVC returned bytes with md5 {actual}, the pointer "
+                f"records {entry.md5}"
+            )
         partial.replace(target)
         return target
 

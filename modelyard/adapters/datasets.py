@@ -40,8 +40,10 @@ def project_root(start: Path | None = None) -> Path:
     for directory in (here, *here.parents):
         if (directory / ".dvc").is_dir():
             return directory
-    raise CatalogError(f"{here} is not inside a DVC repository (no .dvc/ here or above): run "
-                       "`dvc init` in the project first")
+    raise CatalogError(
+        f"{here} is not inside a DVC repository (no .dvc/ here or above): run "
+        "`dvc init` in the project first"
+    )
 
 
 def checkout_root() -> Path | None:
@@ -79,10 +81,14 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
     where = "" if repo is None else f" of {repo}"
     at = f" at {rev}" if rev else ""
     label = f"{entry.ref}{where}{at} ({entry.path})"
-    commit = git_commit(root) if root is not None and repo is None and rev is None \
+    commit = (
+        git_commit(root)
+        if root is not None and repo is None and rev is None
         else (rev or "unknown")
-    version = replace(dataset_version(local), path=label, git_commit=commit,
-                      dvc_pointer_md5=entry.md5)
+    )
+    version = replace(
+        dataset_version(local), path=label, git_commit=commit, dvc_pointer_md5=entry.md5
+    )
     return Source(local, label, version, entry.ref)
 
 
@@ -107,8 +113,10 @@ def versioning_warning(spec: str, source: Source) -> str | None:
     if version.dvc_pointer_md5 is None:
         return f"{spec} is not versioned: `modelyard data add {spec}` (or `dvc add`) to keep it"
     if not version.matches_pointer:
-        return (f"{spec} differs from its .dvc pointer ({version.dvc_pointer_md5[:10]}): the "
-                "data changed since `dvc add`")
+        return (
+            f"{spec} differs from its .dvc pointer ({version.dvc_pointer_md5[:10]}): the "
+            "data changed since `dvc add`"
+        )
     return None
 
 
@@ -149,11 +157,17 @@ def add(root: Path, source: Path, name: str, params: Params, push: bool = True) 
         dvc = DvcRepo(root)
         dvc.add(target)
         labels = ds.to_canonical(frame, params.data)[ds.LABEL].value_counts()
-        write_meta(pointer, {
-            "name": name, "version": version, "rows": len(frame),
-            "classes": {str(k): int(v) for k, v in labels.sort_index().items()},
-            "added": now(), "source": source.name,
-        })
+        write_meta(
+            pointer,
+            {
+                "name": name,
+                "version": version,
+                "rows": len(frame),
+                "classes": {str(k): int(v) for k, v in labels.sort_index().items()},
+                "added": now(),
+                "source": source.name,
+            },
+        )
         if push:
             dvc.push(target)
     except BaseException:

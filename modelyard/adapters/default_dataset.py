@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.adapters.catalog import DATASETS
+from modelyard.adapters.dvc import DvcRepo
 from modelyard.data.identity import dvc_pointer_md5, file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
-from modelyard.adapters.dvc import DvcRepo
 
 _POINTER = ".dvc"
 # DVC's own logger and the one of its data layer, which warns "Some of the cache files do not
@@ -52,9 +52,10 @@ def _misses_are_answers() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def prepare_default_dataset(root: Path, path: Path, spec: ReviewSpec = ReviewSpec()) -> str:
+def prepare_default_dataset(root: Path, path: Path, spec: ReviewSpec | None = None) -> str:
     """Make sure `path` holds the committed version, is in DVC's cache and in the remote.
     Returns how it was obtained."""
+    spec = spec or ReviewSpec()
     dvc = DvcRepo(root)
     expected = dvc_pointer_md5(path)
     how = "present"

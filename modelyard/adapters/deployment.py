@@ -22,8 +22,14 @@ class ServerCheck:
     detail: str
 
 
-def check_server(server: str, version: str, texts: list[str], labels: list[str],
-                 timeout_s: float, token: str | None) -> ServerCheck:
+def check_server(
+    server: str,
+    version: str,
+    texts: list[str],
+    labels: list[str],
+    timeout_s: float,
+    token: str | None,
+) -> ServerCheck:
     """Ask `server` to reload (when a token is configured), wait for it to report `version` in
     /metadata, then send `texts` to /predict and check every answer."""
     import httpx
@@ -40,31 +46,42 @@ def check_server(server: str, version: str, texts: list[str], labels: list[str],
         while True:
             try:
                 response = http.get("/metadata")
-                seen = (f"version {response.json().get('version')}" if response.status_code == 200
-                        else f"HTTP {response.status_code}")
+                seen = (
+                    f"version {response.json().get('version')}"
+                    if response.status_code == 200
+                    else f"HTTP {response.status_code}"
+                )
             except (httpx.HTTPError, ValueError) as error:
                 seen = f"unreachable ({type(error).__name__})"
             if seen == f"version {version}":
                 break
             if time.monotonic() > deadline:
-                return ServerCheck(server, False, f"still reports {seen} after {timeout_s:.0f} s, "
-                                                  f"not version {version}")
+                return ServerCheck(
+                    server,
+                    False,
+                    f"still reports {seen} after {timeout_s:.0f} s, not version {version}",
+                )
             time.sleep(0.5)  # the poll interval, not an ordering: the deadline decides
         try:
             response = http.post("/predict", json={"texts": texts})
         except httpx.HTTPError as error:
             return ServerCheck(server, False, f"smoke request failed: {type(error).__name__}")
         if response.status_code != 200:
-            return ServerCheck(server, False, f"smoke request answered HTTP "
-                                              f"{response.status_code}: {response.text[:200]}")
+            return ServerCheck(
+                server,
+                False,
+                f"smoke request answered HTTP {response.status_code}: {response.text[:200]}",
+            )
         answers = response.json().get("predictions", [])
         if len(answers) != len(texts):
             return ServerCheck(server, False, f"{len(answers)} answers to {len(texts)} texts")
-        wrong = [a for a in answers if a.get("model_version") != version
-                 or a.get("label") not in labels]
+        wrong = [
+            a for a in answers if a.get("model_version") != version or a.get("label") not in labels
+        ]
         if wrong:
-            return ServerCheck(server, False, f"smoke answer {wrong[0]} is not a label of "
-                                              f"version {version}")
+            return ServerCheck(
+                server, False, f"smoke answer {wrong[0]} is not a label of version {version}"
+            )
     return ServerCheck(server, True, f"serves version {version}; {len(texts)} smoke requests ok")
 
 
@@ -76,14 +93,18 @@ def reload_servers(servers: list[str], token: str | None) -> None:
         return
     for server in servers:
         try:
-            httpx.post(f"{server.rstrip('/')}/admin/reload", timeout=30,
-                       headers={"Authorization": f"Bearer {token}"})
+            httpx.post(
+                f"{server.rstrip('/')}/admin/reload",
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            )
         except httpx.HTTPError:
             pass
 
 
-def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, version: str, actor: str,
-              reason: str) -> str | None:
+def roll_back(
+    registry: MlflowRegistry, audit: AuditLog, name: str, version: str, actor: str, reason: str
+) -> str | None:
     """Put `production` back where it was before `version` (audited); None when it has nothing
     to go back to or someone has moved it since. Under the model's promotion lock, so the read
     of `production` and the move are one step among every process that moves aliases."""
@@ -93,6 +114,5 @@ def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, version: str
         target = audit.rollback_target(name, version)
         if target is None:
             return None
-        audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=actor,
-                   reason=reason)
+        audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=actor, reason=reason)
         return target

@@ -54,10 +54,10 @@ class DvcRepo:
 
     def pull(self, path: Path) -> bool:
         """Fetch `path` from the cache or the remote; False when neither has it."""
+        import logging
+
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
-
-        import logging
 
         # A miss is an expected answer here (the caller falls back), not a warning to print.
         dvc_logger = logging.getLogger("dvc")

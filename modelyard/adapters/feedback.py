@@ -30,16 +30,17 @@ class FeedbackData:
     without_text: int  # of those, predictions logged as hashes only
 
 
-def read_feedback(database_url: str, model: str | None = None,
-                  since: datetime | None = None) -> FeedbackData:
+def read_feedback(
+    database_url: str, model: str | None = None, since: datetime | None = None
+) -> FeedbackData:
     from sqlalchemy import select
 
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
 
-    query = (select(Prediction.text, Feedback.label, Feedback.created_at,
-                    Feedback.prediction_id)
-             .join(Prediction, Prediction.id == Feedback.prediction_id))
+    query = select(
+        Prediction.text, Feedback.label, Feedback.created_at, Feedback.prediction_id
+    ).join(Prediction, Prediction.id == Feedback.prediction_id)
     if model is not None:
         query = query.where(Prediction.model == model)
     if since is not None:
@@ -52,16 +53,19 @@ def read_feedback(database_url: str, model: str | None = None,
         engine.dispose()
     latest = rows.sort_values("created_at").drop_duplicates("prediction_id", keep="last")
     with_text = latest[latest["text"].notna()]
-    frame = pd.DataFrame({TEXT: with_text["text"].astype(str),
-                          LABEL: with_text["label"].astype(str)}).reset_index(drop=True)
+    frame = pd.DataFrame(
+        {TEXT: with_text["text"].astype(str), LABEL: with_text["label"].astype(str)}
+    ).reset_index(drop=True)
     return FeedbackData(frame, len(latest), int(latest["text"].isna().sum()))
 
 
 def merge(training: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
     """Training rows plus feedback rows (canonical columns), one row per normalised text, the
     feedback's label winning."""
-    both = pd.concat([training[[TEXT, LABEL]].assign(_feedback=0),
-                      feedback[[TEXT, LABEL]].assign(_feedback=1)], ignore_index=True)
+    both = pd.concat(
+        [training[[TEXT, LABEL]].assign(_feedback=0), feedback[[TEXT, LABEL]].assign(_feedback=1)],
+        ignore_index=True,
+    )
     both["_key"] = text_key(both[TEXT])
     both = both.sort_values("_feedback", kind="stable")
     merged = both.drop_duplicates("_key", keep="last").sort_index()
@@ -73,8 +77,10 @@ def count_new(training: pd.DataFrame, feedback: pd.DataFrame) -> int:
     not already hold: what a retrain on the merged data could learn that it has not."""
     known = set(zip(text_key(training[TEXT]), training[LABEL].astype(str), strict=True))
     latest = feedback.assign(_key=text_key(feedback[TEXT])).drop_duplicates("_key", keep="last")
-    return sum((key, str(label)) not in known
-               for key, label in zip(latest["_key"], latest[LABEL], strict=True))
+    return sum(
+        (key, str(label)) not in known
+        for key, label in zip(latest["_key"], latest[LABEL], strict=True)
+    )
 
 
 def base_for(catalog_entries: list[Entry], md5: str, path: str) -> tuple[str, str]:
@@ -93,9 +99,16 @@ def to_source_columns(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
     return frame.rename(columns={TEXT: data.text_column, LABEL: data.label_column})
 
 
-def add_feedback_version(base: str, name: str, params: Params, database_url: str, root: Path,
-                         cache: Path, since: datetime | None = None,
-                         push: bool = True) -> tuple[Added, FeedbackData]:
+def add_feedback_version(
+    base: str,
+    name: str,
+    params: Params,
+    database_url: str,
+    root: Path,
+    cache: Path,
+    since: datetime | None = None,
+    push: bool = True,
+) -> tuple[Added, FeedbackData]:
     """Training data `base` (a file or NAME@VERSION) + the model's feedback → the next version
     of `name`, validated and added like `modelyard data add`. (Added, FeedbackData)."""
     import tempfile
@@ -110,7 +123,8 @@ def add_feedback_version(base: str, name: str, params: Params, database_url: str
         raise CatalogError(
             f"no feedback with text for {params.model.name} in {database_url.split('@')[-1]} "
             f"({feedback.labelled} labelled predictions, {feedback.without_text} logged as "
-            "hashes only): nothing to add")
+            "hashes only): nothing to add"
+        )
     merged = to_source_columns(merge(training, feedback.frame), params.data)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / f"{name}-with-feedback.csv"

@@ -21,21 +21,44 @@ class MoveRefused(Exception):
     """Nothing moved; the message says why, naming where the alias stays."""
 
 
-def promote_by_hand(registry: MlflowRegistry, audit: AuditLog, name: str, alias: str,
-                    version: str, actor: str, reason: str | None, force: bool) -> AliasDecision:
+def promote_by_hand(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    name: str,
+    alias: str,
+    version: str,
+    actor: str,
+    reason: str | None,
+    force: bool,
+) -> AliasDecision:
     """Point `alias` at `version`, unless the rules refuse it (MoveRefused)."""
     with audit.promotion_lock(name):
         current = registry.alias_version(name, alias)
-        decision = decide(registry, name, alias, version, current, reason, "manual promotion",
-                          force)
+        decision = decide(
+            registry, name, alias, version, current, reason, "manual promotion", force
+        )
         if decision.moves:
-            audit.move(registry, name, alias, version, kind="manual", actor=actor,
-                       reason=decision.audit_reason or "")
+            audit.move(
+                registry,
+                name,
+                alias,
+                version,
+                kind="manual",
+                actor=actor,
+                reason=decision.audit_reason or "",
+            )
     return decision
 
 
-def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, to: str | None, actor: str,
-              reason: str | None, force: bool) -> AliasDecision:
+def roll_back(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    name: str,
+    to: str | None,
+    actor: str,
+    reason: str | None,
+    force: bool,
+) -> AliasDecision:
     """Move production back to `to` (default: the version the current production replaced),
     by the same rules as a promotion."""
     with audit.promotion_lock(name):
@@ -44,17 +67,34 @@ def roll_back(registry: MlflowRegistry, audit: AuditLog, name: str, to: str | No
             raise MoveRefused(f"{name} has no production version to roll back from")
         target = to or audit.rollback_target(name, current)
         if target is None:
-            raise MoveRefused(f"{name}@production (version {current}) replaced nothing in the "
-                              "audit trail: name the version with --to")
+            raise MoveRefused(
+                f"{name}@production (version {current}) replaced nothing in the "
+                "audit trail: name the version with --to"
+            )
         decision = decide(registry, name, PRODUCTION, target, current, reason, "rollback", force)
         if decision.moves:
-            audit.move(registry, name, PRODUCTION, target, kind="rollback", actor=actor,
-                       reason=decision.audit_reason or "")
+            audit.move(
+                registry,
+                name,
+                PRODUCTION,
+                target,
+                kind="rollback",
+                actor=actor,
+                reason=decision.audit_reason or "",
+            )
     return decision
 
 
-def decide(registry: MlflowRegistry, name: str, alias: str, version: str, current: str | None,
-           reason: str | None, default_reason: str, force: bool) -> AliasDecision:
+def decide(
+    registry: MlflowRegistry,
+    name: str,
+    alias: str,
+    version: str,
+    current: str | None,
+    reason: str | None,
+    default_reason: str,
+    force: bool,
+) -> AliasDecision:
     """The rule book's answer for moving `alias` to `version`; MoveRefused with the refusal."""
     from mlflow.exceptions import MlflowException
 

@@ -41,8 +41,9 @@ def reference_texts(trained: TrainedOn, data: DataParams, cache: Path) -> list[s
     return texts
 
 
-def training_frame(base: str, md5: str, path: str, root: Path | None,
-                   cache: Path) -> pd.DataFrame | None:
+def training_frame(
+    base: str, md5: str, path: str, root: Path | None, cache: Path
+) -> pd.DataFrame | None:
     """The version's training data as read from its file: the catalog version `base` (in a
     checkout), else the lineage's file or its dataset-cache copy, md5-checked; None when none
     is left."""
@@ -65,8 +66,15 @@ class ResponsePlan:
     judged: bool  # False: the training data could not be read, nothing was weighed
 
 
-def plan_response(model: str, version: str, trained: TrainedOn, params: Params,
-                  database_url: str, root: Path | None, cache: Path) -> ResponsePlan:
+def plan_response(
+    model: str,
+    version: str,
+    trained: TrainedOn,
+    params: Params,
+    database_url: str,
+    root: Path | None,
+    cache: Path,
+) -> ResponsePlan:
     """Read what the decision weighs — the training data, the model's feedback, the last
     action taken for this version — and decide (`decide_response`)."""
     from modelyard.adapters.catalog import Catalog
@@ -82,7 +90,12 @@ def plan_response(model: str, version: str, trained: TrainedOn, params: Params,
         return ResponsePlan(training_unreadable(version, md5), base, name, judged=False)
     feedback = read_feedback(database_url, model)
     new = count_new(to_canonical(training, params.data), feedback.frame)
-    action = decide_response(new, params.monitor.min_feedback_for_retrain,
-                             last_action(database_url, model, version), root is not None, base,
-                             name)
+    action = decide_response(
+        new,
+        params.monitor.min_feedback_for_retrain,
+        last_action(database_url, model, version),
+        root is not None,
+        base,
+        name,
+    )
     return ResponsePlan(action, base, name, judged=True)

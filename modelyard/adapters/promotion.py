@@ -31,8 +31,9 @@ from modelyard.registry.tracking import Log, log_model
 from modelyard.store.audit import AuditLog
 
 
-def score_version(registry: MlflowRegistry, name: str, version: str, test: pd.DataFrame,
-                  labels: list[str]) -> Metrics:
+def score_version(
+    registry: MlflowRegistry, name: str, version: str, test: pd.DataFrame, labels: list[str]
+) -> Metrics:
     """A registered version on a canonical `text`/`label` frame."""
     return score_frame(registry.load_classifier(name, version=version), test, labels)
 
@@ -47,8 +48,7 @@ class Champion:
     own_model: str | None = None
 
 
-def find_champion(registry: MlflowRegistry, audit: AuditLog, name: str,
-                  run_id: str) -> Champion:
+def find_champion(registry: MlflowRegistry, audit: AuditLog, name: str, run_id: str) -> Champion:
     """The version behind `@production`, or, when that is `run_id`'s own model, the one it
     replaced."""
     version = registry.alias_version(name, tag.PRODUCTION)
@@ -57,8 +57,9 @@ def find_champion(registry: MlflowRegistry, audit: AuditLog, name: str,
     return Champion(version)
 
 
-def champion_membership(registry: MlflowRegistry, name: str,
-                        version: str | None) -> Membership | None:
+def champion_membership(
+    registry: MlflowRegistry, name: str, version: str | None
+) -> Membership | None:
     """Which split each text of `version`'s training data went to (None: no version, or one
     registered before memberships were recorded)."""
     return None if version is None else load_membership(registry, name, version)
@@ -70,9 +71,16 @@ class Registered:
     reused: bool  # an earlier attempt of the same run had registered it
 
 
-def register(registry: MlflowRegistry, name: str, run_id: str, model_dir: Path, splits: Splits,
-             lineage: dict[str, str], decision: GateDecision,
-             privacy: PrivacyParams | None = None) -> Registered:
+def register(
+    registry: MlflowRegistry,
+    name: str,
+    run_id: str,
+    model_dir: Path,
+    splits: Splits,
+    lineage: dict[str, str],
+    decision: GateDecision,
+    privacy: PrivacyParams | None = None,
+) -> Registered:
     """A new version with its lineage and the gate's decision (a rejected one is tagged so and
     gets no alias); the existing one when this run already registered it."""
     version_tags = {**lineage, **decision_tags(decision, run_id)}
@@ -112,9 +120,17 @@ class Promotion:
     notes: list[str] = field(default_factory=list)
 
 
-def compare_and_promote(registry: MlflowRegistry, audit: AuditLog, case: Case,
-                        decision: GateDecision, compared_with: str | None, aliases: list[str],
-                        actor: str, reason: str, log: Log) -> Promotion:
+def compare_and_promote(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    decision: GateDecision,
+    compared_with: str | None,
+    aliases: list[str],
+    actor: str,
+    reason: str,
+    log: Log,
+) -> Promotion:
     """Move `aliases` to the candidate, serialized per model, re-reading production first.
 
     `decision` compared the candidate with `compared_with`; if production has moved since (to a
@@ -127,50 +143,91 @@ def compare_and_promote(registry: MlflowRegistry, audit: AuditLog, case: Case,
     with audit.promotion_lock(name):
         current = registry.alias_version(name, tag.PRODUCTION)
         if production_moved(current, compared_with, version):
-            log.info("%s@production moved from %s to %s while this candidate was evaluated: "
-                     "comparing again", name, compared_with or "nothing", current)
+            log.info(
+                "%s@production moved from %s to %s while this candidate was evaluated: "
+                "comparing again",
+                name,
+                compared_with or "nothing",
+                current,
+            )
             decision = recheck(registry, case, str(current), decision)
-            compared_with, recheck_report = current, log_recheck(registry, case, str(current),
-                                                                 decision)
+            compared_with, recheck_report = (
+                current,
+                log_recheck(registry, case, str(current), decision),
+            )
             if not decision.passed:
                 registry.set_version_tags(name, version, decision_tags(decision, case.run_id))
-                log.info("against %s version %s the candidate is rejected: %s", name, current,
-                         "; ".join(decision.reasons))
+                log.info(
+                    "against %s version %s the candidate is rejected: %s",
+                    name,
+                    current,
+                    "; ".join(decision.reasons),
+                )
                 return Promotion([], decision, compared_with, True, recheck_report)
             reason = f"{reason}; re-checked against version {current}"
         for alias in aliases:
-            moved = audit.move(registry, name, alias, version, kind="promote", actor=actor,
-                               reason=reason, gate_report=report_uri)
-            log.info("%s@%s: %s", name, alias,
-                     f"already at version {version}" if moved is None
-                     else f"version {moved.from_version or '—'} -> {version} (audited)")
-    return Promotion(list(aliases), decision, compared_with, recheck_report is not None,
-                     recheck_report)
+            moved = audit.move(
+                registry,
+                name,
+                alias,
+                version,
+                kind="promote",
+                actor=actor,
+                reason=reason,
+                gate_report=report_uri,
+            )
+            log.info(
+                "%s@%s: %s",
+                name,
+                alias,
+                f"already at version {version}"
+                if moved is None
+                else f"version {moved.from_version or '—'} -> {version} (audited)",
+            )
+    return Promotion(
+        list(aliases), decision, compared_with, recheck_report is not None, recheck_report
+    )
 
 
-def recheck(registry: MlflowRegistry, case: Case, current: str,
-            decision: GateDecision) -> GateDecision:
+def recheck(
+    registry: MlflowRegistry, case: Case, current: str, decision: GateDecision
+) -> GateDecision:
     """The gate again, against the production that appeared meanwhile, on the test texts that
     one did not train or validate on (the candidate rescored when that set is smaller)."""
-    comparison = comparison_set(case.test, load_membership(registry, case.name, current), current,
-                                case.lineage or SplitLineage(None, {}, {}))
+    comparison = comparison_set(
+        case.test,
+        load_membership(registry, case.name, current),
+        current,
+        case.lineage or SplitLineage(None, {}, {}),
+    )
     candidate = case.candidate
     if comparison.held_out:
-        candidate = replace(score_version(registry, case.name, case.version, comparison.test,
-                                          case.labels), costs=candidate.costs)
+        candidate = replace(
+            score_version(registry, case.name, case.version, comparison.test, case.labels),
+            costs=candidate.costs,
+        )
     production = score_version(registry, case.name, current, comparison.test, case.labels)
-    return decide({**candidate.headline(), **candidate.costs}, production.headline(),
-                  case.policy, decision.compute, comparison.notes())
+    return decide(
+        {**candidate.headline(), **candidate.costs},
+        production.headline(),
+        case.policy,
+        decision.compute,
+        comparison.notes(),
+    )
 
 
-def log_recheck(registry: MlflowRegistry, case: Case, against: str,
-                decision: GateDecision) -> str:
+def log_recheck(registry: MlflowRegistry, case: Case, against: str, decision: GateDecision) -> str:
     """The re-check's decision in the candidate's run; its markdown."""
-    markdown = (f"Production moved to version {against} while {case.name} version {case.version} "
-                f"was evaluated; compared again on the same test split.\n\n"
-                f"{decision.to_markdown()}")
-    registry.log_dict(case.run_id, {"against_version": against, **decision.to_dict()},
-                      f"gate/recheck-v{against}.json")
+    markdown = (
+        f"Production moved to version {against} while {case.name} version {case.version} "
+        f"was evaluated; compared again on the same test split.\n\n"
+        f"{decision.to_markdown()}"
+    )
+    registry.log_dict(
+        case.run_id,
+        {"against_version": against, **decision.to_dict()},
+        f"gate/recheck-v{against}.json",
+    )
     registry.log_text(case.run_id, markdown, f"gate/recheck-v{against}.md")
     registry.set_run_tags(case.run_id, {tag.RUN_GATE: decision.verdict})
     return markdown

@@ -15,8 +15,9 @@ class TrainingInputError(ValueError):
     """The training data would be refused; the message names the version (or file) and rows."""
 
 
-def check_training_input(params: Params, data: str | None, data_repo: str | None, remote: bool,
-                         root: Path, cache: Path) -> None:
+def check_training_input(
+    params: Params, data: str | None, data_repo: str | None, remote: bool, root: Path, cache: Path
+) -> None:
     """Check `data` (default: data.path) and data.test_path; TrainingInputError otherwise.
 
     `root` is where this project's versions are looked up, `cache` where a version is fetched

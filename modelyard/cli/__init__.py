@@ -25,8 +25,11 @@ from modelyard.cli import (
 )
 from modelyard.cli._common import Typer
 
-app = Typer(help="ModelYard: version, validate, train, gate, register and promote models.",
-            no_args_is_help=True, add_completion=False)
+app = Typer(
+    help="ModelYard: version, validate, train, gate, register and promote models.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.callback()

@@ -109,8 +109,9 @@ class Typer(typer.Typer):
     """typer.Typer whose every command runs under `handles_errors` (as Prefect's PrefectTyper
     wraps every command in its exception handling): no command can forget it."""
 
-    def command(self, name: str | None = None, **kwargs: Any
-                ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+    def command(
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
         register = super().command(name, **kwargs)
 
         def decorator(function: CommandFunctionType) -> CommandFunctionType:
@@ -126,8 +127,9 @@ def registry(settings: Settings | None = None) -> MlflowRegistry:
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
     settings = settings or Settings()
-    return MlflowRegistry(settings.resolved_tracking_uri(), settings.experiment,
-                          settings.artifact_root())
+    return MlflowRegistry(
+        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
+    )
 
 
 def registry_and_audit() -> tuple[MlflowRegistry, AuditLog]:

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 
-def retrain_remote(params: Path, data: str | None, data_repo: str | None,
-                   overrides: dict[str, Any]) -> None:
+def retrain_remote(
+    params: Path, data: str | None, data_repo: str | None, overrides: dict[str, Any]
+) -> None:
     """Trigger the retrain deployment, print the run's logs as they come, exit with its
     outcome."""
     from prefect.client.orchestration import get_client
@@ -29,9 +30,15 @@ def retrain_remote(params: Path, data: str | None, data_repo: str | None,
     if not get_current_settings().api.url:
         raise Refused("--remote needs a Prefect server with the deployment: set PREFECT_API_URL")
     run: FlowRun = run_deployment(  # type: ignore[assignment] # sync here: no event loop
-        RETRAIN_DEPLOYMENT, timeout=0, parameters={
-            "params_path": str(params.resolve()), "data_path": data, "data_repo": data_repo,
-            "overrides": overrides or None})
+        RETRAIN_DEPLOYMENT,
+        timeout=0,
+        parameters={
+            "params_path": str(params.resolve()),
+            "data_path": data,
+            "data_repo": data_repo,
+            "overrides": overrides or None,
+        },
+    )
     Console(stderr=True).print(f"flow run {run.id} ({run.name}) on the retrain deployment")
     with get_client(sync_client=True) as client:
         state = follow_flow_run(client, run.id, typer.echo)
@@ -46,9 +53,13 @@ def report_triggered_run(ref: str) -> None:
 
     found = triggered_retrain(ref)
     if found is None:
-        typer.echo(f"no run of the {RETRAIN_DEPLOYMENT} deployment on {ref} appeared within 30 s: "
-                   "is the deployment there with its trigger (`modelyard deploy`, or `make up`)?")
+        typer.echo(
+            f"no run of the {RETRAIN_DEPLOYMENT} deployment on {ref} appeared within 30 s: "
+            "is the deployment there with its trigger (`modelyard deploy`, or `make up`)?"
+        )
     else:
         run, state = found
-        typer.echo(f"started {RETRAIN_DEPLOYMENT} run {run} on {ref} ({state}; queued behind a "
-                   "running retrain if there is one, never cancelled)")
+        typer.echo(
+            f"started {RETRAIN_DEPLOYMENT} run {run} on {ref} ({state}; queued behind a "
+            "running retrain if there is one, never cancelled)"
+        )

@@ -35,18 +35,23 @@ def data_prepare(
     if versions.restored:
         typer.echo(f"dataset versions restored from DVC: {', '.join(versions.restored)}")
     if versions.unavailable:
-        typer.echo(f"dataset versions in neither DVC's cache nor its remote (`dvc status` lists "
-                   f"them as deleted until `dvc pull` can reach a remote that has them): "
-                   f"{', '.join(versions.unavailable)}", err=True)
+        typer.echo(
+            f"dataset versions in neither DVC's cache nor its remote (`dvc status` lists "
+            f"them as deleted until `dvc pull` can reach a remote that has them): "
+            f"{', '.join(versions.unavailable)}",
+            err=True,
+        )
 
 
 @app.command("add")
 def data_add(
     path: Annotated[Path, typer.Argument(help="CSV, TSV, Parquet or JSON Lines file.")],
-    name: Annotated[str | None, typer.Option(help="Dataset name (default: the file's stem).")]
-    = None,
-    params: Annotated[Path, typer.Option(help="The params file (columns, labels, thresholds).")]
-    = Path("params.yaml"),
+    name: Annotated[
+        str | None, typer.Option(help="Dataset name (default: the file's stem).")
+    ] = None,
+    params: Annotated[
+        Path, typer.Option(help="The params file (columns, labels, thresholds).")
+    ] = Path("params.yaml"),
     push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
 ) -> None:
     """Validate a file and add it as the next version of a dataset (DVC-tracked, pushed)."""
@@ -62,12 +67,16 @@ def data_add(
         typer.echo(f"{path} is already {entry.ref} (md5 {entry.md5}): nothing to add")
         return
     same = f"; the same bytes as {', '.join(added.same_bytes)}" if added.same_bytes else ""
-    typer.echo(f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
-               f"{entry.classes}{same}")
+    typer.echo(
+        f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
+        f"{entry.classes}{same}"
+    )
     if added.report is not None:
         typer.echo(f"validation: {added.report.summary()}")
-    typer.echo(f"pushed to the DVC remote: {'yes' if push else 'no (--no-push)'}. Pin it in git: "
-               f"git add {entry.path}.dvc {Path(entry.path).parent}/.gitignore && git commit")
+    typer.echo(
+        f"pushed to the DVC remote: {'yes' if push else 'no (--no-push)'}. Pin it in git: "
+        f"git add {entry.path}.dvc {Path(entry.path).parent}/.gitignore && git commit"
+    )
     _announce(entry)
 
 
@@ -76,7 +85,8 @@ def data_from_feedback(
     base: Annotated[str, typer.Option(help="The training data: a file or NAME@VERSION.")],
     name: Annotated[str, typer.Option(help="Dataset name of the new version.")],
     params: Annotated[Path, typer.Option(help="The params file (model.name, columns).")] = Path(
-        "params.yaml"),
+        "params.yaml"
+    ),
     since: Annotated[str | None, typer.Option(help="Only feedback from this ISO time on.")] = None,
     push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
 ) -> None:
@@ -91,16 +101,27 @@ def data_from_feedback(
     settings = Settings()
     with noting(NOTHING_CHANGED):
         added, feedback = add_feedback_version(
-            base, name, loaded, settings.resolved_database_url(), sources.project_root(),
-            settings.dataset_cache(), when, push)
+            base,
+            name,
+            loaded,
+            settings.resolved_database_url(),
+            sources.project_root(),
+            settings.dataset_cache(),
+            when,
+            push,
+        )
     entry = added.entry
-    typer.echo(f"{feedback.labelled} labelled predictions ({feedback.without_text} without text) "
-               f"merged into {base}")
+    typer.echo(
+        f"{feedback.labelled} labelled predictions ({feedback.without_text} without text) "
+        f"merged into {base}"
+    )
     if not added.created:
         typer.echo(f"the result is already {entry.ref} (md5 {entry.md5}): nothing to add")
         return
-    typer.echo(f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
-               f"{entry.classes}")
+    typer.echo(
+        f"added {entry.ref}: {entry.path}, md5 {entry.md5}, {entry.rows} rows, classes "
+        f"{entry.classes}"
+    )
     _announce(entry)
 
 
@@ -110,8 +131,10 @@ def _announce(entry: Entry) -> None:
     from modelyard.orchestration.events import DATASET_ADDED, emit_dataset_added
 
     if not emit_dataset_added(entry.ref, entry.md5):
-        typer.echo(f"no event sent: no Prefect server (PREFECT_API_URL) to announce {entry.ref} "
-                   f"to; retrain on it with: modelyard retrain --data {entry.ref}")
+        typer.echo(
+            f"no event sent: no Prefect server (PREFECT_API_URL) to announce {entry.ref} "
+            f"to; retrain on it with: modelyard retrain --data {entry.ref}"
+        )
         return
     typer.echo(f"event {DATASET_ADDED} sent for {entry.ref}")
     report_triggered_run(entry.ref)
@@ -158,9 +181,11 @@ def data_show(
         entry = _find(catalog, version)
         names = [e.ref for e in catalog.entries() if e.md5 == entry.md5]
     models = registry().versions_trained_on(entry.md5)
-    typer.echo(f"{entry.ref}\n  md5      {entry.md5}\n  path     {entry.path} ({entry.size} bytes)"
-               f"\n  rows     {entry.rows}\n  classes  {entry.classes}\n  added    {entry.added}"
-               f" from {entry.source}\n  names    {', '.join(names)}")
+    typer.echo(
+        f"{entry.ref}\n  md5      {entry.md5}\n  path     {entry.path} ({entry.size} bytes)"
+        f"\n  rows     {entry.rows}\n  classes  {entry.classes}\n  added    {entry.added}"
+        f" from {entry.source}\n  names    {', '.join(names)}"
+    )
     if models:
         for model, number, aliases in models:
             tag = f" [{', '.join(aliases)}]" if aliases else ""

@@ -20,7 +20,9 @@ def deploy(
     from modelyard.orchestration.deployments import deploy as deploy_flows
 
     if not get_current_settings().api.url:
-        raise Refused("deployments live on a Prefect server: set PREFECT_API_URL (`modelyard "
-                      "stack up` prints it)")
+        raise Refused(
+            "deployments live on a Prefect server: set PREFECT_API_URL (`modelyard "
+            "stack up` prints it)"
+        )
     for name, identifier in deploy_flows(Path.cwd(), work_pool).items():
         typer.echo(f"{name}/{name} on {work_pool}: {identifier}")

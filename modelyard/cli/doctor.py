@@ -17,8 +17,12 @@ def doctor() -> None:
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail,
-                      check.fix or "")
+        table.add_row(
+            check.name,
+            "[green]ok[/]" if check.ok else "[red]FAIL[/]",
+            check.detail,
+            check.fix or "",
+        )
     Console().print(table)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)

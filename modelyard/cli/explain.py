@@ -15,13 +15,16 @@ if TYPE_CHECKING:
 
 def explain(
     text: Annotated[str, typer.Argument(help="The text to explain.")],
-    version: Annotated[str | None, typer.Option(help="A model version (default: the alias's).")
-                       ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="A model version (default: the alias's).")
+    ] = None,
     alias: Annotated[str, typer.Option(help="The alias to explain.")] = "production",
-    label: Annotated[str | None, typer.Option(help="The class to explain (default: the "
-                                                   "predicted one).")] = None,
+    label: Annotated[
+        str | None, typer.Option(help="The class to explain (default: the predicted one).")
+    ] = None,
     params: Annotated[Path, typer.Option(help="The params file (model.name, explain).")] = Path(
-        "params.yaml"),
+        "params.yaml"
+    ),
     html: Annotated[Path | None, typer.Option(help="Also write an HTML snippet here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
@@ -40,8 +43,9 @@ def explain(
     try:
         classifier = registry.load_classifier(name, alias=alias, version=version)
     except MlflowException:
-        raise Refused(f"{name} has no {'version ' + version if version else 'alias @' + alias}"
-                      ) from None
+        raise Refused(
+            f"{name} has no {'version ' + version if version else 'alias @' + alias}"
+        ) from None
     try:
         explanation = Explainer(classifier, loaded.explain.n_steps).explain(text, label)
     except ValueError as error:
@@ -61,13 +65,19 @@ def _print(which: str, explanation: Explanation) -> None:
     from modelyard.explain import to_rich_text
 
     console = Console(highlight=False)
-    console.print(f"{which}: [bold]{explanation.label}[/bold] "
-                  f"p={explanation.probability:.3f}"
-                  + ("" if explanation.label == explanation.predicted
-                     else f" (predicted {explanation.predicted})"))
+    console.print(
+        f"{which}: [bold]{explanation.label}[/bold] "
+        f"p={explanation.probability:.3f}"
+        + (
+            ""
+            if explanation.label == explanation.predicted
+            else f" (predicted {explanation.predicted})"
+        )
+    )
     console.print(to_rich_text(explanation))
     for token in explanation.ranked()[:5]:
         console.print(f"  {token.attribution:+.4f}  {token.token}")
     if explanation.truncated:
-        console.print("[yellow]the text is longer than the model reads; the rest was not "
-                      "scored[/yellow]")
+        console.print(
+            "[yellow]the text is longer than the model reads; the rest was not scored[/yellow]"
+        )

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from modelyard.promotion import AliasDecision
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
-app = Typer(help="The model registry: versions, aliases, their history, rollback.",
-            no_args_is_help=True)
+app = Typer(
+    help="The model registry: versions, aliases, their history, rollback.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -69,16 +70,21 @@ def _show_run(registry: MlflowRegistry, run_id: str) -> None:
     typer.echo(f"  {'gate report':20s} mlflow-run:{run_id}/gate/decision.md")
     params = registry.run_params(run_id)
     for section in ("model", "train", "gate"):
-        values = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in sorted(params.items())
-                           if k.startswith(f"{section}."))
+        values = ", ".join(
+            f"{k.split('.', 1)[1]}={v}"
+            for k, v in sorted(params.items())
+            if k.startswith(f"{section}.")
+        )
         if values:
             typer.echo(f"  {'params ' + section:20s} {values}")
     metrics = registry.run_metrics(run_id)
     for key in sorted(k for k in metrics if k.startswith("test_")):
         typer.echo(f"  {key:20s} {metrics[key]:.4f}")
     if "dp_epsilon" in metrics:
-        typer.echo(f"  {'privacy':20s} differentially private, ε = {metrics['dp_epsilon']:.3f} "
-                   f"at δ = {metrics.get('dp_delta', float('nan')):g}")
+        typer.echo(
+            f"  {'privacy':20s} differentially private, ε = {metrics['dp_epsilon']:.3f} "
+            f"at δ = {metrics.get('dp_delta', float('nan')):g}"
+        )
     _show_compute(registry, run_id)
 
 
@@ -95,22 +101,27 @@ def _show_compute(registry: MlflowRegistry, run_id: str) -> None:
     device = tags.get(tag.COMPUTE_DEVICE, "?")
     name = tags.get(tag.COMPUTE_DEVICE_NAME, "")
     summed = total(attempts)
-    typer.echo(f"  {'compute':20s} {int(summed['attempts'])} training attempt(s) on {device} "
-               f"({name}): {summed['seconds']:.1f} s, {summed['device_hours']:.4f} device-h, "
-               f"{summed['energy_kwh'] * 1000:.2f} Wh, {summed['co2_kg'] * 1000:.3f} g CO2, "
-               f"cost {summed['cost']:.4f} {currency}")
+    typer.echo(
+        f"  {'compute':20s} {int(summed['attempts'])} training attempt(s) on {device} "
+        f"({name}): {summed['seconds']:.1f} s, {summed['device_hours']:.4f} device-h, "
+        f"{summed['energy_kwh'] * 1000:.2f} Wh, {summed['co2_kg'] * 1000:.3f} g CO2, "
+        f"cost {summed['cost']:.4f} {currency}"
+    )
     for number, attempt in enumerate(attempts, 1):
-        typer.echo(f"    attempt {number}: {attempt['seconds']:.1f} s, "
-                   f"{attempt['device_hours']:.4f} device-h, "
-                   f"{attempt['samples_per_second']:.0f} samples/s, {attempt['cost']:.4f} "
-                   f"{currency}")
+        typer.echo(
+            f"    attempt {number}: {attempt['seconds']:.1f} s, "
+            f"{attempt['device_hours']:.4f} device-h, "
+            f"{attempt['samples_per_second']:.0f} samples/s, {attempt['cost']:.4f} "
+            f"{currency}"
+        )
 
 
 @app.command("history")
 def models_history(
     name: str,
-    at: Annotated[str | None, typer.Option(help="An ISO time: which version was serving "
-                                                "then.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="An ISO time: which version was serving then.")
+    ] = None,
 ) -> None:
     """Every alias move of a model (the audit trail), or the version serving at a time."""
     from datetime import UTC
@@ -122,30 +133,42 @@ def models_history(
     if at is not None:
         when = parse_time(at, f"--at {at!r} is not an ISO time (e.g. 2026-11-28T14:03:00+00:00)")
         serving = audit.serving_at(name, when)
-        typer.echo(f"{name}@production at {when.isoformat()}: "
-                   f"{'version ' + serving if serving else 'nothing'}")
+        typer.echo(
+            f"{name}@production at {when.isoformat()}: "
+            f"{'version ' + serving if serving else 'nothing'}"
+        )
         return
     table = Table(show_edge=False)
     for column in ("when (UTC)", "alias", "kind", "from", "to", "by", "why"):
         table.add_column(column, no_wrap=column not in ("why", "by"), overflow="fold")
     for move in audit.history(name):
-        table.add_row(move.moved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), move.alias,
-                      move.kind, move.from_version or "—", move.to_version, move.actor,
-                      move.reason)
+        table.add_row(
+            move.moved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            move.alias,
+            move.kind,
+            move.from_version or "—",
+            move.to_version,
+            move.actor,
+            move.reason,
+        )
     Console().print(table)
 
 
 _FORCE_OPTION = typer.Option(
-    "--force", help="Override the rules (a version the gate rejected, or whose deployment "
-                    "failed) with --reason; audited as forced.")
+    "--force",
+    help="Override the rules (a version the gate rejected, or whose deployment "
+    "failed) with --reason; audited as forced.",
+)
 
 
 @app.command("promote")
 def models_promote(
-    name: str, version: str,
+    name: str,
+    version: str,
     to: Annotated[str, typer.Option(help="The alias: staging or production.")] = "production",
-    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
-                                                    "--force).")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, for the audit trail (required with --force).")
+    ] = None,
     force: Annotated[bool, _FORCE_OPTION] = False,
 ) -> None:
     """Point an alias at a version by hand (audited). Versions the gate rejected, or whose
@@ -161,7 +184,8 @@ def models_promote(
 
 @app.command("approve")
 def models_approve(
-    name: str, version: str,
+    name: str,
+    version: str,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
 ) -> None:
     """Approve a version waiting in staging (promotion.mode manual): its retrain promotes it."""
@@ -170,7 +194,8 @@ def models_approve(
 
 @app.command("reject")
 def models_reject(
-    name: str, version: str,
+    name: str,
+    version: str,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
 ) -> None:
     """Reject a version waiting for approval: its retrain ends without promoting it."""
@@ -184,18 +209,26 @@ def _answer(name: str, version: str, approve: bool, reason: str) -> None:
     reviewer = current_user().removeprefix("user:")
     flow_run = answer(registry, name, version, approve, reviewer, reason)
     verb = "approved" if approve else "rejected"
-    typer.echo(f"{name} version {version} {verb}: flow run {flow_run} resumes"
-               + (" and promotes it (after re-checking against the current production)"
-                  if approve else "; production does not move"))
+    typer.echo(
+        f"{name} version {version} {verb}: flow run {flow_run} resumes"
+        + (
+            " and promotes it (after re-checking against the current production)"
+            if approve
+            else "; production does not move"
+        )
+    )
 
 
 @app.command("rollback")
 def models_rollback(
     name: str,
-    to: Annotated[str | None, typer.Option(help="The version (default: the one the current "
-                                                "production replaced).")] = None,
-    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail (required with "
-                                                    "--force).")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(help="The version (default: the one the current production replaced)."),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, for the audit trail (required with --force).")
+    ] = None,
     force: Annotated[bool, _FORCE_OPTION] = False,
 ) -> None:
     """Move production back to the previous production version, and record why. The same rules
@@ -213,7 +246,9 @@ def _moved_line(name: str, decision: AliasDecision, verb: str) -> str:
     alias, version = decision.alias, decision.version
     if not decision.moves:
         return f"{name}@{alias} is already version {version}: nothing moved, nothing audited"
-    line = (f"{name}@{alias} {verb}: version {decision.current} -> {version}"
-            if decision.current is not None else
-            f"{name}@{alias} {verb}: version {version} (it named no version before)")
+    line = (
+        f"{name}@{alias} {verb}: version {decision.current} -> {version}"
+        if decision.current is not None
+        else f"{name}@{alias} {verb}: version {version} (it named no version before)"
+    )
     return line + (f" ({decision.audit_reason}; audited)" if decision.forced else "")

@@ -10,7 +10,8 @@ import typer
 
 def monitor(
     params: Annotated[Path, typer.Option(help="The params file (model.name, monitor).")] = Path(
-        "params.yaml"),
+        "params.yaml"
+    ),
     alias: Annotated[str, typer.Option(help="The alias whose version is watched.")] = "production",
 ) -> None:
     """Run the monitor flow once: drift and live quality over the last window."""
@@ -24,14 +25,17 @@ def monitor(
         typer.echo(" ".join(report["notes"]))
         return
     verdict = "DEGRADED" if report["degraded"] else "healthy"
-    typer.echo(f"{report['model']} version {report['version']}: {verdict} "
-               f"({report['predictions']} predictions)")
+    typer.echo(
+        f"{report['model']} version {report['version']}: {verdict} "
+        f"({report['predictions']} predictions)"
+    )
     for test in report.get("tests", []):
         typer.echo(f"  {'ALARM' if test['alarm'] else 'ok':5s} {test['name']}: {test['detail']}")
     if report.get("quality"):
         quality = report["quality"]
-        typer.echo(f"  {'ALARM' if quality['alarm'] else 'ok':5s} live quality: "
-                   f"{quality['detail']}")
+        typer.echo(
+            f"  {'ALARM' if quality['alarm'] else 'ok':5s} live quality: {quality['detail']}"
+        )
     for note in report.get("notes", []):
         typer.echo(f"  note: {note}")
     _print_action(report.get("action"))

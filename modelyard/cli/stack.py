@@ -15,8 +15,11 @@ from modelyard.cli._common import Refused, Typer
 if TYPE_CHECKING:
     from modelyard.orchestration.stack import StackConfig
 
-app = Typer(help="Production mode on one machine: Prefect and MLflow servers on PostgreSQL, a "
-                 "worker, the model server.", no_args_is_help=True)
+app = Typer(
+    help="Production mode on one machine: Prefect and MLflow servers on PostgreSQL, a "
+    "worker, the model server.",
+    no_args_is_help=True,
+)
 
 _STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artifacts.")
 
@@ -25,9 +28,12 @@ _STACK_ROOT = typer.Option(help="Where the stack keeps its state, logs and artif
 def stack_up(
     root: Annotated[Path, _STACK_ROOT] = Path(".modelyard/stack"),
     params: Annotated[Path, typer.Option(help="The params file the model server reads.")] = Path(
-        "params.yaml"),
-    deploy_flows: Annotated[bool, typer.Option("--deploy/--no-deploy", help="Deploy the flows on "
-                                               "the stack's work pool.")] = True,
+        "params.yaml"
+    ),
+    deploy_flows: Annotated[
+        bool,
+        typer.Option("--deploy/--no-deploy", help="Deploy the flows on the stack's work pool."),
+    ] = True,
 ) -> None:
     """Start the stack (supervised, in the background) and print its URLs and exports; when one
     is already running from ROOT, say so and print its."""
@@ -36,9 +42,12 @@ def stack_up(
 
     current = running(root.resolve())
     if current is not None:
-        typer.echo(f"a stack is already running from {current.root} (supervisor pid "
-                   f"{supervisor_pid(current.root)}); nothing started. `modelyard stack down` "
-                   "stops it.", err=True)
+        typer.echo(
+            f"a stack is already running from {current.root} (supervisor pid "
+            f"{supervisor_pid(current.root)}); nothing started. `modelyard stack down` "
+            "stops it.",
+            err=True,
+        )
         load_params(current.params)
         _print_stack(current)
         return
@@ -84,13 +93,17 @@ def _config(root: Path, params: Path, environ: Mapping[str, str]) -> StackConfig
         return int(environ.get(PORT_ENV.format(service.upper()), default))
 
     return StackConfig(
-        root=root.resolve(), params=params.resolve(), project=Path.cwd().resolve(),
+        root=root.resolve(),
+        params=params.resolve(),
+        project=Path.cwd().resolve(),
         postgres=environ.get("MODELYARD_STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
         # Unset: names of this project's own (see modelyard.orchestration.stack.default_prefix).
         prefix=environ.get(PREFIX_ENV) or None,
-        prefect_port=port("prefect", "4200"), mlflow_port=port("mlflow", "5000"),
+        prefect_port=port("prefect", "4200"),
+        mlflow_port=port("mlflow", "5000"),
         model_port=port("model", "8000"),
-        artifacts=environ.get("MODELYARD_STACK_ARTIFACTS"))
+        artifacts=environ.get("MODELYARD_STACK_ARTIFACTS"),
+    )
 
 
 def _deploy(config: StackConfig) -> None:
@@ -110,9 +123,11 @@ def _print_stack(config: StackConfig) -> None:
     from modelyard.orchestration.stack import export_lines
 
     urls = config.urls
-    typer.echo(f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
-               f"model API    {urls['model']}/docs\nlogs         {config.root / 'logs'}\n"
-               f"databases    {', '.join(config.database_names().values())}\n"
-               "use it from this shell with (or: eval \"$(modelyard stack env)\"):")
+    typer.echo(
+        f"Prefect UI   {urls['prefect']}\nMLflow UI    {urls['mlflow']}\n"
+        f"model API    {urls['model']}/docs\nlogs         {config.root / 'logs'}\n"
+        f"databases    {', '.join(config.database_names().values())}\n"
+        'use it from this shell with (or: eval "$(modelyard stack env)"):'
+    )
     for line in export_lines(config.client_env()):
         typer.echo(f"  {line}")

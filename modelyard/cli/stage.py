@@ -9,8 +9,9 @@ import typer
 
 from modelyard.cli._common import NOTHING_CHANGED, Typer, noting
 
-app = Typer(help="The DVC pipeline's stages (run by `dvc repro`, see dvc.yaml).",
-            no_args_is_help=True)
+app = Typer(
+    help="The DVC pipeline's stages (run by `dvc repro`, see dvc.yaml).", no_args_is_help=True
+)
 
 _PARAMS_OPTION = typer.Option(help="The params file.")
 
@@ -50,8 +51,10 @@ def stage_train(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")) -
     result = _run("train", params).result
     from modelyard.orchestration.pipeline import MODEL
 
-    typer.echo(f"trained {MODEL}: best epoch {result.best_epoch}, "
-               f"{result.steps} steps in {result.seconds:.1f}s")
+    typer.echo(
+        f"trained {MODEL}: best epoch {result.best_epoch}, "
+        f"{result.steps} steps in {result.seconds:.1f}s"
+    )
 
 
 @app.command("evaluate")
@@ -60,5 +63,4 @@ def stage_evaluate(params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml")
     metrics = _run("evaluate", params)
     from modelyard.orchestration.pipeline import METRICS
 
-    typer.echo(f"test accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f} "
-               f"→ {METRICS}")
+    typer.echo(f"test accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f} → {METRICS}")

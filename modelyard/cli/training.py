@@ -19,16 +19,27 @@ NOTHING_TRAINED = "Nothing was trained, registered or promoted."
 
 def retrain(
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
-    data: Annotated[str | None, typer.Option(
-        help="A dataset file, or a version NAME@VERSION (reviews@2, reviews@latest, reviews@<md5 "
-             "prefix>, reviews@<git rev>). Default: data.path.")] = None,
-    data_repo: Annotated[str | None, typer.Option(
-        help="Read NAME@VERSION from this repository (path or git URL) instead of this "
-             "project.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a param: train.epochs=1")]
-    = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
-    remote: Annotated[bool, typer.Option("--remote", help="Run the `retrain/retrain` deployment "
-                                                        "on its work pool and follow it.")] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="A dataset file, or a version NAME@VERSION (reviews@2, reviews@latest, "
+            "reviews@<md5 "
+            "prefix>, reviews@<git rev>). Default: data.path."
+        ),
+    ] = None,
+    data_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="Read NAME@VERSION from this repository (path or git URL) instead of this project."
+        ),
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a param: train.epochs=1")] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote", help="Run the `retrain/retrain` deployment on its work pool and follow it."
+        ),
+    ] = False,
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
     overrides = _parse_overrides(set_)
@@ -43,8 +54,9 @@ def retrain(
     from flows.retrain import retrain as retrain_flow
     from modelyard.report import print_summary
 
-    summary = retrain_flow(params_path=str(params), data_path=data, overrides=overrides or None,
-                           data_repo=data_repo)
+    summary = retrain_flow(
+        params_path=str(params), data_path=data, overrides=overrides or None, data_repo=data_repo
+    )
     print_summary(cast("RetrainSummary", summary))  # its value: called without return_state
 
 
@@ -75,19 +87,22 @@ def _checked_params(path: Path, overrides: dict[str, Any]) -> Params:
     return loaded
 
 
-def _check_training_input(params: Params, data: str | None, data_repo: str | None,
-                          remote: bool) -> None:
+def _check_training_input(
+    params: Params, data: str | None, data_repo: str | None, remote: bool
+) -> None:
     from modelyard.adapters.training_input import check_training_input
     from modelyard.config import Settings
 
     with noting(NOTHING_TRAINED):
-        check_training_input(params, data, data_repo, remote, Path.cwd(),
-                             Settings().dataset_cache())
+        check_training_input(
+            params, data, data_repo, remote, Path.cwd(), Settings().dataset_cache()
+        )
 
 
 def train(
-    nproc: Annotated[int, typer.Option(help="Processes under torchrun (one per GPU; gloo on "
-                                            "CPUs).")] = 1,
+    nproc: Annotated[
+        int, typer.Option(help="Processes under torchrun (one per GPU; gloo on CPUs).")
+    ] = 1,
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
 ) -> None:
     """Fine-tune on the prepared split (build/prepared) into build/model, on N processes."""
@@ -98,6 +113,8 @@ def train(
 
     with noting(NOTHING_CHANGED):
         result = pipeline.train(loaded)
-    typer.echo(f"trained {pipeline.MODEL} on {nproc} process(es): {result.result.steps} steps, "
-               f"best epoch {result.result.best_epoch}, {result.result.samples_per_second:.0f} "
-               "samples/s")
+    typer.echo(
+        f"trained {pipeline.MODEL} on {nproc} process(es): {result.result.steps} steps, "
+        f"best epoch {result.result.best_epoch}, {result.result.samples_per_second:.0f} "
+        "samples/s"
+    )

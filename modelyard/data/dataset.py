@@ -47,12 +47,22 @@ class Splits:
 PARTS = ("train", "val", "test")
 
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl",
-           ".ndjson": "jsonl"}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 SUFFIXES = tuple(FORMATS)
-_MAGIC = {b"PAR1": "a Parquet file", b"\x1f\x8b": "gzip-compressed",
-          b"PK\x03\x04": "a zip archive", b"\x89PNG": "a PNG image", b"%PDF": "a PDF document",
-          b"SQLite format 3": "an SQLite database"}
+_MAGIC = {
+    b"PAR1": "a Parquet file",
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip archive",
+    b"\x89PNG": "a PNG image",
+    b"%PDF": "a PDF document",
+    b"SQLite format 3": "an SQLite database",
+}
 
 
 def sniff(head: bytes) -> str:
@@ -84,8 +94,10 @@ def _check_format(path: Path, fmt: str) -> None:
         raise DatasetError(f"{path}: claims to be {fmt.upper()} but is {kind}")
     if fmt == "jsonl" and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         first = head.splitlines()[0][:40] if head.splitlines() else head
-        raise DatasetError(f"{path}: not JSON Lines (each line must be a JSON object; the file "
-                           f"starts with {first!r})")
+        raise DatasetError(
+            f"{path}: not JSON Lines (each line must be a JSON object; the file "
+            f"starts with {first!r})"
+        )
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -106,8 +118,12 @@ def read_frame(path: Path) -> pd.DataFrame:
         if fmt in {"csv", "tsv"}:
             # Only an empty cell is missing: "NA", "null" or "None" are texts like any other.
             frame = pd.read_csv(
-                path, sep="\t" if fmt == "tsv" else ",", keep_default_na=False, na_values=[""],
-                encoding="utf-8-sig", encoding_errors="replace",
+                path,
+                sep="\t" if fmt == "tsv" else ",",
+                keep_default_na=False,
+                na_values=[""],
+                encoding="utf-8-sig",
+                encoding_errors="replace",
             )
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
@@ -132,8 +148,10 @@ def _header_hint(path: Path, fmt: str) -> str:
     expected = "\t" if fmt == "tsv" else ","
     for delimiter, name in ((";", "';'"), ("\t", "a tab"), ("|", "'|'"), (",", "','")):
         if delimiter != expected and delimiter in header and expected not in header:
-            return (f"; the header {header[:60]!r} looks delimited by {name}, not by what the "
-                    f"suffix {path.suffix!r} says")
+            return (
+                f"; the header {header[:60]!r} looks delimited by {name}, not by what the "
+                f"suffix {path.suffix!r} says"
+            )
     return ""
 
 
@@ -144,8 +162,10 @@ def delimiter_hint(frame: pd.DataFrame) -> str:
     header = str(frame.columns[0])
     for delimiter, name in ((";", "';'"), ("\t", "a tab"), ("|", "'|'"), (",", "','")):
         if delimiter in header:
-            return (f"; the header is one column {header!r}: the file looks delimited by {name}, "
-                    "not by what its suffix says")
+            return (
+                f"; the header is one column {header!r}: the file looks delimited by {name}, "
+                "not by what its suffix says"
+            )
     return ""
 
 
@@ -157,8 +177,13 @@ def to_canonical(frame: pd.DataFrame, params: DataParams) -> pd.DataFrame:
     """The configured text/label columns as the strings `text` and `label` (label 1 → "1").
     Missing columns are left out, for validation to report with every other problem."""
     renamed = frame.rename(columns={params.text_column: TEXT, params.label_column: LABEL})
-    return pd.DataFrame({column: _as_text(renamed[column]).to_numpy()
-                         for column in (TEXT, LABEL) if column in renamed.columns})
+    return pd.DataFrame(
+        {
+            column: _as_text(renamed[column]).to_numpy()
+            for column in (TEXT, LABEL)
+            if column in renamed.columns
+        }
+    )
 
 
 def text_key(texts: pd.Series) -> pd.Series:
@@ -183,8 +208,10 @@ def _grouped_split(
     mask = keys.isin(set(held_out)).to_numpy()
     # Shuffled like sklearn's own split: file order (often sorted by label or source) must not
     # leak into anything downstream that depends on row order.
-    return (frame[~mask].sample(frac=1.0, random_state=seed),
-            frame[mask].sample(frac=1.0, random_state=seed))
+    return (
+        frame[~mask].sample(frac=1.0, random_state=seed),
+        frame[mask].sample(frac=1.0, random_state=seed),
+    )
 
 
 def split(frame: pd.DataFrame, params: DataParams, test: pd.DataFrame | None = None) -> Splits:

@@ -54,6 +54,7 @@ def dvc_pointer_md5(path: Path) -> str | None:
 
 def git_commit(directory: Path) -> str:
     """HEAD of the repository holding `directory`, suffixed `-dirty` with uncommitted changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=directory, capture_output=True, text=True, check=True

@@ -125,12 +125,16 @@ def describe(where: str, bad: BadCells, rows: Numbering) -> str:
     parts = []
     if bad.empty:
         count = len(bad.empty)
-        parts.append(f"{count} row{'s' if count > 1 else ''} with no text in column "
-                     f"{bad.column!r} (empty or blank): {listed(rows.unit, rows.of(bad.empty))}")
+        parts.append(
+            f"{count} row{'s' if count > 1 else ''} with no text in column "
+            f"{bad.column!r} (empty or blank): {listed(rows.unit, rows.of(bad.empty))}"
+        )
     if bad.non_text:
         count = len(bad.non_text)
-        parts.append(f"{count} row{'s' if count > 1 else ''} whose {bad.column!r} is not text "
-                     f"(a number or another value): {listed(rows.unit, rows.of(bad.non_text))}")
+        parts.append(
+            f"{count} row{'s' if count > 1 else ''} whose {bad.column!r} is not text "
+            f"(a number or another value): {listed(rows.unit, rows.of(bad.non_text))}"
+        )
     return f"{where}: " + "; ".join(parts)
 
 
@@ -138,8 +142,10 @@ def column_problem(where: str, frame: pd.DataFrame, missing: Sequence[str], hint
     from modelyard.data.dataset import delimiter_hint
 
     names = " and ".join(repr(column) for column in missing)
-    return (f"{where} has no column{'s' if len(missing) > 1 else ''} {names} (columns: "
-            f"{list(frame.columns)}){delimiter_hint(frame)}{hint}")
+    return (
+        f"{where} has no column{'s' if len(missing) > 1 else ''} {names} (columns: "
+        f"{list(frame.columns)}){delimiter_hint(frame)}{hint}"
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,15 @@ class Screened:
     unit: str
 
 
-def screen_texts(frame: pd.DataFrame, column: str, where: str, path: Path | None,
-                 skip_invalid: bool, column_hint: str = "", cells_hint: str = "") -> Screened:
+def screen_texts(
+    frame: pd.DataFrame,
+    column: str,
+    where: str,
+    path: Path | None,
+    skip_invalid: bool,
+    column_hint: str = "",
+    cells_hint: str = "",
+) -> Screened:
     """Refuse (InputError) a frame without `column` or with a cell of it that holds no text;
     with `skip_invalid`, leave those rows out instead and say which they were. The hints end
     the messages (what the person can do about it)."""
@@ -171,14 +184,21 @@ def screen_texts(frame: pd.DataFrame, column: str, where: str, path: Path | None
     return Screened(frame[keep].reset_index(drop=True), rows.of(bad.positions), rows.unit)
 
 
-def check_training_frame(frame: pd.DataFrame, data: DataParams, where: str,
-                         path: Path | None) -> None:
+def check_training_frame(
+    frame: pd.DataFrame, data: DataParams, where: str, path: Path | None
+) -> None:
     """The part of the data gate that needs no Great Expectations and no model: both columns
     there, every text cell text, every label cell filled. InputError naming the rows, if not."""
     missing = missing_columns(frame, [data.text_column, data.label_column])
     if missing:
-        raise InputError(column_problem(where, frame, missing, "; data.text_column and "
-                                        "data.label_column in params.yaml name them"))
+        raise InputError(
+            column_problem(
+                where,
+                frame,
+                missing,
+                "; data.text_column and data.label_column in params.yaml name them",
+            )
+        )
     bad = bad_text_cells(frame, data.text_column)
     unlabelled = bad_text_cells(frame, data.label_column).empty  # integer labels are fine
     if not bad and not unlabelled:
@@ -187,6 +207,8 @@ def check_training_frame(frame: pd.DataFrame, data: DataParams, where: str,
     problems = [describe(where, bad, rows)] if bad else []
     if unlabelled:
         count = len(unlabelled)
-        problems.append(f"{where}: {count} row{'s' if count > 1 else ''} with no label in "
-                        f"column {data.label_column!r}: {listed(rows.unit, rows.of(unlabelled))}")
+        problems.append(
+            f"{where}: {count} row{'s' if count > 1 else ''} with no label in "
+            f"column {data.label_column!r}: {listed(rows.unit, rows.of(unlabelled))}"
+        )
     raise InputError("\n".join(problems))

@@ -44,9 +44,10 @@ class Membership:
 
     @classmethod
     def of(cls, splits: Splits) -> Membership:
-        parts = [pd.DataFrame({KEY: text_hashes(part[TEXT]).to_numpy(), SPLIT: name})
-                 for name, part in zip(SPLITS, (splits.train, splits.val, splits.test),
-                                       strict=True)]
+        parts = [
+            pd.DataFrame({KEY: text_hashes(part[TEXT]).to_numpy(), SPLIT: name})
+            for name, part in zip(SPLITS, (splits.train, splits.val, splits.test), strict=True)
+        ]
         frame = pd.concat(parts, ignore_index=True).drop_duplicates(KEY, keep="last")
         return cls(frame.sort_values(KEY, kind="stable").reset_index(drop=True))
 
@@ -84,13 +85,19 @@ class SplitLineage:
             return "split cut afresh (no production model to inherit from)"
         kept = ", ".join(f"{count} {name}" for name, count in self.kept.items())
         new = ", ".join(f"{count} {name}" for name, count in self.new.items())
-        return (f"split inherited from production version {self.parent}: rows kept in its "
-                f"splits ({kept}); new rows split seeded and stratified ({new})")
+        return (
+            f"split inherited from production version {self.parent}: rows kept in its "
+            f"splits ({kept}); new rows split seeded and stratified ({new})"
+        )
 
 
-def inherit_split(frame: pd.DataFrame, params: DataParams, parent: Membership | None,
-                  parent_version: str | None = None,
-                  test: pd.DataFrame | None = None) -> tuple[Splits, SplitLineage]:
+def inherit_split(
+    frame: pd.DataFrame,
+    params: DataParams,
+    parent: Membership | None,
+    parent_version: str | None = None,
+    test: pd.DataFrame | None = None,
+) -> tuple[Splits, SplitLineage]:
     """Train/val/test for `frame` (canonical columns) in which every text the parent knew keeps
     its split. Without a parent, or with a fixed test file, it is `dataset.split` unchanged."""
     if parent is None or test is not None:
@@ -104,15 +111,21 @@ def inherit_split(frame: pd.DataFrame, params: DataParams, parent: Membership | 
     # Rows in the order the plain split would give them: the same data with the same parent
     # then trains on the same batches in the same order, so a rerun reproduces its model.
     plain = split(frame.assign(_row=np.arange(len(frame))), params)
-    order = np.concatenate([part["_row"].to_numpy() for part in
-                            (plain.train, plain.val, plain.test)])
-    parts = [frame.iloc[[row for row in order if assigned.iat[row] == name]]
-             .reset_index(drop=True) for name in SPLITS]
+    order = np.concatenate(
+        [part["_row"].to_numpy() for part in (plain.train, plain.val, plain.test)]
+    )
+    parts = [
+        frame.iloc[[row for row in order if assigned.iat[row] == name]].reset_index(drop=True)
+        for name in SPLITS
+    ]
     lineage = SplitLineage(
         parent_version,
         kept={name: int((inherited == name).sum()) for name in SPLITS},
-        new={name: int(((assigned == name) & pd.Series(fresh, index=assigned.index)).sum())
-             for name in SPLITS})
+        new={
+            name: int(((assigned == name) & pd.Series(fresh, index=assigned.index)).sum())
+            for name in SPLITS
+        },
+    )
     return Splits(*parts), lineage
 
 
@@ -121,17 +134,20 @@ def _assign_new(hashes: pd.Series, labels: pd.Series, params: DataParams) -> np.
     `test_size` of them to test, the next `val_size` to val, the rest to train. Rows with the
     same text share one fate. Works for a handful of new rows, where a stratified sklearn
     split would refuse."""
-    groups = (pd.DataFrame({KEY: hashes.to_numpy(), LABEL: labels.to_numpy()})
-              .drop_duplicates(KEY).sort_values(KEY, kind="stable"))
+    groups = (
+        pd.DataFrame({KEY: hashes.to_numpy(), LABEL: labels.to_numpy()})
+        .drop_duplicates(KEY)
+        .sort_values(KEY, kind="stable")
+    )
     rng = np.random.default_rng(params.seed)
     fate: dict[str, str] = {}
     for _, members in groups.groupby(LABEL, sort=True):
         order = members[KEY].to_numpy()[rng.permutation(len(members))]
-        n_test = int(round(len(order) * params.test_size))
-        n_val = int(round(len(order) * params.val_size))
+        n_test = round(len(order) * params.test_size)
+        n_val = round(len(order) * params.val_size)
         fate.update(dict.fromkeys(order[:n_test], TEST))
-        fate.update(dict.fromkeys(order[n_test:n_test + n_val], VAL))
-        fate.update(dict.fromkeys(order[n_test + n_val:], TRAIN))
+        fate.update(dict.fromkeys(order[n_test : n_test + n_val], VAL))
+        fate.update(dict.fromkeys(order[n_test + n_val :], TRAIN))
     return hashes.map(fate).to_numpy()
 
 
@@ -151,18 +167,26 @@ class Comparison:
         if self.champion is None:
             return lines
         if not self.champion_known:
-            lines.append(f"production version {self.champion} has no split membership in its "
-                         f"lineage: its training texts could not be held out of the "
-                         f"{self.test_rows} test texts")
+            lines.append(
+                f"production version {self.champion} has no split membership in its "
+                f"lineage: its training texts could not be held out of the "
+                f"{self.test_rows} test texts"
+            )
         else:
-            lines.append(f"comparison set: {len(self.test)} of {self.test_rows} test texts; "
-                         f"{self.held_out} held out because production version {self.champion} "
-                         f"trained or validated on them")
+            lines.append(
+                f"comparison set: {len(self.test)} of {self.test_rows} test texts; "
+                f"{self.held_out} held out because production version {self.champion} "
+                f"trained or validated on them"
+            )
         return lines
 
 
-def comparison_set(test: pd.DataFrame, champion: Membership | None, champion_version: str | None,
-                   lineage: SplitLineage) -> Comparison:
+def comparison_set(
+    test: pd.DataFrame,
+    champion: Membership | None,
+    champion_version: str | None,
+    lineage: SplitLineage,
+) -> Comparison:
     """`test` less every text the champion trained or validated on."""
     if champion is None:
         return Comparison(test, len(test), 0, champion_version, False, lineage)
@@ -175,7 +199,9 @@ def fair_or_fail(comparison: Comparison) -> Comparison:
     """A comparison set with something in it; when the champion trained or validated on every
     test text there is no fair comparison, and saying so beats comparing on nothing."""
     if comparison.test.empty:
-        raise ValueError(f"no fair comparison: every one of the {comparison.test_rows} test texts "
-                         f"was in the training or validation split of production version "
-                         f"{comparison.champion}")
+        raise ValueError(
+            f"no fair comparison: every one of the {comparison.test_rows} test texts "
+            f"was in the training or validation split of production version "
+            f"{comparison.champion}"
+        )
     return comparison

@@ -19,14 +19,48 @@ from pathlib import Path
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
 _PRODUCTS = (
-    "headphones", "blender", "laptop", "phone case", "coffee maker", "backpack", "desk lamp",
-    "keyboard", "vacuum", "water bottle", "smartwatch", "air fryer", "monitor", "pair of shoes",
-    "tent", "camera", "kettle", "office chair", "router", "toaster", "speaker", "drill",
+    "headphones",
+    "blender",
+    "laptop",
+    "phone case",
+    "coffee maker",
+    "backpack",
+    "desk lamp",
+    "keyboard",
+    "vacuum",
+    "water bottle",
+    "smartwatch",
+    "air fryer",
+    "monitor",
+    "pair of shoes",
+    "tent",
+    "camera",
+    "kettle",
+    "office chair",
+    "router",
+    "toaster",
+    "speaker",
+    "drill",
 )
 _ASPECTS = (
-    "the battery", "the build quality", "the sound", "the price", "the design", "the setup",
-    "customer service", "the screen", "the fabric", "the manual", "delivery", "the fit",
-    "the size", "the noise level", "performance", "the app", "the packaging", "the warranty",
+    "the battery",
+    "the build quality",
+    "the sound",
+    "the price",
+    "the design",
+    "the setup",
+    "customer service",
+    "the screen",
+    "the fabric",
+    "the manual",
+    "delivery",
+    "the fit",
+    "the size",
+    "the noise level",
+    "performance",
+    "the app",
+    "the packaging",
+    "the warranty",
 )
 # Adjectives by polarity. Negating one moves it towards the middle, not to its opposite:
 # "not terrible" is faint praise, "not amazing" is a mild complaint.
@@ -39,22 +73,43 @@ _ADJECTIVES: dict[int, tuple[str, ...]] = {
 }
 _NEGATED_POLARITY = {2: -0.5, 1: -1.0, 0: -0.5, -1: 0.5, -2: 0.5}
 _VERDICTS: dict[float, tuple[str, ...]] = {
-    2.0: ("I would definitely recommend it.", "Would buy again in a heartbeat.",
-          "Very happy with this purchase.", "I would not hesitate to recommend it.",
-          "Honestly, I can't fault it."),
-    0.0: ("It does the job.", "It's fine for the price.", "Not sure I would buy it again.",
-          "It is what it is.", "Neither great nor bad, really.", "No regrets, no excitement."),
-    -2.0: ("I would not recommend it.", "I am returning it.", "What a waste of money.",
-           "I wouldn't buy it again.", "Save yourself the trouble.",
-           "I really wanted to like it, but no."),
+    2.0: (
+        "I would definitely recommend it.",
+        "Would buy again in a heartbeat.",
+        "Very happy with this purchase.",
+        "I would not hesitate to recommend it.",
+        "Honestly, I can't fault it.",
+    ),
+    0.0: (
+        "It does the job.",
+        "It's fine for the price.",
+        "Not sure I would buy it again.",
+        "It is what it is.",
+        "Neither great nor bad, really.",
+        "No regrets, no excitement.",
+    ),
+    -2.0: (
+        "I would not recommend it.",
+        "I am returning it.",
+        "What a waste of money.",
+        "I wouldn't buy it again.",
+        "Save yourself the trouble.",
+        "I really wanted to like it, but no.",
+    ),
 }
 _FILLERS = (
-    "I bought this {product} {when}.", "My partner uses it every day.",
-    "I have owned a few of these before.", "It arrived in a {colour} box.",
-    "I use it mostly at the weekend.", "It was a gift for my brother.",
-    "I compared three models before choosing this one.", "The order took {days} days.",
-    "I read a lot of reviews before buying.", "We keep it in the kitchen.",
-    "It replaced an older {product} of mine.", "I am writing this after {when2} of use.",
+    "I bought this {product} {when}.",
+    "My partner uses it every day.",
+    "I have owned a few of these before.",
+    "It arrived in a {colour} box.",
+    "I use it mostly at the weekend.",
+    "It was a gift for my brother.",
+    "I compared three models before choosing this one.",
+    "The order took {days} days.",
+    "I read a lot of reviews before buying.",
+    "We keep it in the kitchen.",
+    "It replaced an older {product} of mine.",
+    "I am writing this after {when2} of use.",
 )
 _WHEN = ("last month", "two weeks ago", "in the sale", "for my new flat", "last year")
 _WHEN2 = ("a week", "three months", "a year", "two days", "six weeks")
@@ -104,9 +159,15 @@ def _review(rng: random.Random) -> tuple[str, str]:
     sentences: list[str] = []
     fillers = rng.sample(_FILLERS, k=rng.choice((0, 0, 1, 1, 2, 3)))
     for filler in fillers:
-        sentences.append(filler.format(
-            product=product, when=rng.choice(_WHEN), when2=rng.choice(_WHEN2),
-            colour=rng.choice(_COLOURS), days=rng.randint(2, 9)))
+        sentences.append(
+            filler.format(
+                product=product,
+                when=rng.choice(_WHEN),
+                when2=rng.choice(_WHEN2),
+                colour=rng.choice(_COLOURS),
+                days=rng.randint(2, 9),
+            )
+        )
     i = 0
     while i < len(clauses):
         # Join two clauses with a contrast word now and then: mixed reviews live here.

@@ -33,8 +33,22 @@ from modelyard.data import dataset as ds
 # undecodable byte reads as).
 BAD_ENCODING = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]"
 TEXT_TYPES = ["str", "string", "object", "StringDtype", "large_string"]
-LABEL_TYPES = TEXT_TYPES + ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                            "uint64", "Int8", "Int16", "Int32", "Int64", "int"]
+LABEL_TYPES = [
+    *TEXT_TYPES,
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "int",
+]
 
 
 @dataclass(frozen=True)
@@ -76,14 +90,20 @@ class ValidationReport:
             mark = "pass" if check.success else "**FAIL**"
             title = check.title + ("" if check.scope == "data" else f" ({check.scope})")
             detail = check.detail.replace("|", "\\|")
-            lines.append(f"| {title} | {check.expectation} | {check.column or ''} | {mark} | "
-                         f"{detail} |")
+            lines.append(
+                f"| {title} | {check.expectation} | {check.column or ''} | {mark} | {detail} |"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"success": self.success, "rows": self.rows, "test_rows": self.test_rows,
-                "summary": self.summary(), "statistics": self.statistics,
-                "checks": [asdict(check) for check in self.checks]}
+        return {
+            "success": self.success,
+            "rows": self.rows,
+            "test_rows": self.test_rows,
+            "summary": self.summary(),
+            "statistics": self.statistics,
+            "checks": [asdict(check) for check in self.checks],
+        }
 
 
 class DataValidationError(ValueError):
@@ -93,8 +113,10 @@ class DataValidationError(ValueError):
         self.report = report
         failures = report.failures()
         problems = "\n".join(f"  - {check.line()}" for check in failures)
-        super().__init__(f"dataset {source} failed validation ({len(failures)} of "
-                         f"{len(report.checks)} expectations):\n{problems}")
+        super().__init__(
+            f"dataset {source} failed validation ({len(failures)} of "
+            f"{len(report.checks)} expectations):\n{problems}"
+        )
 
 
 def _label_values(labels: tuple[str, ...], column: pd.Series | None) -> list[Any]:
@@ -104,8 +126,9 @@ def _label_values(labels: tuple[str, ...], column: pd.Series | None) -> list[Any
     return list(labels)
 
 
-def build_row_suite(data: DataParams, limits: ValidationParams, frame: pd.DataFrame,
-                    min_rows: int | None) -> tuple[Any, dict[str, str]]:
+def build_row_suite(
+    data: DataParams, limits: ValidationParams, frame: pd.DataFrame, min_rows: int | None
+) -> tuple[Any, dict[str, str]]:
     """The per-row expectations, with a title a person reads for each."""
     import great_expectations as gx
 
@@ -115,33 +138,50 @@ def build_row_suite(data: DataParams, limits: ValidationParams, frame: pd.DataFr
     titled: list[tuple[str, Any]] = [
         ("text column present", E.ExpectColumnToExist(column=text)),
         ("label column present", E.ExpectColumnToExist(column=label)),
-        ("text column holds text", E.ExpectColumnValuesToBeInTypeList(column=text,
-                                                                       type_list=TEXT_TYPES)),
-        ("label column holds strings or integers",
-         E.ExpectColumnValuesToBeInTypeList(column=label, type_list=LABEL_TYPES)),
+        (
+            "text column holds text",
+            E.ExpectColumnValuesToBeInTypeList(column=text, type_list=TEXT_TYPES),
+        ),
+        (
+            "label column holds strings or integers",
+            E.ExpectColumnValuesToBeInTypeList(column=label, type_list=LABEL_TYPES),
+        ),
         ("no missing text", E.ExpectColumnValuesToNotBeNull(column=text)),
         ("no missing label", E.ExpectColumnValuesToNotBeNull(column=label)),
         ("no blank text", E.ExpectColumnValuesToNotMatchRegex(column=text, regex=r"^\s*$")),
-        (f"text length within {limits.min_text_length}..{limits.max_text_length} characters",
-         E.ExpectColumnValueLengthsToBeBetween(column=text, min_value=limits.min_text_length,
-                                               max_value=limits.max_text_length)),
-        ("no undecodable bytes or control characters",
-         E.ExpectColumnValuesToNotMatchRegex(column=text, regex=BAD_ENCODING,
-                                             mostly=1.0 - limits.max_bad_encoding_fraction)),
-        (f"labels in the configured set {list(data.labels)}",
-         E.ExpectColumnValuesToBeInSet(column=label, value_set=values)),
-        ("every configured class present",
-         E.ExpectColumnDistinctValuesToContainSet(column=label, value_set=values)),
+        (
+            f"text length within {limits.min_text_length}..{limits.max_text_length} characters",
+            E.ExpectColumnValueLengthsToBeBetween(
+                column=text, min_value=limits.min_text_length, max_value=limits.max_text_length
+            ),
+        ),
+        (
+            "no undecodable bytes or control characters",
+            E.ExpectColumnValuesToNotMatchRegex(
+                column=text, regex=BAD_ENCODING, mostly=1.0 - limits.max_bad_encoding_fraction
+            ),
+        ),
+        (
+            f"labels in the configured set {list(data.labels)}",
+            E.ExpectColumnValuesToBeInSet(column=label, value_set=values),
+        ),
+        (
+            "every configured class present",
+            E.ExpectColumnDistinctValuesToContainSet(column=label, value_set=values),
+        ),
     ]
     if min_rows is not None:
-        titled.append((f"at least {min_rows} rows",
-                       E.ExpectTableRowCountToBeBetween(min_value=min_rows)))
+        titled.append(
+            (f"at least {min_rows} rows", E.ExpectTableRowCountToBeBetween(min_value=min_rows))
+        )
     suite = gx.ExpectationSuite(name="modelyard-rows")
     titles = {}
     for title, expectation in titled:
         suite.add_expectation(expectation)
-        config = {"column": getattr(expectation, "column", None),
-                  "regex": getattr(expectation, "regex", None)}
+        config = {
+            "column": getattr(expectation, "column", None),
+            "regex": getattr(expectation, "regex", None),
+        }
         titles[_key(expectation.expectation_type, config)] = title
     return suite, titles
 
@@ -151,10 +191,18 @@ STATISTICS = (
     ("rows_in_smallest_class", "rows per class", "min", "min_rows_per_class"),
     ("imbalance_ratio", "class imbalance (largest/smallest)", "max", "max_imbalance_ratio"),
     ("duplicate_fraction", "duplicate rows", "max", "max_duplicate_fraction"),
-    ("conflicting_label_fraction", "same text with conflicting labels", "max",
-     "max_conflicting_fraction"),
-    ("leakage_fraction", "test texts also in training data (leakage)", "max",
-     "max_leakage_fraction"),
+    (
+        "conflicting_label_fraction",
+        "same text with conflicting labels",
+        "max",
+        "max_conflicting_fraction",
+    ),
+    (
+        "leakage_fraction",
+        "test texts also in training data (leakage)",
+        "max",
+        "max_leakage_fraction",
+    ),
 )
 
 
@@ -167,16 +215,19 @@ def build_statistics_suite(limits: ValidationParams, columns: list[str]) -> Any:
             continue
         value = getattr(limits, limit)
         if bound == "min":
-            suite.add_expectation(gx.expectations.ExpectColumnMinToBeBetween(column=column,
-                                                                             min_value=value))
+            suite.add_expectation(
+                gx.expectations.ExpectColumnMinToBeBetween(column=column, min_value=value)
+            )
         else:
-            suite.add_expectation(gx.expectations.ExpectColumnMaxToBeBetween(column=column,
-                                                                             max_value=value))
+            suite.add_expectation(
+                gx.expectations.ExpectColumnMaxToBeBetween(column=column, max_value=value)
+            )
     return suite
 
 
-def dataset_statistics(data: pd.DataFrame, params: DataParams,
-                       test: pd.DataFrame | None = None) -> tuple[dict[str, float], dict[str, str]]:
+def dataset_statistics(
+    data: pd.DataFrame, params: DataParams, test: pd.DataFrame | None = None
+) -> tuple[dict[str, float], dict[str, str]]:
     """Dataset-level figures over the usable rows (text and a configured label present), with a
     sentence of context for each. Leakage is measured against `test`, or else against the test
     split ModelYard would cut."""
@@ -194,18 +245,19 @@ def dataset_statistics(data: pd.DataFrame, params: DataParams,
     conflicting = keys.isin(labels_per_text.index[labels_per_text > 1])
     stats = {
         "rows_in_smallest_class": int(counts.min()),
-        "imbalance_ratio": round(float(counts.max() / counts.min()), 4) if counts.min() else
-        float("inf"),
+        "imbalance_ratio": round(float(counts.max() / counts.min()), 4)
+        if counts.min()
+        else float("inf"),
         "duplicate_fraction": round(float(duplicated.sum() / rows), 6),
         "conflicting_label_fraction": round(float(conflicting.sum() / rows), 6),
     }
     context = {
         "rows_in_smallest_class": f"class {smallest!r} has {counts.min()} rows "
-                                  f"(counts: {counts.to_dict()})",
+        f"(counts: {counts.to_dict()})",
         "imbalance_ratio": f"{largest!r} has {counts.max()} rows, {smallest!r} {counts.min()}",
         "duplicate_fraction": f"{int(duplicated.sum())} rows repeat an earlier row",
         "conflicting_label_fraction": f"{int(conflicting.sum())} rows share their text with a "
-                                      "row of another label",
+        "row of another label",
     }
     leaked, tested, against = _leakage(usable, params, test)
     if tested:
@@ -214,8 +266,9 @@ def dataset_statistics(data: pd.DataFrame, params: DataParams,
     return stats, context
 
 
-def _leakage(usable: pd.DataFrame, params: DataParams,
-             test: pd.DataFrame | None) -> tuple[int, int, str]:
+def _leakage(
+    usable: pd.DataFrame, params: DataParams, test: pd.DataFrame | None
+) -> tuple[int, int, str]:
     if test is not None:
         canonical = ds.to_canonical(test, params)
         if ds.TEXT not in canonical:
@@ -245,8 +298,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _detail(result: Any, columns: list[str], hint: str = "",
-            present: frozenset[str] = frozenset()) -> str:
+def _detail(
+    result: Any, columns: list[str], hint: str = "", present: frozenset[str] = frozenset()
+) -> str:
     config = result.expectation_config.kwargs
     column = config.get("column")
     if column is not None and column not in columns:
@@ -261,8 +315,10 @@ def _detail(result: Any, columns: list[str], hint: str = "",
         return f"observed classes {sorted(present)}" + (f", missing {missing}" if missing else "")
     if "observed_value" in info and "unexpected_count" not in info:
         observed = info["observed_value"]
-        bounds = [f"≥ {_fmt(config['min_value'])}" if config.get("min_value") is not None else "",
-                  f"≤ {_fmt(config['max_value'])}" if config.get("max_value") is not None else ""]
+        bounds = [
+            f"≥ {_fmt(config['min_value'])}" if config.get("min_value") is not None else "",
+            f"≤ {_fmt(config['max_value'])}" if config.get("max_value") is not None else "",
+        ]
         allowed = " and ".join(b for b in bounds if b)
         return f"observed {_fmt(observed)}" + (f" (allowed {allowed})" if allowed else "")
     if "unexpected_count" in info:
@@ -298,13 +354,14 @@ def _run(context: Any, name: str, frame: pd.DataFrame, suite: Any) -> Any:
 
 
 def validate_datasets(
-    data: pd.DataFrame, data_params: DataParams, limits: ValidationParams,
+    data: pd.DataFrame,
+    data_params: DataParams,
+    limits: ValidationParams,
     test: pd.DataFrame | None = None,
 ) -> ValidationReport:
     """Run both suites (and the rows suite on a separate test file) and collect every problem."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -313,10 +370,13 @@ def validate_datasets(
 
     # Without a config GX's ephemeral context makes a temporary docs site on disk each time;
     # Data Docs are rendered explicitly by `write_data_docs` instead.
-    context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        progress_bars=ProgressBarsConfig(globally=False),
-    ))
+    context = gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+            progress_bars=ProgressBarsConfig(globally=False),
+        ),
+    )
     checks: list[Check] = []
     results: dict[str, Any] = {}
 
@@ -329,15 +389,23 @@ def validate_datasets(
         results[f"rows ({scope})"] = outcome
         columns, hint = list(frame.columns), ds.delimiter_hint(frame)
         label = data_params.label_column
-        present = frozenset(str(v) for v in frame[label].dropna().unique()) \
-            if label in frame.columns else frozenset()
+        present = (
+            frozenset(str(v) for v in frame[label].dropna().unique())
+            if label in frame.columns
+            else frozenset()
+        )
         for result in outcome.results:
             config = result.expectation_config
-            checks.append(Check(
-                config.type, config.kwargs.get("column"), bool(result.success),
-                _detail(result, columns, hint, present),
-                titles.get(_key(config.type, config.kwargs), config.type), scope,
-            ))
+            checks.append(
+                Check(
+                    config.type,
+                    config.kwargs.get("column"),
+                    bool(result.success),
+                    _detail(result, columns, hint, present),
+                    titles.get(_key(config.type, config.kwargs), config.type),
+                    scope,
+                )
+            )
 
     stats, context_lines = dataset_statistics(data, data_params, test)
     if stats:
@@ -349,17 +417,29 @@ def validate_datasets(
             config = result.expectation_config
             column = config.kwargs["column"]
             detail = _detail(result, list(table.columns)).replace("1e+12", "inf")
-            checks.append(Check(config.type, column, bool(result.success),
-                                f"{detail}: {context_lines[column]}", titles[column],
-                                "statistics"))
+            checks.append(
+                Check(
+                    config.type,
+                    column,
+                    bool(result.success),
+                    f"{detail}: {context_lines[column]}",
+                    titles[column],
+                    "statistics",
+                )
+            )
     return ValidationReport(
-        success=all(check.success for check in checks), rows=len(data), checks=checks,
-        statistics=stats, test_rows=None if test is None else len(test), results=results,
+        success=all(check.success for check in checks),
+        rows=len(data),
+        checks=checks,
+        statistics=stats,
+        test_rows=None if test is None else len(test),
+        results=results,
     )
 
 
-def validate_frame(frame: pd.DataFrame, params: DataParams,
-                   limits: ValidationParams | None = None) -> ValidationReport:
+def validate_frame(
+    frame: pd.DataFrame, params: DataParams, limits: ValidationParams | None = None
+) -> ValidationReport:
     """One frame, no separate test file."""
     return validate_datasets(frame, params, limits or ValidationParams())
 
@@ -386,8 +466,9 @@ def write_data_docs(report: ValidationReport, directory: Path, source: str) -> P
         page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
         name = f"{index}-{suite.split()[0]}{'-test' if 'test' in suite else ''}.html"
         (staging / name).write_text(page, encoding="utf-8")
-        links.append(f'<li><a href="{name}">{suite}</a>: '
-                     f'{"passed" if result.success else "FAILED"}</li>')
+        links.append(
+            f'<li><a href="{name}">{suite}</a>: {"passed" if result.success else "FAILED"}</li>'
+        )
     rows = "".join(
         f"<tr><td>{c.title}</td><td>{c.scope}</td><td>{c.expectation}</td>"
         f"<td>{'pass' if c.success else '<b>FAIL</b>'}</td><td>{_html(c.detail)}</td></tr>"
@@ -401,9 +482,15 @@ def write_data_docs(report: ValidationReport, directory: Path, source: str) -> P
         encoding="utf-8",
     )
     (staging / "validation.json").write_text(
-        json.dumps({"source": source, **report.to_dict(),
-                    "gx_results": {k: r.to_json_dict() for k, r in report.results.items()}},
-                   indent=2, default=str),
+        json.dumps(
+            {
+                "source": source,
+                **report.to_dict(),
+                "gx_results": {k: r.to_json_dict() for k, r in report.results.items()},
+            },
+            indent=2,
+            default=str,
+        ),
         encoding="utf-8",
     )
     shutil.rmtree(directory, ignore_errors=True)

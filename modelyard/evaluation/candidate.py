@@ -18,8 +18,9 @@ def score_frame(classifier: TextClassifier, test: pd.DataFrame, labels: list[str
     return score(classifier, test[TEXT].tolist(), test[LABEL].tolist(), labels)
 
 
-def evaluate_model_dir(model_dir: Path, test: pd.DataFrame, labels: list[str],
-                       dp_epsilon: float | None = None) -> Metrics:
+def evaluate_model_dir(
+    model_dir: Path, test: pd.DataFrame, labels: list[str], dp_epsilon: float | None = None
+) -> Metrics:
     """Quality on `test`, and the costs the gate budgets: p95 latency of a single-text request on
     this machine, the weights' size, and the privacy budget training spent (when it was DP)."""
     classifier = TextClassifier.load(model_dir)

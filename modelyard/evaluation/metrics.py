@@ -54,9 +54,7 @@ def classification_metrics(
         macro_f1=float(f1.mean()),
         labels=names,
         per_class={
-            name: {
-                "precision": float(p), "recall": float(r), "f1": float(f), "support": float(s)
-            }
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": float(s)}
             for name, p, r, f, s in zip(names, precision, recall, f1, support, strict=True)
         },
         confusion=confusion_matrix(y_true, y_pred, labels=label_keys).tolist(),
@@ -70,8 +68,9 @@ LENGTH_BUCKETS = (("short", 0, 10), ("medium", 11, 30), ("long", 31, 10**9))
 MIN_SLICE_SUPPORT = 30
 
 
-def length_slices(texts: Sequence[str], y_true: Sequence[str],
-                  y_pred: Sequence[str]) -> dict[str, float]:
+def length_slices(
+    texts: Sequence[str], y_true: Sequence[str], y_pred: Sequence[str]
+) -> dict[str, float]:
     words = [len(text.split()) for text in texts]
     slices = {}
     for name, low, high in LENGTH_BUCKETS:
@@ -81,8 +80,9 @@ def length_slices(texts: Sequence[str], y_true: Sequence[str],
     return slices
 
 
-def score(classifier: Any, texts: Sequence[str], y_true: Sequence[str],
-          labels: Sequence[str]) -> Metrics:
+def score(
+    classifier: Any, texts: Sequence[str], y_true: Sequence[str], labels: Sequence[str]
+) -> Metrics:
     """A classifier (anything with `.predict(texts)` returning label names) on labelled texts,
     with accuracy per text-length slice."""
     from dataclasses import replace

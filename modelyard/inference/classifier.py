@@ -88,8 +88,12 @@ class TextClassifier:
         out = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(list(texts[start : start + batch_size]), padding=True,
-                                       truncation=True, return_tensors="pt").to(self.device)
+                batch = self.tokenizer(
+                    list(texts[start : start + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    return_tensors="pt",
+                ).to(self.device)
                 hidden = self.model.base_model(**batch).last_hidden_state[:, 0]
                 out[start : start + len(hidden)] = hidden.float().cpu().numpy()
         return out
@@ -105,8 +109,11 @@ class TextClassifier:
         vocabulary = list(words)
         pieces = self.tokenizer(vocabulary, add_special_tokens=False)["input_ids"]
         unk = self.tokenizer.unk_token_id
-        unknown = sum(words[word] for word, ids in zip(vocabulary, pieces, strict=True)
-                      if len(ids) != 1 or ids[0] == unk)
+        unknown = sum(
+            words[word]
+            for word, ids in zip(vocabulary, pieces, strict=True)
+            if len(ids) != 1 or ids[0] == unk
+        )
         return unknown, sum(words.values())
 
     def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[str]:

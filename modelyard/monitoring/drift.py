@@ -40,9 +40,15 @@ def length_drift(reference: np.ndarray, current: np.ndarray, alpha: float) -> Dr
 
     result = ks_2samp(reference, current)
     alarm = bool(result.pvalue < alpha)
-    return DriftTest("text_length", float(result.statistic), alpha, float(result.pvalue), alarm,
-                     f"KS {result.statistic:.3f} (p={result.pvalue:.2g}); mean words "
-                     f"{reference.mean():.1f} → {current.mean():.1f}")
+    return DriftTest(
+        "text_length",
+        float(result.statistic),
+        alpha,
+        float(result.pvalue),
+        alarm,
+        f"KS {result.statistic:.3f} (p={result.pvalue:.2g}); mean words "
+        f"{reference.mean():.1f} → {current.mean():.1f}",
+    )
 
 
 def oov_rate(unknown_words: int, words: int) -> float:
@@ -51,8 +57,14 @@ def oov_rate(unknown_words: int, words: int) -> float:
 
 def oov_drift(reference_rate: float, current_rate: float, max_increase: float) -> DriftTest:
     increase = current_rate - reference_rate
-    return DriftTest("oov_rate", increase, max_increase, None, increase > max_increase,
-                     f"out-of-vocabulary words {reference_rate:.2%} → {current_rate:.2%}")
+    return DriftTest(
+        "oov_rate",
+        increase,
+        max_increase,
+        None,
+        increase > max_increase,
+        f"out-of-vocabulary words {reference_rate:.2%} → {current_rate:.2%}",
+    )
 
 
 def mmd2(kernel: np.ndarray, n: int) -> float:
@@ -61,8 +73,9 @@ def mmd2(kernel: np.ndarray, n: int) -> float:
     return float(xx.mean() + yy.mean() - 2 * xy.mean())
 
 
-def embedding_drift(reference: np.ndarray, current: np.ndarray, alpha: float,
-                    permutations: int = 200, seed: int = 0) -> DriftTest:
+def embedding_drift(
+    reference: np.ndarray, current: np.ndarray, alpha: float, permutations: int = 200, seed: int = 0
+) -> DriftTest:
     """MMD with a permutation test: how often does a random split of the pooled sample look at
     least as different as the real one? One kernel matrix, permuted indices: cheap."""
     pooled = np.vstack([reference, current]).astype(np.float64)
@@ -78,9 +91,15 @@ def embedding_drift(reference: np.ndarray, current: np.ndarray, alpha: float,
         order = rng.permutation(len(pooled))
         exceed += mmd2(kernel[np.ix_(order, order)], n) >= observed
     p_value = (exceed + 1) / (permutations + 1)
-    return DriftTest("embedding_mmd", observed, alpha, p_value, p_value < alpha,
-                     f"MMD² {observed:.4f} on {n}+{len(current)} [CLS] embeddings "
-                     f"(p={p_value:.3f}, {permutations} permutations)")
+    return DriftTest(
+        "embedding_mmd",
+        observed,
+        alpha,
+        p_value,
+        p_value < alpha,
+        f"MMD² {observed:.4f} on {n}+{len(current)} [CLS] embeddings "
+        f"(p={p_value:.3f}, {permutations} permutations)",
+    )
 
 
 def psi(reference: np.ndarray, current: np.ndarray, eps: float = 1e-4) -> float:
@@ -90,21 +109,30 @@ def psi(reference: np.ndarray, current: np.ndarray, eps: float = 1e-4) -> float:
     return float(((q - p) * np.log(q / p)).sum())
 
 
-def class_mix_drift(labels: Sequence[str], reference: Sequence[str], current: Sequence[str],
-                    max_psi: float) -> DriftTest:
+def class_mix_drift(
+    labels: Sequence[str], reference: Sequence[str], current: Sequence[str], max_psi: float
+) -> DriftTest:
     ref = np.array([sum(1 for r in reference if r == label) for label in labels], float)
     cur = np.array([sum(1 for c in current if c == label) for label in labels], float)
     value = psi(ref, cur)
-    mix = ", ".join(f"{label} {a / ref.sum():.0%}→{b / cur.sum():.0%}"
-                    for label, a, b in zip(labels, ref, cur, strict=True))
-    return DriftTest("predicted_class_mix", value, max_psi, None, value > max_psi,
-                     f"PSI {value:.3f}; {mix}")
+    mix = ", ".join(
+        f"{label} {a / ref.sum():.0%}→{b / cur.sum():.0%}"
+        for label, a, b in zip(labels, ref, cur, strict=True)
+    )
+    return DriftTest(
+        "predicted_class_mix", value, max_psi, None, value > max_psi, f"PSI {value:.3f}; {mix}"
+    )
 
 
 def confidence_drift(reference: np.ndarray, current: np.ndarray, alpha: float) -> DriftTest:
     from scipy.stats import ks_2samp
 
     result = ks_2samp(reference, current)
-    return DriftTest("confidence", float(result.statistic), alpha, float(result.pvalue),
-                     bool(result.pvalue < alpha),
-                     f"mean top-class probability {reference.mean():.3f} → {current.mean():.3f}")
+    return DriftTest(
+        "confidence",
+        float(result.statistic),
+        alpha,
+        float(result.pvalue),
+        bool(result.pvalue < alpha),
+        f"mean top-class probability {reference.mean():.3f} → {current.mean():.3f}",
+    )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,8 +39,9 @@ def labelled_predictions(current: pd.DataFrame, feedback: pd.DataFrame) -> pd.Da
     return pd.DataFrame({"predicted": both["label"], "actual": both["label_true"]})
 
 
-def drop_p_value(correct: int, n: int, reference: float, reference_rows: int | None,
-                 max_drop: float) -> float:
+def drop_p_value(
+    correct: int, n: int, reference: float, reference_rows: int | None, max_drop: float
+) -> float:
     """One-sided p-value of "live accuracy is at least `reference − max_drop`", from `correct`
     of `n` labelled predictions.
 
@@ -61,9 +61,16 @@ def drop_p_value(correct: int, n: int, reference: float, reference_rows: int | N
     return float(norm.cdf(z))
 
 
-def live_quality(predicted: Sequence[str], actual: Sequence[str], labels: Sequence[str],
-                 reference_accuracy: float | None, min_feedback: int, max_drop: float,
-                 alpha: float = 0.01, reference_rows: int | None = None) -> LiveQuality:
+def live_quality(
+    predicted: Sequence[str],
+    actual: Sequence[str],
+    labels: Sequence[str],
+    reference_accuracy: float | None,
+    min_feedback: int,
+    max_drop: float,
+    alpha: float = 0.01,
+    reference_rows: int | None = None,
+) -> LiveQuality:
     """Accuracy and macro-F1 over predictions with feedback; alarms when accuracy is
     significantly (one-sided, at `alpha`) more than `max_drop` below the test accuracy the
     version was promoted with. A point comparison would alarm on noise: 100 labels and a test
@@ -72,21 +79,32 @@ def live_quality(predicted: Sequence[str], actual: Sequence[str], labels: Sequen
 
     n = len(actual)
     if n < min_feedback:
-        return LiveQuality(n, None, None, reference_accuracy, max_drop, False,
-                           f"{n} labelled predictions, fewer than {min_feedback}: not judged",
-                           reference_rows=reference_rows)
+        return LiveQuality(
+            n,
+            None,
+            None,
+            reference_accuracy,
+            max_drop,
+            False,
+            f"{n} labelled predictions, fewer than {min_feedback}: not judged",
+            reference_rows=reference_rows,
+        )
     accuracy = float(accuracy_score(actual, predicted))
-    macro_f1 = float(f1_score(actual, predicted, labels=list(labels), average="macro",
-                              zero_division=0))
+    macro_f1 = float(
+        f1_score(actual, predicted, labels=list(labels), average="macro", zero_division=0)
+    )
     detail = f"accuracy {accuracy:.4f}"
     p_value = None
     if reference_accuracy is not None:
         correct = sum(p == a for p, a in zip(predicted, actual, strict=True))
         p_value = drop_p_value(correct, n, reference_accuracy, reference_rows, max_drop)
         rows = "" if reference_rows is None else f" of {reference_rows} rows"
-        detail += (f" vs {reference_accuracy:.4f} on the test split{rows} (p = {p_value:.3g} "
-                   f"that it is within {max_drop:g} of it)")
+        detail += (
+            f" vs {reference_accuracy:.4f} on the test split{rows} (p = {p_value:.3g} "
+            f"that it is within {max_drop:g} of it)"
+        )
     detail += f", macro-F1 {macro_f1:.4f} on {n} labelled predictions"
     alarm = p_value is not None and p_value < alpha
-    return LiveQuality(n, accuracy, macro_f1, reference_accuracy, max_drop, alarm, detail,
-                       p_value, reference_rows)
+    return LiveQuality(
+        n, accuracy, macro_f1, reference_accuracy, max_drop, alarm, detail, p_value, reference_rows
+    )

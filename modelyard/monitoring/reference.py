@@ -22,6 +22,9 @@ class TrainedOn:
     def from_tags(cls, version_tags: Mapping[str, str]) -> TrainedOn:
         rows = version_tags.get(tags.TEST_ROWS, "")
         accuracy = version_tags.get(tags.TEST_ACCURACY)
-        return cls(version_tags.get(tags.DATASET_MD5), version_tags.get(tags.DATASET_PATH),
-                   None if accuracy is None else float(accuracy),
-                   (int(rows) or None) if rows.isdigit() else None)
+        return cls(
+            version_tags.get(tags.DATASET_MD5),
+            version_tags.get(tags.DATASET_PATH),
+            None if accuracy is None else float(accuracy),
+            (int(rows) or None) if rows.isdigit() else None,
+        )

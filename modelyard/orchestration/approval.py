@@ -32,12 +32,21 @@ def waiting_flow_run(name: str, version: str, tags: Mapping[str, str]) -> str:
         raise ApprovalError(
             f"{name} version {version} is not waiting for approval (approval: "
             f"{status or 'never asked'}); `modelyard models promote {name} {version}` moves "
-            "production by hand")
+            "production by hand"
+        )
     return flow_run
 
 
-def answer(registry: MlflowRegistry, name: str, version: str, approve: bool, reviewer: str,
-           reason: str, settle_s: float = PAUSE_SETTLE_S, poll_s: float = 0.5) -> str:
+def answer(
+    registry: MlflowRegistry,
+    name: str,
+    version: str,
+    approve: bool,
+    reviewer: str,
+    reason: str,
+    settle_s: float = PAUSE_SETTLE_S,
+    poll_s: float = 0.5,
+) -> str:
     """Resume the retrain paused for `version` with the reviewer's answer; the flow run's id."""
     from mlflow.exceptions import MlflowException
     from prefect.settings import get_current_settings
@@ -48,15 +57,24 @@ def answer(registry: MlflowRegistry, name: str, version: str, approve: bool, rev
         raise ApprovalError(f"{name} has no version {version}") from None
     flow_run = waiting_flow_run(name, version, tags)
     if not get_current_settings().api.url:
-        raise ApprovalError(f"the retrain waiting for it is flow run {flow_run} on a Prefect "
-                            "server: set PREFECT_API_URL to that server")
+        raise ApprovalError(
+            f"the retrain waiting for it is flow run {flow_run} on a Prefect "
+            "server: set PREFECT_API_URL to that server"
+        )
     given = {"approve": approve, "reviewer": reviewer, "reason": reason}
     _resume(registry, name, version, flow_run, given, settle_s, poll_s)
     return flow_run
 
 
-def _resume(registry: MlflowRegistry, name: str, version: str, flow_run: str,
-            given: dict[str, object], settle_s: float, poll_s: float) -> None:
+def _resume(
+    registry: MlflowRegistry,
+    name: str,
+    version: str,
+    flow_run: str,
+    given: dict[str, object],
+    settle_s: float,
+    poll_s: float,
+) -> None:
     from uuid import UUID
 
     from prefect.exceptions import FlowPauseTimeout, NotPausedError
@@ -74,10 +92,12 @@ def _resume(registry: MlflowRegistry, name: str, version: str, flow_run: str,
             if not _pausing(flow_run) or time.monotonic() > deadline:
                 raise ApprovalError(
                     f"flow run {flow_run}, which asked for approval of {name} version {version}, "
-                    "is no longer paused (answered, timed out or cancelled)") from None
+                    "is no longer paused (answered, timed out or cancelled)"
+                ) from None
         except FlowPauseTimeout:
-            raise ApprovalError(f"flow run {flow_run} stopped waiting: its approval timed "
-                                "out") from None
+            raise ApprovalError(
+                f"flow run {flow_run} stopped waiting: its approval timed out"
+            ) from None
         except RuntimeError as exc:
             if "schema not found" not in str(exc) or time.monotonic() > deadline:
                 raise ApprovalError(f"flow run {flow_run} refused the answer: {exc}") from None

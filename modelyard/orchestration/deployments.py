@@ -22,19 +22,28 @@ from modelyard.orchestration.events import DATASET_ADDED
 
 # name → (entrypoint, description)
 FLOWS = {
-    "retrain": ("flows/retrain.py:retrain",
-                "Validate, train, evaluate against production, gate, register, promote, deploy."),
-    "monitor": ("flows/monitor.py:monitor",
-                "Drift and live quality of the production model over the last window."),
-    "retention": ("flows/retention.py:retention",
-                  "Delete prediction-log and feedback rows older than privacy.retention_days."),
-    "batch-predict": ("flows/batch_predict.py:batch_predict",
-                      "Score a file or table with a registered version; resumable."),
+    "retrain": (
+        "flows/retrain.py:retrain",
+        "Validate, train, evaluate against production, gate, register, promote, deploy.",
+    ),
+    "monitor": (
+        "flows/monitor.py:monitor",
+        "Drift and live quality of the production model over the last window.",
+    ),
+    "retention": (
+        "flows/retention.py:retention",
+        "Delete prediction-log and feedback rows older than privacy.retention_days.",
+    ),
+    "batch-predict": (
+        "flows/batch_predict.py:batch_predict",
+        "Score a file or table with a registered version; resumable.",
+    ),
 }
 
 
-def schedules_and_triggers(name: str, params: Any, params_path: str,
-                           data_repo: str | None = None) -> dict[str, Any]:
+def schedules_and_triggers(
+    name: str, params: Any, params_path: str, data_repo: str | None = None
+) -> dict[str, Any]:
     """What makes each deployment run by itself. `data_repo`: where dataset versions named by
     events live, when not in the deployment's own checkout."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -44,29 +53,44 @@ def schedules_and_triggers(name: str, params: Any, params_path: str,
         return {
             "cron": params.monitor.retrain_schedule,
             "parameters": {"params_path": params_path},
-            "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            "concurrency_limit": ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
             "triggers": [
                 DeploymentEventTrigger(
-                    name="new dataset version", expect={DATASET_ADDED},
+                    name="new dataset version",
+                    expect={DATASET_ADDED},
                     match={"prefect.resource.id": "modelyard.dataset.*"},
-                    parameters={"params_path": params_path,
-                                "data_path": "{{ event.payload.ref }}",
-                                **({"data_repo": data_repo} if data_repo else {})}),
+                    parameters={
+                        "params_path": params_path,
+                        "data_path": "{{ event.payload.ref }}",
+                        **({"data_repo": data_repo} if data_repo else {}),
+                    },
+                ),
             ],
         }
     if name == "monitor":
-        return {"cron": params.monitor.monitor_schedule,
-                "parameters": {"params_path": params_path},
-                "concurrency_limit": ConcurrencyLimitConfig(
-                    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)}
+        return {
+            "cron": params.monitor.monitor_schedule,
+            "parameters": {"params_path": params_path},
+            "concurrency_limit": ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+        }
     if name == "retention":
         return {"cron": "30 2 * * *", "parameters": {"params_path": params_path}}
     return {}
 
 
-def deploy(source: Path, work_pool: str, names: tuple[str, ...] = tuple(FLOWS),
-           job_variables: dict[str, Any] | None = None, params_path: Path | None = None,
-           automatic: bool = True, data_repo: str | None = None) -> dict[str, str]:
+def deploy(
+    source: Path,
+    work_pool: str,
+    names: tuple[str, ...] = tuple(FLOWS),
+    job_variables: dict[str, Any] | None = None,
+    params_path: Path | None = None,
+    automatic: bool = True,
+    data_repo: str | None = None,
+) -> dict[str, str]:
     """Create or update the deployments of `names` on `work_pool`, running the code in
     `source` (a checkout every worker of the pool can read), with their schedules and triggers
     unless `automatic` is False. {name: deployment id}."""
@@ -82,21 +106,33 @@ def deploy(source: Path, work_pool: str, names: tuple[str, ...] = tuple(FLOWS),
         loaded = flow.from_source(source=str(source.resolve()), entrypoint=entrypoint)
         if not isinstance(loaded, Flow):  # a coroutine only when called from async code
             raise TypeError(f"{entrypoint}: loaded {type(loaded).__name__}, not a flow")
-        extra = (schedules_and_triggers(name, params, str(params_file), data_repo)
-                 if automatic else {})
-        ids[name] = str(loaded.deploy(
-            name=name, work_pool_name=work_pool, build=False, push=False,
-            job_variables={"working_dir": str(source.resolve()), **(job_variables or {})},
-            description=description, tags=["modelyard"], ignore_warnings=True,
-            print_next_steps=False, **extra))
+        extra = (
+            schedules_and_triggers(name, params, str(params_file), data_repo) if automatic else {}
+        )
+        ids[name] = str(
+            loaded.deploy(
+                name=name,
+                work_pool_name=work_pool,
+                build=False,
+                push=False,
+                job_variables={"working_dir": str(source.resolve()), **(job_variables or {})},
+                description=description,
+                tags=["modelyard"],
+                ignore_warnings=True,
+                print_next_steps=False,
+                **extra,
+            )
+        )
     return ids
 
 
-def trigger(flow_name: str, deployment: str, parameters: dict[str, Any],
-            timeout_s: float | None = None) -> Any:
+def trigger(
+    flow_name: str, deployment: str, parameters: dict[str, Any], timeout_s: float | None = None
+) -> Any:
     """Start a run of the deployment and wait for it to end (None: no limit): its final flow
     run (state, id)."""
     from prefect.deployments import run_deployment
 
-    return run_deployment(f"{flow_name}/{deployment}", parameters=parameters,
-                          timeout=timeout_s, poll_interval=2)
+    return run_deployment(
+        f"{flow_name}/{deployment}", parameters=parameters, timeout=timeout_s, poll_interval=2
+    )

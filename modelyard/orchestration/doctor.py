@@ -20,8 +20,9 @@ def _guard(name: str, probe: Callable[[], Check], fix: str) -> Check:
     try:
         return probe()
     except Exception as error:  # noqa: BLE001 - the point is to report it
-        return Check(name, False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}",
-                     fix)
+        return Check(
+            name, False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}", fix
+        )
 
 
 def check_params(path: Path = Path("params.yaml")) -> Check:
@@ -29,8 +30,10 @@ def check_params(path: Path = Path("params.yaml")) -> Check:
 
     def probe() -> Check:
         params = load_params(path)
-        return Check("params", True, f"{path}: model {params.model.name}, backbone "
-                                     f"{params.model.backbone}")
+        return Check(
+            "params", True, f"{path}: model {params.model.name}, backbone {params.model.backbone}"
+        )
+
     return _guard("params", probe, f"fix the keys named above in {path}")
 
 
@@ -50,8 +53,13 @@ def check_tracking(uri: str) -> Check:
 
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
         return Check("mlflow", True, f"embedded store {uri}")
-    return _guard("mlflow", probe, "start the tracking server (`make up`) or unset "
-                                   "MLFLOW_TRACKING_URI / MODELYARD_TRACKING_URI")
+
+    return _guard(
+        "mlflow",
+        probe,
+        "start the tracking server (`make up`) or unset "
+        "MLFLOW_TRACKING_URI / MODELYARD_TRACKING_URI",
+    )
 
 
 def check_database(url: str) -> Check:
@@ -75,19 +83,31 @@ def check_database(url: str) -> Check:
             engine.dispose()
         known = {revision.revision for revision in script.walk_revisions()}
         if current is not None and current not in known:
-            return Check("database", False, f"{safe}: schema at {current}, newer than this code "
-                                            f"(head {head})", "upgrade ModelYard on this machine")
+            return Check(
+                "database",
+                False,
+                f"{safe}: schema at {current}, newer than this code (head {head})",
+                "upgrade ModelYard on this machine",
+            )
         if current != head:
-            return Check("database", True, f"{safe}: schema at {current or 'nothing'}, migrated "
-                                           f"to {head} on first use")
+            return Check(
+                "database",
+                True,
+                f"{safe}: schema at {current or 'nothing'}, migrated to {head} on first use",
+            )
         return Check("database", True, f"{safe}: migrations at head ({head})")
+
     return _guard("database", probe, "check MODELYARD_DATABASE_URL and that the server runs")
 
 
 def check_prefect(api_url: str | None) -> Check:
     if not api_url:
-        return Check("prefect", True, "no PREFECT_API_URL: flows run on an ephemeral API "
-                                      "(embedded default; schedules and approvals need a server)")
+        return Check(
+            "prefect",
+            True,
+            "no PREFECT_API_URL: flows run on an ephemeral API "
+            "(embedded default; schedules and approvals need a server)",
+        )
 
     def probe() -> Check:
         import httpx
@@ -95,6 +115,7 @@ def check_prefect(api_url: str | None) -> Check:
         httpx.get(f"{api_url.rstrip('/')}/health", timeout=5).raise_for_status()
         version = httpx.get(f"{api_url.rstrip('/')}/admin/version", timeout=5).json()
         return Check("prefect", True, f"server {api_url}, Prefect {version}")
+
     return _guard("prefect", probe, "start the server (`make up`) or unset PREFECT_API_URL")
 
 
@@ -109,12 +130,14 @@ def check_dvc_remote(root: Path | None) -> Check:
             config = repo.config
             default = config["core"].get("remote")
             if not default:
-                return Check("dvc remote", False, "no default remote",
-                             "dvc remote add -d NAME URL")
+                return Check("dvc remote", False, "no default remote", "dvc remote add -d NAME URL")
             url = config["remote"][default]["url"]
         if "://" in url and not url.startswith("file://"):
-            return Check("dvc remote", True, f"{default} → {url} (not probed: credentials are "
-                                             "the DVC remote's own)")
+            return Check(
+                "dvc remote",
+                True,
+                f"{default} → {url} (not probed: credentials are the DVC remote's own)",
+            )
         path = Path(url.removeprefix("file://"))
         path = path if path.is_absolute() else (root / ".dvc" / path).resolve()
         if not path.exists():
@@ -122,9 +145,14 @@ def check_dvc_remote(root: Path | None) -> Check:
         import os
 
         if not os.access(path, os.W_OK):
-            return Check("dvc remote", False, f"{default} → {path} is not writable",
-                         f"fix the permissions of {path}")
+            return Check(
+                "dvc remote",
+                False,
+                f"{default} → {path} is not writable",
+                f"fix the permissions of {path}",
+            )
         return Check("dvc remote", True, f"{default} → {path}")
+
     return _guard("dvc remote", probe, "check `dvc remote list`")
 
 
@@ -140,15 +168,20 @@ def check_gpu() -> Check:
 def run_checks(params: Path = Path("params.yaml")) -> list[Check]:
     from prefect.settings import get_current_settings
 
-    from modelyard.config import Settings
     from modelyard.adapters.catalog import CatalogError
     from modelyard.adapters.datasets import project_root
+    from modelyard.config import Settings
 
     settings = Settings()
     try:
         root: Path | None = project_root()
     except CatalogError:
         root = None
-    return [check_params(params), check_tracking(settings.resolved_tracking_uri()),
-            check_database(settings.resolved_database_url()),
-            check_prefect(get_current_settings().api.url), check_dvc_remote(root), check_gpu()]
+    return [
+        check_params(params),
+        check_tracking(settings.resolved_tracking_uri()),
+        check_database(settings.resolved_database_url()),
+        check_prefect(get_current_settings().api.url),
+        check_dvc_remote(root),
+        check_gpu(),
+    ]

@@ -28,10 +28,12 @@ def emit_dataset_added(ref: str, md5: str) -> bool:
     if not get_current_settings().api.url:
         return False
     name = ref.split("@", 1)[0]
-    emit_event(event=DATASET_ADDED, resource={"prefect.resource.id": f"modelyard.dataset.{name}",
-                                              "modelyard.ref": ref},
-               payload={"ref": ref, "md5": md5},
-               id=uuid.uuid5(uuid.NAMESPACE_URL, f"{DATASET_ADDED}/{ref}/{md5}"))
+    emit_event(
+        event=DATASET_ADDED,
+        resource={"prefect.resource.id": f"modelyard.dataset.{name}", "modelyard.ref": ref},
+        payload={"ref": ref, "md5": md5},
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"{DATASET_ADDED}/{ref}/{md5}"),
+    )
     return True
 
 
@@ -43,12 +45,18 @@ def emit_model_degraded(report: MonitorReport) -> None:
 
     emit_event(
         event=MODEL_DEGRADED,
-        resource={"prefect.resource.id": f"modelyard.model.{report.model}",
-                  "modelyard.version": report.version},
-        payload={"reasons": report.reasons,
-                 "action": None if report.action is None else report.action.to_dict()},
-        id=uuid.uuid5(uuid.NAMESPACE_URL, f"{report.model}/{report.version}/"
-                                          f"{report.window_end.isoformat()}"))
+        resource={
+            "prefect.resource.id": f"modelyard.model.{report.model}",
+            "modelyard.version": report.version,
+        },
+        payload={
+            "reasons": report.reasons,
+            "action": None if report.action is None else report.action.to_dict(),
+        },
+        id=uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{report.model}/{report.version}/{report.window_end.isoformat()}"
+        ),
+    )
 
 
 def emit_feedback_needed(model: str, version: str, new_feedback: int, reason: str) -> bool:
@@ -59,12 +67,12 @@ def emit_feedback_needed(model: str, version: str, new_feedback: int, reason: st
 
     if not get_current_settings().api.url:
         return False
-    emit_event(event=FEEDBACK_NEEDED,
-               resource={"prefect.resource.id": f"modelyard.model.{model}",
-                         "modelyard.version": version},
-               payload={"new_feedback": new_feedback, "reason": reason},
-               id=uuid.uuid5(uuid.NAMESPACE_URL,
-                             f"{FEEDBACK_NEEDED}/{model}/{version}/{new_feedback}"))
+    emit_event(
+        event=FEEDBACK_NEEDED,
+        resource={"prefect.resource.id": f"modelyard.model.{model}", "modelyard.version": version},
+        payload={"new_feedback": new_feedback, "reason": reason},
+        id=uuid.uuid5(uuid.NAMESPACE_URL, f"{FEEDBACK_NEEDED}/{model}/{version}/{new_feedback}"),
+    )
     return True
 
 
@@ -82,12 +90,14 @@ def triggered_retrain(ref: str, timeout_s: float = 30.0) -> tuple[str, str] | No
     if not get_current_settings().api.url:
         return None
     deadline = time.monotonic() + timeout_s
-    flow_name, deployment = RETRAIN_DEPLOYMENT.split("/")
+    _, deployment = RETRAIN_DEPLOYMENT.split("/")
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=50)
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=50,
+            )
             for run in runs:
                 if run.parameters.get("data_path") == ref:
                     return run.name, run.state_name or "unknown"

@@ -18,8 +18,12 @@ PAGE = 200
 POLLS_AFTER_END = 3
 
 
-def follow_flow_run(client: SyncPrefectClient, run_id: UUID, emit: Callable[[str], Any],
-                    sleep: Callable[[float], Any] = time.sleep) -> State:
+def follow_flow_run(
+    client: SyncPrefectClient,
+    run_id: UUID,
+    emit: Callable[[str], Any],
+    sleep: Callable[[float], Any] = time.sleep,
+) -> State:
     """Emit every log line of the run, in timestamp order as they arrive, until it has ended
     and its last lines are in; its final state.
 

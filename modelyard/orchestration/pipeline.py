@@ -54,33 +54,43 @@ def prepare(params: Params, out: Path = PREPARED) -> ds.Splits:
     missing = {ds.TEXT: params.data.text_column, ds.LABEL: params.data.label_column}
     absent = [name for key, name in missing.items() if key not in canonical.columns]
     if absent:
-        raise ds.DatasetError(f"{params.data.path}: no column {absent} (columns: "
-                              f"{list(data.columns)}{ds.delimiter_hint(data)})")
+        raise ds.DatasetError(
+            f"{params.data.path}: no column {absent} (columns: "
+            f"{list(data.columns)}{ds.delimiter_hint(data)})"
+        )
     canonical_test = None if test is None else ds.to_canonical(test, params.data)
     try:
         splits = ds.split(canonical.dropna(), params.data, canonical_test)
     except ValueError as error:  # e.g. a class too small to stratify: validate says which
-        raise ds.DatasetError(f"{params.data.path}: cannot be split ({error}); "
-                              "`modelyard stage validate` reports every problem") from None
+        raise ds.DatasetError(
+            f"{params.data.path}: cannot be split ({error}); "
+            "`modelyard stage validate` reports every problem"
+        ) from None
     splits.save(out)
     return splits
 
 
-def validate(params: Params, out: Path = VALIDATION,
-             metrics: Path = VALIDATION_METRICS) -> ValidationReport:
+def validate(
+    params: Params, out: Path = VALIDATION, metrics: Path = VALIDATION_METRICS
+) -> ValidationReport:
     """The expectation suite on the raw file(s); Data Docs to `out`, the figures to `metrics`;
     raises on failure."""
     data, test = _read(params)
     report = validate_datasets(data, params.data, params.validation, test)
     write_data_docs(report, out, str(params.data.path))
-    _write_json(metrics,
-                {"passed": report.success, **{f"data_{k}": v for k, v in report.statistics.items()
-                                              if v != float("inf")}})
+    _write_json(
+        metrics,
+        {
+            "passed": report.success,
+            **{f"data_{k}": v for k, v in report.statistics.items() if v != float("inf")},
+        },
+    )
     return ensure_valid(report, str(params.data.path))
 
 
-def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL,
-          metrics: Path = TRAIN_METRICS) -> Trained:
+def train(
+    params: Params, prepared: Path = PREPARED, out: Path = MODEL, metrics: Path = TRAIN_METRICS
+) -> Trained:
     """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun. `metrics` holds
     only what the same inputs reproduce (no wall time: `dvc.lock` records its hash)."""
     if params.train.nproc > 1:
@@ -88,23 +98,37 @@ def train(params: Params, prepared: Path = PREPARED, out: Path = MODEL,
     else:
         trained = fit(ds.Splits.load(prepared), params, out)
     result = trained.result
-    _write_json(metrics, {
-        "best_epoch": result.best_epoch, "steps": result.steps,
-        "best_val_macro_f1": max((h["val_macro_f1"] for h in result.history), default=0.0),
-    })
+    _write_json(
+        metrics,
+        {
+            "best_epoch": result.best_epoch,
+            "steps": result.steps,
+            "best_val_macro_f1": max((h["val_macro_f1"] for h in result.history), default=0.0),
+        },
+    )
     return trained
 
 
-def evaluate(params: Params, model: Path = MODEL, prepared: Path = PREPARED,
-             out: Path = METRICS) -> Metrics:
+def evaluate(
+    params: Params, model: Path = MODEL, prepared: Path = PREPARED, out: Path = METRICS
+) -> Metrics:
     from modelyard.inference import TextClassifier
 
     splits = ds.Splits.load(prepared)
     labels = list(params.data.labels)
-    metrics = score(TextClassifier.load(model), splits.test[ds.TEXT].tolist(),
-                    splits.test[ds.LABEL].tolist(), labels)
+    metrics = score(
+        TextClassifier.load(model),
+        splits.test[ds.TEXT].tolist(),
+        splits.test[ds.LABEL].tolist(),
+        labels,
+    )
     baseline = majority_baseline(splits.train[ds.LABEL].tolist(), splits.test[ds.LABEL].tolist())
-    _write_json(out, {**{k: round(v, 6) for k, v in metrics.headline().items()},
-                      "majority_baseline_accuracy": round(baseline, 6),
-                      "test_rows": len(splits.test)})
+    _write_json(
+        out,
+        {
+            **{k: round(v, 6) for k, v in metrics.headline().items()},
+            "majority_baseline_accuracy": round(baseline, 6),
+            "test_rows": len(splits.test),
+        },
+    )
     return metrics

@@ -36,6 +36,8 @@ def check_approval_reachable(mode: str, api_url: str | None) -> None:
     """A manual promotion pauses the run for a reviewer, who reaches it through a Prefect
     server: without one (the ephemeral API lives and dies with this process) nobody could."""
     if mode == "manual" and not api_url:
-        raise ValueError("promotion.mode is manual: the run pauses for a reviewer, who needs a "
-                         "Prefect server to reach it; start one (`prefect server start`) and set "
-                         "PREFECT_API_URL, or use --set promotion.mode=auto")
+        raise ValueError(
+            "promotion.mode is manual: the run pauses for a reviewer, who needs a "
+            "Prefect server to reach it; start one (`prefect server start`) and set "
+            "PREFECT_API_URL, or use --set promotion.mode=auto"
+        )

@@ -1,7 +1,8 @@
 """Production mode on one machine: a Prefect server and an MLflow tracking server on PostgreSQL,
 a Prefect worker for a `process` work pool, and the model server — `make up` / `make down`.
 
-`up` starts a detached supervisor (`python -m modelyard.orchestration.stack supervise ROOT`) that starts the
+`up` starts a detached supervisor (`python -m modelyard.orchestration.stack supervise ROOT`) that
+starts the
 services, restarts one that dies (with backoff, up to a limit), sends their output to
 `ROOT/logs/<service>.log`, and on SIGTERM stops exactly what it started. `down` signals the
 supervisor recorded in `ROOT/supervisor.pid`.
@@ -101,10 +102,12 @@ class StackConfig:
     def client_env(self) -> dict[str, str]:
         """What a client (the CLI, a worker, a flow run) needs to use this stack; the deploy
         step of a retrain started with it checks the stack's model server too."""
-        env = {"PREFECT_API_URL": f"{self.urls['prefect']}/api",
-               "MLFLOW_TRACKING_URI": self.urls["mlflow"],
-               "MODELYARD_DATABASE_URL": self.database("platform"),
-               "MODELYARD_HOME": str(self.root / "home")}
+        env = {
+            "PREFECT_API_URL": f"{self.urls['prefect']}/api",
+            "MLFLOW_TRACKING_URI": self.urls["mlflow"],
+            "MODELYARD_DATABASE_URL": self.database("platform"),
+            "MODELYARD_HOME": str(self.root / "home"),
+        }
         if "model" in self.services:
             env[DEPLOY_SERVERS_ENV] = json.dumps({served_model(self.params): [self.urls["model"]]})
         return {**env, **self.extra_env}
@@ -122,8 +125,9 @@ def export_lines(env: dict[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
 
 
-def ownership_conflicts(wanted: list[str], existing: dict[str, str | None],
-                        owner: str) -> list[str]:
+def ownership_conflicts(
+    wanted: list[str], existing: dict[str, str | None], owner: str
+) -> list[str]:
     """Why each database of `wanted` that already exists is not `owner`'s to use (`existing`:
     name → its comment); empty when every one is new or already `owner`'s."""
     problems = []
@@ -132,13 +136,16 @@ def ownership_conflicts(wanted: list[str], existing: dict[str, str | None],
             continue
         comment = existing[name] or ""
         if not comment.startswith(OWNER_MARK):
-            problems.append(f"database {name} exists but records no owner (made by hand, or by a "
-                            f"stack before stacks recorded theirs); if it is this project's, "
-                            f"claim it: COMMENT ON DATABASE \"{name}\" IS "
-                            f"'{OWNER_MARK}{owner}'")
+            problems.append(
+                f"database {name} exists but records no owner (made by hand, or by a "
+                f"stack before stacks recorded theirs); if it is this project's, "
+                f'claim it: COMMENT ON DATABASE "{name}" IS '
+                f"'{OWNER_MARK}{owner}'"
+            )
         elif comment != OWNER_MARK + owner:
-            problems.append(f"database {name} belongs to the stack of "
-                            f"{comment.removeprefix(OWNER_MARK)}")
+            problems.append(
+                f"database {name} belongs to the stack of {comment.removeprefix(OWNER_MARK)}"
+            )
     return problems
 
 
@@ -151,21 +158,32 @@ def ensure_databases(config: StackConfig) -> list[str]:
     parts = urlsplit(config.postgres)
     wanted = list(config.database_names().values())
     created = []
-    with psycopg.connect(f"postgresql://{parts.netloc}/{parts.path.lstrip('/') or 'postgres'}",
-                         autocommit=True, connect_timeout=5) as admin:
-        existing: dict[str, str | None] = dict(admin.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database").fetchall())
+    with psycopg.connect(
+        f"postgresql://{parts.netloc}/{parts.path.lstrip('/') or 'postgres'}",
+        autocommit=True,
+        connect_timeout=5,
+    ) as admin:
+        existing: dict[str, str | None] = dict(
+            admin.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+            ).fetchall()
+        )
         problems = ownership_conflicts(wanted, existing, config.owner)
         if problems:
-            raise StackError(f"this stack ({config.owner}) cannot use the databases on "
-                             f"{parts.hostname}:{parts.port or 5432}: {'; '.join(problems)}. "
-                             f"Each project gets its own names unless {PREFIX_ENV} says "
-                             "otherwise: unset it or choose another")
+            raise StackError(
+                f"this stack ({config.owner}) cannot use the databases on "
+                f"{parts.hostname}:{parts.port or 5432}: {'; '.join(problems)}. "
+                f"Each project gets its own names unless {PREFIX_ENV} says "
+                "otherwise: unset it or choose another"
+            )
         for name in wanted:
             if name not in existing:
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                    sql.Identifier(name), sql.Literal(OWNER_MARK + config.owner)))
+                admin.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                        sql.Identifier(name), sql.Literal(OWNER_MARK + config.owner)
+                    )
+                )
                 created.append(name)
     return created
 
@@ -193,22 +211,68 @@ def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], 
     # The worker's flow runs ask the model server to reload with it after a promotion.
     token = {ADMIN_TOKEN_ENV: config.admin_token} if config.admin_token else {}
     return {
-        "prefect": ([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1",
-                     "--port", str(config.prefect_port)],
-                    {"PREFECT_API_DATABASE_CONNECTION_URL": config.database("prefect", "asyncpg"),
-                     "PREFECT_HOME": prefect_home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-                    f"{config.urls['prefect']}/api/health"),
-        "mlflow": ([str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-                    str(config.mlflow_port), "--backend-store-uri", config.database("mlflow"),
-                    "--artifacts-destination",
-                    config.artifacts or (config.root / "artifacts").as_uri(),
-                    "--workers", "1"],
-                   {}, f"{config.urls['mlflow']}/health"),
-        "worker": ([str(bin_dir / "prefect"), "worker", "start", "--pool", config.work_pool,
-                    "--type", "process"], {**client, "PREFECT_HOME": prefect_home, **token}, ""),
-        "model": ([sys.executable, "-m", "modelyard", "serve", "--params", str(config.params),
-                   "--port", str(config.model_port)], {**client, **token},
-                  f"{config.urls['model']}/health"),
+        "prefect": (
+            [
+                str(bin_dir / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.prefect_port),
+            ],
+            {
+                "PREFECT_API_DATABASE_CONNECTION_URL": config.database("prefect", "asyncpg"),
+                "PREFECT_HOME": prefect_home,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            },
+            f"{config.urls['prefect']}/api/health",
+        ),
+        "mlflow": (
+            [
+                str(bin_dir / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.mlflow_port),
+                "--backend-store-uri",
+                config.database("mlflow"),
+                "--artifacts-destination",
+                config.artifacts or (config.root / "artifacts").as_uri(),
+                "--workers",
+                "1",
+            ],
+            {},
+            f"{config.urls['mlflow']}/health",
+        ),
+        "worker": (
+            [
+                str(bin_dir / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                config.work_pool,
+                "--type",
+                "process",
+            ],
+            {**client, "PREFECT_HOME": prefect_home, **token},
+            "",
+        ),
+        "model": (
+            [
+                sys.executable,
+                "-m",
+                "modelyard",
+                "serve",
+                "--params",
+                str(config.params),
+                "--port",
+                str(config.model_port),
+            ],
+            {**client, **token},
+            f"{config.urls['model']}/health",
+        ),
     }
 
 
@@ -250,8 +314,14 @@ def supervise(config: StackConfig, max_restarts: int = 5) -> None:
         argv, extra, _ = specs[service]
         with (logs / f"{service}.log").open("a") as log:
             running[service] = subprocess.Popen(
-                argv, env={**os.environ, **extra}, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=config.root, start_new_session=True)
+                argv,
+                env={**os.environ, **extra},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=config.root,
+                start_new_session=True,
+            )
         _write_state(config, running)
 
     for service in config.services:
@@ -260,8 +330,10 @@ def supervise(config: StackConfig, max_restarts: int = 5) -> None:
         start(service)
         url = specs[service][2]
         if url and not _wait_http(url, 180):
-            print(f"{service} did not answer at {url} within 180 s; see {logs}/{service}.log",
-                  file=sys.stderr)
+            print(
+                f"{service} did not answer at {url} within 180 s; see {logs}/{service}.log",
+                file=sys.stderr,
+            )
     while not stopping:
         for service, process in list(running.items()):
             if process.poll() is not None and not stopping:
@@ -315,31 +387,43 @@ def up(config: StackConfig, timeout_s: float = 300) -> dict[str, str]:
     config.root.mkdir(parents=True, exist_ok=True)
     pid = supervisor_pid(config.root)
     if pid is not None:
-        raise StackError(f"a stack is already running from {config.root} (pid {pid}): "
-                         "`make down` first")
+        raise StackError(
+            f"a stack is already running from {config.root} (pid {pid}): `make down` first"
+        )
     busy = busy_ports(config)
     if busy:
-        raise StackError(f"already in use on {HOST}: {', '.join(busy)} — another stack? "
-                         "(`modelyard stack env` in its project prints its URLs); pick free "
-                         "ports with those variables")
+        raise StackError(
+            f"already in use on {HOST}: {', '.join(busy)} — another stack? "
+            "(`modelyard stack env` in its project prints its URLs); pick free "
+            "ports with those variables"
+        )
     ensure_databases(config)
-    config = replace(config, admin_token=config.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
-                     or secrets.token_urlsafe(32))
+    config = replace(
+        config,
+        admin_token=config.admin_token
+        or os.environ.get(ADMIN_TOKEN_ENV)
+        or secrets.token_urlsafe(32),
+    )
     _write_private(config.root / "config.json", json.dumps(_dump(config), indent=1))
     pid_file = config.root / "supervisor.pid"
     with (config.root / "supervisor.log").open("a") as log:
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "modelyard.orchestration.stack", "supervise", str(config.root)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=config.root)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=config.root,
+        )
     pid_file.write_text(str(supervisor.pid))
     specs = commands(config)
     for service in config.services:
         url = specs[service][2]
         if url and not _wait_http(url, timeout_s):
             down(config.root)
-            raise RuntimeError(f"{service} did not come up at {url}; see "
-                               f"{config.root}/logs/{service}.log")
+            raise RuntimeError(
+                f"{service} did not come up at {url}; see {config.root}/logs/{service}.log"
+            )
     return config.urls
 
 
@@ -406,19 +490,30 @@ def down(root: Path, timeout_s: float = 60) -> bool:
 
 
 def _dump(config: StackConfig) -> dict[str, object]:
-    return {**asdict(config), "root": str(config.root), "params": str(config.params),
-            "project": str(config.project) if config.project else None,
-            # What it was named, for a person reading the file.
-            "databases": config.database_names(), "owner": config.owner}
+    return {
+        **asdict(config),
+        "root": str(config.root),
+        "params": str(config.params),
+        "project": str(config.project) if config.project else None,
+        # What it was named, for a person reading the file.
+        "databases": config.database_names(),
+        "owner": config.owner,
+    }
 
 
 def _load(root: Path) -> StackConfig:
     raw = json.loads((root / "config.json").read_text())
     raw.pop("databases", None)
     raw.pop("owner", None)
-    return StackConfig(**{**raw, "root": Path(raw["root"]), "params": Path(raw["params"]),
-                          "project": Path(raw["project"]) if raw.get("project") else None,
-                          "services": tuple(raw["services"])})
+    return StackConfig(
+        **{
+            **raw,
+            "root": Path(raw["root"]),
+            "params": Path(raw["params"]),
+            "project": Path(raw["project"]) if raw.get("project") else None,
+            "services": tuple(raw["services"]),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,8 @@ def main() -> None:
     _, rank = distributed.world()
     on_step = on_epoch = None
     if rank == 0 and args.tracking_uri and args.run_id:
-        from modelyard.registry.mlflow_registry import MlflowRegistry
-
         from modelyard.config import Settings
+        from modelyard.registry.mlflow_registry import MlflowRegistry
 
         registry = MlflowRegistry(args.tracking_uri, Settings().experiment)
         run_id = args.run_id
@@ -49,15 +48,21 @@ def main() -> None:
         def on_epoch(epoch: int, record: dict[str, float]) -> None:
             registry.log_metric_steps(run_id, pending)
             pending.clear()
-            registry.log_metrics(run_id, epoch_metrics(record),
-                                 step=epoch)
+            registry.log_metrics(run_id, epoch_metrics(record), step=epoch)
 
-    trained = fit(Splits.load(args.splits), load_params(args.params), args.out,
-                  on_step=on_step, on_epoch=on_epoch, progress=False,
-                  checkpoints=args.checkpoints)
+    trained = fit(
+        Splits.load(args.splits),
+        load_params(args.params),
+        args.out,
+        on_step=on_step,
+        on_epoch=on_epoch,
+        progress=False,
+        checkpoints=args.checkpoints,
+    )
     if rank == 0:
-        args.report.write_text(json.dumps({**asdict(trained.result),
-                                           "parameters": trained.parameters}))
+        args.report.write_text(
+            json.dumps({**asdict(trained.result), "parameters": trained.parameters})
+        )
     distributed.finish()
 
 

@@ -10,8 +10,13 @@ from modelyard.evaluation.metrics import Metrics
 
 
 def lineage_tags(
-    dataset: DatasetVersion, params_hash: str, flow_run_id: str, mlflow_run_id: str,
-    validation: ValidationReport, candidate: Metrics, split_md5: str,
+    dataset: DatasetVersion,
+    params_hash: str,
+    flow_run_id: str,
+    mlflow_run_id: str,
+    validation: ValidationReport,
+    candidate: Metrics,
+    split_md5: str,
 ) -> dict[str, str]:
     """Enough to answer "what made this model?" from the registry alone. The gate decision is
     added where the version is registered, next to the `rejected` tag it may imply."""
@@ -33,8 +38,11 @@ def lineage_tags(
 def decision_tags(decision: GateDecision, run_id: str) -> dict[str, str]:
     """The gate's decision on the model version itself: verdict, every check, the full report;
     `rejected=true` when it failed (such a version never takes an alias)."""
-    tags = {tag.GATE_DECISION: decision.verdict, tag.GATE_REPORT: decision.to_text(),
-            tag.GATE_REPORT_URI: f"runs:/{run_id}/gate/decision.md"}
+    tags = {
+        tag.GATE_DECISION: decision.verdict,
+        tag.GATE_REPORT: decision.to_text(),
+        tag.GATE_REPORT_URI: f"runs:/{run_id}/gate/decision.md",
+    }
     if not decision.passed:
         tags[tag.REJECTED] = tag.TRUE
     return tags

@@ -73,7 +73,9 @@ class MlflowRegistry:
         default), in its experiment."""
         return cls(settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root())
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: str | None = None
+    ) -> None:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -134,7 +136,9 @@ class MlflowRegistry:
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start : start + 100])
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
+    ) -> None:
         self.log_metric_steps(run_id, [(step or 0, metrics)])
 
     def log_metric_steps(
@@ -146,8 +150,11 @@ class MlflowRegistry:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step)
-                 for step, metrics in steps for key, value in metrics.items()]
+        batch = [
+            Metric(key, float(value), now, step)
+            for step, metrics in steps
+            for key, value in metrics.items()
+        ]
         for start in range(0, len(batch), 1000):
             self.client.log_batch(run_id, metrics=batch[start : start + 1000])
 
@@ -178,8 +185,13 @@ class MlflowRegistry:
         for name in {v.name for v in found}:
             for alias, number in self.client.get_registered_model(name).aliases.items():
                 aliases.setdefault((name, str(number)), []).append(alias)
-        return sorted(((v.name, str(v.version), sorted(aliases.get((v.name, str(v.version)), [])))
-                       for v in found), key=lambda item: (item[0], int(item[1])))
+        return sorted(
+            (
+                (v.name, str(v.version), sorted(aliases.get((v.name, str(v.version)), [])))
+                for v in found
+            ),
+            key=lambda item: (item[0], int(item[1])),
+        )
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt
@@ -198,15 +210,23 @@ class MlflowRegistry:
             # A plain path matches two equivalent local source types; MLflow picks one and warns.
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
-                frame, source=str(Path(version.path).resolve()), targets="label", name=name,
+                frame,
+                source=str(Path(version.path).resolve()),
+                targets="label",
+                name=name,
                 digest=version.md5,
             )
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
 
     # -- models -------------------------------------------------------------------------------
-    def log_model(self, run_id: str, model_dir: Path, input_example: pd.DataFrame,
-                  output_example: pd.DataFrame) -> str:
+    def log_model(
+        self,
+        run_id: str,
+        model_dir: Path,
+        input_example: pd.DataFrame,
+        output_example: pd.DataFrame,
+    ) -> str:
         """Log the model in the pyfunc flavour (safetensors weights inside); return its URI."""
         import mlflow
         import mlflow.pyfunc
@@ -243,10 +263,14 @@ class MlflowRegistry:
         with _fluent_uris(self.tracking_uri):
             # A tracking server wants the logged model's id with a `models:/m-…` source (the
             # embedded store resolves it either way).
-            model_id = model_uri.removeprefix("models:/") if model_uri.startswith(
-                "models:/m-") else None
+            model_id = (
+                model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+            )
             version = self.client.create_model_version(
-                name, source=model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+                name,
+                source=model_uri,
+                run_id=run_id,
+                tags={k: str(v) for k, v in tags.items()},
                 model_id=model_id,
             )
         return str(version.version)
@@ -271,8 +295,7 @@ class MlflowRegistry:
         found = []
         for model in self.client.search_registered_models():
             versions = self.client.search_model_versions(f"name='{model.name}'")
-            found.append((model.name, {a: str(v) for a, v in model.aliases.items()},
-                          len(versions)))
+            found.append((model.name, {a: str(v) for a, v in model.aliases.items()}, len(versions)))
         return sorted(found)
 
     def run_params(self, run_id: str) -> dict[str, str]:
@@ -286,14 +309,18 @@ class MlflowRegistry:
 
     def metric_by_step(self, run_id: str, key: str) -> dict[int, float]:
         """The last value logged at each step of a metric (MLflow keeps every value)."""
-        history = sorted(self.client.get_metric_history(run_id, key),
-                         key=lambda m: (m.step, m.timestamp))
+        history = sorted(
+            self.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)
+        )
         return {m.step: m.value for m in history}
 
     def version_info(self, name: str, version: str) -> ModelVersionInfo:
         found = self.client.get_model_version(name, version)
         return ModelVersionInfo(
-            name=name, version=str(found.version), run_id=found.run_id, tags=dict(found.tags),
+            name=name,
+            version=str(found.version),
+            run_id=found.run_id,
+            tags=dict(found.tags),
             aliases=list(found.aliases),
         )
 
@@ -308,8 +335,9 @@ class MlflowRegistry:
             return None
         return str(min(int(v.version) for v in found)) if found else None
 
-    def load_classifier(self, name: str, alias: str | None = None,
-                        version: str | None = None) -> Any:
+    def load_classifier(
+        self, name: str, alias: str | None = None, version: str | None = None
+    ) -> Any:
         """The model behind `models:/<name>@<alias>` (or `/<version>`) exactly as the pyfunc
         flavour loads it."""
         import warnings
@@ -317,8 +345,11 @@ class MlflowRegistry:
         import mlflow.pyfunc
 
         uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
-        with _fluent_uris(self.tracking_uri), tempfile.TemporaryDirectory() as scratch, \
-                warnings.catch_warnings():
+        with (
+            _fluent_uris(self.tracking_uri),
+            tempfile.TemporaryDirectory() as scratch,
+            warnings.catch_warnings(),
+        ):
             # MLflow's advice to add type hints to `predict`: our signature is logged explicitly.
             warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict`")
             model = mlflow.pyfunc.load_model(uri, dst_path=scratch)

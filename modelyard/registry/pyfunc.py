@@ -30,8 +30,12 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]  # m
     # `pd.DataFrame` is a hint MLflow validates nothing against and infers no signature from
     # (the signature logged with the model, inferred from real inputs and outputs, does that);
     # without a hint MLflow warns on every import of this class, i.e. on every model load.
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
         return predictions_frame(self.classifier, texts_of(model_input))
 
 

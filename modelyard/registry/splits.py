@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from modelyard.data.membership import Membership
-from modelyard.tags import SPLIT_MD5
 from modelyard.registry.mlflow_registry import MlflowRegistry
+from modelyard.tags import SPLIT_MD5
 
 MEMBERSHIP_DIR = "split"
 MEMBERSHIP_FILE = "membership.parquet"
@@ -44,12 +44,14 @@ def load_membership(registry: MlflowRegistry, name: str, version: str) -> Member
     if not expected or info.run_id is None:
         return None
     with tempfile.TemporaryDirectory() as scratch:
-        path = registry.download_artifact(info.run_id, f"{MEMBERSHIP_DIR}/{MEMBERSHIP_FILE}",
-                                          Path(scratch))
+        path = registry.download_artifact(
+            info.run_id, f"{MEMBERSHIP_DIR}/{MEMBERSHIP_FILE}", Path(scratch)
+        )
         membership = Membership.read(path)
     found = membership_md5(membership)
     if found != expected:
         raise SplitMembershipError(
             f"{name} version {version}: its split membership hashes to {found}, but its lineage "
-            f"tag {SPLIT_MD5} says {expected}: the run's artifact was changed")
+            f"tag {SPLIT_MD5} says {expected}: the run's artifact was changed"
+        )
     return membership

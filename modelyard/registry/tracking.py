@@ -40,8 +40,13 @@ def flat(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
     return out
 
 
-def start_run(registry: MlflowRegistry, params: Params, dataset: DatasetVersion, splits: Splits,
-              flow_run_id: str) -> str:
+def start_run(
+    registry: MlflowRegistry,
+    params: Params,
+    dataset: DatasetVersion,
+    splits: Splits,
+    flow_run_id: str,
+) -> str:
     """One MLflow run per retrain: params, the dataset (digest = DVC md5) and where it came from,
     and which split each text went to."""
     import torch
@@ -50,20 +55,30 @@ def start_run(registry: MlflowRegistry, params: Params, dataset: DatasetVersion,
     run_id = registry.start_run(
         run_name=f"retrain-{dataset.short}",
         tags={
-            tag.RUN_DATASET_MD5: dataset.md5, tag.RUN_GIT_COMMIT: dataset.git_commit,
-            tag.RUN_PARAMS_HASH: params.digest(), tag.RUN_FLOW_RUN_ID: flow_run_id,
+            tag.RUN_DATASET_MD5: dataset.md5,
+            tag.RUN_GIT_COMMIT: dataset.git_commit,
+            tag.RUN_PARAMS_HASH: params.digest(),
+            tag.RUN_FLOW_RUN_ID: flow_run_id,
             "mlflow.source.git.commit": dataset.git_commit.removesuffix("-dirty"),
         },
     )
-    registry.log_params(run_id, {
-        **flat(params.model_dump(mode="json")),
-        "dataset.md5": dataset.md5, "dataset.path": dataset.path,
-        **{f"split.{name}": size for name, size in splits.sizes().items()},
-        "env.python": platform.python_version(), "env.torch": torch.__version__,
-        "env.transformers": transformers.__version__,
-    })
-    for context, frame in (("train", splits.train), ("validation", splits.val),
-                           ("test", splits.test)):
+    registry.log_params(
+        run_id,
+        {
+            **flat(params.model_dump(mode="json")),
+            "dataset.md5": dataset.md5,
+            "dataset.path": dataset.path,
+            **{f"split.{name}": size for name, size in splits.sizes().items()},
+            "env.python": platform.python_version(),
+            "env.torch": torch.__version__,
+            "env.transformers": transformers.__version__,
+        },
+    )
+    for context, frame in (
+        ("train", splits.train),
+        ("validation", splits.val),
+        ("test", splits.test),
+    ):
         registry.log_dataset(run_id, dataset, frame, context, name=f"{Path(dataset.path).stem}")
     # The next retrain inherits this split if this model reaches production, and the gate keeps
     # this model's training texts out of any later comparison.
@@ -77,8 +92,14 @@ class OpenedRun:
     resumed: bool
 
 
-def open_run(registry: MlflowRegistry, params: Params, dataset: DatasetVersion, splits: Splits,
-             flow_run_id: str, run_dir: Path) -> OpenedRun:
+def open_run(
+    registry: MlflowRegistry,
+    params: Params,
+    dataset: DatasetVersion,
+    splits: Splits,
+    flow_run_id: str,
+    run_dir: Path,
+) -> OpenedRun:
     """The unfinished run a killed retrain with the same inputs left in `run_dir` (resumed, so
     one run and one model in the end), or a new one, remembered there."""
     marker = run_dir / "mlflow_run_id"
@@ -95,38 +116,57 @@ def open_run(registry: MlflowRegistry, params: Params, dataset: DatasetVersion, 
     return OpenedRun(run_id, resumed=False)
 
 
-def log_validation(registry: MlflowRegistry, run_id: str, report: ValidationReport,
-                   docs: Path) -> None:
+def log_validation(
+    registry: MlflowRegistry, run_id: str, report: ValidationReport, docs: Path
+) -> None:
     """Data Docs (HTML + JSON) under `validation/`, the dataset figures as metrics."""
     registry.log_artifacts(run_id, docs, "validation")
-    registry.log_metrics(run_id, {f"data_{k}": float(v) for k, v in report.statistics.items()
-                                  if v != float("inf")})
-    registry.set_run_tags(run_id, {tag.RUN_VALIDATION: "passed" if report.success
-                                   else "failed"})
+    registry.log_metrics(
+        run_id, {f"data_{k}": float(v) for k, v in report.statistics.items() if v != float("inf")}
+    )
+    registry.set_run_tags(run_id, {tag.RUN_VALIDATION: "passed" if report.success else "failed"})
 
 
-def log_evaluation(registry: MlflowRegistry, run_id: str, candidate: Metrics,
-                   production: Metrics | None, production_version: str | None,
-                   decision: GateDecision, majority_baseline: float) -> None:
+def log_evaluation(
+    registry: MlflowRegistry,
+    run_id: str,
+    candidate: Metrics,
+    production: Metrics | None,
+    production_version: str | None,
+    decision: GateDecision,
+    majority_baseline: float,
+) -> None:
     """Both models' test metrics, the confusion matrix and the gate's decision."""
     registry.log_metrics(run_id, {f"test_{k}": v for k, v in candidate.headline().items()})
     registry.log_metrics(run_id, candidate.costs)
     registry.log_metrics(run_id, {"test_majority_baseline_accuracy": majority_baseline})
     registry.log_dict(run_id, candidate.to_dict(), "evaluation/candidate.json")
-    registry.log_figure(run_id, confusion_figure(candidate, "candidate (test split)"),
-                        "evaluation/confusion_matrix.png")
+    registry.log_figure(
+        run_id,
+        confusion_figure(candidate, "candidate (test split)"),
+        "evaluation/confusion_matrix.png",
+    )
     if production is not None:
-        registry.log_metrics(run_id, {f"production_test_{k}": v
-                                      for k, v in production.headline().items()})
-        registry.log_dict(run_id, {"version": production_version, **production.to_dict()},
-                          "evaluation/production.json")
+        registry.log_metrics(
+            run_id, {f"production_test_{k}": v for k, v in production.headline().items()}
+        )
+        registry.log_dict(
+            run_id,
+            {"version": production_version, **production.to_dict()},
+            "evaluation/production.json",
+        )
     registry.log_dict(run_id, decision.to_dict(), "gate/decision.json")
     registry.log_text(run_id, decision.to_markdown(), "gate/decision.md")
     registry.set_run_tags(run_id, {tag.RUN_GATE: decision.verdict})
 
 
-def log_model(registry: MlflowRegistry, run_id: str, model_dir: Path, splits: Splits,
-              privacy: PrivacyParams | None = None) -> str:
+def log_model(
+    registry: MlflowRegistry,
+    run_id: str,
+    model_dir: Path,
+    splits: Splits,
+    privacy: PrivacyParams | None = None,
+) -> str:
     """The pyfunc model with a signature and an input example drawn from the test split, as
     much of it as `privacy.mode` allows to be stored."""
     from modelyard.privacy import protect_all

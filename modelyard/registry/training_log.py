@@ -24,19 +24,38 @@ STEP_LOG_EVERY = 10
 COST_LOG_EVERY_S = 30.0
 
 
-def train_tracked(splits: Splits, params: Params, registry: MlflowRegistry, run_id: str,
-                  out_dir: Path, checkpoints: Path | None, log: Log) -> Trained:
+def train_tracked(
+    splits: Splits,
+    params: Params,
+    registry: MlflowRegistry,
+    run_id: str,
+    out_dir: Path,
+    checkpoints: Path | None,
+    log: Log,
+) -> Trained:
     """Fine-tune (in `train.nproc` processes when > 1), tracking the attempt in `run_id`;
     resumes from `checkpoints`. A failed attempt's cost stays in the run too."""
     tracker = TrainingLog(registry, run_id, params, log, len(splits.train))
     try:
         if params.train.nproc > 1:
             log.info("launching torchrun with %d processes", params.train.nproc)
-            trained = fit_distributed(splits.save(out_dir.parent / "distributed"), params,
-                                      out_dir, registry.tracking_uri, run_id, checkpoints)
+            trained = fit_distributed(
+                splits.save(out_dir.parent / "distributed"),
+                params,
+                out_dir,
+                registry.tracking_uri,
+                run_id,
+                checkpoints,
+            )
         else:
-            trained = fit(splits, params, out_dir, on_step=tracker.on_step,
-                          on_epoch=tracker.on_epoch, checkpoints=checkpoints)
+            trained = fit(
+                splits,
+                params,
+                out_dir,
+                on_step=tracker.on_step,
+                on_epoch=tracker.on_epoch,
+                checkpoints=checkpoints,
+            )
             tracker.flush()
     except BaseException:
         # The retry that resumes the run counts this attempt's figures in the total.
@@ -80,13 +99,19 @@ class TrainingLog:
     def on_step(self, step: int, values: dict[str, float]) -> None:
         self.steps_done += 1
         every = self.params.train.checkpoint_every
-        if (every and step % every == 0) or \
-                time.monotonic() - self.last_cost_log > COST_LOG_EVERY_S:
+        if (
+            every and step % every == 0
+        ) or time.monotonic() - self.last_cost_log > COST_LOG_EVERY_S:
             self.last_cost_log = time.monotonic()
             self._log_attempt(self.meter.snapshot(self.steps_done * self.samples_per_step))
         if step % max(self.total_steps // 10, 1) == 0 or step == self.total_steps:
-            self.log.info("step %d/%d: loss %.4f, lr %.2e", step, self.total_steps,
-                          values["train_loss"], values["learning_rate"])
+            self.log.info(
+                "step %d/%d: loss %.4f, lr %.2e",
+                step,
+                self.total_steps,
+                values["train_loss"],
+                values["learning_rate"],
+            )
         # One MLflow write every few steps, not one per step.
         self.pending.append((step, values))
         if len(self.pending) >= STEP_LOG_EVERY:
@@ -95,8 +120,13 @@ class TrainingLog:
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
         self.flush()
         self.registry.log_metrics(self.run_id, epoch_metrics(record), step=epoch)
-        self.log.info("epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f", epoch,
-                      record["train_loss"], record["val_accuracy"], record["val_macro_f1"])
+        self.log.info(
+            "epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f",
+            epoch,
+            record["train_loss"],
+            record["val_accuracy"],
+            record["val_macro_f1"],
+        )
 
     def flush(self) -> None:
         self.registry.log_metric_steps(self.run_id, self.pending)
@@ -110,16 +140,25 @@ class TrainingLog:
         result = trained.result
         steps = max(self.steps_done, result.steps - (result.resumed_from_step or 0))
         figures = self.meter.stop(steps * self.samples_per_step)
-        figures = replace(figures, samples_per_second=result.samples_per_second or
-                          figures.samples_per_second)
+        figures = replace(
+            figures, samples_per_second=result.samples_per_second or figures.samples_per_second
+        )
         self._log_attempt(figures)
         totals = total(run_attempts(self.registry, self.run_id))
-        self.registry.log_metrics(self.run_id, {
-            **figures.metrics(), **{f"total_compute_{k}": v for k, v in totals.items()}})
+        self.registry.log_metrics(
+            self.run_id,
+            {**figures.metrics(), **{f"total_compute_{k}": v for k, v in totals.items()}},
+        )
         self.registry.set_run_tags(self.run_id, figures.tags())
-        self.log.info("compute, attempt %d: %s; all %d attempts: %.4f device-h, %.4f %s",
-                      self.attempt, figures.summary(), int(totals["attempts"]),
-                      totals["device_hours"], totals["cost"], figures.currency)
+        self.log.info(
+            "compute, attempt %d: %s; all %d attempts: %.4f device-h, %.4f %s",
+            self.attempt,
+            figures.summary(),
+            int(totals["attempts"]),
+            totals["device_hours"],
+            totals["cost"],
+            figures.currency,
+        )
         self._log_result(result, trained.parameters, out_dir)
         return replace(trained, cost=figures, cost_total=totals)
 
@@ -128,24 +167,48 @@ class TrainingLog:
 
     def _log_result(self, result: TrainResult, parameters: int, out_dir: Path) -> None:
         if result.epsilon is not None:
-            self.registry.log_metrics(self.run_id, {
-                "dp_epsilon": result.epsilon, "dp_delta": result.delta or 0.0,
-                "dp_noise_multiplier": result.noise_multiplier or 0.0})
-            self.log.info("differentially private: ε = %.3f at δ = %g (noise multiplier %.3f)",
-                          result.epsilon, result.delta, result.noise_multiplier)
+            self.registry.log_metrics(
+                self.run_id,
+                {
+                    "dp_epsilon": result.epsilon,
+                    "dp_delta": result.delta or 0.0,
+                    "dp_noise_multiplier": result.noise_multiplier or 0.0,
+                },
+            )
+            self.log.info(
+                "differentially private: ε = %.3f at δ = %g (noise multiplier %.3f)",
+                result.epsilon,
+                result.delta,
+                result.noise_multiplier,
+            )
         if result.resumed_from_step is not None:
             self.log.info("resumed from the checkpoint at step %d", result.resumed_from_step)
         weights = sum(f.stat().st_size for f in out_dir.glob("*.safetensors"))
-        self.registry.log_metrics(self.run_id, {
-            "train_seconds": result.seconds, "samples_per_second": result.samples_per_second,
-            "best_epoch": result.best_epoch, "parameters": parameters,
-            "model_size_mb": weights / 2**20, "peak_memory_mb": result.peak_memory_mb,
-            "train_steps": result.steps, "stopped_early": float(result.stopped_early),
-            "resumed_from_step": float(result.resumed_from_step or 0),
-        })
-        self.registry.set_run_tags(self.run_id, {tag.RUN_DEVICE: result.device,
-                                                 tag.RUN_PRECISION: result.precision})
-        self.log.info("trained %d steps in %.1fs on %s/%s (%.0f samples/s, peak %.0f MiB); "
-                      "best epoch %d%s", result.steps, result.seconds, result.device,
-                      result.precision, result.samples_per_second, result.peak_memory_mb,
-                      result.best_epoch, " (stopped early)" if result.stopped_early else "")
+        self.registry.log_metrics(
+            self.run_id,
+            {
+                "train_seconds": result.seconds,
+                "samples_per_second": result.samples_per_second,
+                "best_epoch": result.best_epoch,
+                "parameters": parameters,
+                "model_size_mb": weights / 2**20,
+                "peak_memory_mb": result.peak_memory_mb,
+                "train_steps": result.steps,
+                "stopped_early": float(result.stopped_early),
+                "resumed_from_step": float(result.resumed_from_step or 0),
+            },
+        )
+        self.registry.set_run_tags(
+            self.run_id, {tag.RUN_DEVICE: result.device, tag.RUN_PRECISION: result.precision}
+        )
+        self.log.info(
+            "trained %d steps in %.1fs on %s/%s (%.0f samples/s, peak %.0f MiB); best epoch %d%s",
+            result.steps,
+            result.seconds,
+            result.device,
+            result.precision,
+            result.samples_per_second,
+            result.peak_memory_mb,
+            result.best_epoch,
+            " (stopped early)" if result.stopped_early else "",
+        )

@@ -21,18 +21,36 @@ from modelyard.serving.state import ServingState, build_state
 
 
 def create_app(
-    registry_factory: Callable[[], Any], name: str, serving: ServingParams, database_url: str,
-    admin_token: str | None, privacy: PrivacyParams | None = None,
+    registry_factory: Callable[[], Any],
+    name: str,
+    serving: ServingParams,
+    database_url: str,
+    admin_token: str | None,
+    privacy: PrivacyParams | None = None,
     explain: ExplainParams | None = None,
 ) -> FastAPI:
-    state = build_state(registry_factory, name, serving, database_url, admin_token,
-                        privacy or PrivacyParams(), explain or ExplainParams())
-    app = FastAPI(title="ModelYard model server", version="1", lifespan=lifespan,
-                  description=f"Serves `models:/{name}@{serving.alias}` and follows the alias.")
+    state = build_state(
+        registry_factory,
+        name,
+        serving,
+        database_url,
+        admin_token,
+        privacy or PrivacyParams(),
+        explain or ExplainParams(),
+    )
+    app = FastAPI(
+        title="ModelYard model server",
+        version="1",
+        lifespan=lifespan,
+        description=f"Serves `models:/{name}@{serving.alias}` and follows the alias.",
+    )
     app.state.serving = state
     # Also under the names the app kept them by before they were one object.
     app.state.follower, app.state.predlog, app.state.metrics = (
-        state.follower, state.predlog, state.metrics)
+        state.follower,
+        state.predlog,
+        state.metrics,
+    )
     app.middleware("http")(count_requests)
     for router in ROUTERS:
         app.include_router(router)
@@ -54,8 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(state.predlog.close)
 
 
-async def count_requests(request: Request,
-                         call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
     """Every request's count and latency, by the route it matched (or `unmatched`)."""
     started = time.perf_counter()
     response = await call_next(request)

@@ -31,8 +31,13 @@ _Item = tuple[list[str], "asyncio.Future[Scored]"]
 
 
 class MicroBatcher:
-    def __init__(self, current: Callable[[], LoadedModel | None], max_batch_size: int,
-                 max_wait_ms: float, on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        current: Callable[[], LoadedModel | None],
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._current = current
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
         self._on_batch = on_batch
@@ -81,7 +86,8 @@ class MicroBatcher:
                 self._on_batch(len(texts))
             try:
                 probabilities = await loop.run_in_executor(
-                    self._executor, model.classifier.predict_proba, texts, self.max_batch_size)
+                    self._executor, model.classifier.predict_proba, texts, self.max_batch_size
+                )
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 for _, future in items:
                     if not future.done():

@@ -24,6 +24,7 @@ class FeedbackStore:
 
             self._engine = engine_for(self.url)
         with self._engine.begin() as connection:
-            connection.execute(insert(Feedback), [{"prediction_id": prediction_id,
-                                                   "label": label,
-                                                   "created_at": datetime.now(UTC)}])
+            connection.execute(
+                insert(Feedback),
+                [{"prediction_id": prediction_id, "label": label, "created_at": datetime.now(UTC)}],
+            )

@@ -31,9 +31,14 @@ class LoadedModel:
         return list(self.classifier.labels)
 
     def metadata(self) -> dict[str, Any]:
-        return {"model": self.name, "version": self.version, "alias": self.alias,
-                "dataset_md5": self.dataset_md5, "labels": self.labels,
-                "loaded_at": self.loaded_at.isoformat()}
+        return {
+            "model": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "dataset_md5": self.dataset_md5,
+            "labels": self.labels,
+            "loaded_at": self.loaded_at.isoformat(),
+        }
 
 
 def load_version(registry: Any, name: str, alias: str, version: str) -> LoadedModel:
@@ -41,8 +46,7 @@ def load_version(registry: Any, name: str, alias: str, version: str) -> LoadedMo
     version a response names must be the one that answered it)."""
     classifier = registry.load_classifier(name, version=version)
     tags = registry.version_info(name, version).tags
-    return LoadedModel(name, version, alias, classifier, tags.get("dataset_md5"),
-                       datetime.now(UTC))
+    return LoadedModel(name, version, alias, classifier, tags.get("dataset_md5"), datetime.now(UTC))
 
 
 class ModelFollower:
@@ -50,8 +54,14 @@ class ModelFollower:
     `interval_s`, and on `check()` (the admin reload). A new version is loaded in a worker
     thread while the old one keeps answering; the switch is one reference assignment."""
 
-    def __init__(self, registry_factory: Callable[[], Any], name: str, alias: str,
-                 interval_s: float, on_swap: Callable[[LoadedModel], None] | None = None) -> None:
+    def __init__(
+        self,
+        registry_factory: Callable[[], Any],
+        name: str,
+        alias: str,
+        interval_s: float,
+        on_swap: Callable[[LoadedModel], None] | None = None,
+    ) -> None:
         self._registry_factory = registry_factory
         self._registry: Any = None
         self.name, self.alias, self.interval_s = name, alias, interval_s
@@ -85,9 +95,14 @@ class ModelFollower:
                 # Said once, then again when it changes: a server started before the first
                 # model is registered polls for minutes, and the log should say so one time.
                 if failure != self.last_error:
-                    log.warning("could not follow %s@%s: %s (retrying every %g s; said again "
-                                "only if this changes)", self.name, self.alias, failure,
-                                self.interval_s)
+                    log.warning(
+                        "could not follow %s@%s: %s (retrying every %g s; said again "
+                        "only if this changes)",
+                        self.name,
+                        self.alias,
+                        failure,
+                        self.interval_s,
+                    )
                 self.last_error = failure
                 return False
             self.last_error = None

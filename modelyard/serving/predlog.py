@@ -39,8 +39,15 @@ class LoggedPrediction:
 
 
 class PredictionLog:
-    def __init__(self, url: str, protect: Callable[[str], str | None], maxsize: int = 10000,
-                 batch_size: int = 500, flush_s: float = 0.2, max_backoff_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        protect: Callable[[str], str | None],
+        maxsize: int = 10000,
+        batch_size: int = 500,
+        flush_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+    ) -> None:
         # `protect`: what may be stored of a text (privacy.mode), applied in the writer thread,
         # so redaction never costs the request path anything.
         self.url, self.protect = url, protect
@@ -83,8 +90,11 @@ class PredictionLog:
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=max(remaining, 0.001)) if not batch
-                             else self._queue.get_nowait())
+                batch.append(
+                    self._queue.get(timeout=max(remaining, 0.001))
+                    if not batch
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 if batch or self._stop.is_set() or remaining <= 0:
                     break
@@ -109,11 +119,17 @@ class PredictionLog:
                 self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0]}"
                 if self._stop.is_set():
                     self.dropped += len(batch) + self._queue.qsize()
-                    log.error("prediction log: %d rows not written at shutdown (%s)",
-                              len(batch), self.last_error)
+                    log.error(
+                        "prediction log: %d rows not written at shutdown (%s)",
+                        len(batch),
+                        self.last_error,
+                    )
                     return
-                log.warning("prediction log: database unavailable (%s); retrying in %.1f s",
-                            self.last_error, backoff)
+                log.warning(
+                    "prediction log: database unavailable (%s); retrying in %.1f s",
+                    self.last_error,
+                    backoff,
+                )
                 if self._engine is not None:
                     self._engine.dispose()
                     self._engine = None
@@ -129,10 +145,20 @@ class PredictionLog:
             from modelyard.store.db import engine_for
 
             self._engine = engine_for(self.url)
-        rows = [{"id": p.id, "created_at": p.created_at, "model": p.model, "version": p.version,
-                 "text": self.protect(p.text), "text_sha256": text_hash(p.text),
-                 "label": p.label, "probabilities": p.probabilities, "latency_ms": p.latency_ms}
-                for p in batch]
+        rows = [
+            {
+                "id": p.id,
+                "created_at": p.created_at,
+                "model": p.model,
+                "version": p.version,
+                "text": self.protect(p.text),
+                "text_sha256": text_hash(p.text),
+                "label": p.label,
+                "probabilities": p.probabilities,
+                "latency_ms": p.latency_ms,
+            }
+            for p in batch
+        ]
         with self._engine.begin() as connection:
             connection.execute(insert(Prediction), rows)
 

@@ -8,9 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"texts": ["The sound is superb.", "Broke after a week."]},
-                     {"text": "It does the job."}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"texts": ["The sound is superb.", "Broke after a week."]},
+                {"text": "It does the job."},
+            ]
+        },
+    )
 
     text: str | None = Field(default=None, description="One text (or use `texts`).")
     texts: list[str] | None = Field(default=None, description="Several texts, answered in order.")
@@ -48,21 +54,30 @@ class FeedbackRequest(BaseModel):
 
 
 class ExplainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"text": "The sound is superb."},
-                     {"text": "It does the job.", "label": "positive"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "The sound is superb."},
+                {"text": "It does the job.", "label": "positive"},
+            ]
+        },
+    )
 
     text: str = Field(min_length=1)
-    label: str | None = Field(default=None, description="The class to explain (default: the "
-                                                        "predicted one).")
+    label: str | None = Field(
+        default=None, description="The class to explain (default: the predicted one)."
+    )
 
 
 class TokenAttribution(BaseModel):
     token: str
     start: int
     end: int
-    attribution: float = Field(description="Share of the class probability this word carries "
-                                           "(integrated gradients); negative: against it.")
+    attribution: float = Field(
+        description="Share of the class probability this word carries "
+        "(integrated gradients); negative: against it."
+    )
 
 
 class ExplainResponse(BaseModel):

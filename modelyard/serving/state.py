@@ -43,24 +43,50 @@ class ServingState:
 
 
 def build_state(
-    registry_factory: Callable[[], Any], name: str, serving: ServingParams, database_url: str,
-    admin_token: str | None, privacy: PrivacyParams, explain: ExplainParams,
+    registry_factory: Callable[[], Any],
+    name: str,
+    serving: ServingParams,
+    database_url: str,
+    admin_token: str | None,
+    privacy: PrivacyParams,
+    explain: ExplainParams,
 ) -> ServingState:
     from functools import partial
 
     from modelyard.privacy import protect
 
     metrics = ServerMetrics()
-    follower = ModelFollower(registry_factory, name, serving.alias, serving.poll_interval_s,
-                             on_swap=lambda loaded: metrics.model_swapped(loaded.version))
-    batcher = MicroBatcher(lambda: follower.current, serving.max_batch_size, serving.max_wait_ms,
-                           on_batch=metrics.batch_size.observe)
-    predlog = PredictionLog(database_url, partial(protect, mode=privacy.mode,
-                                                  redactor=privacy.redactor()),
-                            maxsize=serving.log_queue_size, batch_size=serving.log_batch_size)
+    follower = ModelFollower(
+        registry_factory,
+        name,
+        serving.alias,
+        serving.poll_interval_s,
+        on_swap=lambda loaded: metrics.model_swapped(loaded.version),
+    )
+    batcher = MicroBatcher(
+        lambda: follower.current,
+        serving.max_batch_size,
+        serving.max_wait_ms,
+        on_batch=metrics.batch_size.observe,
+    )
+    predlog = PredictionLog(
+        database_url,
+        partial(protect, mode=privacy.mode, redactor=privacy.redactor()),
+        maxsize=serving.log_queue_size,
+        batch_size=serving.log_batch_size,
+    )
     metrics.watch_log(predlog)
-    return ServingState(serving, explain, admin_token, metrics, follower, batcher, predlog,
-                        FeedbackStore(database_url), asyncio.Semaphore(1))
+    return ServingState(
+        serving,
+        explain,
+        admin_token,
+        metrics,
+        follower,
+        batcher,
+        predlog,
+        FeedbackStore(database_url),
+        asyncio.Semaphore(1),
+    )
 
 
 def serving_state(request: Request) -> ServingState:

@@ -27,8 +27,17 @@ class Move:
 
 def _move(row: AliasMove) -> Move:
     moved_at = row.moved_at if row.moved_at.tzinfo else row.moved_at.replace(tzinfo=UTC)
-    return Move(row.model, row.alias, row.kind, row.from_version, row.to_version, row.actor,
-                row.reason, row.gate_report, moved_at)
+    return Move(
+        row.model,
+        row.alias,
+        row.kind,
+        row.from_version,
+        row.to_version,
+        row.actor,
+        row.reason,
+        row.gate_report,
+        moved_at,
+    )
 
 
 class AuditLog:
@@ -71,10 +80,12 @@ class AuditLog:
         """The version `alias` pointed to at `when`: the newest move at or before it."""
         from sqlalchemy import select
 
-        query = (select(AliasMove.to_version)
-                 .where(AliasMove.model == model, AliasMove.alias == alias,
-                        AliasMove.moved_at <= when)
-                 .order_by(AliasMove.moved_at.desc(), AliasMove.id.desc()).limit(1))
+        query = (
+            select(AliasMove.to_version)
+            .where(AliasMove.model == model, AliasMove.alias == alias, AliasMove.moved_at <= when)
+            .order_by(AliasMove.moved_at.desc(), AliasMove.id.desc())
+            .limit(1)
+        )
         with self.sessions() as session:
             return session.scalars(query).first()
 
@@ -86,8 +97,18 @@ class AuditLog:
                 return move.from_version
         return None
 
-    def move(self, registry: Any, model: str, alias: str, version: str, *, kind: str,
-             actor: str, reason: str, gate_report: str | None = None) -> Move | None:
+    def move(
+        self,
+        registry: Any,
+        model: str,
+        alias: str,
+        version: str,
+        *,
+        kind: str,
+        actor: str,
+        reason: str,
+        gate_report: str | None = None,
+    ) -> Move | None:
         """Point `alias` at `version` and write its row, as one unit: the row is committed only
         once the registry has moved. A retried move writes nothing when both are already done;
         when the registry moved but the row was lost (the mover died in between), the retry
@@ -101,17 +122,32 @@ class AuditLog:
             last = self.latest(model, alias)
             if last is not None and last.to_version == version:
                 return None
-            row = AliasMove(model=model, alias=alias, kind=kind,
-                            from_version=last.to_version if last else None, to_version=version,
-                            actor=actor, reason=f"{reason} (recorded on retry: the alias had "
-                            "already moved when the first attempt died)",
-                            gate_report=gate_report, moved_at=datetime.now(UTC))
+            row = AliasMove(
+                model=model,
+                alias=alias,
+                kind=kind,
+                from_version=last.to_version if last else None,
+                to_version=version,
+                actor=actor,
+                reason=f"{reason} (recorded on retry: the alias had "
+                "already moved when the first attempt died)",
+                gate_report=gate_report,
+                moved_at=datetime.now(UTC),
+            )
             with self.sessions() as session, session.begin():
                 session.add(row)
             return _move(row)
-        row = AliasMove(model=model, alias=alias, kind=kind, from_version=current,
-                        to_version=version, actor=actor, reason=reason,
-                        gate_report=gate_report, moved_at=datetime.now(UTC))
+        row = AliasMove(
+            model=model,
+            alias=alias,
+            kind=kind,
+            from_version=current,
+            to_version=version,
+            actor=actor,
+            reason=reason,
+            gate_report=gate_report,
+            moved_at=datetime.now(UTC),
+        )
         with self.sessions() as session, session.begin():
             session.add(row)
             session.flush()

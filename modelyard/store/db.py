@@ -38,6 +38,7 @@ def transactional_engine(url: str) -> Any:
 
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+
         @event.listens_for(engine, "connect")
         def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
@@ -45,6 +46,7 @@ def transactional_engine(url: str) -> Any:
         @event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN")
+
     return engine
 
 

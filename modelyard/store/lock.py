@@ -30,8 +30,9 @@ class LockTimeout(RuntimeError):
 
 def _key(name: str) -> int:
     """A stable signed 64-bit key for pg_advisory_lock (hash() differs between processes)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 @contextmanager
@@ -47,19 +48,25 @@ def exclusive(engine: Any, name: str, timeout_s: float) -> Iterator[None]:
             with _thread_lock(name, timeout_s):
                 yield
         else:
-            with _file_lock(Path(database).with_name(f"{Path(database).name}.locks") /
-                            f"{hashlib.sha1(name.encode()).hexdigest()[:16]}.lock",
-                            name, timeout_s):
+            with _file_lock(
+                Path(database).with_name(f"{Path(database).name}.locks")
+                / f"{hashlib.sha1(name.encode()).hexdigest()[:16]}.lock",
+                name,
+                timeout_s,
+            ):
                 yield
     else:
         raise NotImplementedError(
             f"the promotion lock supports SQLite and PostgreSQL, not {dialect!r}: set "
-            "MODELYARD_DATABASE_URL to one of them")
+            "MODELYARD_DATABASE_URL to one of them"
+        )
 
 
 def _waited_too_long(name: str, timeout_s: float) -> LockTimeout:
-    return LockTimeout(f"waited {timeout_s:.0f} s for the lock {name!r}: another promotion of "
-                       "this model is still running (or hung); try again when it has finished")
+    return LockTimeout(
+        f"waited {timeout_s:.0f} s for the lock {name!r}: another promotion of "
+        "this model is still running (or hung); try again when it has finished"
+    )
 
 
 @contextmanager

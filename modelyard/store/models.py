@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
 # Alembic's bookkeeping table (its default name, passed to it explicitly by migrations/env.py).
 ALEMBIC_VERSION_TABLE = "alembic_version"
 

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from modelyard.monitoring.report import MonitorReport
 
 
-def read_window(database_url: str, model: str, version: str,
-                since: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_window(
+    database_url: str, model: str, version: str, since: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The window's logged predictions of this version (`id`, `text`, `label`,
     `probabilities`), and those of them with feedback (`predicted`, `actual`; the latest
     feedback per prediction wins)."""
@@ -31,12 +32,21 @@ def read_window(database_url: str, model: str, version: str,
     try:
         with engine.connect() as connection:
             current = pd.read_sql(
-                select(Prediction.id, Prediction.text, Prediction.label, Prediction.probabilities)
-                .where(Prediction.model == model, Prediction.version == version,
-                       Prediction.created_at >= since), connection)
+                select(
+                    Prediction.id, Prediction.text, Prediction.label, Prediction.probabilities
+                ).where(
+                    Prediction.model == model,
+                    Prediction.version == version,
+                    Prediction.created_at >= since,
+                ),
+                connection,
+            )
             feedback = pd.read_sql(
-                select(Feedback.prediction_id, Feedback.label, Feedback.created_at)
-                .where(Feedback.created_at >= since), connection)
+                select(Feedback.prediction_id, Feedback.label, Feedback.created_at).where(
+                    Feedback.created_at >= since
+                ),
+                connection,
+            )
     finally:
         engine.dispose()
     return current, labelled_predictions(current, feedback)
@@ -54,29 +64,44 @@ def last_action(database_url: str, model: str, version: str) -> PreviousAction |
         with engine.connect() as connection:
             rows = connection.execute(
                 select(MonitorRun.report, MonitorRun.created_at)
-                .where(MonitorRun.model == model, MonitorRun.version == version,
-                       MonitorRun.degraded.is_(True))
-                .order_by(MonitorRun.id.desc()).limit(50)).all()
+                .where(
+                    MonitorRun.model == model,
+                    MonitorRun.version == version,
+                    MonitorRun.degraded.is_(True),
+                )
+                .order_by(MonitorRun.id.desc())
+                .limit(50)
+            ).all()
     finally:
         engine.dispose()
     for report, created in rows:
         action = (report or {}).get("action") or {}
         kind = action.get("kind")
         if kind in {ActionKind.NEW_DATA, ActionKind.ALERT}:
-            return PreviousAction(ActionKind(kind), int(action.get("new_feedback", 0)),
-                                  created.isoformat() if created else "an earlier run")
+            return PreviousAction(
+                ActionKind(kind),
+                int(action.get("new_feedback", 0)),
+                created.isoformat() if created else "an earlier run",
+            )
     return None
 
 
 def record_run(database_url: str, report: MonitorReport) -> None:
     """`report` as its `monitor_runs` row: the window, its counts, the verdict, the whole report
     (which `last_action` reads back)."""
-    write_run(database_url, {
-        "model": report.model, "version": report.version,
-        "window_start": report.window_start, "window_end": report.window_end,
-        "predictions": report.predictions,
-        "labelled": report.quality.labelled if report.quality else 0,
-        "degraded": report.degraded, "report": report.to_dict()})
+    write_run(
+        database_url,
+        {
+            "model": report.model,
+            "version": report.version,
+            "window_start": report.window_start,
+            "window_end": report.window_end,
+            "predictions": report.predictions,
+            "labelled": report.quality.labelled if report.quality else 0,
+            "degraded": report.degraded,
+            "report": report.to_dict(),
+        },
+    )
 
 
 def write_run(database_url: str, row: dict[str, Any]) -> None:

@@ -27,10 +27,20 @@ def purge(database_url: str, days: int, actor: str, now: datetime | None = None)
         with engine.begin() as connection:
             feedback = connection.execute(delete(Feedback).where(Feedback.created_at < cutoff))
             predictions = connection.execute(
-                delete(Prediction).where(Prediction.created_at < cutoff))
-            connection.execute(insert(RetentionRun), [{
-                "cutoff": cutoff, "predictions_deleted": predictions.rowcount,
-                "feedback_deleted": feedback.rowcount, "actor": actor, "ran_at": now}])
+                delete(Prediction).where(Prediction.created_at < cutoff)
+            )
+            connection.execute(
+                insert(RetentionRun),
+                [
+                    {
+                        "cutoff": cutoff,
+                        "predictions_deleted": predictions.rowcount,
+                        "feedback_deleted": feedback.rowcount,
+                        "actor": actor,
+                        "ran_at": now,
+                    }
+                ],
+            )
     finally:
         engine.dispose()
     return Purged(cutoff, predictions.rowcount, feedback.rowcount)

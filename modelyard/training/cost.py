@@ -38,19 +38,27 @@ class ComputeCost:
     currency: str
 
     def metrics(self, prefix: str = "compute_") -> dict[str, float]:
-        return {f"{prefix}{key}": float(value) for key, value in asdict(self).items()
-                if isinstance(value, int | float)}
+        return {
+            f"{prefix}{key}": float(value)
+            for key, value in asdict(self).items()
+            if isinstance(value, int | float)
+        }
 
     def tags(self) -> dict[str, str]:
-        return {tag.COMPUTE_DEVICE: self.device, tag.COMPUTE_DEVICE_NAME: self.device_name,
-                tag.COMPUTE_ENERGY_SOURCE: self.energy_source,
-                tag.COMPUTE_CURRENCY: self.currency}
+        return {
+            tag.COMPUTE_DEVICE: self.device,
+            tag.COMPUTE_DEVICE_NAME: self.device_name,
+            tag.COMPUTE_ENERGY_SOURCE: self.energy_source,
+            tag.COMPUTE_CURRENCY: self.currency,
+        }
 
     def summary(self) -> str:
-        return (f"{self.devices} × {self.device} ({self.device_name}), {self.seconds:.1f} s, "
-                f"{self.device_hours:.4f} device-h, {self.samples_per_second:.0f} samples/s, "
-                f"{self.energy_kwh * 1000:.2f} Wh ({self.energy_source}), "
-                f"{self.cost:.4f} {self.currency}")
+        return (
+            f"{self.devices} × {self.device} ({self.device_name}), {self.seconds:.1f} s, "
+            f"{self.device_hours:.4f} device-h, {self.samples_per_second:.0f} samples/s, "
+            f"{self.energy_kwh * 1000:.2f} Wh ({self.energy_source}), "
+            f"{self.cost:.4f} {self.currency}"
+        )
 
 
 def devices_used(device: str, processes: int = 1) -> tuple[int, str]:
@@ -89,17 +97,23 @@ class ComputeMeter:
                 # and concurrent retrains each measure their own attempt). Set it first.
                 logging.getLogger(_CODECARBON_LOGGER).setLevel(_CODECARBON_LEVEL)
                 self._tracker = OfflineEmissionsTracker(
-                    country_iso_code=self.params.country_iso_code, save_to_file=False,
-                    log_level=_CODECARBON_LEVEL, allow_multiple_runs=True, measure_power_secs=5)
+                    country_iso_code=self.params.country_iso_code,
+                    save_to_file=False,
+                    log_level=_CODECARBON_LEVEL,
+                    allow_multiple_runs=True,
+                    measure_power_secs=5,
+                )
                 self._tracker.start()
             except Exception as error:  # noqa: BLE001 - fall back to the nominal estimate
-                log.warning("energy not measured (%s: %s); estimating from cost.nominal_watts",
-                            type(error).__name__, error)
+                log.warning(
+                    "energy not measured (%s: %s); estimating from cost.nominal_watts",
+                    type(error).__name__,
+                    error,
+                )
                 self._tracker = None
         return self
 
-    def _figures(self, samples: int, energy_kwh: float | None, co2_kg: float | None
-                 ) -> ComputeCost:
+    def _figures(self, samples: int, energy_kwh: float | None, co2_kg: float | None) -> ComputeCost:
         seconds = time.perf_counter() - self._started
         device_hours = self.devices * seconds / 3600
         source = "codecarbon"
@@ -108,9 +122,18 @@ class ComputeMeter:
             energy_kwh, source = device_hours * watts / 1000, "estimate"
         price = self.params.price_per_device_hour.get(self.device, 0.0)
         return ComputeCost(
-            self.device, self.device_name, self.devices, seconds, device_hours,
-            samples / max(seconds, 1e-9), energy_kwh, source, co2_kg or 0.0,
-            device_hours * price, self.params.currency)
+            self.device,
+            self.device_name,
+            self.devices,
+            seconds,
+            device_hours,
+            samples / max(seconds, 1e-9),
+            energy_kwh,
+            source,
+            co2_kg or 0.0,
+            device_hours * price,
+            self.params.currency,
+        )
 
     def snapshot(self, samples: int) -> ComputeCost:
         energy = None
@@ -142,8 +165,7 @@ def total(attempts: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-_ATTEMPT_KEYS = ("seconds", "device_hours", "energy_kwh", "co2_kg", "cost",
-                 "samples_per_second")
+_ATTEMPT_KEYS = ("seconds", "device_hours", "energy_kwh", "co2_kg", "cost", "samples_per_second")
 
 
 def attempt_metrics(figures: ComputeCost) -> dict[str, float]:
@@ -166,12 +188,16 @@ def run_attempts(registry: MetricHistory, run_id: str) -> list[dict[str, float]]
     return [{key: per_key[key].get(step, 0.0) for key in _ATTEMPT_KEYS} for step in steps]
 
 
-def gate_compute(cost: ComputeCost | None,
-                 totals: Mapping[str, float] | None) -> dict[str, float | str]:
+def gate_compute(
+    cost: ComputeCost | None, totals: Mapping[str, float] | None
+) -> dict[str, float | str]:
     """This attempt's compute figures and the run's totals over every attempt, as the gate
     report shows them (informational, not gated)."""
     if cost is None:
         return {}
     totals = totals or {}
-    return {**asdict(cost), "attempts": totals.get("attempts", 1.0),
-            **{f"total_{key}": value for key, value in totals.items() if key != "attempts"}}
+    return {
+        **asdict(cost),
+        "attempts": totals.get("attempts", 1.0),
+        **{f"total_{key}": value for key, value in totals.items() if key != "attempts"},
+    }

@@ -53,27 +53,50 @@ class LaunchError(RuntimeError):
     pass
 
 
-def launch(splits_dir: Path, params_path: Path, out_dir: Path, nproc: int,
-           tracking_uri: str | None = None, run_id: str | None = None,
-           checkpoints: Path | None = None) -> dict[str, Any]:
+def launch(
+    splits_dir: Path,
+    params_path: Path,
+    out_dir: Path,
+    nproc: int,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    checkpoints: Path | None = None,
+) -> dict[str, Any]:
     """Train with `nproc` processes; returns what rank 0 reported (its TrainResult as a dict)."""
     report = out_dir.parent / f"{out_dir.name}.result.json"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "modelyard.orchestration.worker",
-        "--splits", str(splits_dir), "--params", str(params_path), "--out", str(out_dir),
-        "--report", str(report),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "modelyard.orchestration.worker",
+        "--splits",
+        str(splits_dir),
+        "--params",
+        str(params_path),
+        "--out",
+        str(out_dir),
+        "--report",
+        str(report),
     ]
     if tracking_uri and run_id:
         command += ["--tracking-uri", tracking_uri, "--run-id", run_id]
     if checkpoints is not None:
         command += ["--checkpoints", str(checkpoints)]
     # Each process gets its share of the cores, not all of them each.
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get(
-        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get(
+            "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))
+        ),
+    }
     finished = subprocess.run(command, env=env, capture_output=True, text=True)
     if finished.returncode != 0 or not report.is_file():
-        raise LaunchError(f"torchrun with {nproc} processes failed (exit {finished.returncode}):\n"
-                          f"{finished.stderr[-4000:]}")
+        raise LaunchError(
+            f"torchrun with {nproc} processes failed (exit {finished.returncode}):\n"
+            f"{finished.stderr[-4000:]}"
+        )
     reported: dict[str, Any] = json.loads(report.read_text())
     return reported

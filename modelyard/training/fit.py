@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modelyard.config import Params
 from modelyard.data.dataset import LABEL, TEXT, Splits
+from modelyard.inference import TextClassifier
 from modelyard.training.cost import ComputeCost, gate_compute
 from modelyard.training.loop import (
     EpochCallback,
@@ -16,7 +17,6 @@ from modelyard.training.loop import (
     train_classifier,
 )
 from modelyard.training.model import build_model
-from modelyard.inference import TextClassifier
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,29 @@ def fit(
     label_id = {label: i for i, label in enumerate(labels)}
     train_texts = splits.train[TEXT].tolist()
     model, tokenizer = build_model(params.model, labels, train_texts)
-    data = (train_texts, [label_id[label] for label in splits.train[LABEL]],
-            splits.val[TEXT].tolist(), [label_id[label] for label in splits.val[LABEL]])
+    data = (
+        train_texts,
+        [label_id[label] for label in splits.train[LABEL]],
+        splits.val[TEXT].tolist(),
+        [label_id[label] for label in splits.val[LABEL]],
+    )
     if params.train.privacy.enabled:
         from modelyard.training.private import train_private
 
-        result = train_private(model, tokenizer, *data, params.train, on_step=on_step,
-                               on_epoch=on_epoch)
+        result = train_private(
+            model, tokenizer, *data, params.train, on_step=on_step, on_epoch=on_epoch
+        )
     else:
-        result = train_classifier(model, tokenizer, *data, params.train, on_step=on_step,
-                                  on_epoch=on_epoch, progress=progress, checkpoints=checkpoints)
+        result = train_classifier(
+            model,
+            tokenizer,
+            *data,
+            params.train,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            progress=progress,
+            checkpoints=checkpoints,
+        )
     from modelyard.training import distributed
 
     _, rank = distributed.world()
@@ -87,7 +100,8 @@ def fit_distributed(
     with tempfile.TemporaryDirectory() as scratch:
         frozen = Path(scratch) / "params.yaml"
         frozen.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-        report = launch(prepared, frozen, out_dir, params.train.nproc, tracking_uri, run_id,
-                        checkpoints)
+        report = launch(
+            prepared, frozen, out_dir, params.train.nproc, tracking_uri, run_id, checkpoints
+        )
     parameters = int(report.pop("parameters"))
     return Trained(out_dir, TrainResult(**report), parameters)

@@ -48,8 +48,11 @@ class TrainResult:
 def epoch_metrics(record: dict[str, float]) -> dict[str, float]:
     """An epoch's record as MLflow metrics (step = epoch). The epoch's mean loss gets its own
     name: under `train_loss` it would mix with the per-step losses (step = optimizer step)."""
-    return {("epoch_train_loss" if key == "train_loss" else key): value
-            for key, value in record.items() if key != "epoch"}
+    return {
+        ("epoch_train_loss" if key == "train_loss" else key): value
+        for key, value in record.items()
+        if key != "epoch"
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -83,8 +86,9 @@ def encode(tokenizer: Any, texts: Sequence[str], labels: Sequence[int]) -> Encod
     import torch
 
     input_ids = tokenizer(list(texts), truncation=True)["input_ids"]
-    return Encoded(input_ids, [len(ids) for ids in input_ids],
-                   torch.tensor(list(labels), dtype=torch.long))
+    return Encoded(
+        input_ids, [len(ids) for ids in input_ids], torch.tensor(list(labels), dtype=torch.long)
+    )
 
 
 def pad(tokenizer: Any, data: Encoded, rows: Sequence[int] | np.ndarray) -> Any:
@@ -127,8 +131,14 @@ def step_values(loss: float, scheduler: Any) -> dict[str, float]:
     return {"train_loss": loss, "learning_rate": scheduler.get_last_lr()[0]}
 
 
-def evaluate(model: Any, tokenizer: Any, device: str, texts: Sequence[str],
-             labels: Sequence[int], batch_size: int) -> Metrics:
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    device: str,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    batch_size: int,
+) -> Metrics:
     """The model's metrics on the validation split (leaves the model in eval mode)."""
     classifier = TextClassifier(model, tokenizer, device)
     predicted = classifier.predict_proba(list(texts), batch_size).argmax(axis=1)
@@ -145,8 +155,9 @@ def epoch_record(epoch: int, losses: Sequence[float], scores: Metrics) -> dict[s
     }
 
 
-def record_throughput(result: TrainResult, steps: int, samples: int, seconds: float,
-                      device: str) -> None:
+def record_throughput(
+    result: TrainResult, steps: int, samples: int, seconds: float, device: str
+) -> None:
     result.steps = steps
     result.seconds = seconds
     result.samples_per_second = samples / max(seconds, 1e-9)
@@ -280,8 +291,9 @@ class _Optimization:
         self.scaler.scale(loss).backward()
 
 
-def _optimization(module: Any, params: TrainParams, precision: str,
-                  total_steps: int) -> _Optimization:
+def _optimization(
+    module: Any, params: TrainParams, precision: str, total_steps: int
+) -> _Optimization:
     import torch
 
     optimizer = _optimizer(module, params)
@@ -354,8 +366,13 @@ class _Run:
     started: float
 
 
-def _resume(saved: Mapping[str, Any], module: Any, opt: _Optimization,
-            rng: np.random.Generator, result: TrainResult) -> _State:
+def _resume(
+    saved: Mapping[str, Any],
+    module: Any,
+    opt: _Optimization,
+    rng: np.random.Generator,
+    result: TrainResult,
+) -> _State:
     """Put the model, the optimizer, the RNGs and the result back as `saved` holds them."""
     module.load_state_dict(saved["model"])
     opt.optimizer.load_state_dict(saved["optimizer"])
@@ -366,31 +383,54 @@ def _resume(saved: Mapping[str, Any], module: Any, opt: _Optimization,
     ckpt.set_rng_state(saved["rng"])
     result.resumed_from_step = saved["step"]
     return _State(
-        step=saved["step"], samples=saved["samples"], epoch=saved["epoch"],
-        groups_done=saved["groups_done"], losses=saved["losses"],
-        best_score=saved["best_score"], best_state=saved["best_state"],
-        stale_epochs=saved["stale_epochs"], seconds_before=saved["seconds"],
+        step=saved["step"],
+        samples=saved["samples"],
+        epoch=saved["epoch"],
+        groups_done=saved["groups_done"],
+        losses=saved["losses"],
+        best_score=saved["best_score"],
+        best_state=saved["best_state"],
+        stale_epochs=saved["stale_epochs"],
+        seconds_before=saved["seconds"],
     )
 
 
-def _checkpoint(run: _Run, state: _State, result: TrainResult, epoch: int,
-                groups_done: int, epoch_rng: Mapping[str, Any]) -> None:
+def _checkpoint(
+    run: _Run,
+    state: _State,
+    result: TrainResult,
+    epoch: int,
+    groups_done: int,
+    epoch_rng: Mapping[str, Any],
+) -> None:
     """Save a resumable state: about to run `epoch`, `groups_done` of its steps done."""
     if run.checkpoints is None or run.placed.rank != 0:
         return
     opt = run.opt
-    ckpt.save(run.checkpoints, state.step, {
-        "model": run.placed.module.state_dict(), "optimizer": opt.optimizer.state_dict(),
-        "scheduler": opt.scheduler.state_dict(), "scaler": opt.scaler.state_dict(),
-        "step": state.step, "samples": state.samples, "epoch": epoch,
-        # At an epoch's start its losses are none yet (the last epoch's must not carry over).
-        "groups_done": groups_done, "losses": state.losses if groups_done else [],
-        "epoch_rng": epoch_rng,
-        "history": result.history, "best_score": state.best_score,
-        "best_state": state.best_state, "stale_epochs": state.stale_epochs,
-        "best_epoch": result.best_epoch, "rng": ckpt.rng_state(),
-        "seconds": state.seconds_before + time.perf_counter() - run.started,
-    })
+    ckpt.save(
+        run.checkpoints,
+        state.step,
+        {
+            "model": run.placed.module.state_dict(),
+            "optimizer": opt.optimizer.state_dict(),
+            "scheduler": opt.scheduler.state_dict(),
+            "scaler": opt.scaler.state_dict(),
+            "step": state.step,
+            "samples": state.samples,
+            "epoch": epoch,
+            # At an epoch's start its losses are none yet (the last epoch's must not carry over).
+            "groups_done": groups_done,
+            "losses": state.losses if groups_done else [],
+            "epoch_rng": epoch_rng,
+            "history": result.history,
+            "best_score": state.best_score,
+            "best_state": state.best_state,
+            "stale_epochs": state.stale_epochs,
+            "best_epoch": result.best_epoch,
+            "rng": ckpt.rng_state(),
+            "seconds": state.seconds_before + time.perf_counter() - run.started,
+        },
+    )
 
 
 def _step_groups(run: _Run, rng: np.random.Generator) -> list[list[np.ndarray]]:
@@ -410,7 +450,9 @@ def _optimizer_step(run: _Run, group: Sequence[np.ndarray], texts_in_step: int) 
 
     opt = run.opt
     step_loss = accumulate_gradients(
-        run.placed.model, group, functools.partial(run.forward.loss, texts_in_step=texts_in_step),
+        run.placed.model,
+        group,
+        functools.partial(run.forward.loss, texts_in_step=texts_in_step),
         opt.backward,
     )
     opt.scaler.unscale_(opt.optimizer)
@@ -423,8 +465,7 @@ def _optimizer_step(run: _Run, group: Sequence[np.ndarray], texts_in_step: int) 
     return step_loss
 
 
-def _count_step(run: _Run, state: _State, epoch: int, texts_in_step: int,
-                step_loss: float) -> None:
+def _count_step(run: _Run, state: _State, epoch: int, texts_in_step: int, step_loss: float) -> None:
     state.step += 1
     state.samples += texts_in_step * run.placed.processes
     state.losses.append(step_loss)
@@ -434,8 +475,9 @@ def _count_step(run: _Run, state: _State, epoch: int, texts_in_step: int,
         run.on_step(state.step, step_values(step_loss, run.opt.scheduler))
 
 
-def _train_epoch(run: _Run, state: _State, result: TrainResult, epoch: int,
-                 rng: np.random.Generator) -> None:
+def _train_epoch(
+    run: _Run, state: _State, result: TrainResult, epoch: int, rng: np.random.Generator
+) -> None:
     """The epoch's optimizer steps, skipping those a resumed run already did, checkpointing
     every `checkpoint_every` steps (the epoch's last step excepted: its end saves one)."""
     run.placed.model.train()
@@ -457,14 +499,14 @@ def _train_epoch(run: _Run, state: _State, result: TrainResult, epoch: int,
     state.groups_done = 0
 
 
-def _select(state: _State, result: TrainResult, epoch: int, score: float,
-            run: _Run) -> None:
+def _select(state: _State, result: TrainResult, epoch: int, score: float, run: _Run) -> None:
     """Keep the best epoch's weights by val macro-F1 and count the epochs without state.
     The last epoch's weights are the model's own: no copy needed when it is the best."""
     if score > state.best_score:
         state.best_score, result.best_epoch, state.stale_epochs = score, epoch, 0
-        state.best_state = (copy.deepcopy(run.placed.module.state_dict())
-                               if epoch < run.plan.epochs else None)
+        state.best_state = (
+            copy.deepcopy(run.placed.module.state_dict()) if epoch < run.plan.epochs else None
+        )
     else:
         state.stale_epochs += 1
 
@@ -472,8 +514,14 @@ def _select(state: _State, result: TrainResult, epoch: int, score: float,
 def _validate(run: _Run, state: _State, result: TrainResult, epoch: int) -> None:
     """Score the epoch on the validation split, record it, tell `on_epoch`, select."""
     placed = run.placed
-    scores = evaluate(placed.module, run.forward.tokenizer, placed.device, run.val_texts,
-                      run.val_labels, run.params.eval_batch_size)
+    scores = evaluate(
+        placed.module,
+        run.forward.tokenizer,
+        placed.device,
+        run.val_texts,
+        run.val_labels,
+        run.params.eval_batch_size,
+    )
     record = epoch_record(epoch, state.losses, scores)
     result.history.append(record)
     if run.on_epoch is not None:
@@ -482,14 +530,15 @@ def _validate(run: _Run, state: _State, result: TrainResult, epoch: int) -> None
 
 
 def _patience_spent(state: _State, params: TrainParams) -> bool:
-    return (params.early_stopping_patience is not None
-            and state.stale_epochs >= params.early_stopping_patience)
+    return (
+        params.early_stopping_patience is not None
+        and state.stale_epochs >= params.early_stopping_patience
+    )
 
 
 def _finish(run: _Run, state: _State, result: TrainResult) -> TrainResult:
     """Leave the model holding the best epoch's weights, in eval mode; fill in the result."""
-    result.stopped_early = (_patience_spent(state, run.params)
-                            and state.step < run.plan.total_steps)
+    result.stopped_early = _patience_spent(state, run.params) and state.step < run.plan.total_steps
     if state.best_state is not None:
         run.placed.module.load_state_dict(state.best_state)
     run.placed.module.eval()
@@ -524,14 +573,33 @@ def train_classifier(
     rng = np.random.default_rng(params.seed)
     result = TrainResult(device=placed.device, precision=placed.precision)
     saved = ckpt.latest(checkpoints)
-    state = _State() if saved is None else _resume(ckpt.load(saved), placed.module, opt,
-                                                      rng, result)
-    bar = tqdm(total=plan.total_steps, initial=state.step, desc="train", unit="step",
-               disable=None if progress is None else not progress)
-    forward = _Forward(placed.model, tokenizer, data, placed.device,
-                       _autocast_dtype(placed.precision))
-    run = _Run(placed, plan, opt, forward, params, val_texts, val_labels, on_step, on_epoch, bar,
-               checkpoints, time.perf_counter())
+    state = (
+        _State() if saved is None else _resume(ckpt.load(saved), placed.module, opt, rng, result)
+    )
+    bar = tqdm(
+        total=plan.total_steps,
+        initial=state.step,
+        desc="train",
+        unit="step",
+        disable=None if progress is None else not progress,
+    )
+    forward = _Forward(
+        placed.model, tokenizer, data, placed.device, _autocast_dtype(placed.precision)
+    )
+    run = _Run(
+        placed,
+        plan,
+        opt,
+        forward,
+        params,
+        val_texts,
+        val_labels,
+        on_step,
+        on_epoch,
+        bar,
+        checkpoints,
+        time.perf_counter(),
+    )
     resumed_epoch = state.epoch if saved is not None else None  # keeps its step losses so far
     for epoch in range(state.epoch, plan.epochs + 1):
         if state.step >= plan.total_steps or _patience_spent(state, params):

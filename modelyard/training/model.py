@@ -54,16 +54,23 @@ def _tiny_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
     tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
     )
     return BertTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]",
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     )
 
 
-def build_model(params: ModelParams, labels: Sequence[str], train_texts: Iterable[str]) -> tuple[Any, Any]:
+def build_model(
+    params: ModelParams, labels: Sequence[str], train_texts: Iterable[str]
+) -> tuple[Any, Any]:
     """A fresh (model, tokenizer) pair with a classification head for `labels`."""
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
@@ -74,10 +81,15 @@ def build_model(params: ModelParams, labels: Sequence[str], train_texts: Iterabl
     if params.backbone == "tiny":
         tokenizer = _tiny_tokenizer(train_texts, params.tiny.vocab_size)
         config = BertConfig(
-            vocab_size=len(tokenizer), hidden_size=params.tiny.hidden_size,
-            num_hidden_layers=params.tiny.num_layers, num_attention_heads=params.tiny.num_heads,
-            intermediate_size=params.tiny.hidden_size * 4, max_position_embeddings=params.max_length,
-            num_labels=len(labels), id2label=id2label, label2id=label2id,
+            vocab_size=len(tokenizer),
+            hidden_size=params.tiny.hidden_size,
+            num_hidden_layers=params.tiny.num_layers,
+            num_attention_heads=params.tiny.num_heads,
+            intermediate_size=params.tiny.hidden_size * 4,
+            max_position_embeddings=params.max_length,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
         )
         model = AutoModelForSequenceClassification.from_config(config)
     else:

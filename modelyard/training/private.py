@@ -84,8 +84,9 @@ class _Private:
     engine: Any
 
 
-def _make_private(model: Any, tokenizer: Any, data: Encoded, params: TrainParams,
-                  device: str) -> _Private:
+def _make_private(
+    model: Any, tokenizer: Any, data: Encoded, params: TrainParams, device: str
+) -> _Private:
     """Poisson batches, per-example clipping and the noise that spends at most the ε budget
     over `params.epochs` epochs."""
     import torch
@@ -93,18 +94,27 @@ def _make_private(model: Any, tokenizer: Any, data: Encoded, params: TrainParams
     from torch.utils.data import DataLoader
 
     dp = params.privacy
-    loader = DataLoader(_Indices(len(data.input_ids)), batch_size=params.batch_size,
-                        collate_fn=functools.partial(_collate, tokenizer, data),
-                        generator=torch.Generator().manual_seed(params.seed))
+    loader = DataLoader(
+        _Indices(len(data.input_ids)),
+        batch_size=params.batch_size,
+        collate_fn=functools.partial(_collate, tokenizer, data),
+        generator=torch.Generator().manual_seed(params.seed),
+    )
     trainable = [w for w in model.parameters() if w.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate,
-                                  weight_decay=params.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable, lr=params.learning_rate, weight_decay=params.weight_decay
+    )
     engine = PrivacyEngine(accountant="rdp")
     private_model, optimizer, loader = engine.make_private_with_epsilon(
-        module=model, optimizer=optimizer, data_loader=loader, epochs=params.epochs,
-        target_epsilon=dp.target_epsilon, target_delta=dp.target_delta,
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        epochs=params.epochs,
+        target_epsilon=dp.target_epsilon,
+        target_delta=dp.target_delta,
         max_grad_norm=dp.max_grad_norm,
-        noise_generator=torch.Generator(device=device).manual_seed(params.seed))
+        noise_generator=torch.Generator(device=device).manual_seed(params.seed),
+    )
     return _Private(private_model, optimizer, loader, engine)
 
 
@@ -119,8 +129,9 @@ def _private_step(private: _Private, scheduler: Any, batch: dict[str, Any]) -> f
     return float(loss.item())
 
 
-def _private_epoch(private: _Private, scheduler: Any, device: str, steps_before: int,
-                   on_step: StepCallback | None) -> tuple[list[float], int]:
+def _private_epoch(
+    private: _Private, scheduler: Any, device: str, steps_before: int, on_step: StepCallback | None
+) -> tuple[list[float], int]:
     """The epoch's steps; returns their losses (one per step) and the texts they saw."""
     private.model.train()
     losses: list[float] = []
@@ -174,10 +185,11 @@ def train_private(
     for epoch in range(1, params.epochs + 1):
         losses, seen = _private_epoch(private, scheduler, device, steps, on_step)
         steps, samples = steps + len(losses), samples + seen
-        scores = evaluate(model, tokenizer, device, val_texts, val_labels,
-                          params.eval_batch_size)
-        record = {**epoch_record(epoch, losses, scores),
-                  "dp_epsilon": float(private.engine.get_epsilon(dp.target_delta))}
+        scores = evaluate(model, tokenizer, device, val_texts, val_labels, params.eval_batch_size)
+        record = {
+            **epoch_record(epoch, losses, scores),
+            "dp_epsilon": float(private.engine.get_epsilon(dp.target_delta)),
+        }
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, record)

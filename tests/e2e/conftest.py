@@ -32,8 +32,13 @@ def tiny_production(prefect_api, tmp_path_factory, tiny_params, small_reviews) -
 
     home = tmp_path_factory.mktemp("tiny-production")
     params = home / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params.updated({
-        "model.name": TINY_MODEL, "data.path": str(small_reviews)}).model_dump(mode="json")))
+    params.write_text(
+        yaml.safe_dump(
+            tiny_params.updated(
+                {"model.name": TINY_MODEL, "data.path": str(small_reviews)}
+            ).model_dump(mode="json")
+        )
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELYARD_HOME", str(home))
         summary = retrain(params_path=str(params))

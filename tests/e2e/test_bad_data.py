@@ -35,16 +35,24 @@ def project(tmp_path_factory, monkeypatch_module, tiny_production, tiny_params):
     monkeypatch_module.chdir(root)
     copy_home(tiny_production.home, base / "home")
     monkeypatch_module.setenv("MODELYARD_HOME", str(base / "home"))
-    params = tiny_params.updated({
-        "model.name": NAME, "data.path": "data/datasets/reviews/v1.csv",
-        "validation.min_rows_per_class": 10,
-    })
+    params = tiny_params.updated(
+        {
+            "model.name": NAME,
+            "data.path": "data/datasets/reviews/v1.csv",
+            "validation.min_rows_per_class": 10,
+        }
+    )
     params_path = root / "params.yaml"
     params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     good = write_reviews(base / "good.csv", ReviewSpec(rows=1200, seed=11))
     sources.add(root, good, "reviews", params)
-    return {"root": root, "params": params_path, "good": good, "base": base,
-            "uri": f"sqlite:///{(base / 'home').resolve()}/mlflow.db"}
+    return {
+        "root": root,
+        "params": params_path,
+        "good": good,
+        "base": base,
+        "uri": f"sqlite:///{(base / 'home').resolve()}/mlflow.db",
+    }
 
 
 def snapshot(project) -> dict:
@@ -60,8 +68,9 @@ def snapshot(project) -> dict:
     experiment = client.get_experiment_by_name("modelyard").experiment_id
 
     def files(folder: Path) -> list[tuple[str, int]]:
-        return sorted((str(p.relative_to(folder)), p.stat().st_size)
-                      for p in folder.rglob("*") if p.is_file())
+        return sorted(
+            (str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file()
+        )
 
     return {
         "versions": versions,
@@ -79,8 +88,9 @@ def retrain_cli(project, *args: str) -> tuple[int, str]:
     from modelyard.cli import app
 
     result = CliRunner().invoke(app, ["retrain", "--params", str(project["params"]), *args])
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception,
-                                                                     SystemExit), result.exception
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), result.exception
     return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
 
 
@@ -161,8 +171,11 @@ def _mostly_duplicates(d: Path) -> Path:
 
 def _conflicting_labels(d: Path) -> Path:
     frame = rows()
-    flipped = frame.head(30).assign(label=frame.head(30)["label"].map(
-        {"positive": "negative", "negative": "neutral", "neutral": "positive"}))
+    flipped = frame.head(30).assign(
+        label=frame.head(30)["label"].map(
+            {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+        )
+    )
     return write(d / "conflicts.csv", pd.concat([frame, flipped]))
 
 
@@ -198,65 +211,125 @@ def _imbalanced(d: Path) -> Path:
 CASES = {
     # kind: (make the file, what the message must say)
     "empty": (_empty, ["empty.csv: the file is empty (0 bytes)"]),
-    "header only": (_header_only, [
-        "header.csv failed validation",
-        "at least 100 rows: expect_table_row_count_to_be_between() observed 0"]),
-    "truncated inside a quote": (_truncated_in_a_quote, [
-        "truncated.csv: cannot be parsed as csv", "EOF inside string", "is the file truncated?"]),
+    "header only": (
+        _header_only,
+        [
+            "header.csv failed validation",
+            "at least 100 rows: expect_table_row_count_to_be_between() observed 0",
+        ],
+    ),
+    "truncated inside a quote": (
+        _truncated_in_a_quote,
+        ["truncated.csv: cannot be parsed as csv", "EOF inside string", "is the file truncated?"],
+    ),
     # Columns and empty or non-text cells are refused by the CLI before Prefect starts, naming
     # the lines; the rest by the flow's expectation suite.
-    "truncated mid-row": (_truncated_mid_row, [
-        "cut.csv: 1 row with no label in column 'label': line 301"]),
-    "parquet named .csv": (_parquet_named_csv, [
-        "reviews.csv: claims to be CSV but is a Parquet file"]),
-    "csv named .parquet": (_csv_named_parquet, [
-        "reviews.parquet: not a Parquet file (no PAR1 magic number; it is text)"]),
-    "csv named .jsonl": (_jsonl_that_is_csv, [
-        "reviews.jsonl: not JSON Lines (each line must be a JSON object"]),
-    "missing column": (_missing_column, [
-        "nolabel.csv has no column 'label' (columns: ['text', 'sentiment'])"]),
-    "wrong delimiter": (_wrong_delimiter, [
-        "semicolons.csv: cannot be parsed as csv",
-        "the header 'text;label' looks delimited by ';', not by what the suffix '.csv' says"]),
-    "wrong delimiter, no stray commas": (_tabs_named_csv, [
-        "tabs.csv has no columns 'text' and 'label' (columns: ['text\\tlabel']); the header is "
-        "one column 'text\\tlabel': the file looks delimited by a tab"]),
-    "labels outside the set": (_labels_outside_the_set, [
-        "labels.csv failed validation",
-        "labels in the configured set ['negative', 'neutral', 'positive']: "
-        "expect_column_values_to_be_in_set(label) observed 7 of 300 rows, e.g. ['very positive'"]),
-    "single class": (_single_class, [
-        "single.csv failed validation",
-        "every configured class present: expect_column_distinct_values_to_contain_set(label) "
-        "observed classes ['positive'], missing ['negative', 'neutral']",
-        "rows per class [statistics]: expect_column_min_to_be_between(rows_in_smallest_class) "
-        "observed 0 (allowed ≥ 10)"]),
-    "mostly duplicates": (_mostly_duplicates, [
-        "dupes.csv failed validation",
-        "duplicate rows [statistics]: expect_column_max_to_be_between(duplicate_fraction) "
-        "observed 0.8 (allowed ≤ 0.05): 240 rows repeat an earlier row"]),
-    "conflicting labels": (_conflicting_labels, [
-        "conflicts.csv failed validation",
-        "same text with conflicting labels [statistics]",
-        "observed 0.181818 (allowed ≤ 0.01): 60 rows share their text with a row of another "
-        "label"]),
-    "undecodable bytes and control characters": (_undecodable_bytes_and_control_chars, [
-        "encoding.csv failed validation",
-        "no undecodable bytes or control characters: "
-        "expect_column_values_to_not_match_regex(text) observed 5 of 300 rows"]),
-    "blank text": (_blank_text, [
-        "blank.csv: 4 rows with no text in column 'text' (empty or blank): lines 2, 3, 4, 5"]),
-    "numbers in the text column": (_numbers_as_text, [
-        "numbers.csv: 300 rows whose 'text' is not text (a number or another value): lines 2, "
-        "3, 4,", "and 280 more"]),
-    "text too long": (_text_too_long, [
-        "long.csv failed validation",
-        "text length within 1..5000 characters: "
-        "expect_column_value_lengths_to_be_between(text) observed 1 of 300 rows"]),
-    "class imbalance": (_imbalanced, [
-        "imbalanced.csv failed validation",
-        "class imbalance (largest/smallest) [statistics]",
-        "(allowed ≤ 10): 'negative' has"]),
+    "truncated mid-row": (
+        _truncated_mid_row,
+        ["cut.csv: 1 row with no label in column 'label': line 301"],
+    ),
+    "parquet named .csv": (
+        _parquet_named_csv,
+        ["reviews.csv: claims to be CSV but is a Parquet file"],
+    ),
+    "csv named .parquet": (
+        _csv_named_parquet,
+        ["reviews.parquet: not a Parquet file (no PAR1 magic number; it is text)"],
+    ),
+    "csv named .jsonl": (
+        _jsonl_that_is_csv,
+        ["reviews.jsonl: not JSON Lines (each line must be a JSON object"],
+    ),
+    "missing column": (
+        _missing_column,
+        ["nolabel.csv has no column 'label' (columns: ['text', 'sentiment'])"],
+    ),
+    "wrong delimiter": (
+        _wrong_delimiter,
+        [
+            "semicolons.csv: cannot be parsed as csv",
+            "the header 'text;label' looks delimited by ';', not by what the suffix '.csv' says",
+        ],
+    ),
+    "wrong delimiter, no stray commas": (
+        _tabs_named_csv,
+        [
+            "tabs.csv has no columns 'text' and 'label' (columns: ['text\\tlabel']); the header is "
+            "one column 'text\\tlabel': the file looks delimited by a tab"
+        ],
+    ),
+    "labels outside the set": (
+        _labels_outside_the_set,
+        [
+            "labels.csv failed validation",
+            "labels in the configured set ['negative', 'neutral', 'positive']: "
+            "expect_column_values_to_be_in_set(label) observed 7 of 300 rows, "
+            "e.g. ['very positive'",
+        ],
+    ),
+    "single class": (
+        _single_class,
+        [
+            "single.csv failed validation",
+            "every configured class present: expect_column_distinct_values_to_contain_set(label) "
+            "observed classes ['positive'], missing ['negative', 'neutral']",
+            "rows per class [statistics]: expect_column_min_to_be_between(rows_in_smallest_class) "
+            "observed 0 (allowed ≥ 10)",
+        ],
+    ),
+    "mostly duplicates": (
+        _mostly_duplicates,
+        [
+            "dupes.csv failed validation",
+            "duplicate rows [statistics]: expect_column_max_to_be_between(duplicate_fraction) "
+            "observed 0.8 (allowed ≤ 0.05): 240 rows repeat an earlier row",
+        ],
+    ),
+    "conflicting labels": (
+        _conflicting_labels,
+        [
+            "conflicts.csv failed validation",
+            "same text with conflicting labels [statistics]",
+            "observed 0.181818 (allowed ≤ 0.01): 60 rows share their text with a row of another "
+            "label",
+        ],
+    ),
+    "undecodable bytes and control characters": (
+        _undecodable_bytes_and_control_chars,
+        [
+            "encoding.csv failed validation",
+            "no undecodable bytes or control characters: "
+            "expect_column_values_to_not_match_regex(text) observed 5 of 300 rows",
+        ],
+    ),
+    "blank text": (
+        _blank_text,
+        ["blank.csv: 4 rows with no text in column 'text' (empty or blank): lines 2, 3, 4, 5"],
+    ),
+    "numbers in the text column": (
+        _numbers_as_text,
+        [
+            "numbers.csv: 300 rows whose 'text' is not text (a number or another value): lines 2, "
+            "3, 4,",
+            "and 280 more",
+        ],
+    ),
+    "text too long": (
+        _text_too_long,
+        [
+            "long.csv failed validation",
+            "text length within 1..5000 characters: "
+            "expect_column_value_lengths_to_be_between(text) observed 1 of 300 rows",
+        ],
+    ),
+    "class imbalance": (
+        _imbalanced,
+        [
+            "imbalanced.csv failed validation",
+            "class imbalance (largest/smallest) [statistics]",
+            "(allowed ≤ 10): 'negative' has",
+        ],
+    ),
 }
 
 
@@ -277,13 +350,14 @@ def test_bad_file_is_refused_before_training_and_changes_nothing(kind, project, 
 def test_leaking_test_file_is_refused(project, tmp_path):
     test = write(tmp_path / "test.csv", pd.read_csv(project["good"]).head(40))
     before = snapshot(project)
-    code, output = retrain_cli(project, "--data", "reviews@1", "--set",
-                               f"data.test_path={test}")
+    code, output = retrain_cli(project, "--data", "reviews@1", "--set", f"data.test_path={test}")
     assert code == 1
     assert "reviews@1 (data/datasets/reviews/v1.csv) with test file" in output
-    assert ("test texts also in training data (leakage) [statistics]: "
-            "expect_column_max_to_be_between(leakage_fraction) observed 1 (allowed ≤ 0): "
-            "40 of 40 test rows also in the training file") in output
+    assert (
+        "test texts also in training data (leakage) [statistics]: "
+        "expect_column_max_to_be_between(leakage_fraction) observed 1 (allowed ≤ 0): "
+        "40 of 40 test rows also in the training file"
+    ) in output
     assert snapshot(project) == before
 
 
@@ -305,8 +379,9 @@ def test_data_add_refuses_a_bad_file_and_stores_nothing(project, tmp_path):
     before = snapshot(project)
     for make in (_labels_outside_the_set, _parquet_named_csv, _mostly_duplicates):
         bad = make(tmp_path)
-        result = CliRunner().invoke(app, ["data", "add", str(bad), "--name", "reviews",
-                                          "--params", str(project["params"])])
+        result = CliRunner().invoke(
+            app, ["data", "add", str(bad), "--name", "reviews", "--params", str(project["params"])]
+        )
         output = " ".join(result.output.split())
         assert result.exit_code == 1 and bad.name in output, output
         assert "Nothing was added or changed" in output
@@ -320,8 +395,20 @@ def test_the_real_command_prints_no_traceback(make, project, prefect_api, tmp_pa
     bad = make(tmp_path)
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     result = subprocess.run(
-        [sys.executable, "-m", "modelyard", "retrain", "--params", str(project["params"]),
-         "--data", str(bad)], cwd=project["root"], env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "retrain",
+            "--params",
+            str(project["params"]),
+            "--data",
+            str(bad),
+        ],
+        cwd=project["root"],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     output = result.stdout + result.stderr

@@ -27,8 +27,9 @@ def registered(tmp_path_factory):
     from tests.helpers.paths import REPO
 
     home = tmp_path_factory.mktemp("batch-home")
-    registry = MlflowRegistry(f"sqlite:///{home}/mlflow.db", "modelyard",
-                              (home / "mlruns").as_uri())
+    registry = MlflowRegistry(
+        f"sqlite:///{home}/mlflow.db", "modelyard", (home / "mlruns").as_uri()
+    )
     register_tiny_versions(registry, NAME, home)
     params = load_params(REPO / "params.yaml").updated({"model.name": NAME})
     (home / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
@@ -65,17 +66,23 @@ def test_crashed_batch_resumes_without_redoing_chunks(prefect_api, home, monkeyp
 
     def recording(classifier, frame, manifest, parts, batch_size, on_chunk):
         """Records the chunks actually scored; the first run dies after its third."""
+
         def counting(index, rows, skipped):
             on_chunk(index, rows, skipped)
             if not skipped:
                 scored.append(index)
                 if crash[0] and len(scored) == 3:
                     raise RuntimeError("power cut")
+
         return original(classifier, frame, manifest, parts, batch_size, counting)
 
     out = home / "out.parquet"
-    common = {"input": str(home / "in.csv"), "output": str(out),
-              "params_path": str(home / "params.yaml"), "chunk_rows": 10}
+    common = {
+        "input": str(home / "in.csv"),
+        "output": str(out),
+        "params_path": str(home / "params.yaml"),
+        "chunk_rows": 10,
+    }
     monkeypatch.setattr(tasks.batch, "score_chunks", recording)
     with pytest.raises(RuntimeError, match="power cut"):
         batch_predict(**common)
@@ -102,12 +109,14 @@ def test_cli_files_and_sql_tables(prefect_api, home):
 
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
-    code, out = _predict(home, "--input", str(home / "in.csv"), "--output",
-                         str(home / "out.jsonl"), "--version", "2")
+    code, out = _predict(
+        home, "--input", str(home / "in.csv"), "--output", str(home / "out.jsonl"), "--version", "2"
+    )
     assert code == 0 and "95 rows scored by batch-model version 2" in out, out
     scored = pd.read_json(home / "out.jsonl", lines=True)
     assert {"label", "prob_negative", "prob_neutral", "prob_positive", "model_version"} <= set(
-        scored.columns)
+        scored.columns
+    )
 
     engine = create_engine(f"sqlite:///{home}/modelyard.db")
     pd.read_csv(home / "in.csv").to_sql("incoming", engine, index=False)
@@ -119,15 +128,22 @@ def test_cli_files_and_sql_tables(prefect_api, home):
     engine.dispose()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "missing.csv", "--output", "o.csv"], "missing.csv does not exist"),
-    (["--input", "{home}/in.csv", "--output", "o.xlsx"], "the suffix must be one of"),
-    (["--input", "{home}/in.csv", "--output", "o.csv", "--text-column", "body"],
-     "has no column 'body' (columns: ['id', 'text'])"),
-    (["--input", "sql:nope", "--output", "o.csv"], "input table 'nope' is not in"),
-    (["--input", "{home}/in.csv", "--output", "o.csv", "--alias", "nowhere"],
-     "batch-model@nowhere does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "missing.csv", "--output", "o.csv"], "missing.csv does not exist"),
+        (["--input", "{home}/in.csv", "--output", "o.xlsx"], "the suffix must be one of"),
+        (
+            ["--input", "{home}/in.csv", "--output", "o.csv", "--text-column", "body"],
+            "has no column 'body' (columns: ['id', 'text'])",
+        ),
+        (["--input", "sql:nope", "--output", "o.csv"], "input table 'nope' is not in"),
+        (
+            ["--input", "{home}/in.csv", "--output", "o.csv", "--alias", "nowhere"],
+            "batch-model@nowhere does not exist",
+        ),
+    ],
+)
 def test_bad_input_is_refused_with_the_reason(prefect_api, home, args, message, tmp_path):
     code, out = _predict(home, *[a.format(home=home) for a in args])
     assert code == 1 and message in out, out
@@ -150,8 +166,7 @@ def test_an_existing_output_is_replaced_only_when_asked(prefect_api, home):
     for output in (str(kept), "sql:kept"):
         code, out = _predict(home, "--input", str(home / "in.csv"), "--output", output)
         assert code == 1 and "already exists" in out and "--replace" in out, out
-        code, out = _predict(home, "--input", str(home / "in.csv"), "--output", output,
-                             "--replace")
+        code, out = _predict(home, "--input", str(home / "in.csv"), "--output", output, "--replace")
         assert code == 0 and "95 rows scored" in out, out
     assert len(pd.read_csv(kept)) == 95 and len(pd.read_sql_table("kept", engine)) == 95
     assert not [p for p in home.iterdir() if p.name.startswith(".kept.csv")]  # no temp file
@@ -159,14 +174,17 @@ def test_an_existing_output_is_replaced_only_when_asked(prefect_api, home):
 
     moves = pd.read_sql_table("alias_moves", engine)
     with pytest.raises(BatchError, match="'alias_moves' is one of the platform's own tables"):
-        batch_predict(input=str(home / "in.csv"), output="sql:alias_moves",
-                      params_path=str(home / "params.yaml"), replace=True)
+        batch_predict(
+            input=str(home / "in.csv"),
+            output="sql:alias_moves",
+            params_path=str(home / "params.yaml"),
+            replace=True,
+        )
     pd.testing.assert_frame_equal(pd.read_sql_table("alias_moves", engine), moves)
     engine.dispose()
 
 
-def test_an_output_that_appears_mid_run_is_kept_and_the_run_resumes(prefect_api, home,
-                                                                     monkeypatch):
+def test_an_output_that_appears_mid_run_is_kept_and_the_run_resumes(prefect_api, home, monkeypatch):
     """Someone writes the output file while the batch is scoring: the finished run refuses to
     clobber it and keeps its parts; the same command with --replace resumes every chunk."""
     import tasks.batch
@@ -181,8 +199,12 @@ def test_an_output_that_appears_mid_run_is_kept_and_the_run_resumes(prefect_api,
         out.write_bytes(b"theirs")
         return done
 
-    common = {"input": str(home / "in.csv"), "output": str(out),
-              "params_path": str(home / "params.yaml"), "chunk_rows": 40}
+    common = {
+        "input": str(home / "in.csv"),
+        "output": str(out),
+        "params_path": str(home / "params.yaml"),
+        "chunk_rows": 40,
+    }
     monkeypatch.setattr(tasks.batch, "score_chunks", then_someone_writes)
     with pytest.raises(BatchError, match="racing.parquet already exists: pass --replace"):
         batch_predict(**common)
@@ -206,9 +228,21 @@ def test_serve_command_serves_production(home):
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve", "--params", str(home / "params.yaml"),
-         "--port", str(port)], env={**os.environ, "MODELYARD_HOME": str(home)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "serve",
+            "--params",
+            str(home / "params.yaml"),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "MODELYARD_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

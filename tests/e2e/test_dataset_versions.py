@@ -15,8 +15,9 @@ from tests.helpers.models import predict_in_fresh_process
 pytestmark = pytest.mark.slow
 
 
-def test_integer_labels_from_a_dataset_version_round_trip(prefect_api, tmp_path, monkeypatch,
-                                                          tiny_params):
+def test_integer_labels_from_a_dataset_version_round_trip(
+    prefect_api, tmp_path, monkeypatch, tiny_params
+):
     from typer.testing import CliRunner
 
     from modelyard.cli import app
@@ -28,11 +29,21 @@ def test_integer_labels_from_a_dataset_version_round_trip(prefect_api, tmp_path,
     # Sentiment as 0/1/2 under other column names, as a data scientist might export it.
     ids = {"negative": 0, "neutral": 1, "positive": 2}
     path = tmp_path / "export.jsonl"
-    path.write_text("".join(json.dumps({"body": text, "stars": ids[label]}) + "\n"
-                            for text, label in generate_reviews(ReviewSpec(rows=1500, seed=7))))
-    params = tiny_params.updated({"model.name": "int-labels", "data.text_column": "body",
-                                  "data.label_column": "stars", "data.labels": [0, 1, 2],
-                                  "validation.min_rows_per_class": 10})
+    path.write_text(
+        "".join(
+            json.dumps({"body": text, "stars": ids[label]}) + "\n"
+            for text, label in generate_reviews(ReviewSpec(rows=1500, seed=7))
+        )
+    )
+    params = tiny_params.updated(
+        {
+            "model.name": "int-labels",
+            "data.text_column": "body",
+            "data.label_column": "stars",
+            "data.labels": [0, 1, 2],
+            "validation.min_rows_per_class": 10,
+        }
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     runner = CliRunner()
 
@@ -48,8 +59,9 @@ def test_integer_labels_from_a_dataset_version_round_trip(prefect_api, tmp_path,
     assert "model int-labels version 1 [production, staging]" in " ".join(shown.output.split())
 
     uri = f"sqlite:///{(tmp_path / 'home').resolve()}/mlflow.db"
-    out = predict_in_fresh_process(uri, "models:/int-labels@production",
-                                   ["Superb, I love it.", "Broke in a day."], tmp_path)
+    out = predict_in_fresh_process(
+        uri, "models:/int-labels@production", ["Superb, I love it.", "Broke in a day."], tmp_path
+    )
     columns, labels = out["columns"], out["labels"]
     assert columns == ["label", "prob_0", "prob_1", "prob_2"]
     # The labels as the data wrote them, as strings (JSON would keep an int an int).

@@ -20,11 +20,21 @@ def env(tmp_path_factory, monkeypatch_module, tiny_params, small_reviews):
     home = tmp_path_factory.mktemp("deploy-home")
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
     monkeypatch_module.setenv("MODELYARD_ADMIN_TOKEN", TOKEN)
-    params = tiny_params.updated({"model.name": NAME, "data.path": str(small_reviews),
-                                  "gate.min_class_recall": 0.0, "gate.max_slice_regression": 0.5,
-                                  "deploy.timeout_s": 3})
-    return {"home": home, "params": params, "uri": f"sqlite:///{home.resolve()}/mlflow.db",
-            "db": f"sqlite:///{home.resolve()}/modelyard.db"}
+    params = tiny_params.updated(
+        {
+            "model.name": NAME,
+            "data.path": str(small_reviews),
+            "gate.min_class_recall": 0.0,
+            "gate.max_slice_regression": 0.5,
+            "deploy.timeout_s": 3,
+        }
+    )
+    return {
+        "home": home,
+        "params": params,
+        "uri": f"sqlite:///{home.resolve()}/mlflow.db",
+        "db": f"sqlite:///{home.resolve()}/modelyard.db",
+    }
 
 
 def _retrain(env, name: str, **overrides):
@@ -40,8 +50,13 @@ def _server(env, alias: str) -> ServerThread:
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.serving.app import create_app
 
-    app = create_app(lambda: MlflowRegistry(env["uri"], "modelyard"), NAME,
-                     ServingParams(alias=alias, poll_interval_s=3600), env["db"], TOKEN)
+    app = create_app(
+        lambda: MlflowRegistry(env["uri"], "modelyard"),
+        NAME,
+        ServingParams(alias=alias, poll_interval_s=3600),
+        env["db"],
+        TOKEN,
+    )
     return ServerThread(app)
 
 
@@ -67,9 +82,11 @@ def test_failed_deployment_rolls_production_back(prefect_api, env):
         assert client.get_model_version(NAME, "2").tags["deploy"] == "failed"
         moves = AuditLog.from_url(env["db"]).history(NAME, "production")
         assert [(m.kind, m.from_version, m.to_version) for m in moves] == [
-            ("promote", None, "1"), ("promote", "1", "2"), ("rollback", "2", "1")]
-        assert moves[-1].actor.startswith("flow-run:") and "deploy check failed" in \
-            moves[-1].reason
+            ("promote", None, "1"),
+            ("promote", "1", "2"),
+            ("rollback", "2", "1"),
+        ]
+        assert moves[-1].actor.startswith("flow-run:") and "deploy check failed" in moves[-1].reason
         import httpx
 
         assert httpx.get(f"{follower.url}/metadata").json()["version"] == "1"  # told to reload

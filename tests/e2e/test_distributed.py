@@ -9,16 +9,18 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def test_two_gloo_processes_train_one_model_in_one_run(prefect_api, tmp_path, monkeypatch,
-                                                       tiny_params, small_reviews):
+def test_two_gloo_processes_train_one_model_in_one_run(
+    prefect_api, tmp_path, monkeypatch, tiny_params, small_reviews
+):
     from mlflow import MlflowClient
 
     from flows.retrain import retrain
 
     home = tmp_path / "home"
     monkeypatch.setenv("MODELYARD_HOME", str(home))
-    params = tiny_params.updated({"model.name": "ddp", "data.path": str(small_reviews),
-                                  "train.nproc": 2, "train.epochs": 6})
+    params = tiny_params.updated(
+        {"model.name": "ddp", "data.path": str(small_reviews), "train.nproc": 2, "train.epochs": 6}
+    )
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
 
@@ -38,8 +40,14 @@ def test_two_gloo_processes_train_one_model_in_one_run(prefect_api, tmp_path, mo
     # The compute of both processes: two devices' worth of CPU, positive figures.
     metrics = run.data.metrics
     assert metrics["compute_devices"] >= 2 and summary.training.compute.figures["devices"] >= 2
-    for key in ("compute_seconds", "compute_device_hours", "compute_energy_kwh", "compute_cost",
-                "compute_samples_per_second", "total_compute_cost"):
+    for key in (
+        "compute_seconds",
+        "compute_device_hours",
+        "compute_energy_kwh",
+        "compute_cost",
+        "compute_samples_per_second",
+        "total_compute_cost",
+    ):
         assert metrics[key] > 0, key
     # No stray experiment or run from another rank (MLflow's own "Default" always exists).
     assert {e.name for e in client.search_experiments()} == {"Default", "modelyard"}

@@ -40,8 +40,13 @@ def copy(repo: Path, tmp_path_factory) -> Path:
     params["train"].update(epochs=1, learning_rate=3e-3)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_reviews(root / "data" / "reviews.csv")  # the committed version, from its seed
-    for args in (("init", "-q"), ("config", "user.email", "t@modelyard.invalid"),
-                 ("config", "user.name", "t"), ("add", "-A"), ("commit", "-qm", "copy")):
+    for args in (
+        ("init", "-q"),
+        ("config", "user.email", "t@modelyard.invalid"),
+        ("config", "user.name", "t"),
+        ("add", "-A"),
+        ("commit", "-qm", "copy"),
+    ):
         run(root, "git", *args)
     return root
 
@@ -56,7 +61,10 @@ def test_repro_runs_every_stage_then_nothing(copy):
     assert json.loads((copy / "build" / "validation.json").read_text())["passed"] is True
     assert (copy / "build" / "validation" / "index.html").is_file()
     assert {p.name for p in (copy / "build" / "prepared").iterdir()} == {
-        "train.parquet", "val.parquet", "test.parquet"}
+        "train.parquet",
+        "val.parquet",
+        "test.parquet",
+    }
 
     again = run(copy, "dvc", "repro")
     assert "Data and pipelines are up to date." in again

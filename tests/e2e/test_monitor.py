@@ -29,9 +29,14 @@ def trained(tiny_production, tmp_path):
     from modelyard.config import load_params
 
     home = copy_home(tiny_production.home, tmp_path / "home")
-    params = load_params(tiny_production.params).updated({
-        "monitor.min_predictions": 100, "monitor.sample_size": 200, "monitor.min_feedback": 30,
-        "monitor.min_feedback_for_retrain": 150})
+    params = load_params(tiny_production.params).updated(
+        {
+            "monitor.min_predictions": 100,
+            "monitor.sample_size": 200,
+            "monitor.min_feedback": 30,
+            "monitor.min_feedback_for_retrain": 150,
+        }
+    )
     path = home / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch may undo
@@ -47,24 +52,39 @@ def _log(home, database: str, texts: list[str], truth: list[str] | None) -> None
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
 
-    classifier = MlflowRegistry(f"sqlite:///{home.resolve()}/mlflow.db",
-                                "modelyard").load_classifier(NAME, version="1")
+    classifier = MlflowRegistry(
+        f"sqlite:///{home.resolve()}/mlflow.db", "modelyard"
+    ).load_classifier(NAME, version="1")
     probabilities = classifier.predict_proba(texts)
     labels = classifier.labels
     now = datetime.now(UTC)
-    rows = [{"id": str(uuid.uuid4()), "created_at": now, "model": NAME, "version": "1",
-             "text": text, "text_sha256": "x" * 64, "label": labels[int(p.argmax())],
-             "probabilities": dict(zip(labels, map(float, p), strict=True)), "latency_ms": 1.0}
-            for text, p in zip(texts, probabilities, strict=True)]
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "created_at": now,
+            "model": NAME,
+            "version": "1",
+            "text": text,
+            "text_sha256": "x" * 64,
+            "label": labels[int(p.argmax())],
+            "probabilities": dict(zip(labels, map(float, p), strict=True)),
+            "latency_ms": 1.0,
+        }
+        for text, p in zip(texts, probabilities, strict=True)
+    ]
     engine = engine_for(database)
     with engine.begin() as connection:
         connection.execute(delete(Prediction))
         connection.execute(delete(Feedback))
         connection.execute(insert(Prediction), rows)
         if truth is not None:
-            connection.execute(insert(Feedback), [
-                {"prediction_id": row["id"], "label": label, "created_at": now}
-                for row, label in zip(rows, truth, strict=False)])
+            connection.execute(
+                insert(Feedback),
+                [
+                    {"prediction_id": row["id"], "label": label, "created_at": now}
+                    for row, label in zip(rows, truth, strict=False)
+                ],
+            )
     engine.dispose()
 
 
@@ -81,8 +101,9 @@ def _runs(database: str) -> list[tuple[bool, int]]:
 
     engine = create_engine(database)
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "SELECT degraded, predictions FROM monitor_runs ORDER BY id")).all()
+        rows = connection.execute(
+            text("SELECT degraded, predictions FROM monitor_runs ORDER BY id")
+        ).all()
     engine.dispose()
     return [(bool(degraded), predictions) for degraded, predictions in rows]
 
@@ -96,7 +117,12 @@ def test_in_distribution_traffic_is_healthy(trained):
     report = monitor(params_path=str(params))
     assert not report["degraded"], report
     assert {t["name"] for t in report["tests"]} == {
-        "text_length", "oov_rate", "embedding_mmd", "predicted_class_mix", "confidence"}
+        "text_length",
+        "oov_rate",
+        "embedding_mmd",
+        "predicted_class_mix",
+        "confidence",
+    }
     assert report["quality"]["labelled"] == 100 and not report["quality"]["alarm"]
     assert [degraded for degraded, _ in _runs(database)] == [False]  # its run, recorded
 
@@ -115,8 +141,9 @@ def test_shifted_traffic_is_degraded_and_recorded(trained):
     assert {"text_length", "oov_rate", "embedding_mmd"} <= alarms
     assert _runs(database) == [(True, 400)]
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["monitor"])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitor"]))
+        )
     assert any("DEGRADED" in a.data for a in artifacts)
     assert report["action"]["kind"] == "alert"  # 100 new labels, fewer than the 150 it needs
 

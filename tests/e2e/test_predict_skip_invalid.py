@@ -21,24 +21,29 @@ def test_rows_without_text_are_skipped_and_reported(prefect_api, tmp_path, monke
     from tests.helpers.paths import REPO
 
     monkeypatch.setenv("MODELYARD_HOME", str(tmp_path))
-    registry = MlflowRegistry(f"sqlite:///{tmp_path}/mlflow.db", "modelyard",
-                              (tmp_path / "mlruns").as_uri())
+    registry = MlflowRegistry(
+        f"sqlite:///{tmp_path}/mlflow.db", "modelyard", (tmp_path / "mlruns").as_uri()
+    )
     register_tiny_versions(registry, NAME, tmp_path, seeds=(1,))
     params = load_params(REPO / "params.yaml").updated({"model.name": NAME})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     source = tmp_path / "in.csv"
-    source.write_text('id,text\n1,superb sound\n2,\n3,"the battery\nis awful"\n4,"  "\n'
-                      "5,it does the job\n")
+    source.write_text(
+        'id,text\n1,superb sound\n2,\n3,"the battery\nis awful"\n4,"  "\n5,it does the job\n'
+    )
     runner = CliRunner()
 
     def predict(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, ["predict", "--params", str(tmp_path / "params.yaml"),
-                                     "--input", str(source), *args])
+        result = runner.invoke(
+            app,
+            ["predict", "--params", str(tmp_path / "params.yaml"), "--input", str(source), *args],
+        )
         return result.exit_code, " ".join(result.output.split())
 
     code, out = predict("--output", str(tmp_path / "out.csv"))
-    assert code == 1 and "2 rows with no text in column 'text' (empty or blank): lines 3, 6" \
-        in out, out
+    assert (
+        code == 1 and "2 rows with no text in column 'text' (empty or blank): lines 3, 6" in out
+    ), out
     assert not (tmp_path / "out.csv").exists()
 
     code, out = predict("--output", str(tmp_path / "out.csv"), "--skip-invalid")

@@ -15,8 +15,13 @@ TINY_TEXTS = ["the battery is awful", "it does the job", "superb sound, would bu
 TINY_MODEL = "tiny-reviews"
 
 
-def register_tiny_versions(registry: Any, name: str, root: Path, seeds: Iterable[int] = (1, 2),
-                           tags: Callable[[int], dict[str, str]] = lambda seed: {}) -> None:
+def register_tiny_versions(
+    registry: Any,
+    name: str,
+    root: Path,
+    seeds: Iterable[int] = (1, 2),
+    tags: Callable[[int], dict[str, str]] = lambda seed: {},
+) -> None:
     """One registered version of an untrained tiny model per seed (different weights, same
     labels), each from its own MLflow run; `production` → the first."""
     import pandas as pd
@@ -33,15 +38,20 @@ def register_tiny_versions(registry: Any, name: str, root: Path, seeds: Iterable
         model, tokenizer = build_model(params, TINY_LABELS, TINY_TEXTS * 20)
         directory = TextClassifier(model, tokenizer, "cpu").save(root / f"model-{seed}")
         run_id = registry.start_run(f"seed-{seed}", {})
-        uri = registry.log_model(run_id, directory, pd.DataFrame({"text": TINY_TEXTS}),
-                                 predictions_frame(TextClassifier.load(directory), TINY_TEXTS))
+        uri = registry.log_model(
+            run_id,
+            directory,
+            pd.DataFrame({"text": TINY_TEXTS}),
+            predictions_frame(TextClassifier.load(directory), TINY_TEXTS),
+        )
         registry.end_run(run_id)
         registry.register(uri, name, run_id, tags(seed))
     registry.set_alias(name, "production", "1")
 
 
-def predict_in_fresh_process(tracking_uri: str, model_uri: str, texts: list[str],
-                             cwd: Path) -> dict[str, Any]:
+def predict_in_fresh_process(
+    tracking_uri: str, model_uri: str, texts: list[str], cwd: Path
+) -> dict[str, Any]:
     """Load `model_uri` with plain `mlflow.pyfunc` in a new interpreter (as a consumer of the
     registry would) and predict: {"columns", "labels", "inputs"} as JSON gave them back."""
     code = (
@@ -52,7 +62,8 @@ def predict_in_fresh_process(tracking_uri: str, model_uri: str, texts: list[str]
         "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
         "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

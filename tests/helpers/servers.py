@@ -26,14 +26,19 @@ class ServerThread:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        wait_until(lambda: self.server.started, "server did not start", timeout_s=60,
-                   alive=self.thread.is_alive)
+        wait_until(
+            lambda: self.server.started,
+            "server did not start",
+            timeout_s=60,
+            alive=self.thread.is_alive,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,14 +23,18 @@ def copy_home(source: Path, target: Path) -> Path:
 def _replace_in_text_columns(database: Path, old: str, new: str) -> None:
     connection = sqlite3.connect(database)
     try:
-        tables = [row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
         for table in tables:
             for _, column, kind, *_ in connection.execute(f'PRAGMA table_info("{table}")'):
                 if any(word in kind.upper() for word in ("CHAR", "TEXT", "CLOB")):
                     connection.execute(
                         f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                        f'WHERE instr("{column}", ?) > 0', (old, new, old))
+                        f'WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
         connection.commit()
     finally:
         connection.close()

@@ -14,8 +14,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], message: str, timeout_s: float = 60.0,
-               interval_s: float = 0.05, alive: Callable[[], object] | None = None) -> T:
+def wait_until(
+    check: Callable[[], T],
+    message: str,
+    timeout_s: float = 60.0,
+    interval_s: float = 0.05,
+    alive: Callable[[], object] | None = None,
+) -> T:
     """Call `check` until it returns something truthy (returned) or `timeout_s` passes (an
     AssertionError with `message`). `alive`, when given, is asserted on every round: a process
     that died will never make the fact true, so the wait stops at once."""

@@ -30,8 +30,9 @@ USER_FILE = "out.csv"
 A_DIRECTORY = "folder.csv"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def database(request, tmp_path_factory):
     """A migrated platform database with rows in its tables, and a table of the user's."""
     if request.param == "sqlite":
@@ -53,18 +54,53 @@ def _populated(url: str) -> str:
         log.move(registry, "m", "production", version, kind="promote", actor="a", reason="r")
     now = datetime.now(UTC)
     with log.engine.begin() as connection:
-        connection.execute(insert(Prediction), [{
-            "id": "p1", "created_at": now, "model": "m", "version": "2", "text": "fine",
-            "text_sha256": "0" * 64, "label": "a", "probabilities": {"a": 1.0},
-            "latency_ms": 1.0}])
-        connection.execute(insert(Feedback), [{"prediction_id": "p1", "label": "a",
-                                               "created_at": now}])
-        connection.execute(insert(MonitorRun), [{
-            "model": "m", "version": "2", "window_start": now, "window_end": now,
-            "predictions": 1, "labelled": 1, "degraded": False, "report": {}, "created_at": now}])
-        connection.execute(insert(RetentionRun), [{
-            "cutoff": now, "predictions_deleted": 0, "feedback_deleted": 0, "actor": "a",
-            "ran_at": now}])
+        connection.execute(
+            insert(Prediction),
+            [
+                {
+                    "id": "p1",
+                    "created_at": now,
+                    "model": "m",
+                    "version": "2",
+                    "text": "fine",
+                    "text_sha256": "0" * 64,
+                    "label": "a",
+                    "probabilities": {"a": 1.0},
+                    "latency_ms": 1.0,
+                }
+            ],
+        )
+        connection.execute(
+            insert(Feedback), [{"prediction_id": "p1", "label": "a", "created_at": now}]
+        )
+        connection.execute(
+            insert(MonitorRun),
+            [
+                {
+                    "model": "m",
+                    "version": "2",
+                    "window_start": now,
+                    "window_end": now,
+                    "predictions": 1,
+                    "labelled": 1,
+                    "degraded": False,
+                    "report": {},
+                    "created_at": now,
+                }
+            ],
+        )
+        connection.execute(
+            insert(RetentionRun),
+            [
+                {
+                    "cutoff": now,
+                    "predictions_deleted": 0,
+                    "feedback_deleted": 0,
+                    "actor": "a",
+                    "ran_at": now,
+                }
+            ],
+        )
         pd.DataFrame({"text": ["kept", "as is"]}).to_sql(USER_TABLE, connection, index=False)
     log.engine.dispose()
     return url
@@ -78,9 +114,10 @@ def snapshot(url: str) -> dict[str, list[str]]:
     try:
         with engine.connect() as connection:
             quote = connection.dialect.identifier_preparer.quote
-            return {table: sorted(map(repr, connection.execute(text(
-                        f"SELECT * FROM {quote(table)}"))))
-                    for table in inspect(connection).get_table_names()}
+            return {
+                table: sorted(map(repr, connection.execute(text(f"SELECT * FROM {quote(table)}"))))
+                for table in inspect(connection).get_table_names()
+            }
     finally:
         engine.dispose()
 
@@ -100,9 +137,19 @@ def home(database, tmp_path, monkeypatch):
 def _cli(home: Path, output: str, replace: bool) -> str:
     from modelyard.cli import app
 
-    result = CliRunner().invoke(app, ["predict", "--params", str(REPO / "params.yaml"),
-                                      "--input", str(home / "in.csv"), "--output", output,
-                                      *(["--replace"] if replace else [])])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--input",
+            str(home / "in.csv"),
+            "--output",
+            output,
+            *(["--replace"] if replace else []),
+        ],
+    )
     assert result.exit_code == 1, result.output
     return " ".join(result.output.split())
 
@@ -112,31 +159,45 @@ def _flow(home: Path, output: str, replace: bool) -> str:
     from flows.batch_predict import batch_predict
 
     with pytest.raises(BatchError) as refused:
-        batch_predict.fn(input=str(home / "in.csv"), output=output,
-                         params_path=str(REPO / "params.yaml"), replace=replace)
+        batch_predict.fn(
+            input=str(home / "in.csv"),
+            output=output,
+            params_path=str(REPO / "params.yaml"),
+            replace=replace,
+        )
     return str(refused.value)
 
 
 PLATFORM = sorted(platform_tables())
-CASES = (
-    [(f"{SQL}{table}", replace, "is one of the platform's own tables")
-     for table in PLATFORM for replace in (False, True)]
-    + [(f"{SQL}{PLATFORM[0].upper()}", True, "is one of the platform's own tables"),
-       (f"{SQL}{TEMPORARY_PREFIX}x", True, "reserved"),
-       (f"{SQL}{USER_TABLE}", False, f"output table '{USER_TABLE}' already exists"),
-       (USER_FILE, False, f"output {USER_FILE} already exists"),
-       (A_DIRECTORY, True, "is a directory")])
+CASES = [
+    (f"{SQL}{table}", replace, "is one of the platform's own tables")
+    for table in PLATFORM
+    for replace in (False, True)
+] + [
+    (f"{SQL}{PLATFORM[0].upper()}", True, "is one of the platform's own tables"),
+    (f"{SQL}{TEMPORARY_PREFIX}x", True, "reserved"),
+    (f"{SQL}{USER_TABLE}", False, f"output table '{USER_TABLE}' already exists"),
+    (USER_FILE, False, f"output {USER_FILE} already exists"),
+    (A_DIRECTORY, True, "is a directory"),
+]
 
 
 def test_the_platform_tables_come_from_the_schema():
-    assert {"alias_moves", "predictions", "feedback", "monitor_runs", "retention_runs",
-            "alembic_version"} <= set(PLATFORM)
+    assert {
+        "alias_moves",
+        "predictions",
+        "feedback",
+        "monitor_runs",
+        "retention_runs",
+        "alembic_version",
+    } <= set(PLATFORM)
 
 
 @pytest.mark.parametrize("write", [_cli, _flow], ids=["predict", "batch-predict-flow"])
 @pytest.mark.parametrize("output, replace, reason", CASES)
-def test_every_writer_refuses_and_nothing_stored_changes(home, database, write, output, replace,
-                                                         reason):
+def test_every_writer_refuses_and_nothing_stored_changes(
+    home, database, write, output, replace, reason
+):
     before, file_before = snapshot(database), (home / USER_FILE).read_bytes()
     message = write(home, output, replace)
     assert reason in message, message
@@ -150,17 +211,24 @@ def test_every_writer_refuses_and_nothing_stored_changes(home, database, write, 
 def test_the_refusal_comes_before_prefect_or_a_model(home, database):
     """`modelyard predict` as a user runs it: refused with exit 1, having imported neither
     Prefect nor MLflow nor torch."""
-    code = ("import sys\n"
-            "from modelyard.cli import app\n"
-            "try:\n"
-            f"    app(['predict', '--params', {str(REPO / 'params.yaml')!r}, '--input', 'in.csv',"
-            " '--output', 'sql:alias_moves', '--replace'])\n"
-            "except SystemExit as exit:\n"
-            "    print('exit', exit.code)\n"
-            "print('loaded', sorted(m for m in ('prefect', 'mlflow', 'torch') if m in "
-            "sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=home, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+    code = (
+        "import sys\n"
+        "from modelyard.cli import app\n"
+        "try:\n"
+        f"    app(['predict', '--params', {str(REPO / 'params.yaml')!r}, '--input', 'in.csv',"
+        " '--output', 'sql:alias_moves', '--replace'])\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code)\n"
+        "print('loaded', sorted(m for m in ('prefect', 'mlflow', 'torch') if m in "
+        "sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+    )
     assert done.stdout.split("\n")[:2] == ["exit 1", "loaded []"], done.stdout + done.stderr
     assert "'alias_moves' is one of the platform's own tables" in " ".join(done.stderr.split())
 
@@ -223,4 +291,5 @@ def test_a_table_is_swapped_in_atomically_or_not_at_all(database, tmp_path, monk
     after = snapshot(database)
     assert len(after[table]) == 8 and not parts.exists()
     assert {k: v for k, v in after.items() if k != table} == {
-        k: v for k, v in before.items() if k != table}
+        k: v for k, v in before.items() if k != table
+    }

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelyard.config import Params
 from modelyard.adapters import datasets as sources
 from modelyard.adapters.catalog import Catalog, CatalogError, DataRef
+from modelyard.config import Params
 from modelyard.data.identity import file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
 from tests.helpers.dvc import make_dvc_project
@@ -29,8 +29,9 @@ def project(tmp_path):
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_round_trip_through_the_remote_by_version(project, tmp_path):
@@ -54,8 +55,12 @@ def test_round_trip_through_the_remote_by_version(project, tmp_path):
         path.unlink()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for spec, expected in (("reviews@1", v1), ("reviews@v2", v2), ("reviews@latest", v2),
-                           (f"reviews@{first.entry.md5[:8]}", v1)):
+    for spec, expected in (
+        ("reviews@1", v1),
+        ("reviews@v2", v2),
+        ("reviews@latest", v2),
+        (f"reviews@{first.entry.md5[:8]}", v1),
+    ):
         source = sources.resolve(spec, str(project), None, elsewhere / "cache")
         assert source.path.read_bytes() == expected.read_bytes()
         assert source.version.md5 == file_md5(expected)
@@ -74,8 +79,9 @@ def test_round_trip_through_the_remote_by_version(project, tmp_path):
     git(project, "commit", "-qm", "third")
     at_head_before = sources.resolve(f"reviews@{head}", url, None, elsewhere / "rev-cache")
     assert file_md5(at_head_before.path) == second.entry.md5
-    assert sources.resolve("reviews@latest", url, None, elsewhere / "rev-cache").version.md5 \
-        == file_md5(v3)
+    assert sources.resolve(
+        "reviews@latest", url, None, elsewhere / "rev-cache"
+    ).version.md5 == file_md5(v3)
 
 
 def test_same_bytes_under_two_names_are_one_version(project, tmp_path):
@@ -107,9 +113,12 @@ def test_adding_refuses_bad_names_and_leaves_nothing_behind(project, tmp_path):
 
 def test_a_failed_push_rolls_the_version_back(project, tmp_path):
     """The remote is unreachable: no pointer, no copy, no catalog entry stays behind."""
-    subprocess.run([sys.executable, "-m", "dvc", "remote", "modify", "local", "url",
-                    "/proc/nowhere/remote"],
-                   cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "modify", "local", "url", "/proc/nowhere/remote"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
     data = write_reviews(tmp_path / "reviews.csv", ReviewSpec(rows=300, seed=4))
     with pytest.raises(Exception):  # noqa: B017 - whatever DVC raises for an unwritable remote
         sources.add(project, data, "reviews", PARAMS)

@@ -5,9 +5,9 @@ import shutil
 import pytest
 
 from modelyard.adapters.default_dataset import DatasetMismatch, prepare_default_dataset
+from modelyard.adapters.dvc import DvcError, DvcRepo
 from modelyard.data.identity import dataset_version, dvc_pointer_md5, file_md5
 from modelyard.data.synthetic import ReviewSpec, write_reviews
-from modelyard.adapters.dvc import DvcError, DvcRepo
 from tests.helpers.dvc import make_dvc_project
 
 

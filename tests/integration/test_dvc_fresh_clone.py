@@ -31,8 +31,9 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def _run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600,
-                            env=env or dict(os.environ))
+    result = subprocess.run(
+        args, cwd=root, capture_output=True, text=True, timeout=600, env=env or dict(os.environ)
+    )
     assert result.returncode == 0, f"{args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
@@ -44,8 +45,13 @@ def clone(repo: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fresh") / "project"
     copy_checkout(repo, root)
     (root / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    for args in (("init", "-q"), ("config", "user.email", "t@modelyard.invalid"),
-                 ("config", "user.name", "t"), ("add", "-A"), ("commit", "-qm", "clone")):
+    for args in (
+        ("init", "-q"),
+        ("config", "user.email", "t@modelyard.invalid"),
+        ("config", "user.name", "t"),
+        ("add", "-A"),
+        ("commit", "-qm", "clone"),
+    ):
         _run(root, "git", *args)
     return root
 
@@ -74,7 +80,8 @@ def test_repro_uses_the_projects_interpreter_and_reproduces_the_lock(clone):
     for stage in CHEAP_STAGES:
         assert produced[stage] == committed[stage], (
             f"dvc.lock's {stage} is not what `dvc repro` produces from this commit: rerun "
-            "`dvc repro` on a clean clone and commit dvc.lock and build/*.json")
+            "`dvc repro` on a clean clone and commit dvc.lock and build/*.json"
+        )
     assert UP_TO_DATE in _run(clone, dvc, "status", *CHEAP_STAGES, env=env)
 
 
@@ -86,13 +93,24 @@ def test_the_launcher_names_the_fix_when_it_finds_no_interpreter(repo, tmp_path)
     (fake / "python3").write_text("#!/bin/sh\nexit 1\n")  # a Python without the project
     (fake / "python3").chmod(0o755)
     env = {"PATH": f"{fake}{os.pathsep}{SYSTEM_PATH}"}
-    refused = subprocess.run(["sh", str(LAUNCHER), "prepare"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        ["sh", str(LAUNCHER), "prepare"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1
     assert "make install" in refused.stderr and "MODELYARD_PYTHON" in refused.stderr
 
-    chosen = subprocess.run(["sh", str(LAUNCHER), "--help"], cwd=tmp_path, capture_output=True,
-                            env={**env, "MODELYARD_PYTHON": sys.executable}, text=True,
-                            timeout=120)
+    chosen = subprocess.run(
+        ["sh", str(LAUNCHER), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        env={**env, "MODELYARD_PYTHON": sys.executable},
+        text=True,
+        timeout=120,
+    )
     assert chosen.returncode == 0, chosen.stderr
     assert "prepare" in chosen.stdout

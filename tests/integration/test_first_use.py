@@ -27,9 +27,16 @@ def test_processes_starting_together_on_fresh_stores(tmp_path):
         f"AuditLog.from_url('sqlite:///{tmp_path}/modelyard.db').history('m')\n"
         "print(registry.experiment_id)\n"
     )
-    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-                 for _ in range(4)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        for _ in range(4)
+    ]
     results = [process.communicate(timeout=300) for process in processes]
     for process, (_, err) in zip(processes, results, strict=True):
         assert process.returncode == 0, err[-3000:]

@@ -48,20 +48,35 @@ def write(tmp_path, name: str, content: bytes | str):
 
 
 CASES = {
-    "empty cells": ("in.csv", "id,text\n1,great phone\n2,\n3,awful\n4,\"  \"\n",
-                    ["in.csv: 2 rows with no text in column 'text' (empty or blank): lines 3, 5",
-                     "--skip-invalid"]),
-    "non-text cells": ("in.jsonl", '{"text": "fine"}\n{"text": 42}\n{"text": null}\n',
-                       ["1 row whose 'text' is not text (a number or another value): line 2",
-                        "1 row with no text in column 'text' (empty or blank): line 3"]),
-    "missing column": ("in.csv", "id,body\n1,fine\n",
-                       ["in.csv has no column 'text' (columns: ['id', 'body']); choose one "
-                        "with --text-column"]),
+    "empty cells": (
+        "in.csv",
+        'id,text\n1,great phone\n2,\n3,awful\n4,"  "\n',
+        [
+            "in.csv: 2 rows with no text in column 'text' (empty or blank): lines 3, 5",
+            "--skip-invalid",
+        ],
+    ),
+    "non-text cells": (
+        "in.jsonl",
+        '{"text": "fine"}\n{"text": 42}\n{"text": null}\n',
+        [
+            "1 row whose 'text' is not text (a number or another value): line 2",
+            "1 row with no text in column 'text' (empty or blank): line 3",
+        ],
+    ),
+    "missing column": (
+        "in.csv",
+        "id,body\n1,fine\n",
+        ["in.csv has no column 'text' (columns: ['id', 'body']); choose one with --text-column"],
+    ),
     "wrong delimiter": ("in.csv", "id;text\n1;fine\n", ["the file looks delimited by ';'"]),
     "no rows": ("in.csv", "id,text\n", ["in.csv has no rows"]),
     "empty file": ("in.csv", "", ["the file is empty (0 bytes)"]),
-    "not a csv": ("in.csv", gzip.compress(b"id,text\n1,a\n"),
-                  ["claims to be CSV but is gzip-compressed"]),
+    "not a csv": (
+        "in.csv",
+        gzip.compress(b"id,text\n1,a\n"),
+        ["claims to be CSV but is gzip-compressed"],
+    ),
     "unsupported": ("in.xlsx", "x", ["unsupported file type '.xlsx'"]),
 }
 
@@ -78,16 +93,16 @@ def test_predict_refuses_bad_files(home, tmp_path, case):
 
 
 def test_predict_refuses_a_missing_file_and_an_unreadable_one(home, tmp_path):
-    code, out = invoke("predict", "--params", PARAMS, "--input", "gone.csv", "--output",
-                       "out.csv")
+    code, out = invoke("predict", "--params", PARAMS, "--input", "gone.csv", "--output", "out.csv")
     assert code == 1 and "input gone.csv does not exist" in out
     locked = write(tmp_path, "locked.csv", "text\nfine\n")
     locked.chmod(0)
     try:
         if os.access(locked, os.R_OK):
             pytest.skip("running as a user who reads every file (root)")
-        code, out = invoke("predict", "--params", PARAMS, "--input", "locked.csv", "--output",
-                           "out.csv")
+        code, out = invoke(
+            "predict", "--params", PARAMS, "--input", "locked.csv", "--output", "out.csv"
+        )
         assert code == 1 and "locked.csv cannot be read (permission denied)" in out
     finally:
         locked.chmod(0o644)
@@ -102,17 +117,19 @@ def test_predict_refuses_empty_texts_in_a_table(home, tmp_path, monkeypatch):
     pd.DataFrame({"text": ["a", None, "b"]}).to_sql("incoming", engine, index=False)
     engine.dispose()
     monkeypatch.setenv("MODELYARD_DATABASE_URL", f"sqlite:///{database}")
-    code, out = invoke("predict", "--params", PARAMS, "--input", "sql:incoming", "--output",
-                       "out.csv")
+    code, out = invoke(
+        "predict", "--params", PARAMS, "--input", "sql:incoming", "--output", "out.csv"
+    )
     assert code == 1 and "sql:incoming: 1 row with no text in column 'text'" in out
     assert "row 2" in out
     nothing_written(home, tmp_path)
 
 
 def test_skipping_every_row_leaves_nothing_to_score(home, tmp_path):
-    write(tmp_path, "in.csv", "id,text\n1,\n2,\" \"\n")
-    code, out = invoke("predict", "--params", PARAMS, "--input", "in.csv", "--output",
-                       "out.csv", "--skip-invalid")
+    write(tmp_path, "in.csv", 'id,text\n1,\n2," "\n')
+    code, out = invoke(
+        "predict", "--params", PARAMS, "--input", "in.csv", "--output", "out.csv", "--skip-invalid"
+    )
     assert code == 1 and "in.csv has no rows left once the rows without text are skipped" in out
     nothing_written(home, tmp_path)
 
@@ -121,12 +138,26 @@ def test_a_refusal_in_its_own_process_starts_nothing(home, tmp_path):
     """As a user runs it: exit 1, the message, no traceback, no Prefect server, no store."""
     write(tmp_path, "bad.csv", "id,text\n1,great\n2,\n")
     result = subprocess.run(
-        [sys.executable, "-m", "modelyard", "predict", "--params", PARAMS, "--input", "bad.csv",
-         "--output", "out.csv"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "MODELYARD_HOME": str(home), "COLUMNS": "200"})
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "predict",
+            "--params",
+            PARAMS,
+            "--input",
+            "bad.csv",
+            "--output",
+            "out.csv",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MODELYARD_HOME": str(home), "COLUMNS": "200"},
+    )
     assert result.returncode == 1
-    assert "bad.csv: 1 row with no text in column 'text' (empty or blank): line 3" in \
-        result.stderr
+    assert "bad.csv: 1 row with no text in column 'text' (empty or blank): line 3" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "prefect" not in (result.stderr + result.stdout).lower()
     nothing_written(home, tmp_path)
@@ -158,13 +189,18 @@ def test_the_workspace_catalog_lists_what_dvc_lists(project):
     assert fast.versions("reviews")[0].rows == 1 and fast.versions("nosuch") == []
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--data", "reviews@99"], ["reviews@99: no such version, md5 prefix or git revision "
-                                "(versions: 1 ("]),
-    (["--data", "nosuch@1"], ["no dataset named 'nosuch'", "(datasets: reviews)"]),
-    (["--data", "reviews@99", "--remote"], ["reviews@99: no such version"]),
-    (["--data", "gone.csv"], ["gone.csv: no such file"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--data", "reviews@99"],
+            ["reviews@99: no such version, md5 prefix or git revision (versions: 1 ("],
+        ),
+        (["--data", "nosuch@1"], ["no dataset named 'nosuch'", "(datasets: reviews)"]),
+        (["--data", "reviews@99", "--remote"], ["reviews@99: no such version"]),
+        (["--data", "gone.csv"], ["gone.csv: no such file"]),
+    ],
+)
 def test_retrain_refuses_unknown_versions_and_files(project, home, args, words):
     code, out = invoke("retrain", "--params", PARAMS, *args)
     assert code == 1, out
@@ -173,13 +209,22 @@ def test_retrain_refuses_unknown_versions_and_files(project, home, args, words):
     assert list(home.iterdir()) == []
 
 
-@pytest.mark.parametrize("content, words", [
-    ("text,label\ngreat,positive\n,negative\n\"two\nlines\",neutral\nawful,\n",
-     ["bad.csv: 1 row with no text in column 'text' (empty or blank): line 3",
-      "bad.csv: 1 row with no label in column 'label': line 6"]),
-    ("body,label\nfine,positive\n",
-     ["bad.csv has no column 'text' (columns: ['body', 'label']); data.text_column"]),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (
+            'text,label\ngreat,positive\n,negative\n"two\nlines",neutral\nawful,\n',
+            [
+                "bad.csv: 1 row with no text in column 'text' (empty or blank): line 3",
+                "bad.csv: 1 row with no label in column 'label': line 6",
+            ],
+        ),
+        (
+            "body,label\nfine,positive\n",
+            ["bad.csv has no column 'text' (columns: ['body', 'label']); data.text_column"],
+        ),
+    ],
+)
 def test_retrain_refuses_bad_rows_naming_them(home, tmp_path, content, words):
     write(tmp_path, "bad.csv", content)
     code, out = invoke("retrain", "--params", PARAMS, "--data", "bad.csv")

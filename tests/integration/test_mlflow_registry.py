@@ -1,15 +1,14 @@
 """The MLflow adapter on a temporary SQLite store: runs, dataset digest, pyfunc model, registry."""
 
-
 import pandas as pd
 import pytest
 
 from modelyard.config import ModelParams, TinyBackbone
 from modelyard.data.identity import dataset_version
+from modelyard.inference import TextClassifier
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
 from modelyard.training.model import build_model
-from modelyard.inference import TextClassifier
 from tests.helpers.models import predict_in_fresh_process
 
 LABELS = ["negative", "neutral", "positive"]
@@ -87,7 +86,7 @@ def test_production_model_predicts_like_the_saved_directory(store, logged, model
     loaded = registry.load_classifier(name, PRODUCTION)
     local = TextClassifier.load(model_dir)
     assert loaded.labels == LABELS
-    assert (loaded.predict_proba(TEXTS) == pytest.approx(local.predict_proba(TEXTS), abs=1e-6))
+    assert loaded.predict_proba(TEXTS) == pytest.approx(local.predict_proba(TEXTS), abs=1e-6)
 
 
 def test_the_store_does_not_become_the_process_default(store, logged):
@@ -107,8 +106,7 @@ def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
     run_id, model_uri, _ = logged
     name = "registry-pyfunc-model"
     registry.set_alias(name, PRODUCTION, registry.register(model_uri, name, run_id, {}))
-    out = predict_in_fresh_process(uri, f"models:/{name}@production", ["fine", "awful"],
-                                   tmp_path)
+    out = predict_in_fresh_process(uri, f"models:/{name}@production", ["fine", "awful"], tmp_path)
     assert out["columns"] == ["label", *[f"prob_{label}" for label in LABELS]]
     assert all(label in LABELS for label in out["labels"])
     assert out["inputs"] == ["text"]

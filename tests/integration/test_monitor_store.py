@@ -36,10 +36,20 @@ def log(url: str, predictions: list[dict], feedback: list[dict]) -> None:
     engine = db.engine_for(url)
     try:
         with engine.begin() as connection:
-            connection.execute(insert(Prediction), [
-                {"model": "m", "version": "1", "text_sha256": "0" * 64, "latency_ms": 1.0,
-                 "probabilities": {"positive": 0.9, "negative": 0.1}, **row}
-                for row in predictions])
+            connection.execute(
+                insert(Prediction),
+                [
+                    {
+                        "model": "m",
+                        "version": "1",
+                        "text_sha256": "0" * 64,
+                        "latency_ms": 1.0,
+                        "probabilities": {"positive": 0.9, "negative": 0.1},
+                        **row,
+                    }
+                    for row in predictions
+                ],
+            )
             if feedback:
                 connection.execute(insert(Feedback), feedback)
     finally:
@@ -48,16 +58,24 @@ def log(url: str, predictions: list[dict], feedback: list[dict]) -> None:
 
 def test_a_window_holds_this_version_s_recent_predictions_and_their_latest_labels(url):
     old, recent = NOW - timedelta(days=3), NOW - timedelta(hours=1)
-    log(url, [
-        {"id": "a", "text": "good", "label": "positive", "created_at": recent},
-        {"id": "b", "text": "bad", "label": "positive", "created_at": recent},
-        {"id": "c", "text": "old", "label": "positive", "created_at": old},
-        {"id": "d", "text": "v2", "label": "positive", "created_at": recent, "version": "2"},
-    ], [
-        {"prediction_id": "b", "label": "positive", "created_at": recent},
-        {"prediction_id": "b", "label": "negative", "created_at": recent + timedelta(minutes=1)},
-        {"prediction_id": "c", "label": "negative", "created_at": recent},
-    ])
+    log(
+        url,
+        [
+            {"id": "a", "text": "good", "label": "positive", "created_at": recent},
+            {"id": "b", "text": "bad", "label": "positive", "created_at": recent},
+            {"id": "c", "text": "old", "label": "positive", "created_at": old},
+            {"id": "d", "text": "v2", "label": "positive", "created_at": recent, "version": "2"},
+        ],
+        [
+            {"prediction_id": "b", "label": "positive", "created_at": recent},
+            {
+                "prediction_id": "b",
+                "label": "negative",
+                "created_at": recent + timedelta(minutes=1),
+            },
+            {"prediction_id": "c", "label": "negative", "created_at": recent},
+        ],
+    )
     current, labelled = read_window(url, "m", "1", NOW - timedelta(days=1))
     assert sorted(current["id"]) == ["a", "b"]
     assert labelled.to_dict("records") == [{"predicted": "positive", "actual": "negative"}]
@@ -65,8 +83,7 @@ def test_a_window_holds_this_version_s_recent_predictions_and_their_latest_label
 
 def report(action: Action | None) -> MonitorReport:
     quality = LiveQuality(7, 0.5, 0.5, 0.9, 0.05, True, "dropped")
-    return MonitorReport("m", "1", NOW - timedelta(days=1), NOW, 10, quality=quality,
-                         action=action)
+    return MonitorReport("m", "1", NOW - timedelta(days=1), NOW, 10, quality=quality, action=action)
 
 
 def test_a_recorded_run_is_the_last_action_the_next_run_reads(url):
@@ -82,25 +99,35 @@ def test_a_recorded_run_is_the_last_action_the_next_run_reads(url):
             row = connection.execute(select(MonitorRun)).one()
     finally:
         engine.dispose()
-    assert (row.model, row.version, row.predictions, row.labelled, row.degraded) == \
-        ("m", "1", 10, 7, True)
+    assert (row.model, row.version, row.predictions, row.labelled, row.degraded) == (
+        "m",
+        "1",
+        10,
+        7,
+        True,
+    )
     assert row.report["action"]["kind"] == "alert"
     previous = last_action(url, "m", "1")
-    assert previous is not None and (previous.kind, previous.new_feedback) == \
-        (ActionKind.ALERT, 3)
+    assert previous is not None and (previous.kind, previous.new_feedback) == (ActionKind.ALERT, 3)
 
 
 def test_the_response_weighs_feedback_the_training_data_lacks(url, tmp_path):
     data = tmp_path / "reviews.csv"
     data.write_text("text,label\ngood phone,positive\nbad battery,negative\n")
     trained = TrainedOn(file_md5(data), str(data), 0.9, 40)
-    params = Params.model_validate({"model": {"name": "m"},
-                                    "monitor": {"min_feedback_for_retrain": 2}})
+    params = Params.model_validate(
+        {"model": {"name": "m"}, "monitor": {"min_feedback_for_retrain": 2}}
+    )
     recent = NOW - timedelta(hours=1)
-    log(url, [{"id": "a", "text": "good phone", "label": "positive", "created_at": recent},
-              {"id": "b", "text": "loud fan", "label": "positive", "created_at": recent},
-              {"id": "c", "text": "dead on arrival", "label": "positive", "created_at": recent}],
-        [{"prediction_id": p, "label": "negative", "created_at": recent} for p in "abc"])
+    log(
+        url,
+        [
+            {"id": "a", "text": "good phone", "label": "positive", "created_at": recent},
+            {"id": "b", "text": "loud fan", "label": "positive", "created_at": recent},
+            {"id": "c", "text": "dead on arrival", "label": "positive", "created_at": recent},
+        ],
+        [{"prediction_id": p, "label": "negative", "created_at": recent} for p in "abc"],
+    )
     # outside a checkout (root None): enough new labels (3 ≥ 2) still only alert
     plan = plan_response("m", "1", trained, params, url, None, tmp_path / "cache")
     assert plan.judged and (plan.base, plan.name) == (str(data), "reviews")

@@ -31,10 +31,11 @@ def _leaks(root: Path) -> list[str]:
     return found
 
 
-def test_redacted_mode_stores_no_planted_personal_data(tmp_path, tiny_params, small_reviews,
-                                                       monkeypatch):
-    from modelyard.data.dataset import Splits
+def test_redacted_mode_stores_no_planted_personal_data(
+    tmp_path, tiny_params, small_reviews, monkeypatch
+):
     from modelyard.adapters.feedback import add_feedback_version
+    from modelyard.data.dataset import Splits
     from tasks.registry import log_model
 
     stores = tmp_path / "stores"
@@ -45,13 +46,25 @@ def test_redacted_mode_stores_no_planted_personal_data(tmp_path, tiny_params, sm
     privacy = PrivacyParams(mode="redacted")
 
     # 1. The prediction log, through a real server; feedback on those predictions.
-    app = create_app(lambda: MlflowRegistry(uri, "privacy"), "private",
-                     ServingParams(poll_interval_s=3600), database, None, privacy)
-    texts = [f"Great speaker, invoice to {EMAIL}", f"Refund to card {CARD} please",
-             "No personal data here"]
+    app = create_app(
+        lambda: MlflowRegistry(uri, "privacy"),
+        "private",
+        ServingParams(poll_interval_s=3600),
+        database,
+        None,
+        privacy,
+    )
+    texts = [
+        f"Great speaker, invoice to {EMAIL}",
+        f"Refund to card {CARD} please",
+        "No personal data here",
+    ]
     with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
-        answers = [a for _ in range(2)  # 60 texts per request: under the 64 limit
-                   for a in http.post("/predict", json={"texts": texts * 20}).json()["predictions"]]
+        answers = [
+            a
+            for _ in range(2)  # 60 texts per request: under the 64 limit
+            for a in http.post("/predict", json={"texts": texts * 20}).json()["predictions"]
+        ]
         for answer in answers:
             http.post("/feedback", json={"prediction_id": answer["id"], "label": "positive"})
         deadline = time.monotonic() + 30
@@ -72,10 +85,16 @@ def test_redacted_mode_stores_no_planted_personal_data(tmp_path, tiny_params, sm
     # 2. A dataset version built from that feedback.
     project = make_dvc_project(tmp_path / "project", tmp_path / "remote")
     monkeypatch.chdir(project)
-    params = tiny_params.updated({"model.name": "private", "privacy.mode": "redacted",
-                                  "validation.max_duplicate_fraction": 0.2})
-    added, feedback = add_feedback_version(str(small_reviews), "reviews", params, database,
-                                           project, tmp_path / "cache")
+    params = tiny_params.updated(
+        {
+            "model.name": "private",
+            "privacy.mode": "redacted",
+            "validation.max_duplicate_fraction": 0.2,
+        }
+    )
+    added, feedback = add_feedback_version(
+        str(small_reviews), "reviews", params, database, project, tmp_path / "cache"
+    )
     assert added.created and feedback.labelled == 120
     version_file = (project / added.entry.path).read_text()
     assert "invoice to [EMAIL]" in version_file and "[CARD]" in version_file

@@ -58,19 +58,24 @@ registry.register(model_uri, "quiet", run_id, {})
 registry.load_classifier("quiet", version="1")
 mlflow.set_tracking_uri(uri)
 print(mlflow.pyfunc.load_model("models:/quiet/1").predict(pd.DataFrame({"text": texts})))
-print(%r)
-""" % DONE
+print(DONE)
+""".replace("DONE", repr(DONE))
 
 
-def test_training_logging_and_loading_a_model_warn_nothing_unactionable(tiny_params,
-                                                                        small_reviews, tmp_path):
+def test_training_logging_and_loading_a_model_warn_nothing_unactionable(
+    tiny_params, small_reviews, tmp_path
+):
     params_path = tmp_path / "params.yaml"
     params = tiny_params.updated({"train.epochs": 1, "cost.energy": True})
     params_path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(params_path), str(small_reviews), str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO)})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0 and DONE in result.stdout, result.stderr[-3000:]
     output = result.stdout + result.stderr
     for message in UNACTIONABLE:
@@ -81,12 +86,20 @@ def test_a_server_before_its_first_model_says_so_once_then_on_change(tmp_path, c
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     name = "quiet-served"
     registry = MlflowRegistry(uri, "quiet-serving", (tmp_path / "mlruns").as_uri())
-    app = create_app(lambda: MlflowRegistry(uri, "quiet-serving"), name,
-                     ServingParams(poll_interval_s=3600), f"sqlite:///{tmp_path}/log.db", TOKEN)
+    app = create_app(
+        lambda: MlflowRegistry(uri, "quiet-serving"),
+        name,
+        ServingParams(poll_interval_s=3600),
+        f"sqlite:///{tmp_path}/log.db",
+        TOKEN,
+    )
 
     def not_yet() -> list[str]:
-        return [r.getMessage() for r in caplog.records
-                if r.name == "modelyard.serving" and "could not follow" in r.getMessage()]
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "modelyard.serving" and "could not follow" in r.getMessage()
+        ]
 
     auth = {"authorization": f"Bearer {TOKEN}"}
     caplog.set_level(logging.INFO, logger="modelyard.serving")

@@ -45,8 +45,12 @@ def test_production_goes_back_to_what_the_failed_version_replaced(audit):
     assert roll_back(registry, audit, "m", "2", "flow-run:x", "deploy check failed") == "1"
     assert registry.alias_version("m", "production") == "1"
     last = audit.latest("m", "production")
-    assert last is not None and (last.kind, last.from_version, last.to_version, last.reason) == \
-        ("rollback", "2", "1", "deploy check failed")
+    assert last is not None and (last.kind, last.from_version, last.to_version, last.reason) == (
+        "rollback",
+        "2",
+        "1",
+        "deploy check failed",
+    )
 
 
 def test_nothing_to_go_back_to_or_moved_since_leaves_production(audit):

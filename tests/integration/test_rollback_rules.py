@@ -50,16 +50,23 @@ def production(client) -> str:
     return str(client.get_model_version_by_alias(NAME, "production").version)
 
 
-@pytest.mark.parametrize("target, words", [
-    ("3", ["the gate rejected it", "no_regression: accuracy 0.80 vs production 0.85"]),
-    ("4", ["its deployment failed", "still reports version 2"]),
-])
+@pytest.mark.parametrize(
+    "target, words",
+    [
+        ("3", ["the gate rejected it", "no_regression: accuracy 0.80 vs production 0.85"]),
+        ("4", ["its deployment failed", "still reports version 2"]),
+    ],
+)
 def test_rollback_refuses_rejected_and_failed_versions(store, target, words):
     run, client, audit = store
     code, out = run("rollback", NAME, "--to", target)
     assert code == 1
-    for word in [f"{NAME}@production stays at version 2", f"version {target} may not take",
-                 *words, "--force --reason"]:
+    for word in [
+        f"{NAME}@production stays at version 2",
+        f"version {target} may not take",
+        *words,
+        "--force --reason",
+    ]:
         assert word in out
     assert "Traceback" not in out
     assert production(client) == "2" and len(audit.history(NAME)) == 2
@@ -85,13 +92,15 @@ def test_a_rollback_to_where_production_is_says_so_and_changes_nothing(store):
     run, client, audit = store
     for extra in ([], ["--force", "--reason", "again"]):
         code, out = run("rollback", NAME, "--to", "2", *extra)
-        assert code == 0 and out == f"{NAME}@production is already version 2: nothing moved, " \
-                                    "nothing audited"
+        assert (
+            code == 0
+            and out == f"{NAME}@production is already version 2: nothing moved, nothing audited"
+        )
     assert production(client) == "2" and len(audit.history(NAME)) == 2
 
 
 def test_messages_name_exactly_the_versions_moved(store):
-    run, client, audit = store
+    run, _client, audit = store
     code, out = run("rollback", NAME, "--reason", "latency regression")
     assert code == 0 and out == f"{NAME}@production rolled back: version 2 -> 1"
     last = audit.history(NAME)[-1]
@@ -102,7 +111,7 @@ def test_messages_name_exactly_the_versions_moved(store):
 
 
 def test_the_default_target_obeys_the_rules_too(store):
-    run, client, audit = store
+    run, _client, audit = store
     assert run("promote", NAME, "4", "--force", "--reason", "hotfix, servers fixed")[0] == 0
     assert run("rollback", NAME, "--to", "2")[0] == 0  # 4 -> 2
     # Rolling back from 2 goes to what 2 replaced when it was promoted: version 1 (allowed).

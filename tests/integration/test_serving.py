@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from modelyard.config import PrivacyParams, ServingParams
+from modelyard.inference import TextClassifier
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
-from modelyard.inference import TextClassifier
 from tests.helpers.models import TINY_LABELS as LABELS
 from tests.helpers.models import TINY_TEXTS as TEXTS
 from tests.helpers.models import register_tiny_versions
@@ -33,20 +33,32 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{root}/mlflow.db"
     registry = MlflowRegistry(uri, "serving-tests", (root / "mlruns").as_uri())
-    register_tiny_versions(registry, NAME, root,
-                           tags=lambda seed: {"dataset_md5": f"md5-of-seed-{seed}"})
+    register_tiny_versions(
+        registry, NAME, root, tags=lambda seed: {"dataset_md5": f"md5-of-seed-{seed}"}
+    )
     return uri, root
 
 
 @contextmanager
-def serving(store, database_url: str | None = None, token: str | None = TOKEN, name: str = NAME,
-            privacy: str = "full", **knobs):
+def serving(
+    store,
+    database_url: str | None = None,
+    token: str | None = TOKEN,
+    name: str = NAME,
+    privacy: str = "full",
+    **knobs,
+):
     """A real server on a free port: (base URL, app)."""
     uri, root = store
     settings = ServingParams(**{"poll_interval_s": 3600, **knobs})
-    app = create_app(lambda: MlflowRegistry(uri, "serving-tests"), name, settings,
-                     database_url or f"sqlite:///{root}/predictions-{uuid.uuid4().hex[:6]}.db",
-                     token, PrivacyParams(mode=privacy))
+    app = create_app(
+        lambda: MlflowRegistry(uri, "serving-tests"),
+        name,
+        settings,
+        database_url or f"sqlite:///{root}/predictions-{uuid.uuid4().hex[:6]}.db",
+        token,
+        PrivacyParams(mode=privacy),
+    )
     with ServerThread(app) as server:
         yield server.url, app
 
@@ -74,17 +86,22 @@ def test_endpoints_valid_and_invalid(store):
         uuid.UUID(prediction["id"])
         many = http.post("/predict", json={"texts": TEXTS}).json()
         assert [p["label"] for p in many["predictions"]] == TextClassifier.load(
-            store[1] / "model-1").predict(TEXTS)
+            store[1] / "model-1"
+        ).predict(TEXTS)
 
         def refused(body, status, *words, **kwargs):
-            response = http.post("/predict", json=body, **kwargs) if body is not None else \
-                http.post("/predict", **kwargs)
+            response = (
+                http.post("/predict", json=body, **kwargs)
+                if body is not None
+                else http.post("/predict", **kwargs)
+            )
             assert response.status_code == status, response.text
             for word in words:
                 assert word in response.text, response.text
 
-        refused(None, 422, "JSON", content=b"{not json", headers={"content-type":
-                                                                 "application/json"})
+        refused(
+            None, 422, "JSON", content=b"{not json", headers={"content-type": "application/json"}
+        )
         refused({"text": "a", "texts": ["b"]}, 422, "exactly one of")
         refused({}, 422, "exactly one of")
         refused({"texts": []}, 422, "empty")
@@ -101,7 +118,8 @@ def test_endpoints_valid_and_invalid(store):
 
         schema = http.get("/openapi.json").json()
         assert {"PredictRequest", "PredictResponse", "FeedbackRequest"} <= set(
-            schema["components"]["schemas"])
+            schema["components"]["schemas"]
+        )
         metrics = http.get("/metrics").text
         assert _metric(metrics, 'modelyard_requests_total{route="/predict",status="413"}') == 2
         assert _metric(metrics, 'modelyard_requests_total{route="/predict",status="200"}') == 2
@@ -142,8 +160,7 @@ def _wait_rows(url: str, table: str, count: int) -> list[dict]:
             return None
         return rows if len(rows) >= count else None
 
-    return wait_until(enough, f"fewer than {count} rows in {table}", timeout_s=60,
-                      interval_s=0.1)
+    return wait_until(enough, f"fewer than {count} rows in {table}", timeout_s=60, interval_s=0.1)
 
 
 @pytest.mark.parametrize("mode", ["full", "hashed"])
@@ -154,17 +171,23 @@ def test_predictions_and_feedback_are_logged(store, tmp_path, mode):
         rows = {row["id"]: row for row in _wait_rows(database, "predictions", 3)}
         for text, prediction in zip(TEXTS, answered, strict=True):
             row = rows[prediction["id"]]
-            assert (row["model"], row["version"], row["label"]) == (NAME, "1",
-                                                                    prediction["label"])
+            assert (row["model"], row["version"], row["label"]) == (NAME, "1", prediction["label"])
             assert row["text"] == (text if mode == "full" else None)
             assert len(row["text_sha256"]) == 64 and row["latency_ms"] > 0
-        stored = http.post("/feedback", json={"prediction_id": answered[0]["id"],
-                                              "label": "positive"})
+        stored = http.post(
+            "/feedback", json={"prediction_id": answered[0]["id"], "label": "positive"}
+        )
         assert stored.status_code == 201
-        assert http.post("/feedback", json={"prediction_id": answered[0]["id"],
-                                            "label": "great"}).status_code == 422
-        assert http.post("/feedback", json={"prediction_id": "nope",
-                                            "label": "positive"}).status_code == 422
+        assert (
+            http.post(
+                "/feedback", json={"prediction_id": answered[0]["id"], "label": "great"}
+            ).status_code
+            == 422
+        )
+        assert (
+            http.post("/feedback", json={"prediction_id": "nope", "label": "positive"}).status_code
+            == 422
+        )
         (feedback,) = _rows(database, "feedback")
         assert (feedback["prediction_id"], feedback["label"]) == (answered[0]["id"], "positive")
 
@@ -173,8 +196,10 @@ def test_requests_are_answered_while_the_database_is_down(store):
     """Nothing listens on port 1: every write fails. Predictions still answer at once; the
     bounded queue fills, the rest is dropped and counted; feedback says 503."""
     down = "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
-    with serving(store, down, log_queue_size=5) as (url, app), \
-            httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        serving(store, down, log_queue_size=5) as (url, _app),
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
         for _ in range(20):
             assert http.post("/predict", json={"text": "still here"}).status_code == 200
         # Answered without waiting on the database: 14 or more answers found the log's queue
@@ -183,8 +208,9 @@ def test_requests_are_answered_while_the_database_is_down(store):
         assert _metric(metrics, "modelyard_prediction_log_queue_depth") <= 5
         assert _metric(metrics, "modelyard_prediction_log_dropped") >= 14
         assert _metric(metrics, "modelyard_prediction_log_written") == 0
-        feedback = http.post("/feedback", json={"prediction_id": str(uuid.uuid4()),
-                                                "label": "positive"})
+        feedback = http.post(
+            "/feedback", json={"prediction_id": str(uuid.uuid4()), "label": "positive"}
+        )
         assert feedback.status_code == 503 and "database is unavailable" in feedback.text
 
 
@@ -205,8 +231,11 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
                 while not stop.is_set():
                     sent = time.monotonic()
                     response = http.post("/predict", json={"texts": TEXTS})
-                    versions = ([p["model_version"] for p in response.json()["predictions"]]
-                                if response.status_code == 200 else [])
+                    versions = (
+                        [p["model_version"] for p in response.json()["predictions"]]
+                        if response.status_code == 200
+                        else []
+                    )
                     with lock:
                         responses.append((sent, response.status_code, versions))
 
@@ -214,8 +243,8 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
             def enough() -> bool:
                 with lock:
                     return sum(sent > instant for sent, _, _ in responses) >= count
-            wait_until(enough, f"fewer than {count} answered requests in this phase",
-                       timeout_s=120)
+
+            wait_until(enough, f"fewer than {count} answered requests in this phase", timeout_s=120)
 
         with ThreadPoolExecutor(8) as pool:
             for _ in range(8):
@@ -223,8 +252,9 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
             try:  # the clients stop however this ends, or the pool never exits
                 answered_since(0.0)
                 registry.set_alias(NAME, PRODUCTION, "2")
-                reload = httpx.post(f"{url}/admin/reload", timeout=60,
-                                    headers={"Authorization": f"Bearer {TOKEN}"}).json()
+                reload = httpx.post(
+                    f"{url}/admin/reload", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+                ).json()
                 # Switched by this call, or by the poller (every 0.5 s) a moment before it: both
                 # are the server following production; either way it serves 2 once this returns.
                 assert (reload["version"], reload["error"]) == ("2", None), reload
@@ -232,8 +262,11 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
                 answered_since(swapped_to_2)
                 moving_back = time.monotonic()
                 registry.set_alias(NAME, PRODUCTION, "1")  # no reload call: the poller finds it
-                wait_until(lambda: httpx.get(f"{url}/metadata").json()["version"] == "1",
-                           "the poller never switched back", timeout_s=30)
+                wait_until(
+                    lambda: httpx.get(f"{url}/metadata").json()["version"] == "1",
+                    "the poller never switched back",
+                    timeout_s=30,
+                )
                 swapped_to_1 = time.monotonic()
                 answered_since(swapped_to_1)
             finally:
@@ -255,8 +288,9 @@ def test_explain_endpoint(store):
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model_version"] == "1" and body["label"] == body["predicted"] in LABELS
-        assert [t["token"] for t in body["tokens"]] == [text[t["start"]:t["end"]]
-                                                        for t in body["tokens"]]
+        assert [t["token"] for t in body["tokens"]] == [
+            text[t["start"] : t["end"]] for t in body["tokens"]
+        ]
         assert "sound" in [t["token"] for t in body["tokens"]]
         assert "&lt;" in body["html"] and "<broke>" not in body["html"]
         # Deterministic, and the same explanation the library gives.

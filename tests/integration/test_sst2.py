@@ -17,8 +17,10 @@ SST2 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "sst
 TRAIN_MD5 = "0f7c7389da97a0e006a89ffb5efbcaa5"
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("CI") == "true", reason="SST-2 is not part of the project: "
-                       "real-data tests never run in CI"),
+    pytest.mark.skipif(
+        os.environ.get("CI") == "true",
+        reason="SST-2 is not part of the project: real-data tests never run in CI",
+    ),
     pytest.mark.skipif(not (SST2 / "train.tsv").is_file(), reason=f"{SST2} is absent"),
 ]
 

@@ -31,8 +31,14 @@ NAME = "loop"
 
 def _modelyard(*args: str, env: dict[str, str], cwd, timeout: int = 900) -> str:
     """A `modelyard` command as a user types it; its output (stdout + stderr), asserted ok."""
-    done = subprocess.run([sys.executable, "-m", "modelyard", *args], env={**os.environ, **env},
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, f"modelyard {' '.join(args)}:\n{out[-4000:]}"
     return out
@@ -50,8 +56,11 @@ def _logged(database: str, version: str, at_least: int) -> None:
     try:
         while True:
             with engine.connect() as connection:
-                count = connection.execute(select(func.count()).select_from(Prediction).where(
-                    Prediction.model == NAME, Prediction.version == version)).scalar_one()
+                count = connection.execute(
+                    select(func.count())
+                    .select_from(Prediction)
+                    .where(Prediction.model == NAME, Prediction.version == version)
+                ).scalar_one()
             if count >= at_least:
                 return
             assert time.monotonic() < deadline, f"{count} of {at_least} predictions logged"
@@ -67,12 +76,18 @@ def _wait_for_run(data_path: str, env: dict[str, str]):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + 900
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), \
-            get_client(sync_client=True) as prefect:
+    with (
+        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as prefect,
+    ):
         while True:
-            runs = [run for run in prefect.read_flow_runs(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=["retrain"])))
-                if run.parameters.get("data_path") == data_path]
+            runs = [
+                run
+                for run in prefect.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["retrain"]))
+                )
+                if run.parameters.get("data_path") == data_path
+            ]
             if runs and all(run.state and run.state.is_final() for run in runs):
                 return runs
             assert time.monotonic() < deadline, [(run.name, run.state) for run in runs]
@@ -91,8 +106,7 @@ def _accuracy_on_shifted(client_uri: str, version: str, seed: int) -> float:
     return sum(classifier.labels[i] == label for i, label in zip(found, truth, strict=True)) / 300
 
 
-def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,
-                                         small_reviews):
+def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params, small_reviews):
     from mlflow import MlflowClient
 
     from modelyard.orchestration import deployments
@@ -102,47 +116,99 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,
     started = time.monotonic()
     project = reviews_project(tmp_path / "project", small_reviews, tiny_params)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params.updated({
-        "model.name": NAME, "data.path": "reviews@1",
-        "monitor.min_predictions": 100, "monitor.sample_size": 200, "monitor.min_feedback": 30,
-        "monitor.min_feedback_for_retrain": 100,
-        # The tiny model is noisy on in-distribution slices from one training to the next; the
-        # test is about the loop, so slices get room (the gate's rules have tests of their own).
-        "gate.max_regression": 0.05, "gate.max_slice_regression": 0.15,
-        "gate.min_class_recall": 0.3,
-        # At tiny_params' 3e-3 one training in a few collapses to one class (seen: a v2 that
-        # predicted only "neutral"); at 1e-3 a 6-epoch one still lost "neutral" once (0.12).
-        "train.learning_rate": 1e-3, "train.epochs": 8,
-    }).model_dump(mode="json")))
-    config = StackConfig(root=tmp_path / "stack", postgres=server, prefix=prefix,
-                         prefect_port=free_port(), mlflow_port=free_port(),
-                         model_port=free_port(), work_pool="loop-test", params=params)
+    params.write_text(
+        yaml.safe_dump(
+            tiny_params.updated(
+                {
+                    "model.name": NAME,
+                    "data.path": "reviews@1",
+                    "monitor.min_predictions": 100,
+                    "monitor.sample_size": 200,
+                    "monitor.min_feedback": 30,
+                    "monitor.min_feedback_for_retrain": 100,
+                    # The tiny model is noisy on in-distribution slices from one training to
+                    # the next; the test is about the loop, so slices get room (the gate's
+                    # rules have tests of their own).
+                    "gate.max_regression": 0.05,
+                    "gate.max_slice_regression": 0.15,
+                    "gate.min_class_recall": 0.3,
+                    # At tiny_params' 3e-3 one training in a few collapses to one class (seen: a
+                    # v2 that predicted only "neutral"); at 1e-3 a 6-epoch one still lost
+                    # "neutral" once (0.12).
+                    "train.learning_rate": 1e-3,
+                    "train.epochs": 8,
+                }
+            ).model_dump(mode="json")
+        )
+    )
+    config = StackConfig(
+        root=tmp_path / "stack",
+        postgres=server,
+        prefix=prefix,
+        prefect_port=free_port(),
+        mlflow_port=free_port(),
+        model_port=free_port(),
+        work_pool="loop-test",
+        params=params,
+    )
     urls = up(config)
     env = config.client_env()
     try:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
-            deployments.deploy(REPO, config.work_pool, names=("retrain",), params_path=params,
-                               data_repo=str(project))
+            deployments.deploy(
+                REPO,
+                config.work_pool,
+                names=("retrain",),
+                params_path=params,
+                data_repo=str(project),
+            )
 
         # 1. A first model reaches production, and the stack's server serves it.
-        first = _modelyard("retrain", "--remote", "--params", str(params), "--data-repo",
-                           str(project), env=env, cwd=project)
+        first = _modelyard(
+            "retrain",
+            "--remote",
+            "--params",
+            str(params),
+            "--data-repo",
+            str(project),
+            env=env,
+            cwd=project,
+        )
         assert f"{urls['model']}: serves version 1" in " ".join(first.split())
         database = config.database("platform")
 
         # 2. Ordinary traffic with feedback: healthy.
-        _modelyard("demo-traffic", "--url", urls["model"], "--count", "200", "--feedback", "0.3",
-                   env=env, cwd=project)
+        _modelyard(
+            "demo-traffic",
+            "--url",
+            urls["model"],
+            "--count",
+            "200",
+            "--feedback",
+            "0.3",
+            env=env,
+            cwd=project,
+        )
         _logged(database, "1", 200)
         healthy = _modelyard("monitor", "--params", str(params), env=env, cwd=project)
         assert f"{NAME} version 1: healthy" in healthy, healthy
 
         # 3. The shift, labelled in part; the monitor calls it, and the labels become data.
         # Enough of it labelled that the new domain is a real share of the next test split.
-        _modelyard("demo-traffic", "--url", urls["model"], "--count", "800", "--shifted",
-                   "--feedback", "0.8", env=env, cwd=project)
+        _modelyard(
+            "demo-traffic",
+            "--url",
+            urls["model"],
+            "--count",
+            "800",
+            "--shifted",
+            "--feedback",
+            "0.8",
+            env=env,
+            cwd=project,
+        )
         _logged(database, "1", 1000)
         degraded = _modelyard("monitor", "--params", str(params), env=env, cwd=project)
         assert f"{NAME} version 1: DEGRADED" in degraded, degraded
@@ -155,8 +221,9 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,
         assert run.state.is_completed(), run.state
         client = MlflowClient(tracking_uri=urls["mlflow"], registry_uri=urls["mlflow"])
         production = client.get_model_version_by_alias(NAME, "production")
-        assert str(production.version) == "2", \
-            client.get_model_version(NAME, "2").tags.get("gate_report")
+        assert str(production.version) == "2", client.get_model_version(NAME, "2").tags.get(
+            "gate_report"
+        )
 
         from modelyard.adapters.catalog import Catalog
 
@@ -175,7 +242,9 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params,
         wide = {**env, "COLUMNS": "250"}  # a terminal wide enough for the table not to fold
         history = " ".join(_modelyard("models", "history", NAME, env=wide, cwd=project).split())
         assert "passed the gate" in history and "flow-run:" in history
-        print(f"the loop closed in {time.monotonic() - started:.0f} s: production v1 -> v2; "
-              f"accuracy on shifted traffic {before:.3f} -> {after:.3f}")
+        print(
+            f"the loop closed in {time.monotonic() - started:.0f} s: production v1 -> v2; "
+            f"accuracy on shifted traffic {before:.3f} -> {after:.3f}"
+        )
     finally:
         assert down(config.root)

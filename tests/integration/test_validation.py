@@ -4,6 +4,7 @@ in the user's column names, with what was observed."""
 from pathlib import Path
 
 import pandas as pd
+
 from modelyard.config import DataParams, ValidationParams
 from modelyard.data.validation import (
     DataValidationError,
@@ -18,12 +19,17 @@ LIMITS = ValidationParams(min_rows=30, min_rows_per_class=5, max_text_length=200
 
 def good(rows: int = 60) -> pd.DataFrame:
     labels = ["bad", "ok", "good"]
-    return pd.DataFrame({"review": [f"review number {i} says {labels[i % 3]}" for i in range(rows)],
-                         "stars": [labels[i % 3] for i in range(rows)]})
+    return pd.DataFrame(
+        {
+            "review": [f"review number {i} says {labels[i % 3]}" for i in range(rows)],
+            "stars": [labels[i % 3] for i in range(rows)],
+        }
+    )
 
 
-def failures(frame: pd.DataFrame, test: pd.DataFrame | None = None,
-             limits: ValidationParams = LIMITS) -> dict[str, str]:
+def failures(
+    frame: pd.DataFrame, test: pd.DataFrame | None = None, limits: ValidationParams = LIMITS
+) -> dict[str, str]:
     report = validate_datasets(frame, PARAMS, limits, test)
     return {check.title: check.detail for check in report.failures()}
 
@@ -33,15 +39,24 @@ def test_good_frame_passes_every_expectation():
     assert report.success, report.to_markdown()
     assert report.rows == 60 and len(report.checks) == 17
     assert {c.expectation for c in report.checks} >= {
-        "expect_column_to_exist", "expect_column_values_to_be_in_type_list",
-        "expect_column_values_to_not_be_null", "expect_column_values_to_not_match_regex",
-        "expect_column_value_lengths_to_be_between", "expect_column_values_to_be_in_set",
-        "expect_column_distinct_values_to_contain_set", "expect_table_row_count_to_be_between",
-        "expect_column_min_to_be_between", "expect_column_max_to_be_between",
+        "expect_column_to_exist",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_distinct_values_to_contain_set",
+        "expect_table_row_count_to_be_between",
+        "expect_column_min_to_be_between",
+        "expect_column_max_to_be_between",
     }
-    assert report.statistics == {"rows_in_smallest_class": 20, "imbalance_ratio": 1.0,
-                                 "duplicate_fraction": 0.0, "conflicting_label_fraction": 0.0,
-                                 "leakage_fraction": 0.0}
+    assert report.statistics == {
+        "rows_in_smallest_class": 20,
+        "imbalance_ratio": 1.0,
+        "duplicate_fraction": 0.0,
+        "conflicting_label_fraction": 0.0,
+        "leakage_fraction": 0.0,
+    }
 
 
 def test_unknown_label_is_named_with_examples():
@@ -88,7 +103,8 @@ def test_control_characters_and_undecodable_bytes():
     assert detail.startswith("observed 2 of 60 rows")
     # A tolerated fraction is a threshold in params.yaml, not a code change.
     assert "no undecodable bytes or control characters" not in failures(
-        frame, limits=LIMITS.model_copy(update={"max_bad_encoding_fraction": 0.05}))
+        frame, limits=LIMITS.model_copy(update={"max_bad_encoding_fraction": 0.05})
+    )
 
 
 def test_a_missing_class_and_too_few_rows_per_class():
@@ -100,8 +116,14 @@ def test_a_missing_class_and_too_few_rows_per_class():
 
 
 def test_class_imbalance_bound():
-    frame = pd.concat([good(), pd.DataFrame({"review": [f"good one {i}" for i in range(300)],
-                                             "stars": ["good"] * 300})])
+    frame = pd.concat(
+        [
+            good(),
+            pd.DataFrame(
+                {"review": [f"good one {i}" for i in range(300)], "stars": ["good"] * 300}
+            ),
+        ]
+    )
     detail = failures(frame)["class imbalance (largest/smallest)"]
     assert detail.startswith("observed 16 (allowed ≤ 10): 'good' has 320 rows, 'bad' 20")
 

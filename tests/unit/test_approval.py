@@ -19,11 +19,14 @@ def test_the_waiting_run_is_read_from_the_version_tags():
     assert waiting_flow_run("m", "3", WAITING) == RUN
 
 
-@pytest.mark.parametrize("tags, words", [
-    ({}, "(approval: never asked)"),
-    ({"approval": "approved", "approval_flow_run": RUN}, "(approval: approved)"),
-    ({"approval": "waiting"}, "(approval: waiting)"),
-])
+@pytest.mark.parametrize(
+    "tags, words",
+    [
+        ({}, "(approval: never asked)"),
+        ({"approval": "approved", "approval_flow_run": RUN}, "(approval: approved)"),
+        ({"approval": "waiting"}, "(approval: waiting)"),
+    ],
+)
 def test_a_version_not_waiting_is_refused_pointing_at_promote(tags, words):
     with pytest.raises(ApprovalError) as refused:
         waiting_flow_run("m", "3", tags)
@@ -49,8 +52,11 @@ def api(monkeypatch):
     import prefect.settings
 
     def set_url(url: str | None) -> None:
-        monkeypatch.setattr(prefect.settings, "get_current_settings",
-                            lambda: SimpleNamespace(api=SimpleNamespace(url=url)))
+        monkeypatch.setattr(
+            prefect.settings,
+            "get_current_settings",
+            lambda: SimpleNamespace(api=SimpleNamespace(url=url)),
+        )
 
     set_url("http://127.0.0.1:4200/api")
     return set_url
@@ -91,17 +97,25 @@ def test_an_answer_before_the_pause_is_saved_is_retried(api, resumes):
     assert len(given) == 3
 
 
-@pytest.mark.parametrize("case, words", [
-    ("ended", "is no longer paused (answered, timed out or cancelled)"),
-    ("timeout", "stopped waiting: its approval timed out"),
-    ("refused", "refused the answer: bad input"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("ended", "is no longer paused (answered, timed out or cancelled)"),
+        ("timeout", "stopped waiting: its approval timed out"),
+        ("refused", "refused the answer: bad input"),
+    ],
+)
 def test_a_run_that_cannot_take_the_answer_is_named(api, resumes, monkeypatch, case, words):
     from prefect.exceptions import FlowPauseTimeout, NotPausedError
 
     outcomes, _ = resumes
-    outcomes.append({"ended": NotPausedError(), "timeout": FlowPauseTimeout(),
-                     "refused": RuntimeError("bad input")}[case])
+    outcomes.append(
+        {
+            "ended": NotPausedError(),
+            "timeout": FlowPauseTimeout(),
+            "refused": RuntimeError("bad input"),
+        }[case]
+    )
     monkeypatch.setattr(approval, "_pausing", lambda flow_run: False)
     with pytest.raises(ApprovalError, match=words.replace("(", r"\(").replace(")", r"\)")):
         answer(Registry(WAITING), "m", "3", True, "ann", "", poll_s=0)
@@ -120,10 +134,13 @@ def test_a_version_answered_meanwhile_stops_the_retries(api, resumes):
         answer(registry, "m", "3", True, "ann", "", poll_s=0)
 
 
-@pytest.mark.parametrize("tags, url, words", [
-    (None, "http://127.0.0.1:4200/api", "m has no version 3"),
-    (WAITING, None, f"flow run {RUN} on a Prefect server: set PREFECT_API_URL"),
-])
+@pytest.mark.parametrize(
+    "tags, url, words",
+    [
+        (None, "http://127.0.0.1:4200/api", "m has no version 3"),
+        (WAITING, None, f"flow run {RUN} on a Prefect server: set PREFECT_API_URL"),
+    ],
+)
 def test_refused_before_any_resume(api, resumes, tags, url, words):
     api(url)
     with pytest.raises(ApprovalError, match=words):

@@ -31,8 +31,10 @@ def test_known_errors_are_one_line_with_their_exit_code():
             raise CatalogError("reviews@9: no such version")
 
     result = run(bad_params)
-    assert (result.exit_code, result.output) == (2, "error: params.yaml: train.epochs must be "
-                                                    ">= 1\n")
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: params.yaml: train.epochs must be >= 1\n",
+    )
     result = run(unknown_version)
     assert result.exit_code == 1
     assert result.output == f"error: reviews@9: no such version\n{NOTHING_CHANGED}\n"
@@ -53,8 +55,9 @@ def test_anything_else_keeps_its_traceback():
 
     result = run(bug)
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
-    assert exit_code(result.exception) is None and not hasattr(result.exception,
-                                                               "_modelyard_consequence")
+    assert exit_code(result.exception) is None and not hasattr(
+        result.exception, "_modelyard_consequence"
+    )
 
 
 def test_typer_exits_and_usage_errors_pass_through():

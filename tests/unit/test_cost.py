@@ -32,22 +32,50 @@ def test_an_attempt_has_positive_consistent_figures(energy):
     assert final.samples_per_second == pytest.approx(200 / final.seconds)
     assert final.energy_kwh > 0 and final.cost > 0
     assert final.energy_source == ("codecarbon" if energy else "estimate") or (
-        energy and final.energy_source == "estimate")  # no counters readable: still positive
+        energy and final.energy_source == "estimate"
+    )  # no counters readable: still positive
     if not energy:
         assert final.energy_kwh == pytest.approx(final.device_hours * 10.0 / 1000)
-    assert set(attempt_metrics(final)) == {"attempt_seconds", "attempt_device_hours",
-                                           "attempt_energy_kwh", "attempt_co2_kg",
-                                           "attempt_cost", "attempt_samples_per_second"}
+    assert set(attempt_metrics(final)) == {
+        "attempt_seconds",
+        "attempt_device_hours",
+        "attempt_energy_kwh",
+        "attempt_co2_kg",
+        "attempt_cost",
+        "attempt_samples_per_second",
+    }
 
 
 def test_totals_add_every_attempt():
-    attempts = [{"seconds": 10.0, "device_hours": 0.01, "energy_kwh": 0.001, "co2_kg": 0.0,
-                 "cost": 0.02, "samples_per_second": 100.0},
-                {"seconds": 20.0, "device_hours": 0.02, "energy_kwh": 0.002, "co2_kg": 0.001,
-                 "cost": 0.04, "samples_per_second": 120.0}]
+    attempts = [
+        {
+            "seconds": 10.0,
+            "device_hours": 0.01,
+            "energy_kwh": 0.001,
+            "co2_kg": 0.0,
+            "cost": 0.02,
+            "samples_per_second": 100.0,
+        },
+        {
+            "seconds": 20.0,
+            "device_hours": 0.02,
+            "energy_kwh": 0.002,
+            "co2_kg": 0.001,
+            "cost": 0.04,
+            "samples_per_second": 120.0,
+        },
+    ]
     summed = total(attempts)
-    assert summed == pytest.approx({"seconds": 30.0, "device_hours": 0.03, "energy_kwh": 0.003,
-                                    "co2_kg": 0.001, "cost": 0.06, "attempts": 2.0})
+    assert summed == pytest.approx(
+        {
+            "seconds": 30.0,
+            "device_hours": 0.03,
+            "energy_kwh": 0.003,
+            "co2_kg": 0.001,
+            "cost": 0.06,
+            "attempts": 2.0,
+        }
+    )
 
 
 def test_cost_params_refuse_negative_prices():

@@ -17,8 +17,9 @@ from modelyard.data.dataset import (
 
 def frame(n: int = 300) -> pd.DataFrame:
     labels = ["negative", "neutral", "positive"]
-    return pd.DataFrame({"text": [f"review {i}" for i in range(n)],
-                         "label": [labels[i % 3] for i in range(n)]})
+    return pd.DataFrame(
+        {"text": [f"review {i}" for i in range(n)], "label": [labels[i % 3] for i in range(n)]}
+    )
 
 
 def test_split_is_stratified_disjoint_and_seeded():

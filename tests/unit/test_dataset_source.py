@@ -12,18 +12,27 @@ from modelyard.data.dataset import DatasetError
 from modelyard.data.identity import DatasetVersion
 
 
-def source(path: Path, pointer: str | None, ref: str | None = None, md5: str = "a" * 32,
-           label: str | None = None) -> Source:
+def source(
+    path: Path,
+    pointer: str | None,
+    ref: str | None = None,
+    md5: str = "a" * 32,
+    label: str | None = None,
+) -> Source:
     version = DatasetVersion(str(path), md5, 1, "c" * 40, pointer)
     return Source(path, label or str(path), version, ref)
 
 
 def test_a_plain_file_says_how_it_is_versioned(tmp_path):
     path = tmp_path / "d.csv"
-    assert versioning_warning("d.csv", source(path, None)) == \
-        "d.csv is not versioned: `modelyard data add d.csv` (or `dvc add`) to keep it"
-    assert versioning_warning("d.csv", source(path, "b" * 32)) == \
-        f"d.csv differs from its .dvc pointer ({'b' * 10}): the data changed since `dvc add`"
+    assert (
+        versioning_warning("d.csv", source(path, None))
+        == "d.csv is not versioned: `modelyard data add d.csv` (or `dvc add`) to keep it"
+    )
+    assert (
+        versioning_warning("d.csv", source(path, "b" * 32))
+        == f"d.csv differs from its .dvc pointer ({'b' * 10}): the data changed since `dvc add`"
+    )
     assert versioning_warning("d.csv", source(path, "a" * 32)) is None
     # a dataset version is versioned by construction
     assert versioning_warning("reviews@1", source(path, None, ref="reviews@1")) is None

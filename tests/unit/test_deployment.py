@@ -43,8 +43,10 @@ def answers(version: str, label: str = "positive"):
         import json
 
         texts = json.loads(request.content)["texts"]
-        return httpx.Response(200, json={"predictions": [
-            {"label": label, "model_version": version} for _ in texts]})
+        return httpx.Response(
+            200, json={"predictions": [{"label": label, "model_version": version} for _ in texts]}
+        )
+
     return predict
 
 
@@ -70,8 +72,9 @@ def test_wrong_answers_fail_the_smoke_requests(monkeypatch):
     check = check_server("http://s:8000", "2", ["a"], LABELS, 60, token=None)
     assert check.detail == "smoke request answered HTTP 500: boom"
     serve(monkeypatch, ["2"], lambda request: httpx.Response(200, json={"predictions": []}))
-    assert check_server("http://s:8000", "2", ["a"], LABELS, 60, None).detail == \
-        "0 answers to 1 texts"
+    assert (
+        check_server("http://s:8000", "2", ["a"], LABELS, 60, None).detail == "0 answers to 1 texts"
+    )
 
 
 def test_reload_is_only_asked_with_a_token(monkeypatch):

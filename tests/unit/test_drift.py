@@ -18,8 +18,21 @@ def _texts(seed: int, rows: int = 600) -> list[str]:
 def _shifted(seed: int, rows: int = 600) -> list[str]:
     """Another product domain, longer texts, words the training data never had."""
     rng = np.random.default_rng(seed)
-    words = ["firmware", "latency", "throughput", "kubernetes", "cluster", "bandwidth", "quota",
-             "invoice", "subscription", "dashboard", "endpoint", "timeout", "regression"]
+    words = [
+        "firmware",
+        "latency",
+        "throughput",
+        "kubernetes",
+        "cluster",
+        "bandwidth",
+        "quota",
+        "invoice",
+        "subscription",
+        "dashboard",
+        "endpoint",
+        "timeout",
+        "regression",
+    ]
     return [" ".join(rng.choice(words, size=int(rng.integers(25, 60)))) for _ in range(rows)]
 
 
@@ -42,8 +55,8 @@ def test_embeddings_on_arrays():
 @pytest.fixture(scope="module")
 def classifier():
     from modelyard.config import ModelParams, TinyBackbone
-    from modelyard.training.model import build_model
     from modelyard.inference import TextClassifier
+    from modelyard.training.model import build_model
 
     params = ModelParams(backbone="tiny", max_length=64, tiny=TinyBackbone(vocab_size=300))
     model, tokenizer = build_model(params, list(LABELS), _texts(0, 2000))
@@ -54,10 +67,12 @@ def test_model_views_of_the_inputs(classifier):
     """OOV rate and [CLS]-embedding MMD under a real (tiny) model and its own tokenizer."""
     reference, same, shifted = _texts(1, 300), _texts(2, 300), _shifted(2, 300)
     ref_rate = drift.oov_rate(*classifier.out_of_vocabulary_counts(reference))
-    assert not drift.oov_drift(ref_rate, drift.oov_rate(*classifier.out_of_vocabulary_counts(same)),
-                               0.05).alarm
-    assert drift.oov_drift(ref_rate, drift.oov_rate(*classifier.out_of_vocabulary_counts(shifted)),
-                           0.05).alarm
+    assert not drift.oov_drift(
+        ref_rate, drift.oov_rate(*classifier.out_of_vocabulary_counts(same)), 0.05
+    ).alarm
+    assert drift.oov_drift(
+        ref_rate, drift.oov_rate(*classifier.out_of_vocabulary_counts(shifted)), 0.05
+    ).alarm
     embedded = classifier.embed(reference)
     assert embedded.shape == (300, classifier.model.config.hidden_size)
     assert not drift.embedding_drift(embedded, classifier.embed(same), 0.01).alarm
@@ -76,19 +91,30 @@ def test_prediction_drift():
     assert drift.confidence_drift(confident, rng.beta(3, 3, size=1000), 0.001).alarm
 
 
-@pytest.mark.parametrize("n, right, reference, rows, alarm", [
-    (100, 90, 0.90, None, False),     # as good as on the test split
-    (1000, 800, 0.90, None, True),    # ten points worse on 1,000 labels: beyond the allowed 0.05
-    (100, 70, 0.90, 500, True),       # twenty points worse on 100 labels
-    (100, 80, 0.90, None, False),     # ten points worse on 100 labels: p = 0.11, not evidence
-    (100, 67, 0.7333, 30, False),     # the healthy window CI once alarmed on (30-row test split)
-    (1000, 800, None, None, False),   # no reference accuracy: reported, never alarms
-])
+@pytest.mark.parametrize(
+    "n, right, reference, rows, alarm",
+    [
+        (100, 90, 0.90, None, False),  # as good as on the test split
+        (1000, 800, 0.90, None, True),  # ten points worse on 1,000 labels: beyond the allowed 0.05
+        (100, 70, 0.90, 500, True),  # twenty points worse on 100 labels
+        (100, 80, 0.90, None, False),  # ten points worse on 100 labels: p = 0.11, not evidence
+        (100, 67, 0.7333, 30, False),  # the healthy window CI once alarmed on (30-row test split)
+        (1000, 800, None, None, False),  # no reference accuracy: reported, never alarms
+    ],
+)
 def test_live_quality(n, right, reference, rows, alarm):
     actual = ["positive"] * n
     predicted = ["positive"] * right + ["negative"] * (n - right)
-    quality = live_quality(predicted, actual, LABELS, reference, min_feedback=50, max_drop=0.05,
-                           alpha=0.01, reference_rows=rows)
+    quality = live_quality(
+        predicted,
+        actual,
+        LABELS,
+        reference,
+        min_feedback=50,
+        max_drop=0.05,
+        alpha=0.01,
+        reference_rows=rows,
+    )
     assert quality.accuracy == pytest.approx(right / n) and quality.alarm is alarm
     assert quality.labelled == n
     assert (quality.p_value is None) is (reference is None)
@@ -110,6 +136,5 @@ def test_perfect_accuracy_on_both_sides_is_not_certainty():
 
 
 def test_too_little_feedback_is_not_judged():
-    quality = live_quality(["a"] * 10, ["b"] * 10, ["a", "b"], 0.9, min_feedback=50,
-                           max_drop=0.05)
+    quality = live_quality(["a"] * 10, ["b"] * 10, ["a", "b"], 0.9, min_feedback=50, max_drop=0.05)
     assert quality.accuracy is None and not quality.alarm and "not judged" in quality.detail

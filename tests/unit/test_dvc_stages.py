@@ -1,4 +1,5 @@
-"""`dvc.yaml` declares what each stage of `modelyard/orchestration/pipeline.py` reads and writes, as the code
+"""`dvc.yaml` declares what each stage of `modelyard/orchestration/pipeline.py` reads and writes,
+as the code
 really does it. Each stage function runs here (tiny model, small data) while the test records:
 
 - every params key it reads (attribute reads on the params tree, as dotted keys),
@@ -27,8 +28,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from modelyard.orchestration import pipeline
 from modelyard.config import Params
+from modelyard.orchestration import pipeline
 
 STAGES = ("prepare", "validate", "train", "evaluate")
 CODE = "modelyard"
@@ -108,15 +109,19 @@ def _build_entries(root: Path) -> dict[str, int]:
 
 
 def _signature_paths(stage: Callable[..., object]) -> set[str]:
-    return {str(p.default) for p in inspect.signature(stage).parameters.values()
-            if isinstance(p.default, Path)}
+    return {
+        str(p.default)
+        for p in inspect.signature(stage).parameters.values()
+        if isinstance(p.default, Path)
+    }
 
 
 @pytest.fixture(scope="module")
 def observed(tiny_params, small_reviews, tmp_path_factory) -> dict[str, Observed]:
     """Run the four stages in order, in a scratch directory, watching each."""
-    params = tiny_params.updated({"data.path": str(small_reviews), "train.epochs": 1,
-                                  "train.max_steps": 2})
+    params = tiny_params.updated(
+        {"data.path": str(small_reviews), "train.epochs": 1, "train.max_steps": 2}
+    )
     scratch = tmp_path_factory.mktemp("stages")
     code_root = Path(pipeline.__file__).resolve().parents[2]  # the checkout that is imported
     results = {}
@@ -125,14 +130,20 @@ def observed(tiny_params, small_reviews, tmp_path_factory) -> dict[str, Observed
         for name in STAGES:
             stage = getattr(pipeline, name)
             before = _build_entries(scratch)
-            with pytest.MonkeyPatch.context() as patch, _recording_reads(params, patch) as reads, \
-                    _tracing_code(code_root) as ran:
+            with (
+                pytest.MonkeyPatch.context() as patch,
+                _recording_reads(params, patch) as reads,
+                _tracing_code(code_root) as ran,
+            ):
                 stage(params)
             after = _build_entries(scratch)
             writes = {path for path, stamp in after.items() if before.get(path) != stamp}
-            results[name] = Observed(frozenset(reads), frozenset(ran),
-                                     frozenset(_signature_paths(stage) - writes),
-                                     frozenset(writes))
+            results[name] = Observed(
+                frozenset(reads),
+                frozenset(ran),
+                frozenset(_signature_paths(stage) - writes),
+                frozenset(writes),
+            )
     return results
 
 
@@ -185,7 +196,8 @@ def test_params_are_exactly_what_the_stage_reads(name, declared, observed, repo)
 
 @pytest.mark.parametrize("name", STAGES)
 def test_deps_are_the_data_the_earlier_outputs_and_the_code_that_runs(
-        name, declared, observed, real_params):
+    name, declared, observed, real_params
+):
     deps = _entries(declared[name], "deps")
     seen = observed[name]
     code = {dep for dep in deps if dep.startswith(CODE + "/") or dep == CODE}
@@ -209,4 +221,3 @@ def test_outputs_are_what_the_stage_writes(name, declared, observed):
     outputs = _entries(stage, "outs") | _entries(stage, "metrics") | _entries(stage, "plots")
     untracked = {str(path) for path in pipeline.NOT_DVC_OUTPUTS}
     assert outputs == set(observed[name].writes) - untracked
-

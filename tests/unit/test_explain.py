@@ -15,13 +15,41 @@ import pytest
 
 from modelyard.data.dataset import Splits
 from modelyard.explain import Explainer, explanation_report, to_html, to_rich_text
-from modelyard.training.fit import fit
 from modelyard.inference import TextClassifier
+from modelyard.training.fit import fit
 
-FILLER = ("the a we it this that order box arrived on monday tuesday after before with our my "
-          "their store staff item package came was is").split()
-KEYWORDS = {"negative": ("terrible", "awful"), "neutral": ("okay", "average"),
-            "positive": ("excellent", "wonderful")}
+FILLER = [
+    "the",
+    "a",
+    "we",
+    "it",
+    "this",
+    "that",
+    "order",
+    "box",
+    "arrived",
+    "on",
+    "monday",
+    "tuesday",
+    "after",
+    "before",
+    "with",
+    "our",
+    "my",
+    "their",
+    "store",
+    "staff",
+    "item",
+    "package",
+    "came",
+    "was",
+    "is",
+]
+KEYWORDS = {
+    "negative": ("terrible", "awful"),
+    "neutral": ("okay", "average"),
+    "positive": ("excellent", "wonderful"),
+}
 
 
 def keyword_texts(rows: int, seed: int) -> pd.DataFrame:
@@ -65,14 +93,16 @@ def test_the_decisive_word_ranks_first(explainer, text, label, decisive):
     # Well clear of the rest, not a near tie.
     assert ranked[0].attribution > 3 * max((abs(t.attribution) for t in ranked[1:]), default=0)
     # Offsets point back into the text, words in order.
-    assert [text[t.start:t.end] for t in explanation.tokens] == [t.token for t in
-                                                                  explanation.tokens]
+    assert [text[t.start : t.end] for t in explanation.tokens] == [
+        t.token for t in explanation.tokens
+    ]
     assert [t.start for t in explanation.tokens] == sorted(t.start for t in explanation.tokens)
 
 
 def test_explaining_another_class_turns_the_keyword_against_it(explainer):
-    explanation = explainer.explain("the order arrived on monday, it was excellent",
-                                    label="negative")
+    explanation = explainer.explain(
+        "the order arrived on monday, it was excellent", label="negative"
+    )
     assert explanation.label == "negative" and explanation.predicted == "positive"
     assert min(explanation.tokens, key=lambda t: t.attribution).token == "excellent"
 
@@ -90,19 +120,29 @@ def test_attributions_are_deterministic_and_complete(explainer):
 
 def test_explaining_many_at_once_matches_one_at_a_time(explainer):
     texts = [text for text, _, _ in OBVIOUS] + [
-        "terrible " + " ".join(FILLER * 2), ""]  # a long text pads the short ones; an empty one
+        "terrible " + " ".join(FILLER * 2),
+        "",
+    ]  # a long text pads the short ones; an empty one
     labels = [None, "negative", None, "positive", None, "neutral", None]
     together = explainer.explain_many(texts, labels)
     assert [e.text for e in together] == texts
-    for both, alone in zip(together, (explainer.explain(t, lab) for t, lab in zip(texts, labels)),
-                           strict=True):
+    for both, alone in zip(
+        together,
+        (explainer.explain(t, lab) for t, lab in zip(texts, labels, strict=True)),
+        strict=True,
+    ):
         assert (both.label, both.predicted, both.truncated) == (
-            alone.label, alone.predicted, alone.truncated)
+            alone.label,
+            alone.predicted,
+            alone.truncated,
+        )
         assert [(t.token, t.start, t.end) for t in both.tokens] == [
-            (t.token, t.start, t.end) for t in alone.tokens]
+            (t.token, t.start, t.end) for t in alone.tokens
+        ]
         # Padding is masked: a neighbour changes nothing beyond float rounding.
         assert [t.attribution for t in both.tokens] == pytest.approx(
-            [t.attribution for t in alone.tokens], abs=1e-5)
+            [t.attribution for t in alone.tokens], abs=1e-5
+        )
         assert both.probability == pytest.approx(alone.probability, abs=1e-5)
     assert explainer.explain_many([]) == []
     with pytest.raises(ValueError, match="2 texts but 1 labels"):
@@ -124,8 +164,14 @@ def test_report_names_each_class_keywords_and_the_worst_mistakes(explainer):
     test = keyword_texts(120, 4)
     # Two texts labelled against their keyword: the model is confidently "wrong" on them.
     test.loc[0, "label"] = "negative" if test.loc[0, "label"] != "negative" else "positive"
-    report = explanation_report(explainer, test["text"].tolist(), test["label"].tolist(),
-                                per_class=20, top_tokens=5, worst=3)
+    report = explanation_report(
+        explainer,
+        test["text"].tolist(),
+        test["label"].tolist(),
+        per_class=20,
+        top_tokens=5,
+        worst=3,
+    )
     for drivers in report.drivers:
         if drivers.label == "neutral":
             continue
@@ -136,7 +182,8 @@ def test_report_names_each_class_keywords_and_the_worst_mistakes(explainer):
     # The report says how it was made: method, steps, how many texts of how many, the error.
     assert report.to_markdown().startswith(
         f"Integrated gradients ({explainer.n_steps} steps) on "
-        f"{sum(d.explained for d in report.drivers)} of {len(test)} test texts")
+        f"{sum(d.explained for d in report.drivers)} of {len(test)} test texts"
+    )
     assert 0 < report.mean_delta < 0.25 and report.to_dict()["n_steps"] == explainer.n_steps
     assert report.to_html().startswith("<!doctype html>")
     assert report.to_dict()["classes"][0]["tokens"][0]["count"] >= 1

@@ -3,15 +3,20 @@ winning, new texts appended, the dataset's own column names back."""
 
 import pandas as pd
 
-from modelyard.config import DataParams
 from modelyard.adapters.feedback import merge, to_source_columns
+from modelyard.config import DataParams
 
 
 def test_feedback_wins_and_duplicates_collapse():
-    training = pd.DataFrame({"text": ["Great sound", "bad battery", "ok"],
-                             "label": ["positive", "negative", "neutral"]})
-    feedback = pd.DataFrame({"text": ["great  SOUND", "new text", "new text"],
-                             "label": ["neutral", "negative", "positive"]})
+    training = pd.DataFrame(
+        {"text": ["Great sound", "bad battery", "ok"], "label": ["positive", "negative", "neutral"]}
+    )
+    feedback = pd.DataFrame(
+        {
+            "text": ["great  SOUND", "new text", "new text"],
+            "label": ["neutral", "negative", "positive"],
+        }
+    )
     merged = merge(training, feedback)
     assert merged.to_dict("records") == [
         {"text": "bad battery", "label": "negative"},

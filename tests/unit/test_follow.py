@@ -39,7 +39,7 @@ class Client:
         return SimpleNamespace(state=State(state))
 
     def read_logs(self, log_filter, limit, offset):
-        return self.stored[offset:offset + limit]
+        return self.stored[offset : offset + limit]
 
 
 def test_every_line_once_in_time_order_including_the_late_ones(monkeypatch):

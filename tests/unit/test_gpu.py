@@ -21,8 +21,9 @@ def splits(tiny_params, small_reviews):
     return ds.split(frame, tiny_params.data)
 
 
-def test_mixed_precision_training_on_the_gpu_saves_a_model_the_cpu_reads(splits, tiny_params,
-                                                                         tmp_path):
+def test_mixed_precision_training_on_the_gpu_saves_a_model_the_cpu_reads(
+    splits, tiny_params, tmp_path
+):
     import torch
 
     from modelyard.inference import TextClassifier

@@ -5,8 +5,9 @@ import sys
 
 
 def run(code: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_importing_everything_writes_nothing(tmp_path):
@@ -28,14 +29,21 @@ def test_cli_imports_no_heavy_modules(tmp_path):
         "import sys, modelyard.cli\n"
         "heavy = {'torch', 'transformers', 'prefect', 'mlflow', 'great_expectations', 'dvc',"
         " 'pandas', 'sklearn'} & set(m.split('.')[0] for m in sys.modules)\n"
-        "print(sorted(heavy))\n", tmp_path)
+        "print(sorted(heavy))\n",
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
 def test_cli_help_lists_commands(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modelyard.cli", "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "modelyard.cli", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     for command in ("retrain", "data", "ui"):
         assert command in result.stdout

@@ -35,8 +35,9 @@ def test_csv_rows_are_named_by_the_line_they_start_on(tmp_path):
     assert rows.unit == "line" and rows.numbers == (2, 3, 6, 7, 8)
     with pytest.raises(InputError) as refused:
         screen_texts(frame, "text", "in.csv", path, skip_invalid=False, cells_hint=" [hint]")
-    assert str(refused.value) == ("in.csv: 2 rows with no text in column 'text' (empty or "
-                                  "blank): lines 6, 7 [hint]")
+    assert str(refused.value) == (
+        "in.csv: 2 rows with no text in column 'text' (empty or blank): lines 6, 7 [hint]"
+    )
 
 
 def test_jsonl_lines_and_parquet_rows(tmp_path):

@@ -56,9 +56,11 @@ def test_a_promotion_moves_under_the_lock_and_is_audited():
     registry, audit = Registry({"1": {}, "2": {}}, {"production": "1"}), Audit()
     decision = promote_by_hand(registry, audit, "m", "production", "2", "user:ann", None, False)
     assert decision.moves and decision.current == "1"
-    assert audit.events == [("lock", "m"),
-                            ("move", "production", "2", "manual", "user:ann", "manual promotion"),
-                            ("unlock", "m")]
+    assert audit.events == [
+        ("lock", "m"),
+        ("move", "production", "2", "manual", "user:ann", "manual promotion"),
+        ("unlock", "m"),
+    ]
 
 
 def test_a_move_to_where_the_alias_is_writes_nothing():
@@ -67,10 +69,13 @@ def test_a_move_to_where_the_alias_is_writes_nothing():
     assert not decision.moves and [e[0] for e in audit.events] == ["lock", "unlock"]
 
 
-@pytest.mark.parametrize("version, words", [
-    ("9", ["m has no version 9"]),
-    ("2", ["m@production stays at version 1", "the gate rejected it", "--force --reason"]),
-])
+@pytest.mark.parametrize(
+    "version, words",
+    [
+        ("9", ["m has no version 9"]),
+        ("2", ["m@production stays at version 1", "the gate rejected it", "--force --reason"]),
+    ],
+)
 def test_refusals_name_the_version_and_where_the_alias_stays(version, words):
     registry, audit = Registry({"1": {}, "2": REJECTED}, {"production": "1"}), Audit()
     with pytest.raises(MoveRefused) as refused:
@@ -96,10 +101,13 @@ def test_rollback_goes_to_what_production_replaced_or_to_the_version_named():
     assert roll_back(registry, Audit(), "m", "1", "user:ann", "bad", False).version == "1"
 
 
-@pytest.mark.parametrize("aliases, words", [
-    ({}, "m has no production version to roll back from"),
-    ({"production": "3"}, "m@production (version 3) replaced nothing in the audit trail"),
-])
+@pytest.mark.parametrize(
+    "aliases, words",
+    [
+        ({}, "m has no production version to roll back from"),
+        ({"production": "3"}, "m@production (version 3) replaced nothing in the audit trail"),
+    ],
+)
 def test_rollback_refuses_without_a_production_or_a_target(aliases, words):
     with pytest.raises(MoveRefused, match=words.replace("(", r"\(").replace(")", r"\)")):
         roll_back(Registry({"3": {}}, aliases), Audit(), "m", None, "user:ann", None, False)

@@ -26,8 +26,12 @@ PARAMS = DataParams(labels=("neg", "pos"), seed=3)
 
 
 def _frame(start: int, rows: int, prefix: str = "review") -> pd.DataFrame:
-    return pd.DataFrame({TEXT: [f"{prefix} number {i}" for i in range(start, start + rows)],
-                         LABEL: ["neg" if i % 3 else "pos" for i in range(start, start + rows)]})
+    return pd.DataFrame(
+        {
+            TEXT: [f"{prefix} number {i}" for i in range(start, start + rows)],
+            LABEL: ["neg" if i % 3 else "pos" for i in range(start, start + rows)],
+        }
+    )
 
 
 def _keys(frame: pd.DataFrame) -> set[str]:
@@ -39,8 +43,9 @@ def test_without_a_parent_the_split_is_the_plain_one():
     splits, lineage = inherit_split(frame, PARAMS, None)
     plain = split(frame, PARAMS)
     assert lineage.parent is None
-    for ours, theirs in zip((splits.train, splits.val, splits.test),
-                            (plain.train, plain.val, plain.test), strict=True):
+    for ours, theirs in zip(
+        (splits.train, splits.val, splits.test), (plain.train, plain.val, plain.test), strict=True
+    ):
         pd.testing.assert_frame_equal(ours, theirs)
 
 
@@ -48,8 +53,9 @@ def test_a_grown_dataset_keeps_every_parent_split_and_splits_only_new_rows():
     v1 = _frame(0, 600)
     parent = Membership.of(split(v1, PARAMS))
     # v2: v1 plus 300 feedback rows, in another order, with one v1 text relabelled.
-    v2 = pd.concat([_frame(600, 300, "feedback"), v1.sample(frac=1.0, random_state=1)],
-                   ignore_index=True)
+    v2 = pd.concat(
+        [_frame(600, 300, "feedback"), v1.sample(frac=1.0, random_state=1)], ignore_index=True
+    )
     splits, lineage = inherit_split(v2, PARAMS, parent, "1")
 
     assert _keys(splits.test) >= parent.keys(TEST)
@@ -90,12 +96,17 @@ def test_a_fresh_split_of_the_grown_dataset_overlaps_and_the_comparison_holds_it
 def test_a_handful_of_new_rows_and_duplicates_share_one_fate():
     v1 = _frame(0, 200)
     parent = Membership.of(split(v1, PARAMS))
-    extra = pd.DataFrame({TEXT: ["brand new text", "Brand  new TEXT", "another one"],
-                          LABEL: ["pos", "pos", "neg"]})
+    extra = pd.DataFrame(
+        {TEXT: ["brand new text", "Brand  new TEXT", "another one"], LABEL: ["pos", "pos", "neg"]}
+    )
     splits, lineage = inherit_split(pd.concat([v1, extra], ignore_index=True), PARAMS, parent, "4")
     assert sum(lineage.new.values()) == 3
-    where = {name: set(part[TEXT]) for name, part in
-             zip((TRAIN, VAL, TEST), (splits.train, splits.val, splits.test), strict=True)}
+    where = {
+        name: set(part[TEXT])
+        for name, part in zip(
+            (TRAIN, VAL, TEST), (splits.train, splits.val, splits.test), strict=True
+        )
+    }
     home = [name for name, texts in where.items() if "brand new text" in texts]
     assert home and "Brand  new TEXT" in where[home[0]]
 
@@ -123,10 +134,16 @@ def test_a_table_that_is_not_a_membership_is_refused(tmp_path):
 
 
 def test_the_gate_report_says_how_the_comparison_set_was_made(tiny_params):
-    notes = ["comparison set: 90 of 100 test texts; 10 held out because production version 1 "
-             "trained or validated on them"]
-    decision = decide({"accuracy": 0.9, "macro_f1": 0.9}, {"accuracy": 0.8, "macro_f1": 0.8},
-                      tiny_params.gate, notes=notes)
+    notes = [
+        "comparison set: 90 of 100 test texts; 10 held out because production version 1 "
+        "trained or validated on them"
+    ]
+    decision = decide(
+        {"accuracy": 0.9, "macro_f1": 0.9},
+        {"accuracy": 0.8, "macro_f1": 0.8},
+        tiny_params.gate,
+        notes=notes,
+    )
     assert notes[0] in decision.to_markdown() and notes[0] in decision.to_text()
     assert decision.to_dict()["notes"] == notes
 
@@ -136,9 +153,11 @@ def test_the_same_data_under_its_own_membership_splits_exactly_as_before():
     training then reproduces its model and the gate sees +0.0000)."""
     frame = _frame(0, 500)
     plain = split(frame, PARAMS)
-    again, lineage = inherit_split(frame.sample(frac=1.0, random_state=9).sort_index(), PARAMS,
-                                   Membership.of(plain), "1")
+    again, lineage = inherit_split(
+        frame.sample(frac=1.0, random_state=9).sort_index(), PARAMS, Membership.of(plain), "1"
+    )
     assert sum(lineage.new.values()) == 0
-    for ours, theirs in zip((again.train, again.val, again.test),
-                            (plain.train, plain.val, plain.test), strict=True):
+    for ours, theirs in zip(
+        (again.train, again.val, again.test), (plain.train, plain.val, plain.test), strict=True
+    ):
         pd.testing.assert_frame_equal(ours, theirs)

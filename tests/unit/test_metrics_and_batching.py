@@ -7,14 +7,21 @@ from modelyard.training.loop import length_grouped_batches
 
 def test_metrics_over_label_names():
     labels = ["neg", "pos"]
-    metrics = classification_metrics(["neg", "neg", "pos", "pos"], ["neg", "pos", "pos", "pos"],
-                                     labels)
+    metrics = classification_metrics(
+        ["neg", "neg", "pos", "pos"], ["neg", "pos", "pos", "pos"], labels
+    )
     assert metrics.accuracy == 0.75
     assert metrics.per_class["neg"]["recall"] == 0.5 and metrics.per_class["pos"]["recall"] == 1.0
     assert metrics.confusion == [[1, 1], [0, 2]]
     assert metrics.macro_f1 == pytest.approx((2 / 3 + 0.8) / 2)
-    assert set(metrics.headline()) == {"accuracy", "macro_f1", "recall_neg", "recall_pos",
-                                       "f1_neg", "f1_pos"}
+    assert set(metrics.headline()) == {
+        "accuracy",
+        "macro_f1",
+        "recall_neg",
+        "recall_pos",
+        "f1_neg",
+        "f1_pos",
+    }
 
 
 def test_metrics_over_ids():
@@ -34,6 +41,7 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
     assert sorted(flat.tolist()) == list(range(1000))
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     naive_rng = np.random.default_rng(1).permutation(1000)
-    naive = sum(len(b) * max(lengths[i] for i in b)
-                for b in np.array_split(naive_rng, len(batches)))
+    naive = sum(
+        len(b) * max(lengths[i] for i in b) for b in np.array_split(naive_rng, len(batches))
+    )
     assert padded < 0.7 * naive

@@ -35,16 +35,23 @@ def test_an_action_round_trips_through_the_report():
 
 
 def test_only_feedback_the_training_data_lacks_counts_as_new():
-    training = pd.DataFrame({"text": ["Good phone", "bad battery"],
-                             "label": ["positive", "negative"]})
-    feedback = pd.DataFrame({"text": ["good  PHONE", "bad battery", "new text", "new text"],
-                             "label": ["positive", "positive", "neutral", "neutral"]})
+    training = pd.DataFrame(
+        {"text": ["Good phone", "bad battery"], "label": ["positive", "negative"]}
+    )
+    feedback = pd.DataFrame(
+        {
+            "text": ["good  PHONE", "bad battery", "new text", "new text"],
+            "label": ["positive", "positive", "neutral", "neutral"],
+        }
+    )
     # same text and label: not new; a relabelled text: new; a duplicate counts once
     assert count_new(training, feedback) == 2
 
 
 def test_the_base_is_the_catalog_version_with_the_model_s_bytes():
-    entries = [Entry("reviews", 2, "b" * 32, "data/datasets/reviews/v2.csv", 1),
-               Entry("reviews", 1, "a" * 32, "data/datasets/reviews/v1.csv", 1)]
+    entries = [
+        Entry("reviews", 2, "b" * 32, "data/datasets/reviews/v2.csv", 1),
+        Entry("reviews", 1, "a" * 32, "data/datasets/reviews/v1.csv", 1),
+    ]
     assert base_for(entries, "a" * 32, "data/reviews.csv") == ("reviews@1", "reviews")
     assert base_for(entries, "c" * 32, "data/reviews.csv") == ("data/reviews.csv", "reviews")

@@ -27,8 +27,11 @@ def test_a_reachable_reviewer_or_no_reviewer_passes(mode, url):
 def test_preflight_reads_the_server_from_prefect_settings(monkeypatch):
     import prefect.settings
 
-    monkeypatch.setattr(prefect.settings, "get_current_settings",
-                        lambda: SimpleNamespace(api=SimpleNamespace(url=None)))
+    monkeypatch.setattr(
+        prefect.settings,
+        "get_current_settings",
+        lambda: SimpleNamespace(api=SimpleNamespace(url=None)),
+    )
     manual = Params().updated({"model.backbone": "tiny", "promotion.mode": "manual"})
     with pytest.raises(ValueError, match=r"promotion\.mode is manual"):
         preflight(manual)

@@ -8,30 +8,36 @@ from modelyard.privacy import Redactor, luhn, protect, protect_all
 REDACT = Redactor(extra=(r"\bEMP-\d{6}\b",))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("mail me at jane.doe+shop@example.co.uk today", "mail me at [EMAIL] today"),
-    ("see https://shop.example.com/item?id=3 now", "see [URL] now"),
-    ("or www.example.org/help", "or [URL]"),
-    ("from 192.168.10.254 again", "from [IP] again"),
-    ("v6 2001:db8:85a3:0:0:8a2e:370:7334 seen", "v6 [IP] seen"),
-    ("card 4111 1111 1111 1111 declined", "card [CARD] declined"),
-    ("card 5500-0000-0000-0004 ok", "card [CARD] ok"),
-    ("call +44 20 7946 0958 please", "call [PHONE] please"),
-    ("call (555) 123-4567 now", "call [PHONE] now"),
-    ("call 030 1234 5678", "call [PHONE]"),
-    ("badge EMP-123456 at the desk", "badge [REDACTED] at the desk"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("mail me at jane.doe+shop@example.co.uk today", "mail me at [EMAIL] today"),
+        ("see https://shop.example.com/item?id=3 now", "see [URL] now"),
+        ("or www.example.org/help", "or [URL]"),
+        ("from 192.168.10.254 again", "from [IP] again"),
+        ("v6 2001:db8:85a3:0:0:8a2e:370:7334 seen", "v6 [IP] seen"),
+        ("card 4111 1111 1111 1111 declined", "card [CARD] declined"),
+        ("card 5500-0000-0000-0004 ok", "card [CARD] ok"),
+        ("call +44 20 7946 0958 please", "call [PHONE] please"),
+        ("call (555) 123-4567 now", "call [PHONE] now"),
+        ("call 030 1234 5678", "call [PHONE]"),
+        ("badge EMP-123456 at the desk", "badge [REDACTED] at the desk"),
+    ],
+)
 def test_each_pattern_is_found_and_replaced(text, expected):
     assert REDACT(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "The sound is superb, 10/10, bought it for $249.99 on 2026-11-28.",
-    "Order 1234567890123 arrived (not a card: the Luhn check fails).",
-    "Battery lasts 12 hours; screen 6.1 inches; version 3.17.2.",
-    "Rated @home by my kid, 5 stars",
-    "Room 101, floor 7, 3 of 4 people liked it",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The sound is superb, 10/10, bought it for $249.99 on 2026-11-28.",
+        "Order 1234567890123 arrived (not a card: the Luhn check fails).",
+        "Battery lasts 12 hours; screen 6.1 inches; version 3.17.2.",
+        "Rated @home by my kid, 5 stars",
+        "Room 101, floor 7, 3 of 4 people liked it",
+    ],
+)
 def test_ordinary_text_is_untouched(text):
     assert REDACT(text) == text
 

@@ -6,9 +6,12 @@ import pytest
 
 from modelyard.promotion import FORCED, Verdict, blockers, decide_alias_move
 
-REJECTED = {"rejected": "true", "gate_decision": "reject",
-            "gate_report": "REJECT\npass min_accuracy: 0.91 >= 0.5\n"
-                           "FAIL no_regression: accuracy 0.80 vs production 0.85"}
+REJECTED = {
+    "rejected": "true",
+    "gate_decision": "reject",
+    "gate_report": "REJECT\npass min_accuracy: 0.91 >= 0.5\n"
+    "FAIL no_regression: accuracy 0.80 vs production 0.85",
+}
 DEPLOY_FAILED = {"deploy": "failed", "deploy_error": "http://s:8000: still reports version 1"}
 
 
@@ -23,10 +26,13 @@ def test_an_ordinary_version_moves_with_the_default_or_given_reason():
     assert decide({}, current=None).moves  # nothing in production yet
 
 
-@pytest.mark.parametrize("tags, words", [
-    (REJECTED, ["the gate rejected it", "no_regression: accuracy 0.80 vs production 0.85"]),
-    (DEPLOY_FAILED, ["its deployment failed", "still reports version 1"]),
-])
+@pytest.mark.parametrize(
+    "tags, words",
+    [
+        (REJECTED, ["the gate rejected it", "no_regression: accuracy 0.80 vs production 0.85"]),
+        (DEPLOY_FAILED, ["its deployment failed", "still reports version 1"]),
+    ],
+)
 def test_rejected_or_failed_deployment_is_refused_and_says_why(tags, words):
     decision = decide(tags)
     assert decision.verdict is Verdict.REFUSED and not decision.moves
@@ -52,8 +58,9 @@ def test_force_needs_a_reason_of_its_own():
 
 
 def test_forcing_is_audited_as_forced_over_what_and_why():
-    decision = decide({**REJECTED, **DEPLOY_FAILED}, force=True, reason="v1 leaks PII, v2 is "
-                                                                         "the lesser evil")
+    decision = decide(
+        {**REJECTED, **DEPLOY_FAILED}, force=True, reason="v1 leaks PII, v2 is the lesser evil"
+    )
     assert decision.moves and decision.forced
     assert decision.audit_reason.startswith(FORCED)
     for word in ("the gate rejected it", "its deployment failed", "v1 leaks PII"):

@@ -27,10 +27,16 @@ from modelyard.orchestration.stack import (
 
 def _config(tmp_path: Path, tiny_params, **changes) -> StackConfig:
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params.updated({"model.name": "m"}).model_dump(
-        mode="json")))
-    return StackConfig(root=tmp_path / "p" / ".modelyard" / "stack", project=tmp_path / "p",
-                       params=params, model_port=8123, **changes)
+    params.write_text(
+        yaml.safe_dump(tiny_params.updated({"model.name": "m"}).model_dump(mode="json"))
+    )
+    return StackConfig(
+        root=tmp_path / "p" / ".modelyard" / "stack",
+        project=tmp_path / "p",
+        params=params,
+        model_port=8123,
+        **changes,
+    )
 
 
 def test_each_checkout_gets_database_names_of_its_own():
@@ -43,8 +49,11 @@ def test_each_checkout_gets_database_names_of_its_own():
 
 def test_explicit_prefix_names_the_databases(tmp_path, tiny_params):
     config = _config(tmp_path, tiny_params, prefix="team")
-    assert config.database_names() == {"prefect": "team_prefect", "mlflow": "team_mlflow",
-                                       "platform": "team"}
+    assert config.database_names() == {
+        "prefect": "team_prefect",
+        "mlflow": "team_mlflow",
+        "platform": "team",
+    }
     assert config.database("prefect", "asyncpg").endswith("@127.0.0.1:5432/team_prefect")
     assert config.owner == str((tmp_path / "p").resolve())
 
@@ -59,8 +68,7 @@ def test_only_the_owner_uses_existing_databases():
     assert len(problems) == 3
 
 
-def test_the_worker_checks_the_stack_server_with_the_token_the_server_has(tmp_path,
-                                                                         tiny_params):
+def test_the_worker_checks_the_stack_server_with_the_token_the_server_has(tmp_path, tiny_params):
     config = _config(tmp_path, tiny_params, admin_token="s3cret")
     client = config.client_env()
     assert json.loads(client[DEPLOY_SERVERS_ENV]) == {"m": ["http://127.0.0.1:8123"]}
@@ -72,9 +80,10 @@ def test_the_worker_checks_the_stack_server_with_the_token_the_server_has(tmp_pa
     # What the flow run in the worker reads from that environment.
     settings = Settings(deploy_servers=json.loads(client[DEPLOY_SERVERS_ENV]))
     assert settings.servers_following("m", ("http://other:8000/",)) == [
-        "http://other:8000", "http://127.0.0.1:8123"]
-    assert settings.servers_following("m", ("http://127.0.0.1:8123/",)) == [
-        "http://127.0.0.1:8123"]
+        "http://other:8000",
+        "http://127.0.0.1:8123",
+    ]
+    assert settings.servers_following("m", ("http://127.0.0.1:8123/",)) == ["http://127.0.0.1:8123"]
     assert settings.servers_following("another-model", ()) == []
     without_server = _config(tmp_path, tiny_params, services=("prefect", "mlflow", "worker"))
     assert DEPLOY_SERVERS_ENV not in without_server.client_env()
@@ -82,7 +91,7 @@ def test_the_worker_checks_the_stack_server_with_the_token_the_server_has(tmp_pa
 
 def test_export_lines_survive_a_shell(tmp_path, tiny_params):
     env = _config(tmp_path, tiny_params).client_env()
-    script = "\n".join(export_lines(env)) + "\nprintf '%s' \"$" + DEPLOY_SERVERS_ENV + "\""
+    script = "\n".join(export_lines(env)) + "\nprintf '%s' \"$" + DEPLOY_SERVERS_ENV + '"'
     shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert shown.stdout == env[DEPLOY_SERVERS_ENV]
 

@@ -32,8 +32,14 @@ def test_same_seed_same_metrics(splits, tiny_params):
 
 
 def test_resume_after_an_interruption_is_exact(splits, tiny_params, tmp_path):
-    params = tiny_params.updated({"train.epochs": 3, "train.checkpoint_every": 5,
-                                  "train.batch_size": 16, "train.grad_accumulation": 2})
+    params = tiny_params.updated(
+        {
+            "train.epochs": 3,
+            "train.checkpoint_every": 5,
+            "train.batch_size": 16,
+            "train.grad_accumulation": 2,
+        }
+    )
     uninterrupted = train(splits, params)
 
     class Killed(Exception):
@@ -56,8 +62,9 @@ def test_resume_after_an_interruption_is_exact(splits, tiny_params, tmp_path):
 def test_resume_from_an_epoch_boundary_is_exact(splits, tiny_params, tmp_path):
     """The checkpoint written as an epoch ends holds none of that epoch's step losses: the next
     epoch's train_loss after a resume is the uninterrupted one."""
-    params = tiny_params.updated({"train.epochs": 3, "train.checkpoint_every": 10_000,
-                                  "train.batch_size": 16})
+    params = tiny_params.updated(
+        {"train.epochs": 3, "train.checkpoint_every": 10_000, "train.batch_size": 16}
+    )
     uninterrupted = train(splits, params)
     per_epoch = uninterrupted.result.steps // 3
 
@@ -77,8 +84,9 @@ def test_resume_from_an_epoch_boundary_is_exact(splits, tiny_params, tmp_path):
 
 def test_early_stopping(splits, tiny_params):
     # A learning rate this small cannot move macro-F1 off its first value.
-    params = tiny_params.updated({"train.epochs": 8, "train.learning_rate": 1e-9,
-                                  "train.early_stopping_patience": 2})
+    params = tiny_params.updated(
+        {"train.epochs": 8, "train.learning_rate": 1e-9, "train.early_stopping_patience": 2}
+    )
     result = train(splits, params).result
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
 
@@ -92,34 +100,49 @@ def test_gradient_accumulation_equals_one_big_batch(splits, tiny_params):
     assert abs(a.history[0]["train_loss"] - b.history[0]["train_loss"]) < 0.05
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train.batch_size": 0}, "train.batch_size: Input should be greater than or equal to 1"),
-    ({"train.grad_accumulation": 0}, "train.grad_accumulation"),
-    ({"model.backbone": "no/such/model"}, "neither 'minilm', 'tiny' nor a model directory"),
-    ({"train.precision": "bf16"}, "train.precision=bf16 needs a CUDA GPU"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train.batch_size": 0}, "train.batch_size: Input should be greater than or equal to 1"),
+        ({"train.grad_accumulation": 0}, "train.grad_accumulation"),
+        ({"model.backbone": "no/such/model"}, "neither 'minilm', 'tiny' nor a model directory"),
+        ({"train.precision": "bf16"}, "train.precision=bf16 needs a CUDA GPU"),
+    ],
+)
 def test_bad_training_config_is_refused_before_any_work(change, message, repo, tmp_path):
     from typer.testing import CliRunner
 
     from modelyard.cli import app
 
     key, value = next(iter(change.items()))
-    result = CliRunner().invoke(app, ["retrain", "--params", str(repo / "params.yaml"),
-                                      "--data", str(tmp_path / "never-read.csv"),
-                                      "--set", f"{key}={value}"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "retrain",
+            "--params",
+            str(repo / "params.yaml"),
+            "--data",
+            str(tmp_path / "never-read.csv"),
+            "--set",
+            f"{key}={value}",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert not list(tmp_path.iterdir())  # nothing was read or written
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train.nproc": 2}, "set train.nproc to 1"),
-    ({"train.grad_accumulation": 2}, "set train.grad_accumulation to 1"),
-    ({"train.precision": "bf16"}, "trains in fp32"),
-    ({"train.max_steps": 10}, "unset train.max_steps"),
-    ({"train.privacy.target_epsilon": 0}, "train.privacy.target_epsilon"),
-    ({"train.privacy.target_delta": 1.5}, "train.privacy.target_delta"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train.nproc": 2}, "set train.nproc to 1"),
+        ({"train.grad_accumulation": 2}, "set train.grad_accumulation to 1"),
+        ({"train.precision": "bf16"}, "trains in fp32"),
+        ({"train.max_steps": 10}, "unset train.max_steps"),
+        ({"train.privacy.target_epsilon": 0}, "train.privacy.target_epsilon"),
+        ({"train.privacy.target_delta": 1.5}, "train.privacy.target_delta"),
+    ],
+)
 def test_dp_settings_that_cannot_hold_are_refused(tiny_params, change, message):
     from modelyard.config import ConfigError
 
@@ -132,14 +155,16 @@ def test_dp_fine_tune_spends_at_most_its_budget_reproducibly(splits, tiny_params
 
     from safetensors.torch import load_file
 
-    params = tiny_params.updated({"train.epochs": 2, "train.privacy.enabled": True,
-                                  "train.privacy.target_epsilon": 3.0})
+    params = tiny_params.updated(
+        {"train.epochs": 2, "train.privacy.enabled": True, "train.privacy.target_epsilon": 3.0}
+    )
     first, second = train(splits, params), train(splits, params)
     result = first.result
     assert math.isfinite(result.epsilon) and 0 < result.epsilon <= 3.0 + 1e-6
     assert result.delta == 1e-5 and result.noise_multiplier > 0
-    assert [r["dp_epsilon"] for r in result.history] == sorted(r["dp_epsilon"]
-                                                               for r in result.history)
+    assert [r["dp_epsilon"] for r in result.history] == sorted(
+        r["dp_epsilon"] for r in result.history
+    )
     # Same seed: the same Poisson batches, the same noise, the same weights.
     assert second.result.epsilon == result.epsilon
     a = load_file(first.model_dir / "model.safetensors")
@@ -155,8 +180,7 @@ def test_dp_fine_tune_spends_at_most_its_budget_reproducibly(splits, tiny_params
     from modelyard.training.model import build_model
 
     seed_everything(params.train.seed)
-    fresh, _ = build_model(params.model, list(params.data.labels),
-                           splits.train["text"].tolist())
+    fresh, _ = build_model(params.model, list(params.data.labels), splits.train["text"].tolist())
     embeddings = "bert.embeddings.word_embeddings.weight"
     assert torch.equal(a[embeddings], fresh.state_dict()[embeddings])
     layer = "bert.encoder.layer.0.attention.self.query.weight"

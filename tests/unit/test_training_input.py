@@ -12,8 +12,9 @@ from modelyard.config import Params
 
 
 def check(tmp_path: Path, data: str, remote: bool = False, test_path: str | None = None) -> None:
-    params = Params().updated({"data.path": str(tmp_path / "unused.csv"),
-                               "data.test_path": test_path})
+    params = Params().updated(
+        {"data.path": str(tmp_path / "unused.csv"), "data.test_path": test_path}
+    )
     check_training_input(params, data, None, remote, tmp_path, tmp_path / "cache")
 
 

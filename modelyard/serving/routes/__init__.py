@@ -6,5 +6,10 @@ from fastapi import APIRouter
 
 from modelyard.serving.routes import admin, explain, feedback, health, predict
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, predict.router, explain.router,
-                                  feedback.router, admin.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    predict.router,
+    explain.router,
+    feedback.router,
+    admin.router,
+)

@@ -14,10 +14,15 @@ from modelyard.serving.state import State, error
 router = APIRouter()
 
 
-@router.post("/explain", response_model=ExplainResponse,
-             responses={413: {"description": "a text too long"},
-                        422: {"description": "a label the model does not know"},
-                        503: {"description": "no model loaded yet"}})
+@router.post(
+    "/explain",
+    response_model=ExplainResponse,
+    responses={
+        413: {"description": "a text too long"},
+        422: {"description": "a label the model does not know"},
+        503: {"description": "no model loaded yet"},
+    },
+)
 async def explain_text(body: ExplainRequest, state: State) -> Any:
     """Each word's attribution toward the predicted class (or `label`), by integrated
     gradients. Nothing about the text is stored."""
@@ -25,8 +30,11 @@ async def explain_text(body: ExplainRequest, state: State) -> Any:
 
     serving = state.serving
     if len(body.text) > serving.max_chars_per_text:
-        return error(413, f"the text has {len(body.text)} characters; the limit is "
-                          f"{serving.max_chars_per_text} (serving.max_chars_per_text)")
+        return error(
+            413,
+            f"the text has {len(body.text)} characters; the limit is "
+            f"{serving.max_chars_per_text} (serving.max_chars_per_text)",
+        )
     model = state.model_or_error()
     if not isinstance(model, LoadedModel):
         return model
@@ -34,7 +42,11 @@ async def explain_text(body: ExplainRequest, state: State) -> Any:
         return error(422, f"label {body.label!r} is not one of {model.labels}")
     async with state.explaining:
         explanation = await asyncio.to_thread(
-            Explainer(model.classifier, state.explain.n_steps).explain, body.text, body.label)
-    return ExplainResponse(model=model.name, model_version=model.version,
-                           **{k: v for k, v in explanation.to_dict().items() if k != "text"},
-                           html=to_html(explanation))
+            Explainer(model.classifier, state.explain.n_steps).explain, body.text, body.label
+        )
+    return ExplainResponse(
+        model=model.name,
+        model_version=model.version,
+        **{k: v for k, v in explanation.to_dict().items() if k != "text"},
+        html=to_html(explanation),
+    )

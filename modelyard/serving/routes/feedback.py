@@ -14,9 +14,14 @@ from modelyard.serving.state import State, error
 router = APIRouter()
 
 
-@router.post("/feedback", status_code=201,
-             responses={422: {"description": "a label the model does not know"},
-                        503: {"description": "the database is unavailable"}})
+@router.post(
+    "/feedback",
+    status_code=201,
+    responses={
+        422: {"description": "a label the model does not know"},
+        503: {"description": "the database is unavailable"},
+    },
+)
 async def feedback(body: FeedbackRequest, state: State) -> Any:
     model = state.model_or_error()
     if isinstance(model, LoadedModel) and body.label not in model.labels:
@@ -24,6 +29,7 @@ async def feedback(body: FeedbackRequest, state: State) -> Any:
     try:
         await asyncio.to_thread(state.feedback.add, str(body.prediction_id), body.label)
     except Exception as failure:  # noqa: BLE001 - reported to the caller, who can retry
-        return error(503, f"feedback not stored, the database is unavailable: "
-                          f"{type(failure).__name__}")
+        return error(
+            503, f"feedback not stored, the database is unavailable: {type(failure).__name__}"
+        )
     return {"stored": True, "prediction_id": str(body.prediction_id)}

@@ -19,9 +19,14 @@ from modelyard.serving.state import State, error
 router = APIRouter()
 
 
-@router.post("/predict", response_model=PredictResponse,
-             responses={413: {"description": "too many texts, or a text too long"},
-                        503: {"description": "no model loaded yet"}})
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses={
+        413: {"description": "too many texts, or a text too long"},
+        503: {"description": "no model loaded yet"},
+    },
+)
 async def predict(body: PredictRequest, state: State) -> Any:
     texts = body.all_texts()
     refused = _over_limits(texts, state.serving)
@@ -35,25 +40,33 @@ async def predict(body: PredictRequest, state: State) -> Any:
     latency_ms = (time.perf_counter() - started) * 1000
     predictions, logged = _answers(texts, scored, latency_ms)
     state.predlog.submit(logged)
-    return PredictResponse(model=scored.model.name, model_version=scored.model.version,
-                           predictions=predictions)
+    return PredictResponse(
+        model=scored.model.name, model_version=scored.model.version, predictions=predictions
+    )
 
 
 def _over_limits(texts: list[str], serving: ServingParams) -> JSONResponse | None:
     """The 413 for too many texts or a text too long, or None."""
     if len(texts) > serving.max_texts_per_request:
-        return error(413, f"{len(texts)} texts in one request; the limit is "
-                          f"{serving.max_texts_per_request} (serving.max_texts_per_request)")
+        return error(
+            413,
+            f"{len(texts)} texts in one request; the limit is "
+            f"{serving.max_texts_per_request} (serving.max_texts_per_request)",
+        )
     too_long = [i for i, text in enumerate(texts) if len(text) > serving.max_chars_per_text]
     if too_long:
-        return error(413, f"text {too_long[0]} has {len(texts[too_long[0]])} characters; the "
-                          f"limit is {serving.max_chars_per_text} "
-                          "(serving.max_chars_per_text)")
+        return error(
+            413,
+            f"text {too_long[0]} has {len(texts[too_long[0]])} characters; the "
+            f"limit is {serving.max_chars_per_text} "
+            "(serving.max_chars_per_text)",
+        )
     return None
 
 
-def _answers(texts: list[str], scored: Scored,
-             latency_ms: float) -> tuple[list[Prediction], list[LoggedPrediction]]:
+def _answers(
+    texts: list[str], scored: Scored, latency_ms: float
+) -> tuple[list[Prediction], list[LoggedPrediction]]:
     """Each text's prediction, and the row the prediction log keeps of it."""
     model, labels = scored.model, scored.model.labels
     created = datetime.now(UTC)
@@ -62,9 +75,24 @@ def _answers(texts: list[str], scored: Scored,
         probabilities = {label: float(p) for label, p in zip(labels, row, strict=True)}
         label = labels[int(row.argmax())]
         prediction_id = str(uuid.uuid4())
-        predictions.append(Prediction(id=prediction_id, label=label,
-                                      probabilities=probabilities,
-                                      model_version=model.version))
-        logged.append(LoggedPrediction(prediction_id, created, model.name, model.version,
-                                       text, label, probabilities, latency_ms))
+        predictions.append(
+            Prediction(
+                id=prediction_id,
+                label=label,
+                probabilities=probabilities,
+                model_version=model.version,
+            )
+        )
+        logged.append(
+            LoggedPrediction(
+                prediction_id,
+                created,
+                model.name,
+                model.version,
+                text,
+                label,
+                probabilities,
+                latency_ms,
+            )
+        )
     return predictions, logged

@@ -13,8 +13,11 @@ config = context.config
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=Base.metadata,
-                          version_table=ALEMBIC_VERSION_TABLE)
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            version_table=ALEMBIC_VERSION_TABLE,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -23,8 +26,11 @@ def run_migrations_online() -> None:
         raise RuntimeError("alembic: no sqlalchemy.url and no connection to migrate")
     engine = create_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata,
-                          version_table=ALEMBIC_VERSION_TABLE)
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            version_table=ALEMBIC_VERSION_TABLE,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
