@@ -10,7 +10,7 @@ STAMP := $(VENV)/.modelyard-installed
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install run test data ui clean up down docs
+.PHONY: install run test lint data ui clean up down docs
 
 # Every package at the version requirements.lock pins (pip included; made by `make lock`), then the
 # project itself with nothing resolved again. `pip check` fails when pyproject.toml asks for what
@@ -52,7 +52,15 @@ run: data
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-test: install docs
+# Style, types and the layers, zero findings each: ruff (lint + format), mypy --strict,
+# import-linter's contracts (DESIGN.md's layers; all configured in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install lint docs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ui: install
