@@ -36,6 +36,8 @@ _LEAKY = (
     "MLFLOW_RUN_ID",
 )
 
+_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 # Queued first under xdist, longest first (measured: `pytest --durations`), so that a worker
 # takes each of them while the other works through the rest. A scheduling hint only: a test
 # missing here still runs, just not first.
@@ -55,6 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="modelyard-tests-"))
     for name in _LEAKY + tuple(k for k in os.environ if k.startswith("MODELYARD_")):
         os.environ.pop(name, None)
+    # One compute thread per process (inherited by every process a test starts), unless set:
+    # tests run beside each other (xdist workers, servers, concurrent retrains), and torch's
+    # threads spin at their barriers while another process holds the core: a tiny model's
+    # 2-epoch fit took 3 s alone and 89 s beside one busy process on two cores with two threads.
+    for name in _THREADS:
+        os.environ.setdefault(name, "1")
     os.environ["PREFECT_HOME"] = str(scratch / "prefect")
     os.environ["MODELYARD_HOME"] = str(scratch / "home")
     (scratch / "home").mkdir()

@@ -35,6 +35,8 @@ def project(tmp_path_factory, monkeypatch_module, tiny_production, tiny_params):
     monkeypatch_module.chdir(root)
     copy_home(tiny_production.home, base / "home")
     monkeypatch_module.setenv("MODELYARD_HOME", str(base / "home"))
+    # Messages are matched whole: no terminal-width wrap inside a (long, xdist worker's) path.
+    monkeypatch_module.setenv("COLUMNS", "500")
     params = tiny_params.updated(
         {
             "model.name": NAME,

@@ -51,9 +51,19 @@ def copy(repo: Path, tmp_path_factory) -> Path:
     return root
 
 
-def test_repro_runs_every_stage_then_nothing(copy):
+@pytest.fixture(scope="module")
+def reproduced(copy: Path) -> str:
+    """The output of a first `dvc repro` of every stage, its results committed (the baseline
+    an experiment starts from), whichever test asks first."""
     # --force: the copy carries the committed lock, whose prepare/validate entries already match
     out = run(copy, "dvc", "repro", "--force")
+    run(copy, "git", "add", "-A")
+    run(copy, "git", "commit", "-qm", "baseline")
+    return out
+
+
+def test_repro_runs_every_stage_then_nothing(copy, reproduced):
+    out = reproduced
     for stage in ("prepare", "validate", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((copy / "build" / "metrics.json").read_text())
@@ -71,9 +81,7 @@ def test_repro_runs_every_stage_then_nothing(copy):
     assert "Running stage" not in again
 
 
-def test_exp_run_with_a_changed_param_and_metrics_show(copy):
-    run(copy, "git", "add", "-A")
-    run(copy, "git", "commit", "-qm", "baseline")
+def test_exp_run_with_a_changed_param_and_metrics_show(copy, reproduced):
     out = run(copy, "dvc", "exp", "run", "-S", "train.learning_rate=0.002")
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'prepare'" not in out  # its params did not change

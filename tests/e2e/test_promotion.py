@@ -188,7 +188,8 @@ def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect
 def test_killed_promotion_rerun_leaves_one_version_and_one_row(prefect_api, tmp_path,
                                                                  tiny_params, small_reviews):
     home, name = tmp_path / "home", "crash"
-    params = _params(tmp_path, tiny_params, small_reviews, name)
+    # Two epochs: any first model that passes the floors shows it (see `_params`).
+    params = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
     code, out = _finish(_retrain(params, home, prefect_api, CRASH_AFTER_PRODUCTION_MOVES))
     assert code == 9, out[-3000:]
     client, audit = _store(home)
@@ -245,7 +246,7 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
         home = tmp_path / case
         home.mkdir()
         params = _params(home, tiny_params, small_reviews, "manual",
-                         **{"promotion.mode": "manual",
+                         **{"promotion.mode": "manual", "train.epochs": 2,
                             "promotion.approval_timeout_s": timeout_s})
         # The rejected one pauses only once its answer was first given: the answer arrives
         # before the pause does (and is given again until the pause is there to take it).

@@ -257,7 +257,7 @@ def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budg
 
     env, client = fresh
     private = {"train.privacy.enabled": True, "train.privacy.target_epsilon": 4.0,
-               "train.epochs": 2, "promotion.register_rejected": False}
+               "train.epochs": 1, "promotion.register_rejected": False}
     over = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 1.0})
     epsilon = over.training.dp_epsilon
     assert math.isfinite(epsilon) and 0 < epsilon <= 4.0 + 1e-6
@@ -280,8 +280,10 @@ def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, fresh):
     from flows.retrain import retrain
 
     env, _ = fresh
+    # One epoch: the check is about how it was trained, not how well.
     plain = retrain(params_path=env["params"], overrides={"gate.max_epsilon": 10.0,
-                                                          "promotion.register_rejected": False})
+                                                          "promotion.register_rejected": False,
+                                                          "train.epochs": 1})
     (check,) = [c for c in plain.decision.checks if c.name == "privacy"]
     assert not check.passed and "trained without differential privacy" in check.reason
 
@@ -314,7 +316,9 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, fres
     before = int(text_hashes(naive.test["text"]).isin(seen).sum())
     assert before > 0, "a fresh split of the grown data must overlap, or this test shows nothing"
 
-    summary = retrain(params_path=env["params"], data_path=str(grown_path))
+    # One epoch: what is checked is the split it was compared on, not whether it won.
+    summary = retrain(params_path=env["params"], data_path=str(grown_path),
+                      overrides={"train.epochs": 1})
     notes = summary.decision.notes
     assert notes[0].startswith(f"split inherited from production version {champion}")
     assert f"0 held out because production version {champion}" in notes[1]
