@@ -39,7 +39,7 @@ def _run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def clone(repo: Path, tmp_path_factory) -> Path:
+def committed(repo: Path, tmp_path_factory) -> Path:
     """The files git would hand a new user (tracked, plus new ones not ignored), committed in a
     repository of their own, with this test run's environment linked as `.venv`."""
     root = tmp_path_factory.mktemp("fresh") / "project"
@@ -53,6 +53,15 @@ def clone(repo: Path, tmp_path_factory) -> Path:
         ("commit", "-qm", "clone"),
     ):
         _run(root, "git", *args)
+    return root
+
+
+@pytest.fixture
+def clone(committed: Path, tmp_path: Path) -> Path:
+    """A copy of it for each test: what `data prepare` restores in one is not there in the
+    next, whichever runs first."""
+    root = tmp_path / "project"
+    shutil.copytree(committed, root, symlinks=True)
     return root
 
 
