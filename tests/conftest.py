@@ -42,10 +42,16 @@ _THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # takes each of them while the other works through the rest. A scheduling hint only: a test
 # missing here still runs, just not first.
 _LONGEST_FIRST = (
-    "tests/integration/test_the_loop.py",
-    "tests/integration/test_production_mode.py",
-    "tests/e2e/test_promotion.py",
-    "tests/e2e/test_retrain_flow.py",
+    "tests/integration/test_the_loop.py",  # ~165 s on two busy cores
+    "tests/integration/test_production_mode.py",  # ~115 s
+    "tests/e2e/test_promotion.py",  # five tests, 30-55 s each
+    "tests/e2e/test_retrain_flow.py",  # one group, ~80 s
+    "tests/e2e/test_dataset_versions.py",
+    "tests/e2e/test_dvc_pipeline.py",
+    "tests/integration/test_catalog.py",
+    "tests/e2e/test_resume.py",
+    "tests/e2e/test_deploy.py",
+    "tests/e2e/test_distributed.py",
 )
 
 
