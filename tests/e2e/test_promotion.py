@@ -82,31 +82,49 @@ MlflowRegistry.set_alias = _set_alias_then_die
 
 
 def _params(tmp_path: Path, tiny_params, data: Path, name: str, **overrides) -> Path:
-    params = tiny_params.updated({"model.name": name, "data.path": str(data),
-                                  # Both qualities below pass the absolute floors, and the
-                                  # 2-epoch model's recall of `positive` (it predicts it often)
-                                  # does not veto the better one: the race is decided by the
-                                  # overall comparison alone, whichever wins the lock.
-                                  "gate.min_accuracy": 0.34, "gate.min_macro_f1": 0.2,
-                                  "gate.min_class_recall": 0.0,
-                                  "gate.max_slice_regression": 0.5, **overrides})
+    params = tiny_params.updated(
+        {
+            "model.name": name,
+            "data.path": str(data),
+            # Both qualities below pass the absolute floors, and the
+            # 2-epoch model's recall of `positive` (it predicts it often)
+            # does not veto the better one: the race is decided by the
+            # overall comparison alone, whichever wins the lock.
+            "gate.min_accuracy": 0.34,
+            "gate.min_macro_f1": 0.2,
+            "gate.min_class_recall": 0.0,
+            "gate.max_slice_regression": 0.5,
+            **overrides,
+        }
+    )
     path = tmp_path / f"params-{name}-{len(list(tmp_path.glob('params-*')))}.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     return path
 
 
 def _retrain(params: Path, home: Path, api: str, patch: str = "", **env: str) -> subprocess.Popen:
-    command = ([sys.executable, "-c", _PATCHED_CLI.format(repo=str(REPO), patch=patch)]
-               if patch else [sys.executable, "-m", "modelyard"])
+    command = (
+        [sys.executable, "-c", _PATCHED_CLI.format(repo=str(REPO), patch=patch)]
+        if patch
+        else [sys.executable, "-m", "modelyard"]
+    )
     # Output to a file, not a pipe: a pipe nobody reads while the test waits on another process
     # fills up and blocks its writer (here: before the barrier the other one waits at).
     log = params.with_suffix(f".{time.monotonic_ns()}.log")
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*command, "retrain", "--params", str(params)], cwd=home.parent,
-            env={**os.environ, "PREFECT_API_URL": api, "MODELYARD_HOME": str(home),
-                 "COLUMNS": "200", **env},
-            stdout=out, stderr=subprocess.STDOUT)
+            [*command, "retrain", "--params", str(params)],
+            cwd=home.parent,
+            env={
+                **os.environ,
+                "PREFECT_API_URL": api,
+                "MODELYARD_HOME": str(home),
+                "COLUMNS": "200",
+                **env,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     process.log = log  # type: ignore[attr-defined]
     return process
 
@@ -126,8 +144,10 @@ def _store(home: Path):
     from modelyard.store.audit import AuditLog
 
     uri = f"sqlite:///{home.resolve()}/mlflow.db"
-    return (MlflowClient(tracking_uri=uri, registry_uri=uri),
-            AuditLog.from_url(f"sqlite:///{home.resolve()}/modelyard.db"))
+    return (
+        MlflowClient(tracking_uri=uri, registry_uri=uri),
+        AuditLog.from_url(f"sqlite:///{home.resolve()}/modelyard.db"),
+    )
 
 
 def _assert_trail_matches_registry(client, audit, name: str) -> None:
@@ -142,8 +162,9 @@ def _assert_trail_matches_registry(client, audit, name: str) -> None:
 
 
 @pytest.mark.parametrize("first", ["worse", "better"])
-def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect_api, tmp_path,
-                                                                   tiny_params, small_reviews):
+def test_concurrent_retrains_leave_the_better_model_in_production(
+    first, prefect_api, tmp_path, tiny_params, small_reviews
+):
     """Both compare against the same (empty) production, then race for the lock; `first` gets
     it (the other asks for it once it is taken). Either way the better model ends in production
     and the one that promoted second had to compare again."""
@@ -153,9 +174,17 @@ def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect
     # The tiny BERT after 2 epochs: accuracy ~0.57, macro-F1 ~0.46; after 5: ~0.73 / ~0.74.
     worse = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
     better = _params(tmp_path, tiny_params, small_reviews, name)
-    runs = [_retrain(path, home, prefect_api, IN_TURN, BARRIER=str(barrier),
-                     TURN="first" if which == first else "second")
-            for which, path in (("worse", worse), ("better", better))]
+    runs = [
+        _retrain(
+            path,
+            home,
+            prefect_api,
+            IN_TURN,
+            BARRIER=str(barrier),
+            TURN="first" if which == first else "second",
+        )
+        for which, path in (("worse", worse), ("better", better))
+    ]
     (worse_code, worse_out), (better_code, better_out) = [_finish(run) for run in runs]
     assert worse_code == 0, worse_out[-3000:]
     assert better_code == 0, better_out[-3000:]
@@ -185,8 +214,9 @@ def test_concurrent_retrains_leave_the_better_model_in_production(first, prefect
     audit.engine.dispose()
 
 
-def test_killed_promotion_rerun_leaves_one_version_and_one_row(prefect_api, tmp_path,
-                                                                 tiny_params, small_reviews):
+def test_killed_promotion_rerun_leaves_one_version_and_one_row(
+    prefect_api, tmp_path, tiny_params, small_reviews
+):
     home, name = tmp_path / "home", "crash"
     # Two epochs: any first model that passes the floors shows it (see `_params`).
     params = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
@@ -205,7 +235,9 @@ def test_killed_promotion_rerun_leaves_one_version_and_one_row(prefect_api, tmp_
     assert run.info.status == "FINISHED"
     moves = audit.history(name)
     assert [(m.alias, m.from_version, m.to_version) for m in moves] == [
-        ("staging", None, "1"), ("production", None, "1")]
+        ("staging", None, "1"),
+        ("production", None, "1"),
+    ]
     assert "recorded on retry" in moves[1].reason
     _assert_trail_matches_registry(client, audit, name)
 
@@ -215,8 +247,15 @@ def test_killed_promotion_rerun_leaves_one_version_and_one_row(prefect_api, tmp_
     audit.engine.dispose()
 
 
-def _wait_for_tag(client, name: str, version: str, key: str, value: str,
-                  process: subprocess.Popen, timeout: float = 600) -> None:
+def _wait_for_tag(
+    client,
+    name: str,
+    version: str,
+    key: str,
+    value: str,
+    process: subprocess.Popen,
+    timeout: float = 600,
+) -> None:
     from mlflow.exceptions import MlflowException
 
     deadline = time.monotonic() + timeout
@@ -231,8 +270,9 @@ def _wait_for_tag(client, name: str, version: str, key: str, value: str,
         time.sleep(0.5)
 
 
-def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_params, small_reviews,
-                                               monkeypatch):
+def test_manual_promotion_waits_for_a_reviewer(
+    prefect_api, tmp_path, tiny_params, small_reviews, monkeypatch
+):
     """Three retrains paused after `staging`: one approved and one rejected from the CLI (answered
     before its pause is in place), one never answered. Only the approved one reaches
     production."""
@@ -245,14 +285,24 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
     for case, timeout_s in (("approved", 600), ("rejected", 600), ("timeout", 5)):
         home = tmp_path / case
         home.mkdir()
-        params = _params(home, tiny_params, small_reviews, "manual",
-                         **{"promotion.mode": "manual", "train.epochs": 2,
-                            "promotion.approval_timeout_s": timeout_s})
+        params = _params(
+            home,
+            tiny_params,
+            small_reviews,
+            "manual",
+            **{
+                "promotion.mode": "manual",
+                "train.epochs": 2,
+                "promotion.approval_timeout_s": timeout_s,
+            },
+        )
         # The rejected one pauses only once its answer was first given: the answer arrives
         # before the pause does (and is given again until the pause is there to take it).
         patch = PAUSE_AFTER_THE_ANSWER if case == "rejected" else ""
-        cases[case] = (home, _retrain(params, home, prefect_api, patch=patch,
-                                      ANSWERED=str(home / "answered")))
+        cases[case] = (
+            home,
+            _retrain(params, home, prefect_api, patch=patch, ANSWERED=str(home / "answered")),
+        )
     runner = CliRunner()
     resume = prefect.flow_runs.resume_flow_run
 
@@ -307,18 +357,23 @@ def test_manual_promotion_waits_for_a_reviewer(prefect_api, tmp_path, tiny_param
     monkeypatch.setenv("MODELYARD_HOME", str(cases["timeout"][0]))
     late = runner.invoke(app, ["models", "approve", "manual", "1"])
     assert late.exit_code == 1 and "not waiting for approval (approval: timed out)" in " ".join(
-        late.output.split())
+        late.output.split()
+    )
     for *_, audit in outcomes.values():
         audit.engine.dispose()
 
 
 def test_manual_mode_needs_a_reachable_prefect_api(tmp_path, tiny_params, small_reviews):
-    params = _params(tmp_path, tiny_params, small_reviews, "manual",
-                     **{"promotion.mode": "manual"})
+    params = _params(tmp_path, tiny_params, small_reviews, "manual", **{"promotion.mode": "manual"})
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    result = subprocess.run([sys.executable, "-m", "modelyard", "retrain", "--params",
-                             str(params)], env={**env, "MODELYARD_HOME": str(tmp_path / "h")},
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "modelyard", "retrain", "--params", str(params)],
+        env={**env, "MODELYARD_HOME": str(tmp_path / "h")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     out = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2 and "set PREFECT_API_URL" in out
     assert not (tmp_path / "h" / "mlflow.db").exists()

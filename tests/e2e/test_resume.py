@@ -15,21 +15,34 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def test_killed_retrain_resumes_from_its_checkpoint(prefect_api, tmp_path, tiny_params,
-                                                    small_reviews):
+def test_killed_retrain_resumes_from_its_checkpoint(
+    prefect_api, tmp_path, tiny_params, small_reviews
+):
     from mlflow import MlflowClient
 
     home = tmp_path / "home"
-    params = tiny_params.updated({"model.name": "resumed", "data.path": str(small_reviews),
-                                  "train.checkpoint_every": 10, "train.epochs": 3})
+    params = tiny_params.updated(
+        {
+            "model.name": "resumed",
+            "data.path": str(small_reviews),
+            "train.checkpoint_every": 10,
+            "train.epochs": 3,
+        }
+    )
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "MODELYARD_HOME": str(home)}
     command = [sys.executable, "-m", "modelyard", "retrain", "--params", str(path)]
     runs = home / ".modelyard" / "runs"
 
-    first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/checkpoints/step-*.pt")):
         assert first.poll() is None, "the first run ended before its first checkpoint"
@@ -47,8 +60,9 @@ def test_killed_retrain_resumes_from_its_checkpoint(prefect_api, tmp_path, tiny_
     (killed,) = client.search_runs([experiment])
     assert killed.info.status == "RUNNING"  # nobody was left to close it
 
-    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600)
+    second = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     assert f"resumed from the checkpoint at step {last_step}" in output
@@ -60,8 +74,9 @@ def test_killed_retrain_resumes_from_its_checkpoint(prefect_api, tmp_path, tiny_
     assert run.data.metrics["train_steps"] == 3 * 33
     assert len(client.search_model_versions("name='resumed'")) == 1
     # The killed attempt's compute is part of what the version cost.
-    attempts = {m.step: m.value for m in client.get_metric_history(run.info.run_id,
-                                                                     "attempt_device_hours")}
+    attempts = {
+        m.step: m.value for m in client.get_metric_history(run.info.run_id, "attempt_device_hours")
+    }
     assert sorted(attempts) == [1, 2] and all(value > 0 for value in attempts.values())
     assert run.data.metrics["total_compute_attempts"] == 2
     assert run.data.metrics["total_compute_device_hours"] == pytest.approx(sum(attempts.values()))

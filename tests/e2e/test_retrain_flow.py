@@ -20,8 +20,12 @@ def env(tiny_production, monkeypatch_module, small_reviews):
     """Where the session's tiny model was trained: only read here (`fresh` copies it)."""
     home = tiny_production.home
     monkeypatch_module.setenv("MODELYARD_HOME", str(home))
-    return {"home": home, "params": str(tiny_production.params), "data": small_reviews,
-            "uri": f"sqlite:///{home.resolve()}/mlflow.db"}
+    return {
+        "home": home,
+        "params": str(tiny_production.params),
+        "data": small_reviews,
+        "uri": f"sqlite:///{home.resolve()}/mlflow.db",
+    }
 
 
 def audit(env):
@@ -53,8 +57,7 @@ def fresh(first, env, tmp_path):
     uri = f"sqlite:///{home.resolve()}/mlflow.db"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELYARD_HOME", str(home))
-        yield {**env, "home": home, "uri": uri}, MlflowClient(tracking_uri=uri,
-                                                              registry_uri=uri)
+        yield {**env, "home": home, "uri": uri}, MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
@@ -85,7 +88,9 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 
     moves = audit(env).history(NAME)
     assert [(m.alias, m.from_version, m.to_version, m.kind) for m in moves] == [
-        ("staging", None, "1", "promote"), ("production", None, "1", "promote")]
+        ("staging", None, "1", "promote"),
+        ("production", None, "1", "promote"),
+    ]
     assert moves[1].actor == f"flow-run:{tags['prefect_flow_run_id']}"
     assert moves[1].gate_report == f"mlflow-run:{first.mlflow_run_id}/gate/decision.md"
 
@@ -99,10 +104,16 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "gate")} == {
-        "gate/decision.json", "gate/decision.md"}
+        "gate/decision.json",
+        "gate/decision.md",
+    }
     docs = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
-    assert {"validation/index.html", "validation/validation.json",
-            "validation/0-rows.html", "validation/1-statistics.html"} <= docs
+    assert {
+        "validation/index.html",
+        "validation/validation.json",
+        "validation/0-rows.html",
+        "validation/1-statistics.html",
+    } <= docs
     assert run.data.metrics["data_duplicate_fraction"] == 0.0
     assert run.data.tags["modelyard.validation"] == "passed"
 
@@ -118,8 +129,9 @@ def test_candidate_beats_the_majority_baseline(first):
 
 
 def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path):
-    out = predict_in_fresh_process(env["uri"], f"models:/{NAME}@production",
-                                   ["The sound is superb."], tmp_path)
+    out = predict_in_fresh_process(
+        env["uri"], f"models:/{NAME}@production", ["The sound is superb."], tmp_path
+    )
     assert out["labels"][0] in {"negative", "neutral", "positive"}
 
 
@@ -148,8 +160,10 @@ def test_failing_gate_on_a_worse_model_moves_no_alias(first, fresh):
 
     env, client = fresh
     versions_before = len(client.search_model_versions(f"name='{NAME}'"))
-    worse = retrain(params_path=env["params"], overrides={"train.epochs": 1,
-                                                           "promotion.register_rejected": False})
+    worse = retrain(
+        params_path=env["params"],
+        overrides={"train.epochs": 1, "promotion.register_rejected": False},
+    )
     assert not worse.decision.passed and worse.version is None
     assert worse.production_version_after == "1"
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
@@ -179,21 +193,27 @@ def _prefect_artifact(client, run_id: str, key: str) -> str:
 
     flow_run_id = client.get_run(run_id).data.tags["modelyard.prefect_flow_run_id"]
     with get_client(sync_client=True) as prefect:
-        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(
-                any_=[flow_run_id])))
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
     assert len(artifacts) == 1, f"no {key} artifact on the flow run"
     return artifacts[0].data
 
 
 def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
     import json
+    from pathlib import Path
 
     run_id = first.mlflow_run_id
     assert {a.path for a in client.list_artifacts(run_id, "explanations")} == {
-        "explanations/report.html", "explanations/report.json"}
+        "explanations/report.html",
+        "explanations/report.json",
+    }
     local = client.download_artifacts(run_id, "explanations/report.json", str(tmp_path))
-    report = json.loads(open(local).read())
+    report = json.loads(Path(local).read_text())
     assert [c["label"] for c in report["classes"]] == ["negative", "neutral", "positive"]
     assert all(c["tokens"] and c["explained"] > 0 for c in report["classes"])
     assert len(report["worst_misclassified"]) <= 5
@@ -206,17 +226,24 @@ def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
 def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
     run = client.get_run(first.mlflow_run_id)
     metrics = run.data.metrics
-    for key in ("compute_seconds", "compute_device_hours", "compute_samples_per_second",
-                "compute_energy_kwh", "compute_cost", "compute_devices",
-                "total_compute_cost", "total_compute_device_hours", "total_compute_energy_kwh"):
+    for key in (
+        "compute_seconds",
+        "compute_device_hours",
+        "compute_samples_per_second",
+        "compute_energy_kwh",
+        "compute_cost",
+        "compute_devices",
+        "total_compute_cost",
+        "total_compute_device_hours",
+        "total_compute_energy_kwh",
+    ):
         assert metrics[key] > 0, key
     assert metrics["total_compute_attempts"] == 1
     assert run.data.tags["modelyard.compute.device"] == "cpu"
     assert run.data.tags["modelyard.compute.energy_source"] in ("codecarbon", "estimate")
     compute = first.decision.compute
     assert compute["cost"] == pytest.approx(metrics["compute_cost"])
-    assert compute["device_hours"] == pytest.approx(
-        compute["devices"] * compute["seconds"] / 3600)
+    assert compute["device_hours"] == pytest.approx(compute["devices"] * compute["seconds"] / 3600)
     markdown = _prefect_artifact(client, first.mlflow_run_id, "gate-decision")
     assert "**Compute** (not gated):" in markdown and "device-h" in markdown
 
@@ -228,23 +255,56 @@ def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])
     monkeypatch.setenv("COLUMNS", "200")
-    shown = subprocess.run([sys.executable, "-m", "modelyard", "models", "show", NAME, "1"],
-                           capture_output=True, text=True, timeout=120, cwd=env["home"])
+    shown = subprocess.run(
+        [sys.executable, "-m", "modelyard", "models", "show", NAME, "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=env["home"],
+    )
     assert shown.returncode == 0, shown.stderr
     out = " ".join(shown.stdout.split())
     assert "compute 1 training attempt(s) on cpu" in out and "device-h" in out
     assert "attempt 1:" in out and "info compute:" in out
 
     explained = subprocess.run(
-        [sys.executable, "-m", "modelyard", "explain", "The sound is superb.", "--version", "1",
-         "--params", env["params"], "--json"],
-        capture_output=True, text=True, timeout=120, cwd=env["home"])
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "explain",
+            "The sound is superb.",
+            "--version",
+            "1",
+            "--params",
+            env["params"],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=env["home"],
+    )
     assert explained.returncode == 0, explained.stderr
     body = json.loads(explained.stdout)
     assert [t["token"] for t in body["tokens"]] == ["The", "sound", "is", "superb", "."]
     missing = subprocess.run(
-        [sys.executable, "-m", "modelyard", "explain", "x", "--version", "99", "--params",
-         env["params"]], capture_output=True, text=True, timeout=120, cwd=env["home"])
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "explain",
+            "x",
+            "--version",
+            "99",
+            "--params",
+            env["params"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=env["home"],
+    )
     assert missing.returncode == 1 and "has no version 99" in missing.stderr + missing.stdout
 
 
@@ -256,8 +316,12 @@ def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budg
     from flows.retrain import retrain
 
     env, client = fresh
-    private = {"train.privacy.enabled": True, "train.privacy.target_epsilon": 4.0,
-               "train.epochs": 1, "promotion.register_rejected": False}
+    private = {
+        "train.privacy.enabled": True,
+        "train.privacy.target_epsilon": 4.0,
+        "train.epochs": 1,
+        "promotion.register_rejected": False,
+    }
     over = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 1.0})
     epsilon = over.training.dp_epsilon
     assert math.isfinite(epsilon) and 0 < epsilon <= 4.0 + 1e-6
@@ -281,9 +345,14 @@ def test_a_privacy_budget_refuses_a_model_trained_without_dp(first, fresh):
 
     env, _ = fresh
     # One epoch: the check is about how it was trained, not how well.
-    plain = retrain(params_path=env["params"], overrides={"gate.max_epsilon": 10.0,
-                                                          "promotion.register_rejected": False,
-                                                          "train.epochs": 1})
+    plain = retrain(
+        params_path=env["params"],
+        overrides={
+            "gate.max_epsilon": 10.0,
+            "promotion.register_rejected": False,
+            "train.epochs": 1,
+        },
+    )
     (check,) = [c for c in plain.decision.checks if c.name == "privacy"]
     assert not check.passed and "trained without differential privacy" in check.reason
 
@@ -302,7 +371,7 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, fres
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.registry.splits import load_membership
 
-    env, client = fresh
+    env, _ = fresh
     data_params = load_params(env["params"]).data
     extra = read_frame(write_reviews(tmp_path / "more.csv", ReviewSpec(rows=400, seed=99)))
     grown = pd.concat([read_frame(env["data"]), extra], ignore_index=True)
@@ -317,8 +386,9 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, fres
     assert before > 0, "a fresh split of the grown data must overlap, or this test shows nothing"
 
     # One epoch: what is checked is the split it was compared on, not whether it won.
-    summary = retrain(params_path=env["params"], data_path=str(grown_path),
-                      overrides={"train.epochs": 1})
+    summary = retrain(
+        params_path=env["params"], data_path=str(grown_path), overrides={"train.epochs": 1}
+    )
     notes = summary.decision.notes
     assert notes[0].startswith(f"split inherited from production version {champion}")
     assert f"0 held out because production version {champion}" in notes[1]
@@ -326,5 +396,7 @@ def test_a_grown_dataset_is_compared_on_texts_the_champion_never_saw(first, fres
     after = load_membership(registry, NAME, summary.version)
     assert not after.keys(TEST) & seen
     assert load_membership(registry, NAME, champion).keys(TEST) <= after.keys(TEST)
-    print(f"grown dataset: {before} of {len(naive.test)} test texts of a fresh split were in "
-          f"production v{champion}'s training/validation split; inherited split: 0")
+    print(
+        f"grown dataset: {before} of {len(naive.test)} test texts of a fresh split were in "
+        f"production v{champion}'s training/validation split; inherited split: 0"
+    )

@@ -28,15 +28,26 @@ def _cli(*args: str, env: dict[str, str] | None = None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "modelyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     """`stack env` and a second `stack up` print the running stack's exports (never its admin
     token); a second project on the same PostgreSQL gets its own databases, is refused the
     first's (owner named), and cannot start on the first's ports."""
-    from modelyard.orchestration.stack import StackConfig, StackError, ensure_databases, export_lines, up
+    from modelyard.orchestration.stack import (
+        StackConfig,
+        StackError,
+        ensure_databases,
+        export_lines,
+        up,
+    )
 
     exports = export_lines(config.client_env())
     token = json.loads((config.root / "config.json").read_text())["admin_token"]
@@ -46,14 +57,18 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     again = _cli("stack", "up", "--root", str(config.root))
     assert again.returncode == 0, again
     assert "already running" in again.stderr and "nothing started" in again.stderr
-    assert [line.strip() for line in again.stdout.splitlines()][-len(exports):] == exports
+    assert [line.strip() for line in again.stdout.splitlines()][-len(exports) :] == exports
     assert token not in shown.stdout + again.stdout + again.stderr
     nothing = _cli("stack", "env", "--root", str(tmp_path / "none"))
     assert nothing.returncode == 1 and "no stack is running" in nothing.stderr
 
     other = tmp_path / "other-checkout"
-    second = StackConfig(root=other / ".modelyard" / "stack", project=other,
-                         postgres=config.postgres, params=config.params)
+    second = StackConfig(
+        root=other / ".modelyard" / "stack",
+        project=other,
+        postgres=config.postgres,
+        params=config.params,
+    )
     names = list(second.database_names().values())
     assert not set(names) & set(config.database_names().values())
     others += names
@@ -62,21 +77,41 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     import psycopg
 
     with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as admin:
-        owners = dict(admin.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE datname = ANY(%s)", [names + list(config.database_names().values())]))
+        owners = dict(
+            admin.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname = ANY(%s)",
+                [names + list(config.database_names().values())],
+            )
+        )
     assert {owners[name] for name in names} == {f"modelyard stack of {other.resolve()}"}
     assert {owners[name] for name in config.database_names().values()} == {
-        f"modelyard stack of {config.root.resolve()}"}
+        f"modelyard stack of {config.root.resolve()}"
+    }
     # Told to use the first stack's names, it is refused, the owner named, nothing created.
     with pytest.raises(StackError, match=f"belongs to the stack of {config.root.resolve()}"):
-        ensure_databases(StackConfig(root=second.root, project=other, postgres=config.postgres,
-                                     prefix=config.prefix, params=config.params))
+        ensure_databases(
+            StackConfig(
+                root=second.root,
+                project=other,
+                postgres=config.postgres,
+                prefix=config.prefix,
+                params=config.params,
+            )
+        )
     # On the first stack's ports it would find the first's services: refused before anything.
     with pytest.raises(StackError, match=f"prefect port {config.prefect_port}"):
-        up(StackConfig(root=second.root, project=other, postgres=config.postgres,
-                       prefect_port=config.prefect_port, mlflow_port=config.mlflow_port,
-                       model_port=config.model_port, params=config.params))
+        up(
+            StackConfig(
+                root=second.root,
+                project=other,
+                postgres=config.postgres,
+                prefect_port=config.prefect_port,
+                mlflow_port=config.mlflow_port,
+                model_port=config.model_port,
+                params=config.params,
+            )
+        )
     assert not (second.root / "supervisor.pid").exists()
 
 
@@ -90,8 +125,8 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from sqlalchemy import insert
 
-    from modelyard.config import Settings, load_params
     from modelyard.adapters.feedback import add_feedback_version
+    from modelyard.config import Settings, load_params
     from modelyard.data.synthetic import ReviewSpec, generate_reviews
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
@@ -101,39 +136,71 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     labelled = generate_reviews(ReviewSpec(rows=300, seed=123))
     engine = engine_for(database)
     with engine.begin() as connection:  # what the model server and /feedback would write
-        connection.execute(insert(Prediction), [
-            {"id": f"00000000-0000-4000-8000-{i:012d}", "created_at": now, "model": "prod-mode",
-             "version": "1", "text": text, "text_sha256": "0" * 64, "label": "neutral",
-             "probabilities": {"neutral": 1.0}, "latency_ms": 1.0}
-            for i, (text, _) in enumerate(labelled)])
-        connection.execute(insert(Feedback), [
-            {"prediction_id": f"00000000-0000-4000-8000-{i:012d}", "label": label,
-             "created_at": now} for i, (_, label) in enumerate(labelled)])
+        connection.execute(
+            insert(Prediction),
+            [
+                {
+                    "id": f"00000000-0000-4000-8000-{i:012d}",
+                    "created_at": now,
+                    "model": "prod-mode",
+                    "version": "1",
+                    "text": text,
+                    "text_sha256": "0" * 64,
+                    "label": "neutral",
+                    "probabilities": {"neutral": 1.0},
+                    "latency_ms": 1.0,
+                }
+                for i, (text, _) in enumerate(labelled)
+            ],
+        )
+        connection.execute(
+            insert(Feedback),
+            [
+                {
+                    "prediction_id": f"00000000-0000-4000-8000-{i:012d}",
+                    "label": label,
+                    "created_at": now,
+                }
+                for i, (_, label) in enumerate(labelled)
+            ],
+        )
     engine.dispose()
     monkeypatch.chdir(project)
-    added, feedback = add_feedback_version("reviews@1", "reviews", load_params(params), database,
-                                           project, Settings().dataset_cache())
+    added, feedback = add_feedback_version(
+        "reviews@1", "reviews", load_params(params), database, project, Settings().dataset_cache()
+    )
     assert added.created and added.entry.ref == "reviews@2" and feedback.labelled == 300
     subprocess.run(["git", "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run(["git", "commit", "-qm", "reviews@2"], cwd=project, check=True)
     # A burst, as ten `data add` of the same version would send, from a process of its own:
     # Prefect's events worker is one per process and stays bound to the first API it sent to
     # (in a full test run, the e2e tests' server).
-    burst = subprocess.run([sys.executable, "-c", (
-        "from prefect.events.worker import EventsWorker\n"
-        "from modelyard.orchestration.events import emit_dataset_added\n"
-        f"sent = [emit_dataset_added({added.entry.ref!r}, {added.entry.md5!r}) "
-        "for _ in range(10)]\n"
-        "EventsWorker.drain_all()\n"
-        "assert all(sent), sent\n")], env={**os.environ, **config.client_env()},
-        capture_output=True, text=True, timeout=120)
+    burst = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from prefect.events.worker import EventsWorker\n"
+                "from modelyard.orchestration.events import emit_dataset_added\n"
+                f"sent = [emit_dataset_added({added.entry.ref!r}, {added.entry.md5!r}) "
+                "for _ in range(10)]\n"
+                "EventsWorker.drain_all()\n"
+                "assert all(sent), sent\n"
+            ),
+        ],
+        env={**os.environ, **config.client_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert burst.returncode == 0, burst.stderr[-3000:]
 
     deadline = time.monotonic() + 600
     with get_client(sync_client=True) as prefect:
         while True:
-            runs = prefect.read_flow_runs(deployment_filter=DeploymentFilter(
-                id=DeploymentFilterId(any_=[deployment_id])))
+            runs = prefect.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
             triggered = [r for r in runs if r.parameters.get("data_path") == "reviews@2"]
             if triggered and all(r.state and r.state.is_final() for r in triggered):
                 break
@@ -146,8 +213,9 @@ def _feedback_to_retrain(config, project, params, deployment_id, client, monkeyp
     assert version.tags["prefect_flow_run_id"] == str(completed[0].id)
 
 
-def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params, small_reviews,
-                                                 monkeypatch):
+def test_stack_deploys_and_runs_the_retrain_flow(
+    postgres, tmp_path, tiny_params, small_reviews, monkeypatch
+):
     from mlflow import MlflowClient
 
     from modelyard.orchestration import deployments
@@ -159,18 +227,36 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
     params = tmp_path / "params.yaml"
     # Two epochs and floors it passes: what is checked is where the runs and models end up,
     # not how good they are.
-    params.write_text(yaml.safe_dump(tiny_params.updated({
-        "model.name": "prod-mode", "data.path": str(small_reviews), "train.epochs": 2,
-        "gate.min_accuracy": 0.34, "gate.min_macro_f1": 0.2, "gate.min_class_recall": 0.0,
-    }).model_dump(mode="json")))
-    config = StackConfig(root=tmp_path / "stack", postgres=server, prefix=prefix,
-                         prefect_port=free_port(), mlflow_port=free_port(),
-                         model_port=free_port(), work_pool="cpu-test", params=params)
+    params.write_text(
+        yaml.safe_dump(
+            tiny_params.updated(
+                {
+                    "model.name": "prod-mode",
+                    "data.path": str(small_reviews),
+                    "train.epochs": 2,
+                    "gate.min_accuracy": 0.34,
+                    "gate.min_macro_f1": 0.2,
+                    "gate.min_class_recall": 0.0,
+                }
+            ).model_dump(mode="json")
+        )
+    )
+    config = StackConfig(
+        root=tmp_path / "stack",
+        postgres=server,
+        prefix=prefix,
+        prefect_port=free_port(),
+        mlflow_port=free_port(),
+        model_port=free_port(),
+        work_pool="cpu-test",
+        params=params,
+    )
     urls = up(config)
     try:
         for name, url in urls.items():
-            assert httpx.get(f"{url}/{'api/' if name == 'prefect' else ''}health").status_code \
-                == 200, name
+            assert (
+                httpx.get(f"{url}/{'api/' if name == 'prefect' else ''}health").status_code == 200
+            ), name
         # The stack's model server is one the deploy step of the runs it starts checks.
         from modelyard.orchestration.stack import DEPLOY_SERVERS_ENV
 
@@ -187,8 +273,13 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             assert all(check.ok for check in checks.values()), checks
             assert checks["prefect"].detail.startswith(f"server {urls['prefect']}/api")
             assert checks["mlflow"].detail.startswith(f"server {urls['mlflow']}")
-            ids = deployments.deploy(REPO, config.work_pool, names=("retrain",),
-                                     params_path=params, data_repo=str(project))
+            ids = deployments.deploy(
+                REPO,
+                config.work_pool,
+                names=("retrain",),
+                params_path=params,
+                data_repo=str(project),
+            )
             assert set(ids) == {"retrain"}
             from prefect.client.orchestration import get_client
 
@@ -203,9 +294,13 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
             import sys
 
             remote = subprocess.run(
-                [sys.executable, "-m", "modelyard", "retrain", "--remote", "--params",
-                 str(params)], env={**os.environ, **config.client_env()}, capture_output=True,
-                text=True, timeout=900, cwd=tmp_path)
+                [sys.executable, "-m", "modelyard", "retrain", "--remote", "--params", str(params)],
+                env={**os.environ, **config.client_env()},
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=tmp_path,
+            )
             out = " ".join((remote.stdout + remote.stderr).split())
             assert remote.returncode == 0, out[-3000:]
             assert "on the retrain deployment" in out and "registered prod-mode version 1" in out
@@ -239,8 +334,11 @@ def test_stack_deploys_and_runs_the_retrain_flow(postgres, tmp_path, tiny_params
         production = client.get_model_version_by_alias("prod-mode", "production").version
         assert httpx.get(f"{urls['model']}/metadata").json()["version"] == str(production)
     finally:
-        state = (config.root / "state.json").read_text() if (
-            config.root / "state.json").is_file() else "{}"
+        state = (
+            (config.root / "state.json").read_text()
+            if (config.root / "state.json").is_file()
+            else "{}"
+        )
         assert down(config.root)
 
     for pid in json.loads(state).get("services", {}).values():
