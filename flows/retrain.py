@@ -35,6 +35,7 @@ from modelyard.evaluation.metrics import Metrics, majority_baseline
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
+from modelyard.registry.tracking import OpenedRun
 from modelyard.report import (
     ApprovalSummary,
     ComputeSummary,
@@ -94,13 +95,8 @@ def retrain(
     data = _read_inputs(params, data_path, data_repo, settings)
     if isinstance(data, Rejected):
         return _reject(data)
-    validation, docs = validate_dataset(
-        data.frame,
-        data.test,
-        params,
-        data.label,
-        settings.validation_dir() / data.docs_name(params),
-    )
+    docs_dir = settings.validation_dir() / data.docs_name(params)
+    validation, docs = validate_dataset(data.frame, data.test, params, data.label, docs_dir)
     if not validation.success:
         return _reject(rejection(validation, data.label, docs))
     registry, name = MlflowRegistry.from_settings(settings), params.model.name
@@ -126,47 +122,15 @@ def retrain(
         version = _register(
             registry, params, data.source, validation, judged, trained, splits, flow_run_id, run_id
         )
-        promoted = Promoted(judged.decision)
-        if judged.decision.passed and version is not None:
-            case = Case(
-                name,
-                version,
-                run_id,
-                judged.candidate,
-                splits.test,
-                list(params.data.labels),
-                params.gate,
-                lineage,
-            )
-            promoted = promote_candidate(
-                registry,
-                audit,
-                case,
-                judged.decision,
-                judged.production_version,
-                params,
-                settings,
-                flow_run_id,
-            )
+        promoted = _promote(
+            registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
+        )
     summary = _summary(
-        registry,
-        name,
-        data.source,
-        splits,
-        judged,
-        promoted,
-        version,
-        run_id,
-        validation,
-        docs,
-        trained,
-        opened.resumed,
+        registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
     )
+    after = summary.production_version_after
     get_run_logger().info(
-        "decision %s; %s@production is version %s",
-        promoted.decision.verdict,
-        name,
-        summary.production_version_after,
+        "decision %s; %s@production is version %s", promoted.decision.verdict, name, after
     )
     if promoted.deploy_failure is not None:
         return Failed(message=promoted.deploy_failure, data=summary)
@@ -311,6 +275,45 @@ def _register(
     )
 
 
+def _promote(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    params: Params,
+    settings: Settings,
+    judged: Judged,
+    version: str | None,
+    splits: Splits,
+    lineage: SplitLineage,
+    run_id: str,
+    flow_run_id: str,
+) -> Promoted:
+    """Promotion, the retrain's last group of steps (`flows/promote.py`), for a registered
+    candidate that passed the gate; nothing moves otherwise."""
+    if not judged.decision.passed or version is None:
+        return Promoted(judged.decision)
+    labels = list(params.data.labels)
+    case = Case(
+        params.model.name,
+        version,
+        run_id,
+        judged.candidate,
+        splits.test,
+        labels,
+        params.gate,
+        lineage,
+    )
+    return promote_candidate(
+        registry,
+        audit,
+        case,
+        judged.decision,
+        judged.production_version,
+        params,
+        settings,
+        flow_run_id,
+    )
+
+
 @contextmanager
 def _finishing(registry: MlflowRegistry, run_id: str, run_dir: Path) -> Iterator[None]:
     """End the MLflow run FINISHED and drop its run directory, or FAILED and keep it: the next
@@ -326,19 +329,19 @@ def _finishing(registry: MlflowRegistry, run_id: str, run_dir: Path) -> Iterator
 
 def _summary(
     registry: MlflowRegistry,
-    name: str,
-    source: Source,
+    params: Params,
+    data: Inputs,
     splits: Splits,
     judged: Judged,
     promoted: Promoted,
     version: str | None,
-    run_id: str,
+    opened: OpenedRun,
     validation: ValidationReport,
     docs: Path,
     trained: Trained,
-    resumed: bool,
 ) -> RetrainSummary:
-    result, dataset, approval = trained.result, source.version, promoted.approval
+    name, run_id, resumed = params.model.name, opened.run_id, opened.resumed
+    result, dataset, approval = trained.result, data.source.version, promoted.approval
     return RetrainSummary(
         model=name,
         dataset=DatasetSummary(
