@@ -75,6 +75,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from modelyard.env import apply_defaults
 
     apply_defaults()
+    # Prefect's console log handler keeps the stream that is sys.stderr when Prefect sets up its
+    # logging (on first use). Set up here, that is the session's stderr, not the one a CliRunner
+    # swaps in for a command that imports Prefect lazily and closes after it: every later log
+    # line in that worker failed on the closed file (seen when a CLI test ran first).
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+
     os.chdir(scratch)
 
 
