@@ -38,9 +38,7 @@ def batch_predict(
     column = text_column or params.data.text_column
     screened = screen_input(frame, input, column, skip_invalid)
     frame = screened.frame
-    registry = MlflowRegistry(
-        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
-    )
+    registry = MlflowRegistry.from_settings(settings)
     parts = parts_dir(output, settings.home.resolve())
     manifest, _ = plan_batch(
         registry, params.model.name, alias, version, frame, input, digest, column, chunk_rows, parts

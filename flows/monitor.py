@@ -29,9 +29,7 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
     params = load_params(params_path)
     policy, name = params.monitor, params.model.name
     settings = Settings()
-    registry = MlflowRegistry(
-        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
-    )
+    registry = MlflowRegistry.from_settings(settings)
     version = registry.alias_version(name, alias)
     if version is None:
         return {

@@ -127,9 +127,7 @@ def registry(settings: Settings | None = None) -> MlflowRegistry:
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
     settings = settings or Settings()
-    return MlflowRegistry(
-        settings.resolved_tracking_uri(), settings.experiment, settings.artifact_root()
-    )
+    return MlflowRegistry.from_settings(settings)
 
 
 def registry_and_audit() -> tuple[MlflowRegistry, AuditLog]:
