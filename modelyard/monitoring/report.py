@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from modelyard.config import MonitorParams
+from modelyard.inference import TextClassifier
 from modelyard.monitoring import drift
 from modelyard.monitoring.action import Action
 from modelyard.monitoring.live import LiveQuality, live_quality
@@ -99,7 +100,7 @@ def too_few_to_judge(predictions: int, policy: MonitorParams) -> str | None:
 
 
 def assess(
-    classifier: Any,
+    classifier: TextClassifier,
     reference: list[str] | None,
     current: pd.DataFrame,
     labelled: pd.DataFrame,

@@ -12,7 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.inference import TextClassifier
+    from modelyard.registry.mlflow_registry import MlflowRegistry
 
 log = logging.getLogger("modelyard.serving")
 
@@ -22,7 +26,7 @@ class LoadedModel:
     name: str
     version: str
     alias: str
-    classifier: Any  # TextClassifier
+    classifier: TextClassifier
     dataset_md5: str | None
     loaded_at: datetime
 
@@ -41,7 +45,7 @@ class LoadedModel:
         }
 
 
-def load_version(registry: Any, name: str, alias: str, version: str) -> LoadedModel:
+def load_version(registry: MlflowRegistry, name: str, alias: str, version: str) -> LoadedModel:
     """Load `models:/name/version` (by number, not alias: the alias may move meanwhile, and the
     version a response names must be the one that answered it)."""
     classifier = registry.load_classifier(name, version=version)
@@ -56,14 +60,14 @@ class ModelFollower:
 
     def __init__(
         self,
-        registry_factory: Callable[[], Any],
+        registry_factory: Callable[[], MlflowRegistry],
         name: str,
         alias: str,
         interval_s: float,
         on_swap: Callable[[LoadedModel], None] | None = None,
     ) -> None:
         self._registry_factory = registry_factory
-        self._registry: Any = None
+        self._registry: MlflowRegistry | None = None
         self.name, self.alias, self.interval_s = name, alias, interval_s
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
