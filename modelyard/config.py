@@ -42,6 +42,9 @@ class DataParams(_Frozen):
     # Integer labels (0, 1) are kept as the strings "0", "1": the label a model predicts is
     # always written the way the data wrote it.
     labels: tuple[str, ...] = Field(default=("negative", "neutral", "positive"), min_length=2)
+    # The class ROC-AUC and PR-AUC are reported for (against the rest); one of `labels`.
+    # null: with two labels the second one, with more no AUCs.
+    positive_label: str | None = None
     test_size: Fraction = 0.15
     val_size: Fraction = 0.15
     seed: int = 42
@@ -55,10 +58,27 @@ class DataParams(_Frozen):
             )
         return value
 
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _positive_as_string(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def positive(self) -> str | None:
+        """The class the AUCs are of: `positive_label`, else the second of two labels."""
+        if self.positive_label is not None:
+            return self.positive_label
+        return self.labels[1] if len(self.labels) == 2 else None
+
     @model_validator(mode="after")
     def _check(self) -> DataParams:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"data.labels has duplicates: {list(self.labels)}")
+        if self.positive_label is not None and self.positive_label not in self.labels:
+            raise ValueError(
+                f"data.positive_label {self.positive_label!r} is not one of data.labels "
+                f"{list(self.labels)}"
+            )
         if self.text_column == self.label_column:
             raise ValueError("data.text_column and data.label_column must differ")
         if self.test_size + self.val_size >= 0.9:
@@ -150,6 +170,9 @@ class TrainParams(_Frozen):
     threads: int | None = Field(default=None, ge=1)
     # Processes under torchrun (one per GPU; gloo on CPUs). 1: no process group.
     nproc: int = Field(default=1, ge=1)
+    # "balanced": each class's loss weighs training rows / (classes × its rows), so a rare
+    # class counts as much as a common one in total (the mean weight per row stays 1).
+    class_weights: Literal["none", "balanced"] = "none"
     privacy: DPParams = DPParams()
 
     @model_validator(mode="after")
@@ -172,6 +195,12 @@ class TrainParams(_Frozen):
             raise ValueError(
                 "train.privacy.enabled budgets ε over train.epochs: unset train.max_steps"
             )
+        if self.class_weights != "none":
+            raise ValueError(
+                "train.privacy.enabled: train.class_weights balanced weighs the loss by the "
+                "training set's class counts, which the privacy accountant does not cover; set "
+                "train.class_weights to none (or re-sample the data before training)"
+            )
         return self
 
 
@@ -184,9 +213,21 @@ class GateParams(_Frozen):
     max_regression: Score = 0.01
     # How much better than production the primary metric must be to replace it.
     min_improvement: Score = 0.005
-    primary_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    # The metric a candidate must improve (and beat the baseline on): accuracy, macro_f1,
+    # roc_auc, pr_auc (of data.positive_label), or one class's recall_<class> or f1_<class>.
+    primary_metric: str = "macro_f1"
     # Every class's recall must reach this (0: no floor).
     min_class_recall: Score = 0.0
+    # Floors per class, by label name, e.g. {fraud: 0.9} (a class left out has none).
+    min_precision: dict[str, Score] = Field(default_factory=dict)
+    min_recall: dict[str, Score] = Field(default_factory=dict)
+    min_f1: dict[str, Score] = Field(default_factory=dict)
+    # Floors of the positive class's ROC-AUC and PR-AUC (null: none).
+    min_roc_auc: Score | None = None
+    min_pr_auc: Score | None = None
+    # The candidate must beat the bag-of-words baseline on the primary metric by at least this
+    # (null: the baselines are reported, not gated).
+    min_lift_over_baseline: Score | None = None
     # Against production, per slice (each class's recall, accuracy per text-length bucket).
     max_slice_regression: Score = 0.05
     # Budgets for the candidate, measured by the gate's evaluation (None: no budget).
@@ -195,6 +236,56 @@ class GateParams(_Frozen):
     # Differential privacy: the candidate must have been trained with train.privacy and spent
     # at most this ε (None: no requirement).
     max_epsilon: float | None = Field(default=None, gt=0)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric in PRIMARY_METRICS or metric.startswith(PER_CLASS_PRIMARY):
+            return metric
+        raise ValueError(
+            f"{metric!r} is not a metric the gate can rank by: use one of "
+            f"{', '.join(PRIMARY_METRICS)}, recall_<class> or f1_<class>"
+        )
+
+    @field_validator("min_precision", "min_recall", "min_f1", mode="before")
+    @classmethod
+    def _class_names_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k) if isinstance(k, int) else k: v for k, v in value.items()}
+        return value
+
+    def problems(self, labels: tuple[str, ...], positive: str | None) -> list[str]:
+        """What in this policy cannot be measured on data with `labels` and the positive class
+        `positive`: class names it does not have, AUCs without a positive class."""
+        problems = []
+        for key in ("min_precision", "min_recall", "min_f1"):
+            unknown = sorted(set(getattr(self, key)) - set(labels))
+            if unknown:
+                problems.append(
+                    f"gate.{key} names classes not in data.labels {list(labels)}: {unknown}"
+                )
+        metric = self.primary_metric
+        if metric.startswith(PER_CLASS_PRIMARY) and metric.split("_", 1)[1] not in labels:
+            problems.append(
+                f"gate.primary_metric {metric}: no class {metric.split('_', 1)[1]!r} in "
+                f"data.labels {list(labels)}"
+            )
+        needs_auc = [f"gate.primary_metric {metric}"] if metric in ("roc_auc", "pr_auc") else []
+        needs_auc += [
+            f"gate.{key}" for key in ("min_roc_auc", "min_pr_auc") if getattr(self, key) is not None
+        ]
+        if needs_auc and positive is None:
+            problems.append(
+                f"{' and '.join(needs_auc)} {'needs' if len(needs_auc) == 1 else 'need'} a "
+                f"positive class: set data.positive_label to "
+                f"one of {list(labels)} (with two labels the second is the default)"
+            )
+        return problems
+
+
+# What `gate.primary_metric` may name besides one class's `recall_<class>` or `f1_<class>`.
+PRIMARY_METRICS = ("accuracy", "macro_f1", "roc_auc", "pr_auc")
+PER_CLASS_PRIMARY = ("recall_", "f1_")
 
 
 class PromotionParams(_Frozen):
@@ -267,6 +358,24 @@ class PrivacyParams(_Frozen):
     extra_patterns: tuple[str, ...] = ()
     # Prediction-log and feedback rows older than this are deleted by the retention flow.
     retention_days: int | None = Field(default=None, ge=1)
+    # In `redacted` mode, the country of phone numbers written without their country code
+    # (ISO 3166-1 alpha-2: US, GB, DE, IN, ...); numbers written with + and a country code are
+    # found whatever it is.
+    phone_region: str = "US"
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        import phonenumbers
+
+        code = region.strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            hint = " (the United Kingdom is GB)" if code == "UK" else ""
+            raise ValueError(
+                f"{region!r} is not a region libphonenumber knows{hint}: give a two-letter "
+                "ISO 3166-1 code such as US, GB, DE, FR, IN, BR or JP"
+            )
+        return code
 
     @field_validator("extra_patterns")
     @classmethod
@@ -283,7 +392,7 @@ class PrivacyParams(_Frozen):
     def redactor(self) -> Any:
         from modelyard.privacy import Redactor
 
-        return Redactor(self.extra_patterns)
+        return Redactor(self.extra_patterns, self.phone_region)
 
 
 class ExplainParams(_Frozen):
@@ -344,6 +453,13 @@ class Params(_Frozen):
     privacy: PrivacyParams = PrivacyParams()
     explain: ExplainParams = ExplainParams()
     cost: CostParams = CostParams()
+
+    @model_validator(mode="after")
+    def _gate_fits_the_data(self) -> Params:
+        problems = self.gate.problems(self.data.labels, self.data.positive)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model

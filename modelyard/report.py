@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from modelyard.evaluation.baselines import TITLES
 from modelyard.evaluation.gate import GateDecision
 
 
@@ -89,9 +91,42 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def _metrics_table(summary: RetrainSummary) -> Any:
+    """Every headline metric (per-class figures and AUCs included) of the candidate, production
+    and the baselines, on the comparison set."""
+    from rich.table import Table
+
+    table = Table(title="test split", show_edge=False)
+    table.add_column("metric")
+    table.add_column("candidate", justify="right")
+    before = summary.production_version_before
+    table.add_column(f"production (v{before})" if before else "production", justify="right")
+    baselines = summary.decision.baselines
+    for name in baselines:
+        table.add_column(f"baseline: {name.replace('_', ' ')}", justify="right")
+    production = summary.production or {}
+    for metric, value in summary.candidate.items():
+        others = [production.get(metric), *(b.get(metric) for b in baselines.values())]
+        table.add_row(metric, _fmt(value), *(_fmt(v) for v in others))
+    return table
+
+
+def _baseline_lines(summary: RetrainSummary) -> list[str]:
+    lines = [
+        f"baseline  always predicting the majority class: accuracy "
+        f"{summary.majority_baseline_accuracy:.4f}"
+    ]
+    bag = summary.decision.baselines.get("bag_of_words")
+    if bag is not None:
+        lines.append(
+            f"baseline  {TITLES['bag_of_words']} on the training split: accuracy "
+            f"{bag['accuracy']:.4f}, macro-F1 {bag['macro_f1']:.4f}"
+        )
+    return lines
+
+
 def print_summary(summary: RetrainSummary) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     dataset, decision = summary.dataset, summary.decision
@@ -118,21 +153,11 @@ def print_summary(summary: RetrainSummary) -> None:
             console.print(f"privacy   differentially private: ε = {training.dp_epsilon:.3f}")
         if (compute := training.compute.line()) is not None:
             console.print(f"compute   {compute}")
-    table = Table(title="test split", show_edge=False)
-    table.add_column("metric")
-    table.add_column("candidate", justify="right")
-    before = summary.production_version_before
-    table.add_column(f"production (v{before})" if before else "production", justify="right")
-    production = summary.production or {}
-    for metric, value in summary.candidate.items():
-        table.add_row(metric, _fmt(value), _fmt(production.get(metric)))
-    console.print(table)
+    console.print(_metrics_table(summary))
     for note in decision.notes:
         console.print(f"compared  {note}")
-    console.print(
-        f"baseline  always predicting the majority class: accuracy "
-        f"{summary.majority_baseline_accuracy:.4f}"
-    )
+    for line in _baseline_lines(summary):
+        console.print(line)
     colour = "green" if decision.passed else "yellow"
     again = summary.rechecked_against
     note = f" (production moved to v{again} meanwhile: compared again against it)" if again else ""
@@ -155,6 +180,7 @@ def print_summary(summary: RetrainSummary) -> None:
         f"aliases   staging → v{summary.staging_version}, "
         f"production → v{summary.production_version_after}"
     )
+    before = summary.production_version_before
     if not decision.passed and before:
         console.print(f"          production stays at version {before}")
     console.print(

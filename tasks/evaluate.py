@@ -19,7 +19,8 @@ from modelyard.data.membership import (
     comparison_set,
     fair_or_fail,
 )
-from modelyard.evaluation.candidate import evaluate_model_dir
+from modelyard.evaluation import candidate as evaluation
+from modelyard.evaluation.baselines import TITLES, Baselines
 from modelyard.evaluation.gate import Compute, GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -28,15 +29,40 @@ from modelyard.store.audit import AuditLog
 
 @task(name="evaluate-candidate", cache_policy=NO_CACHE)
 def evaluate_candidate(
-    model_dir: Path, test: pd.DataFrame, labels: list[str], dp_epsilon: float | None = None
+    model_dir: Path,
+    test: pd.DataFrame,
+    labels: list[str],
+    dp_epsilon: float | None = None,
+    positive: str | None = None,
 ) -> Metrics:
-    """Quality on the test split, and the costs the gate budgets: p95 latency of a
-    single-text request on this machine, the weights' size, the privacy budget spent."""
-    metrics = evaluate_model_dir(model_dir, test, labels, dp_epsilon)
+    """Quality on the test split (with the AUCs of `positive`), and the costs the gate budgets:
+    p95 latency of a single-text request on this machine, the weights' size, the privacy budget
+    spent."""
+    metrics = evaluation.evaluate_model_dir(model_dir, test, labels, dp_epsilon, positive)
     get_run_logger().info(
         "candidate on test: accuracy %.4f, macro-F1 %.4f", metrics.accuracy, metrics.macro_f1
     )
     return metrics
+
+
+@task(name="evaluate-baselines", cache_policy=NO_CACHE)
+def evaluate_baselines(
+    train: pd.DataFrame, test: pd.DataFrame, labels: list[str], positive: str | None = None
+) -> Baselines:
+    """The majority-class and bag-of-words baselines, trained on the training split and scored
+    on the candidate's comparison set."""
+    baselines = evaluation.evaluate_baselines(train, test, labels, positive)
+    for name, metrics in (
+        ("majority", baselines.majority),
+        ("bag_of_words", baselines.bag_of_words),
+    ):
+        get_run_logger().info(
+            "baseline %s: accuracy %.4f, macro-F1 %.4f",
+            TITLES[name],
+            metrics.accuracy,
+            metrics.macro_f1,
+        )
+    return baselines
 
 
 @task(name="find-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
@@ -91,12 +117,17 @@ def fair_comparison(
 
 @task(name="evaluate-production", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def evaluate_production(
-    registry: MlflowRegistry, name: str, version: str | None, test: pd.DataFrame, labels: list[str]
+    registry: MlflowRegistry,
+    name: str,
+    version: str | None,
+    test: pd.DataFrame,
+    labels: list[str],
+    positive: str | None = None,
 ) -> tuple[str, Metrics] | None:
     """Score the champion on the candidate's comparison set."""
     if version is None:
         return None
-    metrics = promotion.score_version(registry, name, version, test, labels)
+    metrics = promotion.score_version(registry, name, version, test, labels, positive)
     get_run_logger().info(
         "production v%s on the same test texts: accuracy %.4f, macro-F1 %.4f",
         version,
@@ -113,15 +144,17 @@ def gate(
     policy: GateParams,
     compute: Compute | None = None,
     notes: list[str] | None = None,
+    baselines: Baselines | None = None,
 ) -> GateDecision:
-    """The decision, with what the candidate cost to train (`compute`) and how the comparison
-    set was made (`notes`) alongside."""
+    """The decision, with what the candidate cost to train (`compute`), how the comparison
+    set was made (`notes`) and the baselines' scores (`min_lift_over_baseline`) alongside."""
     decision = decide(
         {**candidate.headline(), **candidate.costs},
         None if production is None else production.headline(),
         policy,
         compute,
         notes,
+        None if baselines is None else baselines.headlines(),
     )
     create_markdown_artifact(
         key="gate-decision",

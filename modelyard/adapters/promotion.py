@@ -32,10 +32,15 @@ from modelyard.store.audit import AuditLog
 
 
 def score_version(
-    registry: MlflowRegistry, name: str, version: str, test: pd.DataFrame, labels: list[str]
+    registry: MlflowRegistry,
+    name: str,
+    version: str,
+    test: pd.DataFrame,
+    labels: list[str],
+    positive: str | None = None,
 ) -> Metrics:
-    """A registered version on a canonical `text`/`label` frame."""
-    return score_frame(registry.load_classifier(name, version=version), test, labels)
+    """A registered version on a canonical `text`/`label` frame (with the AUCs of `positive`)."""
+    return score_frame(registry.load_classifier(name, version=version), test, labels, positive)
 
 
 @dataclass(frozen=True)
@@ -201,18 +206,25 @@ def recheck(
         case.lineage or SplitLineage(None, {}, {}),
     )
     candidate = case.candidate
+    # The AUCs are of the class the candidate was scored with.
+    positive = candidate.positive_label
     if comparison.held_out:
         candidate = replace(
-            score_version(registry, case.name, case.version, comparison.test, case.labels),
+            score_version(
+                registry, case.name, case.version, comparison.test, case.labels, positive
+            ),
             costs=candidate.costs,
         )
-    production = score_version(registry, case.name, current, comparison.test, case.labels)
+    production = score_version(registry, case.name, current, comparison.test, case.labels, positive)
+    # The baselines stay as first scored (on the candidate's comparison set): the lift over
+    # them is the candidate's own, whatever production became meanwhile.
     return decide(
         {**candidate.headline(), **candidate.costs},
         production.headline(),
         case.policy,
         decision.compute,
         comparison.notes(),
+        decision.baselines,
     )
 
 

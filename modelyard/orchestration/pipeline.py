@@ -21,7 +21,8 @@ from modelyard.data.validation import (
     validate_datasets,
     write_data_docs,
 )
-from modelyard.evaluation.metrics import Metrics, majority_baseline, score
+from modelyard.evaluation.candidate import evaluate_baselines
+from modelyard.evaluation.metrics import Metrics, score
 from modelyard.training.fit import Trained, fit, fit_distributed
 
 BUILD = Path("build")
@@ -115,19 +116,24 @@ def evaluate(
     from modelyard.inference import TextClassifier
 
     splits = ds.Splits.load(prepared)
-    labels = list(params.data.labels)
+    labels, positive = list(params.data.labels), params.data.positive
     metrics = score(
         TextClassifier.load(model),
         splits.test[ds.TEXT].tolist(),
         splits.test[ds.LABEL].tolist(),
         labels,
+        positive,
     )
-    baseline = majority_baseline(splits.train[ds.LABEL].tolist(), splits.test[ds.LABEL].tolist())
+    baselines = evaluate_baselines(splits.train, splits.test, labels, positive)
     _write_json(
         out,
         {
             **{k: round(v, 6) for k, v in metrics.headline().items()},
-            "majority_baseline_accuracy": round(baseline, 6),
+            "majority_baseline_accuracy": round(baselines.majority.accuracy, 6),
+            "baselines": {
+                name: {k: round(v, 6) for k, v in figures.items()}
+                for name, figures in baselines.headlines().items()
+            },
             "test_rows": len(splits.test),
         },
     )

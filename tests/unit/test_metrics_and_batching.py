@@ -17,6 +17,8 @@ def test_metrics_over_label_names():
     assert set(metrics.headline()) == {
         "accuracy",
         "macro_f1",
+        "precision_neg",
+        "precision_pos",
         "recall_neg",
         "recall_pos",
         "f1_neg",
