@@ -25,13 +25,14 @@ from flows.promote import Promoted, promote_candidate
 from modelyard import tags as tag
 from modelyard.adapters.catalog import CatalogError
 from modelyard.adapters.datasets import Source, project_root
+from modelyard.adapters.dvc_pipeline import pipeline_root
 from modelyard.adapters.promotion import Case
 from modelyard.config import Params, Settings, load_params
-from modelyard.data.dataset import LABEL, Splits
+from modelyard.data.dataset import Splits
 from modelyard.data.membership import Membership, SplitLineage
 from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.gate import GateDecision
-from modelyard.evaluation.metrics import Metrics, majority_baseline
+from modelyard.evaluation.metrics import Metrics
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
@@ -57,6 +58,7 @@ from tasks.data import (
 )
 from tasks.evaluate import (
     champion_split,
+    evaluate_baselines,
     evaluate_candidate,
     evaluate_production,
     fair_comparison,
@@ -64,6 +66,7 @@ from tasks.evaluate import (
     gate,
 )
 from tasks.explain import explain_candidate
+from tasks.pipeline import record_pipeline_outputs
 from tasks.promote import register_candidate
 from tasks.registry import log_evaluation, log_validation, open_tracking_run
 from tasks.train import train_candidate
@@ -115,6 +118,10 @@ def retrain(
         trained = train_candidate(
             splits, params, registry, run_id, run_dir / "model", run_dir / "checkpoints"
         )
+        root = pipeline_root(
+            Path(params_path), data.source.path, params.data.path, bool(overrides), bool(data_repo)
+        )
+        record_pipeline_outputs(root, splits, trained.model_dir)
         audit = AuditLog.from_url(settings.resolved_database_url())
         judged = _judge(
             registry, audit, params, trained, splits, (parent_version, parent), lineage, run_id
@@ -209,24 +216,25 @@ def _judge(
 ) -> Judged:
     """Evaluation, the retrain's middle group of steps: the champion, the comparison set the
     champion never trained on, both models on it, the explanation report, the gate."""
-    name, labels = params.model.name, list(params.data.labels)
+    name, labels, positive = params.model.name, list(params.data.labels), params.data.positive
     champion = find_champion(registry, audit, name, run_id)
     membership = parent[1] if champion == parent[0] else champion_split(registry, name, champion)
     comparison = fair_comparison(splits.test, membership, champion, lineage)
     candidate = evaluate_candidate(
-        trained.model_dir, comparison.test, labels, trained.result.epsilon
+        trained.model_dir, comparison.test, labels, trained.result.epsilon, positive
     )
     if params.explain.report:
         explain_candidate(trained.model_dir, comparison.test, params.explain, registry, run_id)
-    production = evaluate_production(registry, name, champion, comparison.test, labels)
+    production = evaluate_production(registry, name, champion, comparison.test, labels, positive)
+    baselines = evaluate_baselines(splits.train, comparison.test, labels, positive)
     decision = gate(
         candidate,
         None if production is None else production[1],
         params.gate,
         trained.compute(),
         comparison.notes(),
+        baselines,
     )
-    baseline = majority_baseline(splits.train[LABEL].tolist(), comparison.test[LABEL].tolist())
     log_evaluation(
         registry,
         run_id,
@@ -234,9 +242,9 @@ def _judge(
         None if production is None else production[1],
         None if production is None else production[0],
         decision,
-        baseline,
+        baselines,
     )
-    return Judged(candidate, production, decision, baseline)
+    return Judged(candidate, production, decision, baselines.majority.accuracy)
 
 
 def _register(
