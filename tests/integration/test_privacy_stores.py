@@ -1,7 +1,8 @@
-"""`privacy.mode: redacted` end to end: an e-mail address and a card number planted in what users
-send never reach the platform database, a dataset version built from feedback (file, DVC cache
-and remote), or the MLflow store (the model's input example). Every store is searched byte by
-byte, not through the code that wrote it."""
+"""`privacy.mode: redacted` end to end: an e-mail address, a card number and an international
+phone number planted in what users send never reach the platform database, a dataset version
+built from feedback (file, DVC cache and remote), or the MLflow store (the model's input
+example); an order number beside them is kept. Every store is searched byte by byte, not through
+the code that wrote it."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from tests.helpers.dvc import make_dvc_project
 from tests.helpers.models import register_tiny_versions
 from tests.helpers.servers import ServerThread
 
-EMAIL, CARD = "jane.doe@example.com", "4111 1111 1111 1111"
-PLANTED = [EMAIL.encode(), CARD.encode(), CARD.replace(" ", "").encode()]
+EMAIL, CARD, PHONE = "jane.doe@example.com", "4111 1111 1111 1111", "+44 7700 900123"
+PLANTED = [
+    EMAIL.encode(),
+    CARD.encode(),
+    CARD.replace(" ", "").encode(),
+    PHONE.encode(),
+    b"7700 900123",
+    b"7700900123",
+]
 
 
 def _leaks(root: Path) -> list[str]:
@@ -57,7 +65,7 @@ def test_redacted_mode_stores_no_planted_personal_data(
     texts = [
         f"Great speaker, invoice to {EMAIL}",
         f"Refund to card {CARD} please",
-        "No personal data here",
+        f"Call me at {PHONE} about order 114-3941689-8772042",
     ]
     with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
         answers = [
@@ -81,6 +89,7 @@ def test_redacted_mode_stores_no_planted_personal_data(
             time.sleep(0.1)
     assert "Great speaker, invoice to [EMAIL]" in stored
     assert "Refund to card [CARD] please" in stored
+    assert "Call me at [PHONE] about order 114-3941689-8772042" in stored
 
     # 2. A dataset version built from that feedback.
     project = make_dvc_project(tmp_path / "project", tmp_path / "remote")
