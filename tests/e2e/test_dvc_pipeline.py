@@ -38,6 +38,7 @@ def copy(repo: Path, tmp_path_factory) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["model"].update(backbone="tiny", max_length=64)
     params["train"].update(epochs=1, learning_rate=3e-3)
+    params["explain"]["report"] = False  # not a stage's param; only the retrain would pay for it
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_reviews(root / "data" / "reviews.csv")  # the committed version, from its seed
     for args in (
@@ -92,3 +93,26 @@ def test_exp_run_with_a_changed_param_and_metrics_show(copy, reproduced):
     files = next(iter(shown.values()))["data"]
     evaluation = files["build/metrics.json"]["data"]
     assert 0.0 < evaluation["accuracy"] <= 1.0 and "macro_f1" in evaluation
+
+
+def test_a_retrain_on_a_fresh_clone_leaves_dvc_nothing_to_do(
+    copy, reproduced, prefect_api, tmp_path, monkeypatch
+):
+    """`make run` on a fresh clone: the retrain flow, not `dvc repro`, computes the pipeline's
+    split and model. Its outputs are the ones dvc.lock records, so afterwards `dvc status` has
+    nothing to do, and neither dvc.lock nor anything else git tracks has changed."""
+    from flows.retrain import retrain
+
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(copy), str(clone))
+    run(clone, sys.executable, "-m", "modelyard", "data", "prepare")  # `make run` = `make data` + …
+    assert "not in cache:       build/model" in run(clone, "dvc", "status")
+    lock = (clone / "dvc.lock").read_bytes()
+
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "home"))
+    retrain()
+
+    assert "Data and pipelines are up to date." in run(clone, "dvc", "status")
+    assert (clone / "dvc.lock").read_bytes() == lock
+    assert run(clone, "git", "status", "--porcelain") == ""
