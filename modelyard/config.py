@@ -7,6 +7,7 @@ live: tracking URI, database, directories) and never changes what a model is.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -48,6 +49,18 @@ class DataParams(_Frozen):
     test_size: Fraction = 0.15
     val_size: Fraction = 0.15
     seed: int = 42
+    # How a .csv/.tsv file splits into fields. "auto": a .tsv as TSV is defined ("none"), a
+    # .csv as RFC 4180 ("rfc4180"), and a quoted field spanning lines that hold what looks like
+    # records is refused. "none": quotes are ordinary characters, a field cannot hold the
+    # delimiter or a line break. "rfc4180": quoted fields may hold both; fields spanning lines
+    # are taken as meant.
+    quoting: Literal["auto", "none", "rfc4180"] = "auto"
+    # The field separator of a .csv/.tsv file, one character; null: by the suffix ("," or tab).
+    delimiter: str | None = None
+    # The text encoding of a .csv/.tsv/.jsonl file, a Python codec name (cp1252, latin-1,
+    # utf-16 ...); null: UTF-8, or what a byte order mark says. A file in another encoding is
+    # refused, naming what charset-normalizer detects.
+    encoding: str | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -69,6 +82,31 @@ class DataParams(_Frozen):
         if self.positive_label is not None:
             return self.positive_label
         return self.labels[1] if len(self.labels) == 2 else None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError(
+                f"data.delimiter is one character, not a quote or a line break (got {value!r})"
+            )
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            known = getattr(codecs.lookup(value), "_is_text_encoding", True)
+        except LookupError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"data.encoding {value!r} is not a text encoding Python knows (e.g. utf-8, "
+                "cp1252, latin-1, utf-16)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DataParams:

@@ -8,12 +8,17 @@ only numbers reads as numbers) so that validation can say when a column is not w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from modelyard.config import DataParams
+from modelyard.data import records
+from modelyard.data.encoding import EncodingError, decode
+from modelyard.data.records import Dialect, Origin, Reading
 
 TEXT = "text"
 LABEL = "label"
@@ -92,20 +97,20 @@ def _check_format(path: Path, fmt: str) -> None:
         return
     if kind != "text":
         raise DatasetError(f"{path}: claims to be {fmt.upper()} but is {kind}")
-    if fmt == "jsonl" and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        first = head.splitlines()[0][:40] if head.splitlines() else head
-        raise DatasetError(
-            f"{path}: not JSON Lines (each line must be a JSON object; the file "
-            f"starts with {first!r})"
-        )
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    """Read a labelled text file with its natural column types.
+def read_frame(path: Path, data: DataParams | None = None) -> pd.DataFrame:
+    """Read a labelled text file with its natural column types, every record accounted for.
 
-    Undecodable bytes become U+FFFD instead of failing the read, so that validation can count
-    them (an expectation with a threshold) rather than stop at the first one.
+    `data` (default: the defaults of `DataParams`) says how a text file is decoded
+    (`data.encoding`, see `modelyard.data.encoding`) and split into fields (`data.delimiter`,
+    `data.quoting`). What did not become exactly one row — ragged records, records merged or
+    altered by quotes, a count of records that differs from the rows — is not raised here: it
+    travels with the frame (`records.reading_of`) for the data gate's expectations and the input
+    checks to refuse, naming the lines. Undecodable bytes of a UTF-8 file become U+FFFD, for the
+    gate to count rather than stop at the first one.
     """
+    data = data or DataParams()
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DatasetError(
@@ -114,45 +119,97 @@ def read_frame(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     _check_format(path, fmt)
-    try:
-        if fmt in {"csv", "tsv"}:
-            # Only an empty cell is missing: "NA", "null" or "None" are texts like any other.
-            frame = pd.read_csv(
-                path,
-                sep="\t" if fmt == "tsv" else ",",
-                keep_default_na=False,
-                na_values=[""],
-                encoding="utf-8-sig",
-                encoding_errors="replace",
-            )
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path)
+    if fmt == "parquet":
+        frame = _parse(path, fmt, lambda: pd.read_parquet(path))
+    else:
+        try:
+            decoded = decode(path.read_bytes(), data.encoding, str(path))
+        except EncodingError as error:
+            raise DatasetError(str(error)) from None
+        origin = Origin(str(path), fmt, decoded.encoding, decoded.how)
+        if fmt == "jsonl":
+            frame, reading = _read_json_lines(path, decoded.text, origin)
         else:
-            frame = pd.read_json(path, lines=True, dtype=False, encoding_errors="replace")
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"{path}: the file has no header and no rows") from None
-    except pd.errors.ParserError as error:
-        detail = str(error).strip()
-        hint = " (is the file truncated?)" if "EOF" in detail else _header_hint(path, fmt)
-        raise DatasetError(f"{path}: cannot be parsed as {fmt}: {detail}{hint}") from None
-    except (UnicodeDecodeError, ValueError, OSError) as error:
-        raise DatasetError(f"{path}: cannot be parsed as {fmt}: {error}") from None
+            frame, reading = _read_delimited(path, decoded.text, origin, data)
+        frame.attrs[records.ATTRS_KEY] = reading.to_attrs()
     frame.columns = [str(column) for column in frame.columns]
     return frame
 
 
-def _header_hint(path: Path, fmt: str) -> str:
-    """Name the delimiter the header seems to use when it is not the one the suffix implies."""
-    with path.open("rb") as handle:
-        header = handle.readline().decode("utf-8", "replace").strip()
-    expected = "\t" if fmt == "tsv" else ","
-    for delimiter, name in ((";", "';'"), ("\t", "a tab"), ("|", "'|'"), (",", "','")):
-        if delimiter != expected and delimiter in header and expected not in header:
-            return (
-                f"; the header {header[:60]!r} looks delimited by {name}, not by what the "
-                f"suffix {path.suffix!r} says"
-            )
-    return ""
+def read_whole(path: Path, data: DataParams | None = None) -> pd.DataFrame:
+    """`read_frame`, refusing (DatasetError) a file of which a record did not become exactly
+    one row: for readers that run no data gate on what they read."""
+    frame = read_frame(path, data)
+    reading = records.reading_of(frame)
+    refusal = None if reading is None else reading.refusal(str(path))
+    if refusal is not None:
+        raise DatasetError(refusal)
+    return records.without_reading(frame)
+
+
+def dialect_of(fmt: str, data: DataParams) -> Dialect:
+    """How a .csv or .tsv file splits into fields under `data.delimiter` and `data.quoting`."""
+    delimiter = data.delimiter or ("\t" if fmt == "tsv" else ",")
+    if data.quoting == "auto":
+        return Dialect(delimiter, records.NONE if fmt == "tsv" else records.RFC4180)
+    return Dialect(delimiter, data.quoting, from_suffix=False)
+
+
+def _read_delimited(
+    path: Path, text: str, origin: Origin, data: DataParams
+) -> tuple[pd.DataFrame, Reading]:
+    dialect = dialect_of(origin.fmt, data)
+    try:
+        reading = records.account(text, dialect, origin, data.label_column, data.labels)
+    except records.RecordError as error:
+        raise DatasetError(f"{path}: cannot be parsed as {origin.fmt}: {error}") from None
+
+    def parse() -> pd.DataFrame:
+        # Only an empty cell is missing: "NA", "null" or "None" are texts like any other. The
+        # header's fields of every record, whatever its width: one record is one row, and the
+        # reading names the ragged ones (pandas would otherwise skip a wide record, or take the
+        # first column as the index when every record has one field more than the header).
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=dialect.delimiter,
+            quoting=dialect.csv_quoting,
+            keep_default_na=False,
+            na_values=[""],
+            index_col=False,
+            usecols=range(reading.header_fields) if reading.header_fields else None,
+        )
+
+    frame = _parse(path, origin.fmt, parse, text)
+    return frame, replace(reading, rows=len(frame))
+
+
+def _read_json_lines(path: Path, text: str, origin: Origin) -> tuple[pd.DataFrame, Reading]:
+    if not text.lstrip().startswith("{"):
+        first = text.lstrip().splitlines()[0][:40] if text.strip() else text[:40]
+        raise DatasetError(
+            f"{path}: not JSON Lines (each line must be a JSON object; the file "
+            f"starts with {first!r})"
+        )
+    frame = _parse(
+        path, "jsonl", lambda: pd.read_json(io.StringIO(text), lines=True, dtype=False), text
+    )
+    return frame, replace(records.account_lines(text, origin), rows=len(frame))
+
+
+def _parse(path: Path, fmt: str, parse: Callable[[], pd.DataFrame], text: str = "") -> pd.DataFrame:
+    """Run a parser, turning what it raises into a DatasetError naming the file."""
+    try:
+        return parse()
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path}: the file has no header and no rows") from None
+    except pd.errors.ParserError as error:
+        detail = str(error).strip()
+        header = text.split("\n", 1)[0].strip()
+        hint = records.header_hint(header, "\t" if fmt == "tsv" else ",", path.suffix)
+        hint = " (is the file truncated?)" if "EOF" in detail else (f"; {hint}" if hint else "")
+        raise DatasetError(f"{path}: cannot be parsed as {fmt}: {detail}{hint}") from None
+    except (UnicodeDecodeError, ValueError, OSError) as error:
+        raise DatasetError(f"{path}: cannot be parsed as {fmt}: {error}") from None
 
 
 def delimiter_hint(frame: pd.DataFrame) -> str:

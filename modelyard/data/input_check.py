@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelyard.config import DataParams
+from modelyard.data.records import Dialect, Reading, reading_of, record_lines, without_reading
 
 # How many row numbers a message lists before it says "and N more".
 SHOWN_ROWS = 20
@@ -75,11 +76,15 @@ def missing_columns(frame: pd.DataFrame, wanted: Sequence[str]) -> list[str]:
     return [column for column in wanted if column not in frame.columns]
 
 
-def numbering(path: Path | None, rows: int) -> Numbering:
-    """The file's own numbers for `rows` frame rows read from `path` (None: a table)."""
+def numbering(path: Path | None, rows: int, reading: Reading | None = None) -> Numbering:
+    """The file's own numbers for `rows` frame rows read from `path` (None: a table), read
+    the way `reading` says the frame was read (else as UTF-8 with the suffix's delimiter)."""
     plain = Numbering("row", tuple(range(1, rows + 1)))
     if path is None:
         return plain
+    if reading is not None:
+        starts = _lines_as_read(path, reading)
+        return Numbering("line", tuple(starts)) if len(starts) == rows else plain
     suffix = path.suffix.lower()
     try:
         if suffix in _DELIMITED:
@@ -93,6 +98,23 @@ def numbering(path: Path | None, rows: int) -> Numbering:
         return plain
     # Should the two parsers ever disagree, plain row numbers are still true.
     return Numbering("line", tuple(starts)) if len(starts) == rows else plain
+
+
+def _lines_as_read(path: Path, reading: Reading) -> list[int]:
+    """The line each row starts on, the file decoded and split as it was when read."""
+    text = path.read_bytes().decode(reading.codec, errors="replace").removeprefix("\ufeff")
+    if reading.delimiter is None or reading.quoting is None:  # JSON Lines
+        return [number for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return record_lines(text, Dialect(reading.delimiter, reading.quoting))
+
+
+def refuse_unread_records(frame: pd.DataFrame, where: str) -> None:
+    """InputError when a record of the file `frame` was read from did not become exactly one
+    row (ragged, merged or altered by quotes), naming the lines and the fix."""
+    reading = reading_of(frame)
+    refusal = None if reading is None else reading.refusal(where)
+    if refusal is not None:
+        raise InputError(refusal)
 
 
 def _record_lines(path: Path, delimiter: str) -> list[int]:
@@ -169,13 +191,16 @@ def screen_texts(
     """Refuse (InputError) a frame without `column` or with a cell of it that holds no text;
     with `skip_invalid`, leave those rows out instead and say which they were. The hints end
     the messages (what the person can do about it)."""
+    refuse_unread_records(frame, where)
+    reading = reading_of(frame)
+    frame = without_reading(frame)  # nothing written from the rows carries the reading
     missing = missing_columns(frame, [column])
     if missing:
         raise InputError(column_problem(where, frame, missing, column_hint))
     bad = bad_text_cells(frame, column)
     if not bad:
         return Screened(frame, [], "row")
-    rows = numbering(path, len(frame))
+    rows = numbering(path, len(frame), reading)
     if not skip_invalid:
         raise InputError(describe(where, bad, rows) + cells_hint)
     keep = [True] * len(frame)
@@ -188,7 +213,9 @@ def check_training_frame(
     frame: pd.DataFrame, data: DataParams, where: str, path: Path | None
 ) -> None:
     """The part of the data gate that needs no Great Expectations and no model: both columns
-    there, every text cell text, every label cell filled. InputError naming the rows, if not."""
+    there, every text cell text, every label cell filled, every record of the file read as one
+    row. InputError naming the rows, if not."""
+    refuse_unread_records(frame, where)
     missing = missing_columns(frame, [data.text_column, data.label_column])
     if missing:
         raise InputError(
@@ -203,7 +230,7 @@ def check_training_frame(
     unlabelled = bad_text_cells(frame, data.label_column).empty  # integer labels are fine
     if not bad and not unlabelled:
         return
-    rows = numbering(path, len(frame))
+    rows = numbering(path, len(frame), reading_of(frame))
     problems = [describe(where, bad, rows)] if bad else []
     if unlabelled:
         count = len(unlabelled)

@@ -1,7 +1,11 @@
 """The data gate: a Great Expectations suite run on the data before any training.
 
-Two suites, both defined here and versioned with the code:
+Three suites, all defined here and versioned with the code:
 
+* `records` runs on a one-row table of how a text file was read (`modelyard.data.records`):
+  every record of the file read as one row, every record with the header's fields, no records
+  merged or altered by quotes — each figure must be 0, its detail names the lines and the fix
+  (`data.quoting`, `data.delimiter`). Only for a frame read from a CSV, TSV or JSON Lines file.
 * `rows` runs on the file as read (natural types, the column names of `params.yaml`, so a
   failure names the columns as the data scientist wrote them): columns present and typed, no
   null or blank text, text lengths, encoding, labels in the set, every class present, row count.
@@ -9,8 +13,8 @@ Two suites, both defined here and versioned with the code:
   see: the smallest class, the class imbalance, duplicate rows, texts with conflicting labels and
   train/test leakage. GX still judges them, so they sit in the same result and Data Docs.
 
-A separate test file gets the `rows` suite too (without the row-count floor). Thresholds come
-from the `validation:` section of `params.yaml`.
+A separate test file gets the `records` and `rows` suites too (without the row-count floor).
+Thresholds come from the `validation:` section of `params.yaml`.
 
 GX is imported inside the functions (it takes seconds to import) and runs in an ephemeral
 context: validating writes nothing unless `write_data_docs` is asked to.
@@ -28,6 +32,7 @@ import pandas as pd
 
 from modelyard.config import DataParams, ValidationParams
 from modelyard.data import dataset as ds
+from modelyard.data import records
 
 # Control characters other than tab/newline/carriage return, DEL, and U+FFFD (what an
 # undecodable byte reads as).
@@ -353,13 +358,7 @@ def _run(context: Any, name: str, frame: pd.DataFrame, suite: Any) -> Any:
     return outcome
 
 
-def validate_datasets(
-    data: pd.DataFrame,
-    data_params: DataParams,
-    limits: ValidationParams,
-    test: pd.DataFrame | None = None,
-) -> ValidationReport:
-    """Run both suites (and the rows suite on a separate test file) and collect every problem."""
+def _gx_context() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -370,63 +369,139 @@ def validate_datasets(
 
     # Without a config GX's ephemeral context makes a temporary docs site on disk each time;
     # Data Docs are rendered explicitly by `write_data_docs` instead.
-    context = gx.get_context(
+    return gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
             progress_bars=ProgressBarsConfig(globally=False),
         ),
     )
-    checks: list[Check] = []
-    results: dict[str, Any] = {}
 
+
+def _record_checks(
+    context: Any, scope: str, frame: pd.DataFrame, results: dict[str, Any]
+) -> list[Check]:
+    """Every record of the file read as one row (`modelyard.data.records`), judged by GX on a
+    one-row table of the reading's figures: each must be 0. None for a frame not read from a
+    text file."""
+    import great_expectations as gx
+
+    reading = records.reading_of(frame)
+    if reading is None:
+        return []
+    figures = reading.checks()
+    table = pd.DataFrame([{figure: observed for figure, _, observed, _ in figures}])
+    suite = gx.ExpectationSuite(name="modelyard-records")
+    for figure, *_ in figures:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnMaxToBeBetween(column=figure, min_value=0, max_value=0)
+        )
+    outcome = _run(context, f"records-{scope.replace(' ', '-')}", table, suite)
+    results[f"records ({scope})"] = outcome
+    by_figure = {figure: (title, observed, why) for figure, title, observed, why in figures}
+    checks = []
+    for result in outcome.results:
+        config = result.expectation_config
+        title, observed, why = by_figure[config.kwargs["column"]]
+        checks.append(
+            Check(
+                config.type,
+                config.kwargs["column"],
+                bool(result.success),
+                f"observed {observed} (allowed 0): {why}",
+                title,
+                scope,
+            )
+        )
+    return checks
+
+
+def _row_checks(
+    context: Any,
+    scope: str,
+    frame: pd.DataFrame,
+    min_rows: int | None,
+    params: tuple[DataParams, ValidationParams],
+    results: dict[str, Any],
+) -> list[Check]:
+    data_params, limits = params
+    suite, titles = build_row_suite(data_params, limits, frame, min_rows)
+    outcome = _run(context, f"rows-{scope.replace(' ', '-')}", frame, suite)
+    results[f"rows ({scope})"] = outcome
+    columns, hint = list(frame.columns), ds.delimiter_hint(frame)
+    label = data_params.label_column
+    present = (
+        frozenset(str(v) for v in frame[label].dropna().unique())
+        if label in frame.columns
+        else frozenset()
+    )
+    checks = []
+    for result in outcome.results:
+        config = result.expectation_config
+        checks.append(
+            Check(
+                config.type,
+                config.kwargs.get("column"),
+                bool(result.success),
+                _detail(result, columns, hint, present),
+                titles.get(_key(config.type, config.kwargs), config.type),
+                scope,
+            )
+        )
+    return checks
+
+
+def _statistics_checks(
+    context: Any, stats: dict[str, float], context_lines: dict[str, str], limits: ValidationParams
+) -> tuple[list[Check], Any]:
+    table = pd.DataFrame([{k: (1e12 if v == float("inf") else v) for k, v in stats.items()}])
+    outcome = _run(context, "statistics", table, build_statistics_suite(limits, list(stats)))
+    titles = {column: title for column, title, _, _ in STATISTICS}
+    checks = []
+    for result in outcome.results:
+        config = result.expectation_config
+        column = config.kwargs["column"]
+        detail = _detail(result, list(table.columns)).replace("1e+12", "inf")
+        checks.append(
+            Check(
+                config.type,
+                column,
+                bool(result.success),
+                f"{detail}: {context_lines[column]}",
+                titles[column],
+                "statistics",
+            )
+        )
+    return checks, outcome
+
+
+def validate_datasets(
+    data: pd.DataFrame,
+    data_params: DataParams,
+    limits: ValidationParams,
+    test: pd.DataFrame | None = None,
+) -> ValidationReport:
+    """Run the suites (and the record and rows suites on a separate test file) and collect
+    every problem."""
+    context = _gx_context()
+    checks: list[Check] = []
+    # Data Docs pages are numbered in this order: the record suites' pages come last, so the
+    # rows and statistics pages keep their names (0-rows.html, 1-statistics.html).
+    results: dict[str, Any] = {}
+    record_results: dict[str, Any] = {}
     frames: list[tuple[str, pd.DataFrame, int | None]] = [("data", data, limits.min_rows)]
     if test is not None:
         frames.append(("test file", test, None))
     for scope, frame, min_rows in frames:
-        suite, titles = build_row_suite(data_params, limits, frame, min_rows)
-        outcome = _run(context, f"rows-{scope.replace(' ', '-')}", frame, suite)
-        results[f"rows ({scope})"] = outcome
-        columns, hint = list(frame.columns), ds.delimiter_hint(frame)
-        label = data_params.label_column
-        present = (
-            frozenset(str(v) for v in frame[label].dropna().unique())
-            if label in frame.columns
-            else frozenset()
-        )
-        for result in outcome.results:
-            config = result.expectation_config
-            checks.append(
-                Check(
-                    config.type,
-                    config.kwargs.get("column"),
-                    bool(result.success),
-                    _detail(result, columns, hint, present),
-                    titles.get(_key(config.type, config.kwargs), config.type),
-                    scope,
-                )
-            )
-
+        checks += _record_checks(context, scope, frame, record_results)
+        checks += _row_checks(context, scope, frame, min_rows, (data_params, limits), results)
     stats, context_lines = dataset_statistics(data, data_params, test)
     if stats:
-        table = pd.DataFrame([{k: (1e12 if v == float("inf") else v) for k, v in stats.items()}])
-        outcome = _run(context, "statistics", table, build_statistics_suite(limits, list(stats)))
-        results["statistics"] = outcome
-        titles = {column: title for column, title, _, _ in STATISTICS}
-        for result in outcome.results:
-            config = result.expectation_config
-            column = config.kwargs["column"]
-            detail = _detail(result, list(table.columns)).replace("1e+12", "inf")
-            checks.append(
-                Check(
-                    config.type,
-                    column,
-                    bool(result.success),
-                    f"{detail}: {context_lines[column]}",
-                    titles[column],
-                    "statistics",
-                )
-            )
+        statistics, results["statistics"] = _statistics_checks(
+            context, stats, context_lines, limits
+        )
+        checks += statistics
+    results.update(record_results)
     return ValidationReport(
         success=all(check.success for check in checks),
         rows=len(data),

@@ -77,9 +77,15 @@ def test_parquet_and_jsonl_with_integer_labels(tmp_path, suffix):
 
 
 def test_undecodable_bytes_are_read_for_validation_to_count(tmp_path):
+    """In a UTF-8 file (its other non-ASCII characters decode), or when data.encoding says
+    utf-8; an ASCII file with bytes that are not UTF-8 is refused as another encoding."""
     path = tmp_path / "d.csv"
-    path.write_bytes(b"text,label\n\xff\xfe broken,1\nfine,0\n")
+    path.write_bytes(b"text,label\n\xff\xfe broken,1\nfine caf\xc3\xa9 na\xc3\xafve,0\n")
     assert read_frame(path)["text"][0].startswith("\ufffd")
+    path.write_bytes(b"text,label\n\xff\xfe broken,1\nfine,0\n")
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        read_frame(path)
+    assert read_frame(path, DataParams(encoding="utf-8"))["text"][0].startswith("\ufffd")
 
 
 def test_read_refuses_what_is_not_what_it_claims(tmp_path):
