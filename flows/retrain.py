@@ -174,21 +174,21 @@ def _read_inputs(
     except CatalogError:
         root = None
     cache = settings.dataset_cache()
-    data = _read(data_path or str(params.data.path), data_repo, root, cache)
+    data = _read(data_path or str(params.data.path), data_repo, root, cache, params)
     if isinstance(data, Rejected) or params.data.test_path is None:
         return data if isinstance(data, Rejected) else Inputs(*data)
-    held_out = _read(str(params.data.test_path), data_repo, root, cache)
+    held_out = _read(str(params.data.test_path), data_repo, root, cache, params)
     return held_out if isinstance(held_out, Rejected) else Inputs(*data, *held_out)
 
 
 def _read(
-    spec: str, repo: str | None, root: Path | None, cache: Path
+    spec: str, repo: str | None, root: Path | None, cache: Path, params: Params
 ) -> tuple[Source, pd.DataFrame] | Rejected:
-    """Resolve a file or dataset version and read it; the first refusal, if any."""
+    """Resolve a file or dataset version and read it as `data:` says; the first refusal."""
     source = resolve_dataset(spec, repo, root, cache)
     if isinstance(source, Rejected):
         return source
-    frame = load_dataset(source)
+    frame = load_dataset(source, params.data)
     return frame if isinstance(frame, Rejected) else (source, frame)
 
 

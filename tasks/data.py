@@ -58,9 +58,11 @@ def resolve_dataset(
 
 
 @task(name="load-dataset", cache_policy=NO_CACHE)
-def load_dataset(source: sources.Source) -> pd.DataFrame | Rejected:
+def load_dataset(source: sources.Source, data: DataParams | None = None) -> pd.DataFrame | Rejected:
+    """The rows, decoded and split as `data` says; how every record was read travels with
+    them for the validation suite to judge."""
     try:
-        frame = sources.read(source)
+        frame = sources.read(source, data)
     except ds.DatasetError as error:
         return Rejected(str(error))
     get_run_logger().info(

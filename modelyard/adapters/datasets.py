@@ -25,7 +25,7 @@ from modelyard.adapters.catalog import (
     write_meta,
 )
 from modelyard.adapters.dvc import DvcRepo
-from modelyard.config import Params
+from modelyard.config import DataParams, Params
 from modelyard.data import dataset as ds
 from modelyard.data.identity import DatasetVersion, dataset_version, file_md5, git_commit
 from modelyard.data.validation import ValidationReport, ensure_valid, validate_datasets
@@ -92,11 +92,11 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
     return Source(local, label, version, entry.ref)
 
 
-def read(source: Source) -> pd.DataFrame:
-    """The rows of `source`; a DatasetError names a dataset version as such, not by the cache
-    file it was fetched into."""
+def read(source: Source, data: DataParams | None = None) -> pd.DataFrame:
+    """The rows of `source`, decoded and split as `data` says; a DatasetError names a dataset
+    version as such, not by the cache file it was fetched into."""
     try:
-        return ds.read_frame(source.path)
+        return ds.read_frame(source.path, data)
     except ds.DatasetError as error:
         if source.ref is None:
             raise
@@ -134,7 +134,7 @@ def add(root: Path, source: Path, name: str, params: Params, push: bool = True) 
     it in the pointer's `meta:`, push it to the default remote."""
     if not NAME.match(name):
         raise CatalogError(f"{name!r} is not a dataset name (letters, digits, '.', '_', '-')")
-    frame = ds.read_frame(source)
+    frame = ds.read_frame(source, params.data)
     report = ensure_valid(validate_datasets(frame, params.data, params.validation), str(source))
     md5 = file_md5(source)
     catalog = Catalog(root)

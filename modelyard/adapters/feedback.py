@@ -114,10 +114,10 @@ def add_feedback_version(
     import tempfile
 
     from modelyard.adapters import datasets as sources
-    from modelyard.data.dataset import read_frame, to_canonical
+    from modelyard.data.dataset import read_whole, to_canonical
 
     source = sources.resolve(base, None, root, cache)
-    training = to_canonical(read_frame(source.path), params.data)
+    training = to_canonical(read_whole(source.path, params.data), params.data)
     feedback = read_feedback(database_url, params.model.name, since)
     if feedback.frame.empty:
         raise CatalogError(

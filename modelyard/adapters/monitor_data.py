@@ -37,23 +37,23 @@ def reference_texts(trained: TrainedOn, data: DataParams, cache: Path) -> list[s
     copy = find_copy(trained.md5, trained.path, cache)
     if copy is None:
         return None
-    texts: list[str] = to_canonical(read_frame(copy), data)[TEXT].tolist()
+    texts: list[str] = to_canonical(read_frame(copy, data), data)[TEXT].tolist()
     return texts
 
 
 def training_frame(
-    base: str, md5: str, path: str, root: Path | None, cache: Path
+    base: str, md5: str, path: str, root: Path | None, cache: Path, data: DataParams | None = None
 ) -> pd.DataFrame | None:
-    """The version's training data as read from its file: the catalog version `base` (in a
-    checkout), else the lineage's file or its dataset-cache copy, md5-checked; None when none
-    is left."""
+    """The version's training data as read from its file (decoded and split as `data` says):
+    the catalog version `base` (in a checkout), else the lineage's file or its dataset-cache
+    copy, md5-checked; None when none is left."""
     from modelyard.adapters import datasets as sources
     from modelyard.data.dataset import read_frame
 
     if root is not None and base != path:
-        return read_frame(sources.resolve(base, None, root, cache).path)
+        return read_frame(sources.resolve(base, None, root, cache).path, data)
     copy = find_copy(md5, path, cache)
-    return None if copy is None else read_frame(copy)
+    return None if copy is None else read_frame(copy, data)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def plan_response(
     md5 = trained.md5 if trained.md5 is not None else ""
     path = trained.path if trained.path is not None else str(params.data.path)
     base, name = base_for(Catalog(root).entries() if root else [], md5, path)
-    training = training_frame(base, md5, path, root, cache)
+    training = training_frame(base, md5, path, root, cache, params.data)
     if training is None:
         return ResponsePlan(training_unreadable(version, md5), base, name, judged=False)
     feedback = read_feedback(database_url, model)

@@ -51,7 +51,8 @@ def _check_one(params: Params, spec: str, data_repo: str | None, cache: Path) ->
     source = None
     try:
         source = sources.resolve(spec, data_repo, None, cache)
-        check_training_frame(read_frame(source.path), params.data, source.label, source.path)
+        frame = read_frame(source.path, params.data)
+        check_training_frame(frame, params.data, source.label, source.path)
     except (CatalogError, DatasetError, InputError, OSError) as error:
         message = str(error)
         if source is not None and source.ref is not None:  # the version, not the cache file

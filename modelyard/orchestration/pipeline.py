@@ -38,8 +38,10 @@ NOT_DVC_OUTPUTS = (VALIDATION,)
 
 
 def _read(params: Params) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    data = ds.read_frame(params.data.path)
-    test = None if params.data.test_path is None else ds.read_frame(params.data.test_path)
+    data = ds.read_frame(params.data.path, params.data)
+    test = (
+        None if params.data.test_path is None else ds.read_frame(params.data.test_path, params.data)
+    )
     return data, test
 
 
