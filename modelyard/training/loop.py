@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from modelyard.config import TrainParams
-from modelyard.evaluation.metrics import Metrics, classification_metrics
+from modelyard.evaluation.metrics import PER_CLASS, Metrics, classification_metrics
 from modelyard.inference import TextClassifier, pick_device
 from modelyard.training import checkpoint as ckpt
 from modelyard.training import distributed
@@ -146,13 +146,32 @@ def evaluate(
 
 
 def epoch_record(epoch: int, losses: Sequence[float], scores: Metrics) -> dict[str, float]:
-    """An epoch's entry in the history: its mean step loss and its validation scores."""
+    """An epoch's entry in the history: its mean step loss and its validation scores (each
+    class's precision, recall and F1 too: a rare class's recall is what an imbalanced task
+    watches)."""
     return {
         "epoch": float(epoch),
         "train_loss": float(np.mean(losses)) if losses else float("nan"),
         "val_accuracy": scores.accuracy,
         "val_macro_f1": scores.macro_f1,
+        **{
+            f"val_{measure}_{label}": figures[measure]
+            for label, figures in scores.per_class.items()
+            for measure in PER_CLASS
+        },
     }
+
+
+def class_weights(labels: Sequence[int], classes: int, mode: str) -> list[float] | None:
+    """The loss weight of each class id (None: unweighted). `balanced` weighs class c by
+    rows / (classes present × rows of c), as scikit-learn's `compute_class_weight`: every class
+    adds up to the same total weight, and the mean weight per training row is 1, so the loss
+    keeps its scale (and the learning rate its meaning). A class with no rows weighs 1."""
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=classes)
+    present = int((counts > 0).sum())
+    return [len(labels) / (present * n) if n else 1.0 for n in counts.tolist()]
 
 
 def record_throughput(
@@ -312,6 +331,7 @@ class _Forward:
     data: Encoded
     device: str
     autocast_dtype: Any  # None: no autocast (fp32)
+    weights: Any = None  # per-class loss weights on the device (train.class_weights); None: none
 
     def loss(self, idx: np.ndarray, texts_in_step: int) -> Any:
         import torch
@@ -319,11 +339,42 @@ class _Forward:
         dtype = self.autocast_dtype
         batch = pad(self.tokenizer, self.data, idx)
         batch = {key: value.to(self.device) for key, value in batch.items()}
+        targets = self.data.targets[idx].to(self.device)
         with torch.autocast(device_type=self.device, dtype=dtype, enabled=dtype is not None):
-            out = self.model(**batch, labels=self.data.targets[idx].to(self.device))
+            if self.weights is None:
+                loss = self.model(**batch, labels=targets).loss
+            else:
+                loss = weighted_loss(self.model(**batch).logits, targets, self.weights)
         # Weight each micro-batch by its share of the step's texts, so accumulated gradients
         # equal those of one big batch.
-        return out.loss * (len(idx) / texts_in_step)
+        return loss * (len(idx) / texts_in_step)
+
+
+def weighted_loss(logits: Any, targets: Any, weights: Any) -> Any:
+    """Cross-entropy with each text weighed by its class, averaged over the texts (not over
+    their weights, as torch's `weight=` would): a micro-batch's loss then adds up with the
+    others' by text count, and the mean weight of 1 keeps the unweighted loss's scale."""
+    import torch
+
+    per_text = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    return (per_text * weights[targets]).mean()
+
+
+def _forward(placed: _Placement, tokenizer: Any, data: Encoded, params: TrainParams) -> _Forward:
+    """The forward pass of this run, with the class weights `train.class_weights` asks for
+    (computed from all the training labels: every process of a DDP run the same)."""
+    import torch
+
+    classes = len(placed.module.config.id2label)
+    weights = class_weights(data.targets.tolist(), classes, params.class_weights)
+    return _Forward(
+        placed.model,
+        tokenizer,
+        data,
+        placed.device,
+        _autocast_dtype(placed.precision),
+        None if weights is None else torch.tensor(weights, device=placed.device),
+    )
 
 
 def _autocast_dtype(precision: str) -> Any:
@@ -583,9 +634,7 @@ def train_classifier(
         unit="step",
         disable=None if progress is None else not progress,
     )
-    forward = _Forward(
-        placed.model, tokenizer, data, placed.device, _autocast_dtype(placed.precision)
-    )
+    forward = _forward(placed, tokenizer, data, params)
     run = _Run(
         placed,
         plan,
