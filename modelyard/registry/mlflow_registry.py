@@ -16,13 +16,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from modelyard.config import Settings
 from modelyard.data.identity import DatasetVersion
 from modelyard.tags import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
+
+if TYPE_CHECKING:
+    from modelyard.registry.pyfunc import TextClassifierModel
 
 
 @dataclass(frozen=True)
@@ -226,24 +229,32 @@ class MlflowRegistry:
         model_dir: Path,
         input_example: pd.DataFrame,
         output_example: pd.DataFrame,
+        text_column: str = "text",
     ) -> str:
-        """Log the model in the pyfunc flavour (safetensors weights inside); return its URI."""
+        """Log the model in the pyfunc flavour (safetensors weights inside); return its URI.
+        `text_column`: the training data's text column, which the model reads besides `text`
+        (the signature's input is one unnamed string column, so a list of texts passes too)."""
         import mlflow
         import mlflow.pyfunc
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature, infer_signature
+        from mlflow.types import ColSpec, DataType, Schema
 
         from modelyard.registry import pyfunc
-        from modelyard.registry.pyfunc import MODEL_DIR_ARTIFACT
+        from modelyard.registry.pyfunc import MODEL_DIR_ARTIFACT, TEXT_COLUMN
 
         entry = Path(pyfunc.__file__).with_name("pyfunc_entry.py")
-
+        signature = ModelSignature(
+            inputs=Schema([ColSpec(DataType.string)]),
+            outputs=infer_signature(input_example, output_example).outputs,
+        )
         with _fluent_uris(self.tracking_uri), mlflow.start_run(run_id=run_id):
             # "Models from code": the model file is stored as source, not as a pickle.
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(entry),
                 artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-                signature=infer_signature(input_example, output_example),
+                model_config={TEXT_COLUMN: text_column},
+                signature=signature,
                 input_example=input_example,
                 pip_requirements=_requirements(),
             )
@@ -340,6 +351,13 @@ class MlflowRegistry:
     ) -> Any:
         """The model behind `models:/<name>@<alias>` (or `/<version>`) exactly as the pyfunc
         flavour loads it."""
+        return self.load_pyfunc(name, alias, version).classifier
+
+    def load_pyfunc(
+        self, name: str, alias: str | None = None, version: str | None = None
+    ) -> TextClassifierModel:
+        """The pyfunc model behind `models:/<name>@<alias>` (or `/<version>`): its classifier
+        and the text column it was trained on."""
         import warnings
 
         import mlflow.pyfunc
@@ -353,7 +371,8 @@ class MlflowRegistry:
             # MLflow's advice to add type hints to `predict`: our signature is logged explicitly.
             warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict`")
             model = mlflow.pyfunc.load_model(uri, dst_path=scratch)
-            return model.unwrap_python_model().classifier
+            loaded: TextClassifierModel = model.unwrap_python_model()
+            return loaded
 
 
 def _requirements() -> list[str]:

@@ -168,11 +168,15 @@ def log_model(
     privacy: PrivacyParams | None = None,
 ) -> str:
     """The pyfunc model with a signature and an input example drawn from the test split, as
-    much of it as `privacy.mode` allows to be stored."""
+    much of it as `privacy.mode` allows to be stored. The model reads its texts from the
+    column the run's `data.text_column` param names (as well as `text`), and the example
+    shows that column."""
+    import pandas as pd
+
     from modelyard.privacy import protect_all
 
     privacy = privacy or PrivacyParams()
-    example = splits.test[[TEXT]].head(3).reset_index(drop=True)
-    example[TEXT] = protect_all(example[TEXT].tolist(), privacy.mode, privacy.redactor())
-    outputs = predictions_frame(TextClassifier.load(model_dir), example[TEXT].tolist())
-    return registry.log_model(run_id, model_dir, example, outputs)
+    texts = protect_all(splits.test[TEXT].head(3).tolist(), privacy.mode, privacy.redactor())
+    column = registry.run_params(run_id).get("data.text_column", TEXT)
+    outputs = predictions_frame(TextClassifier.load(model_dir), texts)
+    return registry.log_model(run_id, model_dir, pd.DataFrame({column: texts}), outputs, column)

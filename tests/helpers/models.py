@@ -50,15 +50,17 @@ def register_tiny_versions(
 
 
 def predict_in_fresh_process(
-    tracking_uri: str, model_uri: str, texts: list[str], cwd: Path
+    tracking_uri: str, model_uri: str, texts: list[str], cwd: Path, column: str | None = "text"
 ) -> dict[str, Any]:
     """Load `model_uri` with plain `mlflow.pyfunc` in a new interpreter (as a consumer of the
-    registry would) and predict: {"columns", "labels", "inputs"} as JSON gave them back."""
+    registry would) and predict on a frame with the texts in `column` (None: the plain list):
+    {"columns", "labels", "inputs"} as JSON gave them back."""
+    given = f"pd.DataFrame({{{column!r}: {texts!r}}})" if column is not None else repr(texts)
     code = (
         "import json, mlflow, pandas as pd\n"
         f"mlflow.set_tracking_uri({tracking_uri!r})\n"
         f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
-        f"out = model.predict(pd.DataFrame({{'text': {texts!r}}}))\n"
+        f"out = model.predict({given})\n"
         "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
         "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
     )

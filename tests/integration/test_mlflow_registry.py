@@ -109,4 +109,7 @@ def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
     out = predict_in_fresh_process(uri, f"models:/{name}@production", ["fine", "awful"], tmp_path)
     assert out["columns"] == ["label", *[f"prob_{label}" for label in LABELS]]
     assert all(label in LABELS for label in out["labels"])
-    assert out["inputs"] == ["text"]
+    # One unnamed string column: MLflow passes a plain list through, and a frame's first column.
+    assert out["inputs"] == [0]
+    as_list = predict_in_fresh_process(uri, f"models:/{name}/1", ["fine", "awful"], tmp_path, None)
+    assert as_list["labels"] == out["labels"]
