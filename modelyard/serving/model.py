@@ -29,6 +29,8 @@ class LoadedModel:
     classifier: TextClassifier
     dataset_md5: str | None
     loaded_at: datetime
+    # The column of the training data that held the texts: /predict takes it besides `text`.
+    text_column: str = "text"
 
     @property
     def labels(self) -> list[str]:
@@ -42,15 +44,24 @@ class LoadedModel:
             "dataset_md5": self.dataset_md5,
             "labels": self.labels,
             "loaded_at": self.loaded_at.isoformat(),
+            "text_column": self.text_column,
         }
 
 
 def load_version(registry: MlflowRegistry, name: str, alias: str, version: str) -> LoadedModel:
     """Load `models:/name/version` (by number, not alias: the alias may move meanwhile, and the
     version a response names must be the one that answered it)."""
-    classifier = registry.load_classifier(name, version=version)
+    model = registry.load_pyfunc(name, version=version)
     tags = registry.version_info(name, version).tags
-    return LoadedModel(name, version, alias, classifier, tags.get("dataset_md5"), datetime.now(UTC))
+    return LoadedModel(
+        name,
+        version,
+        alias,
+        model.classifier,
+        tags.get("dataset_md5"),
+        datetime.now(UTC),
+        model.text_column,
+    )
 
 
 class ModelFollower:

@@ -8,12 +8,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PredictRequest(BaseModel):
+    """One text (`text`), several (`texts`), or the model's own text column: the column its
+    training data named (`data.text_column`, in GET /metadata as `text_column`), holding one
+    text or a list of them, so that `{"review": "Loved it."}` works for a model trained on a
+    `review` column."""
+
     model_config = ConfigDict(
-        extra="forbid",
+        extra="allow",
         json_schema_extra={
             "examples": [
                 {"texts": ["The sound is superb.", "Broke after a week."]},
                 {"text": "It does the job."},
+                {"review": ["Loved it.", "Meh."]},
             ]
         },
     )
@@ -23,14 +29,40 @@ class PredictRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("give exactly one of `text` or `texts`")
+        extra = self.model_extra or {}
+        given = [key for key in ("text", "texts") if getattr(self, key) is not None] + list(extra)
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of `text`, `texts` or the model's text column (`text_column` "
+                f"in GET /metadata); got {', '.join(f'`{key}`' for key in given) or 'none'}"
+            )
         if self.texts is not None and not self.texts:
             raise ValueError("`texts` is empty")
+        for key, value in extra.items():
+            if not _text_or_texts(value):
+                raise ValueError(
+                    f"extra field `{key}`: expected a text or a non-empty list of texts"
+                )
         return self
 
-    def all_texts(self) -> list[str]:
-        return [self.text] if self.text is not None else list(self.texts or [])
+    def all_texts(self, text_column: str | None = None) -> list[str]:
+        """The request's texts. A model's own column must be `text_column` (None: the model is
+        not known yet, any one is taken); ValueError naming the field otherwise."""
+        if self.text is not None:
+            return [self.text]
+        if self.texts is not None:
+            return list(self.texts)
+        ((key, value),) = (self.model_extra or {}).items()
+        if text_column is not None and key != text_column:
+            own = f" or `{text_column}` (its data.text_column)" if text_column != "text" else ""
+            raise ValueError(f"extra field `{key}`: this model reads `text`, `texts`{own}")
+        return [value] if isinstance(value, str) else list(value)
+
+
+def _text_or_texts(value: object) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 class Prediction(BaseModel):
@@ -98,4 +130,8 @@ class Metadata(BaseModel):
     alias: str
     dataset_md5: str | None
     labels: list[str]
+    text_column: str = Field(
+        description="The column the model's training data kept its texts in; POST /predict "
+        "takes it as well as `text` and `texts`."
+    )
     loaded_at: str

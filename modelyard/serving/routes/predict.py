@@ -24,11 +24,16 @@ router = APIRouter()
     response_model=PredictResponse,
     responses={
         413: {"description": "too many texts, or a text too long"},
+        422: {"description": "no texts, or a field that is not this model's text column"},
         503: {"description": "no model loaded yet"},
     },
 )
 async def predict(body: PredictRequest, state: State) -> Any:
-    texts = body.all_texts()
+    current = state.follower.current
+    try:
+        texts = body.all_texts(current.text_column if current is not None else None)
+    except ValueError as problem:
+        return error(422, str(problem))
     refused = _over_limits(texts, state.serving)
     if refused is not None:
         return refused
