@@ -1,5 +1,8 @@
 """Fine-tune the MiniLM backbone on SST-2 and score it on SST-2 dev, through the same `fit` the
-retrain flow runs. Prints the device, precision, samples/s, peak memory and dev accuracy.
+retrain flow runs. Prints the device, precision, samples/s, peak memory, dev accuracy, each
+class's precision/recall/F1 and the positive class's ROC-AUC and PR-AUC, next to the two
+baselines the gate reports (majority class; TF-IDF + logistic regression) trained on the same
+rows and scored on the same dev set.
 
     .venv/bin/python bench/sst2_finetune.py                      # 4,000 rows, 1 epoch (CPU)
     .venv/bin/python bench/sst2_finetune.py --rows 20000 --max-steps 300 --require-cuda
@@ -32,6 +35,7 @@ def main() -> int:
     from modelyard.config import Params
     from modelyard.data import dataset as ds
     from modelyard.env import apply_defaults
+    from modelyard.evaluation.candidate import evaluate_baselines
     from modelyard.evaluation.metrics import score
     from modelyard.inference import TextClassifier
     from modelyard.training.fit import fit
@@ -64,7 +68,11 @@ def main() -> int:
             splits.test[ds.TEXT].tolist(),
             splits.test[ds.LABEL].tolist(),
             list(params.data.labels),
+            params.data.positive,
         )
+    baselines = evaluate_baselines(
+        splits.train, splits.test, list(params.data.labels), params.data.positive
+    )
     result = trained.result
     print(f"rows: train {len(splits.train)}, val {len(splits.val)}, dev {len(splits.test)}")
     print(
@@ -75,10 +83,30 @@ def main() -> int:
         f"peak memory {result.peak_memory_mb:.0f} MiB, {time.perf_counter() - started:.0f} s"
     )
     print(f"SST-2 dev accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}")
+    _print_figures(
+        {
+            "MiniLM": metrics.headline(),
+            "majority": baselines.majority.headline(),
+            "bag of words": baselines.bag_of_words.headline(),
+        }
+    )
     if args.require_cuda and result.device != "cuda":
         print(f"FAIL: training ran on {result.device}, not on a CUDA GPU", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_figures(columns: dict[str, dict[str, float]]) -> None:
+    """One row per headline metric (per-class figures and AUCs, positive class "1"), one column
+    per model; slices left out."""
+    first = next(iter(columns.values()))
+    rows = [metric for metric in first if not metric.startswith("slice_")]
+    print(f"{'metric':<14}" + "".join(f"{name:>14}" for name in columns))
+    for metric in rows:
+        print(
+            f"{metric:<14}"
+            + "".join(f"{c.get(metric, float('nan')):>14.4f}" for c in columns.values())
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from modelyard.config import Params, PrivacyParams
 from modelyard.data.dataset import Splits
 from modelyard.data.identity import DatasetVersion
 from modelyard.data.validation import ValidationReport
+from modelyard.evaluation.baselines import Baselines
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics
 from modelyard.registry import tracking
@@ -54,11 +55,12 @@ def log_evaluation(
     production: Metrics | None,
     production_version: str | None,
     decision: GateDecision,
-    majority_baseline: float,
+    baselines: Baselines,
 ) -> None:
-    """Both models' test metrics, the confusion matrix and the gate's decision."""
+    """Both models' test metrics, the baselines', the confusion matrix and the gate's
+    decision."""
     tracking.log_evaluation(
-        registry, run_id, candidate, production, production_version, decision, majority_baseline
+        registry, run_id, candidate, production, production_version, decision, baselines
     )
 
 

@@ -15,6 +15,7 @@ from modelyard.data.dataset import TEXT, Splits
 from modelyard.data.identity import DatasetVersion
 from modelyard.data.membership import Membership
 from modelyard.data.validation import ValidationReport
+from modelyard.evaluation.baselines import Baselines
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
 from modelyard.inference import TextClassifier
@@ -134,13 +135,25 @@ def log_evaluation(
     production: Metrics | None,
     production_version: str | None,
     decision: GateDecision,
-    majority_baseline: float,
+    baselines: Baselines,
 ) -> None:
-    """Both models' test metrics, the confusion matrix and the gate's decision."""
+    """Both models' test metrics, the baselines', the confusion matrix and the gate's
+    decision. Metric names: `test_<metric>` (the candidate), `production_test_<metric>`,
+    `baseline_<majority|bag_of_words>_test_<metric>`."""
     registry.log_metrics(run_id, {f"test_{k}": v for k, v in candidate.headline().items()})
     registry.log_metrics(run_id, candidate.costs)
-    registry.log_metrics(run_id, {"test_majority_baseline_accuracy": majority_baseline})
+    registry.log_metrics(run_id, {"test_majority_baseline_accuracy": baselines.majority.accuracy})
+    for name, figures in baselines.headlines().items():
+        registry.log_metrics(run_id, {f"baseline_{name}_test_{k}": v for k, v in figures.items()})
     registry.log_dict(run_id, candidate.to_dict(), "evaluation/candidate.json")
+    registry.log_dict(
+        run_id,
+        {
+            "majority": baselines.majority.to_dict(),
+            "bag_of_words": baselines.bag_of_words.to_dict(),
+        },
+        "evaluation/baselines.json",
+    )
     registry.log_figure(
         run_id,
         confusion_figure(candidate, "candidate (test split)"),

@@ -73,9 +73,11 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["dataset_md5"] == md5 == first.dataset.md5
     assert tags["gate_decision"] == "promote"
     assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
-    # verdict, one line per check, the compute cost and how the comparison set was made
+    # verdict, one line per check, the baselines, the compute cost and how the comparison set
+    # was made
     lines = tags["gate_report"].splitlines()
-    assert len(lines) == 2 + len(first.decision.checks) + len(first.decision.notes)
+    assert len(lines) == 3 + len(first.decision.checks) + len(first.decision.notes)
+    assert lines[-3].startswith("info baselines: candidate accuracy ")
     assert lines[-2].startswith("info compute: ")
     assert lines[-1] == "info comparison: split cut afresh (no production model to inherit from)"
     assert len(tags["split_md5"]) == 32
@@ -120,7 +122,7 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 
 def test_validation_is_a_prefect_artifact_of_the_run(first, client):
     markdown = _prefect_artifact(client, first.mlflow_run_id, "data-validation")
-    assert "passed" in markdown and "17/17 expectations passed on 1500 rows" in markdown
+    assert "passed" in markdown and "20/20 expectations passed on 1500 rows" in markdown
     assert "| labels in the configured set ['negative', 'neutral', 'positive'] |" in markdown
 
 
@@ -176,7 +178,7 @@ def test_summary_a_person_reads(first, capsys):
     print_summary(first)
     out = " ".join(capsys.readouterr().out.split())
     assert first.dataset.md5 in out
-    assert "data 17/17 expectations passed on 1500 rows; Data Docs:" in out
+    assert "data 20/20 expectations passed on 1500 rows; Data Docs:" in out
     assert "PROMOTE" in out and "first model: all absolute thresholds met" in out
     assert f"{NAME} version 1" in out and "production → v1" in out
     assert "majority class: accuracy 0.3" in out
