@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from typer.models import CommandFunctionType
 
 if TYPE_CHECKING:
-    from modelyard.config import Settings
+    from modelyard.config import Params, Settings
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.store.audit import AuditLog
 
@@ -158,3 +159,38 @@ def parse_time(value: str, complaint: str) -> datetime:
     except ValueError:
         raise Refused(complaint) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# `--set`, the same in every command that reads params (retrain, data add, data from-feedback),
+# and in the same form as DVC's `dvc exp run -S` (docs/guides/data.md#the-same-overrides).
+SET_HELP = (
+    "Override a param by its dotted key, as `dvc exp run -S` does: --set train.epochs=1 "
+    "(repeatable; the value is read as YAML: 3, 1e-4, null, a list in brackets)."
+)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as dotted keys and YAML values. A leading `+` is dropped: DVC's `-S`
+    needs it for a key params.yaml leaves out (`+train.max_steps=100`), and every key exists
+    in the params tree, so the same strings work with `--set` and with `dvc exp run -S`."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().removeprefix("+")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as problem:
+            raise typer.BadParameter(f"--set {pair!r}: the value is not YAML: {problem}") from None
+    return overrides
+
+
+def load_params_with(path: Path, overrides: dict[str, Any]) -> Params:
+    """The params file with `overrides` applied, validated as the file is (ConfigError)."""
+    from modelyard.config import load_params
+
+    loaded = load_params(path)
+    return loaded.updated(overrides) if overrides else loaded

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli._common import NOTHING_CHANGED, Typer, noting, parse_time, registry
+from modelyard.cli._common import (
+    NOTHING_CHANGED,
+    SET_HELP,
+    Typer,
+    load_params_with,
+    noting,
+    parse_overrides,
+    parse_time,
+    registry,
+)
 
 if TYPE_CHECKING:
     from modelyard.adapters.catalog import Catalog, Entry
@@ -53,11 +62,11 @@ def data_add(
         Path, typer.Option(help="The params file (columns, labels, thresholds).")
     ] = Path("params.yaml"),
     push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
 ) -> None:
-    """Validate a file and add it as the next version of a dataset (DVC-tracked, pushed)."""
-    from modelyard.config import load_params
-
-    loaded = load_params(params)
+    """Validate a file and add it as the next version of a dataset (DVC-tracked, pushed).
+    Its columns and labels are the params' (`--set data.text_column=review` and so on)."""
+    loaded = load_params_with(params, parse_overrides(set_))
     from modelyard.adapters import datasets as sources
 
     with noting(NOTHING_CHANGED):
@@ -89,14 +98,15 @@ def data_from_feedback(
     ),
     since: Annotated[str | None, typer.Option(help="Only feedback from this ISO time on.")] = None,
     push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
 ) -> None:
     """Training data + the model's labelled feedback → the next dataset version (validated,
     de-duplicated, the feedback's label winning), announced to the retrain trigger."""
     from modelyard.adapters import datasets as sources
     from modelyard.adapters.feedback import add_feedback_version
-    from modelyard.config import Settings, load_params
+    from modelyard.config import Settings
 
-    loaded = load_params(params)
+    loaded = load_params_with(params, parse_overrides(set_))
     when = None if since is None else parse_time(since, f"--since {since!r} is not an ISO time")
     settings = Settings()
     with noting(NOTHING_CHANGED):

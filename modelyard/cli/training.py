@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from modelyard.cli._common import NOTHING_CHANGED, Refused, noting
+from modelyard.cli._common import (
+    NOTHING_CHANGED,
+    SET_HELP,
+    Refused,
+    load_params_with,
+    noting,
+    parse_overrides,
+)
 
 if TYPE_CHECKING:
     from modelyard.config import Params
@@ -33,7 +40,7 @@ def retrain(
             help="Read NAME@VERSION from this repository (path or git URL) instead of this project."
         ),
     ] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a param: train.epochs=1")] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
+    set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
     remote: Annotated[
         bool,
         typer.Option(
@@ -42,7 +49,7 @@ def retrain(
     ] = False,
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
-    overrides = _parse_overrides(set_)
+    overrides = parse_overrides(set_)
     loaded = _checked_params(params, overrides)
     # A bad file or an unknown version is refused in a second, before Prefect starts a server.
     _check_training_input(loaded, data, data_repo, remote)
@@ -60,27 +67,12 @@ def retrain(
     print_summary(cast("RetrainSummary", summary))  # its value: called without return_state
 
 
-def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def _checked_params(path: Path, overrides: dict[str, Any]) -> Params:
     """The params with their overrides, checked against this machine (exit 2 otherwise)."""
-    from modelyard.config import load_params
     from modelyard.orchestration.preflight import preflight
 
     try:
-        loaded = load_params(path)
-        if overrides:
-            loaded = loaded.updated(overrides)
+        loaded = load_params_with(path, overrides)
         preflight(loaded)
     except (ValueError, KeyError, FileNotFoundError) as error:
         raise Refused(str(error), code=2) from None
