@@ -325,3 +325,15 @@ def test_prefect_deployments_point_at_real_flows(deployment):
         variables = deployment["work_pool"]["job_variables"]
         assert variables["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert variables["node_selector"]
+
+
+def test_the_by_hand_checks_in_the_docs_pass():
+    """docs/operations/containers.md's commands for running the same checks by hand."""
+    page = (REPO / "docs" / "operations" / "containers.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", page, re.S)[-1].strip().splitlines()
+    assert len(commands) == 3
+    for command in commands:
+        assert command.startswith(".venv/bin/")
+        line = command.replace(".venv/bin/", f"{Path(sys.executable).parent}/", 1)
+        done = subprocess.run(["bash", "-c", line], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
