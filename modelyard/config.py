@@ -256,13 +256,13 @@ class GateParams(_Frozen):
     primary_metric: str = "macro_f1"
     # Every class's recall must reach this (0: no floor).
     min_class_recall: Score = 0.0
-    # Floors per class, by label name, e.g. {fraud: 0.9} (a class left out has none).
+    # Floors per class, by label name, e.g. `{fraud: 0.9}` (a class left out has none).
     min_precision: dict[str, Score] = Field(default_factory=dict)
-    min_recall: dict[str, Score] = Field(default_factory=dict)
-    min_f1: dict[str, Score] = Field(default_factory=dict)
+    min_recall: dict[str, Score] = Field(default_factory=dict)  # per class, e.g. `{fraud: 0.9}`
+    min_f1: dict[str, Score] = Field(default_factory=dict)  # per class, like min_recall
     # Floors of the positive class's ROC-AUC and PR-AUC (null: none).
     min_roc_auc: Score | None = None
-    min_pr_auc: Score | None = None
+    min_pr_auc: Score | None = None  # data.positive_label's average precision; null: none
     # The candidate must beat the bag-of-words baseline on the primary metric by at least this
     # (null: the baselines are reported, not gated).
     min_lift_over_baseline: Score | None = None
