@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from typing import Any
 
 # Byte order marks, longest first (UTF-32 LE's starts with UTF-16 LE's): the codec that reads
 # the file with it, the name a message uses, and the data.encoding values that agree with it.
@@ -33,6 +34,7 @@ _DETECT_BYTES = 8 * 1024 * 1024
 # Windows-1252 is what most spreadsheet and database exports write when they do not write
 # UTF-8; charset-normalizer often ranks it level with cp1250 and others on English text.
 _PREFERRED = "cp1252"
+_CHAOS_MARGIN = 5.0
 
 
 class EncodingError(ValueError):
@@ -152,15 +154,29 @@ def _refuse_nul(raw: bytes, where: str) -> None:
 
 
 def detect(raw: bytes) -> list[str]:
-    """The encodings charset-normalizer finds plausible for `raw`, likeliest first (cp1252
-    first when it is among them: see `_PREFERRED`); at most five."""
+    """The encodings charset-normalizer finds plausible for `raw`, likeliest first; at most
+    five. Each of its matches is named by the commonest encoding that decodes the bytes the
+    same way (cp1252 for a match that cp1252, latin_1 and others would all read alike), and of
+    matches about as likely (within `_CHAOS_MARGIN` points of "chaos"), those a Windows code
+    page reads come first: on Western text charset-normalizer ranks mac_latin2 or cp775 level
+    with or above cp1252, which is what exports actually use."""
     from charset_normalizer import from_bytes
 
+    matches = list(from_bytes(raw[:_DETECT_BYTES]))
+    if not matches:
+        return []
+    best = min(match.percent_chaos for match in matches)
+
+    def named(match: Any) -> tuple[int, str]:
+        same = [match.encoding, *match.could_be_from_charset]
+        windows = [name for name in same if name.startswith("cp125")]
+        name = _PREFERRED if _PREFERRED in same else (windows or [match.encoding])[0]
+        likely = match.percent_chaos <= best + _CHAOS_MARGIN
+        rank = 0 if likely and name == _PREFERRED else 1 if likely and windows else 2
+        return rank, name
+
     found: list[str] = []
-    for match in from_bytes(raw[:_DETECT_BYTES]):
-        if match.encoding not in found:
-            found.append(match.encoding)
-    if _PREFERRED in found:
-        found.remove(_PREFERRED)
-        found.insert(0, _PREFERRED)
+    for _, name in sorted((named(match) for match in matches), key=lambda pair: pair[0]):
+        if name not in found:
+            found.append(name)
     return found[:5]

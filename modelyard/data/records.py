@@ -213,10 +213,9 @@ def _start(line: str) -> str:
     return line[:40] + ("…" if len(line) > 40 else "")
 
 
-def _fields(count: int, width: int) -> str:
-    if count == 0:
-        return "no fields"
-    return f"{count} field{'s' if count != 1 else ''}, the header has {width}"
+def _fields(count: int, width: int, last: bool = False) -> str:
+    cut = " (the file's last line: is the file truncated?)" if last and count < width else ""
+    return f"{count} field{'s' if count != 1 else ''}, the header has {width}{cut}"
 
 
 def header_hint(header: str, delimiter: str, suffix: str) -> str:
@@ -253,7 +252,8 @@ def _plain(lines: list[str], delimiter: str) -> _Tally:
         tally.records += 1
         count = line.count(delimiter) + 1
         if count != tally.header_fields:
-            tally.ragged.append(Problem(number, _start(line), _fields(count, tally.header_fields)))
+            why = _fields(count, tally.header_fields, number == len(lines))
+            tally.ragged.append(Problem(number, _start(line), why))
         tally.row_lines.append(number)  # pandas reads the header's fields of each record
     return tally
 
@@ -352,7 +352,7 @@ def _record(
         return
     width, first = tally.header_fields, _start(lines[start - 1])
     if len(record) != width:
-        tally.ragged.append(Problem(start, first, _fields(len(record), width)))
+        tally.ragged.append(Problem(start, first, _fields(len(record), width, end == len(lines))))
     tally.row_lines.append(start)  # pandas reads the header's fields of each record
     swallowed = 0
     if labels is not None and end > start:
