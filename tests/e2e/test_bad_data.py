@@ -182,9 +182,43 @@ def _conflicting_labels(d: Path) -> Path:
 
 
 def _undecodable_bytes_and_control_chars(d: Path) -> Path:
-    path = write(d / "encoding.csv", rows())
+    """A UTF-8 file (its accents decode) with a few bytes that do not."""
+    path = write(
+        d / "encoding.csv", rows().assign(text=lambda f: f["text"].str.replace("The ", "Thé "))
+    )
     data = path.read_bytes().replace(b"good", b"g\xff\xfeod", 3).replace(b"bad", b"b\x07ad", 2)
     path.write_bytes(data)
+    return path
+
+
+def _another_encoding(d: Path) -> Path:
+    frame = rows().assign(
+        text=lambda f: f["text"].str.replace("The ", "Thé ").str.replace("'", "’")
+    )
+    return write(d / "cp1252.csv", frame, encoding="cp1252")
+
+
+def _unbalanced_quote(d: Path) -> Path:
+    """Texts exported without quoting, one beginning with a double quote (line 5)."""
+    frame = rows().assign(text=lambda f: f["text"].str.replace(",", ""))
+    frame.loc[3, "text"] = '"' + frame.loc[3, "text"]
+    frame.loc[9, "text"] = frame.loc[9, "text"].replace(" ", ' "so-called" ', 1)
+    path = d / "quotes.csv"
+    lines = [
+        "text,label",
+        *(f"{t},{label}" for t, label in zip(frame["text"], frame["label"], strict=True)),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ragged_row(d: Path) -> Path:
+    path = write(
+        d / "ragged.tsv", rows().assign(text=lambda f: f["text"].str.replace('"', "")), sep="\t"
+    )
+    lines = path.read_text().splitlines()
+    lines[6] += "\textra field"
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -228,7 +262,11 @@ CASES = {
     # the lines; the rest by the flow's expectation suite.
     "truncated mid-row": (
         _truncated_mid_row,
-        ["cut.csv: 1 row with no label in column 'label': line 301"],
+        [
+            "cut.csv: every record has the header's 2 fields: observed 1: line 301 ('I bought "
+            "this toaste'): 1 field, the header has 2 (the file's last line: is the file "
+            "truncated?)"
+        ],
     ),
     "parquet named .csv": (
         _parquet_named_csv,
@@ -249,8 +287,26 @@ CASES = {
     "wrong delimiter": (
         _wrong_delimiter,
         [
-            "semicolons.csv: cannot be parsed as csv",
-            "the header 'text;label' looks delimited by ';', not by what the suffix '.csv' says",
+            "semicolons.csv: every record has the header's 1 field: observed",
+            "the header 'text;label' looks delimited by ';', not by what the suffix '.csv' says "
+            "(data.delimiter: ';' in params.yaml)",
+        ],
+    ),
+    "an unbalanced quote": (
+        _unbalanced_quote,
+        [
+            "quotes.csv: every record in the file read as one row: observed 6:",
+            "no records merged or altered by quotes: observed 1: line 5 ('\"",
+            "a quoted field opens here and closes on line 11, followed by more text",
+            "set data.quoting: none in params.yaml",
+        ],
+    ),
+    "a ragged row": (
+        _ragged_row,
+        [
+            "ragged.tsv: every record has the header's 2 fields: observed 1: line 7 (",
+            "3 fields, the header has 2; with data.quoting: none a field cannot hold the "
+            "delimiter (a tab) or a line break",
         ],
     ),
     "wrong delimiter, no stray commas": (
@@ -302,6 +358,14 @@ CASES = {
             "encoding.csv failed validation",
             "no undecodable bytes or control characters: "
             "expect_column_values_to_not_match_regex(text) observed 5 of 300 rows",
+        ],
+    ),
+    "another encoding": (
+        _another_encoding,
+        [
+            "cp1252.csv: not UTF-8 (",
+            "charset-normalizer detects cp1252",
+            "(data.encoding: cp1252) or save the file as UTF-8",
         ],
     ),
     "blank text": (
