@@ -34,7 +34,7 @@ def batch_predict(
     settings = Settings()
     database = settings.resolved_database_url()
     check_output(output, database, replace)
-    frame, digest = read_input(input, database)
+    frame, digest = read_input(input, database, params.data)
     column = text_column or params.data.text_column
     screened = screen_input(frame, input, column, skip_invalid)
     frame = screened.frame

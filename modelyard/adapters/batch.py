@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported where rows are handled: refusing an output stays fast
     import pandas as pd
 
+    from modelyard.config import DataParams
     from modelyard.data.input_check import Screened
 
 SQL = "sql:"
@@ -149,8 +150,11 @@ def check_output(spec: str, database_url: str, replace: bool = False) -> None:
         raise BatchError(_exists_refusal(spec))
 
 
-def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
-    """The rows and a digest of them (the file's md5, or a hash of the table's content)."""
+def read_input(
+    spec: str, database_url: str, data: DataParams | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The rows and a digest of them (the file's md5, or a hash of the table's content); a
+    text file decoded and split as `data` says (data.encoding, data.quoting, data.delimiter)."""
     import pandas as pd
 
     if spec.startswith(SQL):
@@ -171,7 +175,7 @@ def read_input(spec: str, database_url: str) -> tuple[pd.DataFrame, str]:
     path = Path(spec)
     if not path.is_file():
         raise BatchError(f"input {spec} does not exist")
-    return read_frame(path), hashlib.md5(path.read_bytes()).hexdigest()
+    return read_frame(path, data), hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def parts_dir(output: str, home: Path) -> Path:
@@ -348,10 +352,12 @@ def screen_input(frame: pd.DataFrame, spec: str, column: str, skip_invalid: bool
     return screened
 
 
-def check_input(spec: str, database_url: str, column: str, skip_invalid: bool) -> Screened:
+def check_input(
+    spec: str, database_url: str, column: str, skip_invalid: bool, data: DataParams | None = None
+) -> Screened:
     """Everything about the input that can be known before Prefect starts or a model loads: it
-    exists and can be read, its format, its text column and every text cell. BatchError, naming
-    the problem, otherwise."""
+    exists and can be read, its format and encoding, every record one row, its text column and
+    every text cell. BatchError, naming the problem, otherwise."""
     import os
 
     from modelyard.data.dataset import DatasetError
@@ -360,7 +366,7 @@ def check_input(spec: str, database_url: str, column: str, skip_invalid: bool) -
     if path is not None and path.is_file() and not os.access(path, os.R_OK):
         raise BatchError(f"input {spec} cannot be read (permission denied)")
     try:
-        frame, _ = read_input(spec, database_url)
+        frame, _ = read_input(spec, database_url, data)
     except DatasetError as error:
         raise BatchError(str(error)) from None
     return screen_input(frame, spec, column, skip_invalid)

@@ -58,7 +58,8 @@ def predict(
     # input is refused in a second, naming its rows, not after a server and a model have started.
     with noting("Nothing was scored or written."):
         check_output(output, database, replace)
-        check_input(input, database, text_column or loaded.data.text_column, skip_invalid)
+        column = text_column or loaded.data.text_column
+        check_input(input, database, column, skip_invalid, loaded.data)
     from flows.batch_predict import batch_predict
 
     try:

@@ -78,6 +78,21 @@ CASES = {
         ["claims to be CSV but is gzip-compressed"],
     ),
     "unsupported": ("in.xlsx", "x", ["unsupported file type '.xlsx'"]),
+    "a ragged record": (
+        "in.tsv",
+        "id\ttext\n1\tgreat\n2\tfine\textra\n",
+        ["in.tsv: every record has the header's 2 fields: observed 1: line 3 ('2\\tfine\\textra')"],
+    ),
+    "a quote that swallows records": (
+        "in.csv",
+        'id,text\n1,"great\n2,fine" they said\n',
+        ["in.csv: every record in the file read as one row: observed 1", "data.quoting: none"],
+    ),
+    "another encoding": (
+        "in.csv",
+        "id,text\n1,café crème\n".encode("cp1252"),
+        ["in.csv: not UTF-8", "charset-normalizer detects", "or save the file as UTF-8"],
+    ),
 }
 
 
@@ -90,6 +105,19 @@ def test_predict_refuses_bad_files(home, tmp_path, case):
     for word in [*words, "Nothing was scored or written."]:
         assert word in out, out
     nothing_written(home, tmp_path)
+
+
+def test_predict_reads_its_input_as_data_says(tmp_path):
+    """A TSV's quotes are characters; another encoding is read once params name it."""
+    from modelyard.adapters.batch import check_input
+    from modelyard.config import DataParams
+
+    tsv = write(tmp_path, "in.tsv", 'id\ttext\n1\t"great\n2\tfine"\n3\tok\n')
+    screened = check_input(str(tsv), "sqlite://", "text", False)
+    assert screened.frame["text"].tolist() == ['"great', 'fine"', "ok"]
+    latin = write(tmp_path, "in.csv", "id,text\n1,café crème\n".encode("cp1252"))
+    screened = check_input(str(latin), "sqlite://", "text", False, DataParams(encoding="cp1252"))
+    assert screened.frame["text"].tolist() == ["café crème"]
 
 
 def test_predict_refuses_a_missing_file_and_an_unreadable_one(home, tmp_path):
