@@ -1,6 +1,8 @@
-"""Validating the SST-2 train file (67,349 rows) with the full expectation suite (17 expectations,
-Great Expectations), against the same checks written directly in pandas, in one run. Prints
-seconds and rows/s for both; the target is under 10 s on a 2-core machine.
+"""Validating the SST-2 train file (67,349 rows) with the full expectation suite (19 expectations,
+Great Expectations; 2 of them on how the file's records were read), against the same checks
+written directly in pandas, in one run. Prints seconds and rows/s for both, and the time to read
+the file (decoding, accounting for every record, parsing); the target is under 10 s on a 2-core
+machine.
 
     .venv/bin/python bench/validate_sst2.py [path/to/train.tsv]
 """
@@ -71,6 +73,8 @@ def main() -> None:
 
     rows = len(frame)
     print(f"rows {rows}: {report.summary()} (plain pandas agrees: {plain_ok == report.success})")
+    accounted = next(c for c in report.checks if c.column == "records_not_read")
+    print(f"records: {accounted.detail}")
     print(f"read the file        {read:.2f} s")
     print(
         f"great expectations   {ours:.2f} s  {rows / ours:,.0f} rows/s  "
