@@ -79,9 +79,9 @@ class DataParams(_Frozen):
     @property
     def positive(self) -> str | None:
         """The class the AUCs are of: `positive_label`, else the second of two labels."""
-        if self.positive_label is not None:
-            return self.positive_label
-        return self.labels[1] if len(self.labels) == 2 else None
+        from modelyard.evaluation.metrics import positive_class
+
+        return positive_class(self.labels, self.positive_label)
 
     @field_validator("delimiter")
     @classmethod

@@ -50,6 +50,14 @@ class Metrics:
 PER_CLASS = ("precision", "recall", "f1")
 
 
+def positive_class(labels: Sequence[str], positive_label: str | None) -> str | None:
+    """The class the AUCs are of: `positive_label` (data.positive_label), else the second of
+    two labels; None for more labels without one."""
+    if positive_label is not None:
+        return positive_label
+    return labels[1] if len(labels) == 2 else None
+
+
 def classification_metrics(
     y_true: Sequence[Any],
     y_pred: Sequence[Any],

@@ -22,7 +22,7 @@ from modelyard.data.validation import (
     write_data_docs,
 )
 from modelyard.evaluation.candidate import evaluate_baselines
-from modelyard.evaluation.metrics import Metrics, score
+from modelyard.evaluation.metrics import Metrics, positive_class, score
 from modelyard.training.fit import Trained, fit, fit_distributed
 
 BUILD = Path("build")
@@ -118,7 +118,8 @@ def evaluate(
     from modelyard.inference import TextClassifier
 
     splits = ds.Splits.load(prepared)
-    labels, positive = list(params.data.labels), params.data.positive
+    labels = list(params.data.labels)
+    positive = positive_class(labels, params.data.positive_label)
     metrics = score(
         TextClassifier.load(model),
         splits.test[ds.TEXT].tolist(),
