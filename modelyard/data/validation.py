@@ -525,41 +525,28 @@ def ensure_valid(report: ValidationReport, source: str) -> ValidationReport:
     return report
 
 
-def write_data_docs(report: ValidationReport, directory: Path, source: str) -> Path:
-    """Data Docs as GX renders them (one HTML page per suite, an index) and the whole result as
-    JSON; written to a temporary name and renamed, so a reader never sees half a report."""
+def write_data_docs(
+    report: ValidationReport, directory: Path, source: str, run_name: str | None = None
+) -> Path:
+    """Data Docs (`modelyard.data.data_docs`: self-contained pages rendered from the GX results,
+    an index holding every suite and one page per suite) and the whole result as JSON; written
+    to a temporary name and renamed, so a reader never sees half a report. `run_name` names the
+    validation on every page (default: "validation of SOURCE")."""
     import shutil
     import tempfile
 
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
+    from modelyard.data import data_docs
 
+    run_name = run_name or f"validation of {source}"
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".docs-", dir=directory.parent))
-    links = []
-    for index, (suite, result) in enumerate(report.results.items()):
-        page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
-        name = f"{index}-{suite.split()[0]}{'-test' if 'test' in suite else ''}.html"
+    for name, page in data_docs.render(report, source, run_name).items():
         (staging / name).write_text(page, encoding="utf-8")
-        links.append(
-            f'<li><a href="{name}">{suite}</a>: {"passed" if result.success else "FAILED"}</li>'
-        )
-    rows = "".join(
-        f"<tr><td>{c.title}</td><td>{c.scope}</td><td>{c.expectation}</td>"
-        f"<td>{'pass' if c.success else '<b>FAIL</b>'}</td><td>{_html(c.detail)}</td></tr>"
-        for c in report.checks
-    )
-    (staging / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>Data validation: {_html(source)}</title>"
-        f"<h1>Data validation of {_html(source)}</h1><p>{_html(report.summary())}</p>"
-        f"<ul>{''.join(links)}</ul><table border=1 cellpadding=4><tr><th>check</th><th>scope</th>"
-        f"<th>expectation</th><th>result</th><th>observed</th></tr>{rows}</table>",
-        encoding="utf-8",
-    )
     (staging / "validation.json").write_text(
         json.dumps(
             {
                 "source": source,
+                "run_name": run_name,
                 **report.to_dict(),
                 "gx_results": {k: r.to_json_dict() for k, r in report.results.items()},
             },
@@ -571,9 +558,3 @@ def write_data_docs(report: ValidationReport, directory: Path, source: str) -> P
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return directory
-
-
-def _html(text: str) -> str:
-    import html
-
-    return html.escape(str(text))

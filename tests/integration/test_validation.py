@@ -12,6 +12,7 @@ from modelyard.data.validation import (
     validate_frame,
     write_data_docs,
 )
+from tests.helpers.html_reports import assert_self_contained
 
 PARAMS = DataParams(text_column="review", label_column="stars", labels=("bad", "ok", "good"))
 LIMITS = ValidationParams(min_rows=30, min_rows_per_class=5, max_text_length=200)
@@ -185,6 +186,23 @@ def test_data_docs_are_html_and_json(tmp_path: Path):
     pages = sorted(p.name for p in docs.iterdir())
     assert pages == ["0-rows.html", "1-statistics.html", "index.html", "validation.json"]
     assert "excellent" in (docs / "0-rows.html").read_text()
+    # Self-contained: nothing loaded from a CDN, no links to other files (dead in MLflow's
+    # artifact viewer), no GX placeholders; the index alone holds every suite and check.
+    index = assert_self_contained(
+        docs / "index.html",
+        "Data validation of upload.csv: FAILED",
+        "validation of upload.csv",  # the run name
+        "upload.csv, rows as read",  # the data asset
+        "labels in the configured set",
+        "expect_column_values_to_be_in_set",
+        '<b class="fail">FAIL</b>',
+        "Suite <q>statistics</q>",
+    )
+    assert index.count("<details") == 2
+    for page in ("0-rows.html", "1-statistics.html"):
+        assert_self_contained(docs / page, "Run name", "Data asset")
+    docs_named = write_data_docs(report, tmp_path / "named", "upload.csv", run_name="nightly 7")
+    assert_self_contained(docs_named / "index.html", "nightly 7")
     import json
 
     saved = json.loads((docs / "validation.json").read_text())
