@@ -28,8 +28,8 @@ def explain(
     html: Annotated[Path | None, typer.Option(help="Also write an HTML snippet here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Why the model decided: each word's attribution toward the predicted class (integrated
-    gradients), coloured in the terminal: green for, red against."""
+    """Why the model decided: each word's share of the log-odds of the predicted class
+    (integrated gradients), coloured in the terminal: green for, red against."""
     import json
 
     from mlflow.exceptions import MlflowException
@@ -59,24 +59,23 @@ def explain(
 
 
 def _print(which: str, explanation: Explanation) -> None:
-    """The decision, the text coloured by attribution, the five strongest words."""
+    """The decision, the text coloured by attribution, the completeness check, the five
+    strongest words."""
     from rich.console import Console
+    from rich.markup import escape
 
-    from modelyard.explain import to_rich_text
+    from modelyard.explain import COLOUR_SCALE, to_rich_text
 
     console = Console(highlight=False)
-    console.print(
-        f"{which}: [bold]{explanation.label}[/bold] "
-        f"p={explanation.probability:.3f}"
-        + (
-            ""
-            if explanation.label == explanation.predicted
-            else f" (predicted {explanation.predicted})"
-        )
-    )
+    console.print(f"{which}: [bold]{escape(explanation.heading())}[/bold]")
     console.print(to_rich_text(explanation))
+    console.print(
+        f"[dim]{escape(explanation.completeness())}; green: towards {escape(explanation.label)},"
+        f" red: away; full colour at ±{COLOUR_SCALE:g}[/dim]"
+    )
     for token in explanation.ranked()[:5]:
-        console.print(f"  {token.attribution:+.4f}  {token.token}")
+        kind = "" if token.kind == "word" else f"  ({token.kind})"
+        console.print(f"  {token.attribution:+.4f}  {escape(token.token)}{kind}")
     if explanation.truncated:
         console.print(
             "[yellow]the text is longer than the model reads; the rest was not scored[/yellow]"

@@ -107,21 +107,34 @@ class TokenAttribution(BaseModel):
     start: int
     end: int
     attribution: float = Field(
-        description="Share of the class probability this word carries "
-        "(integrated gradients); negative: against it."
+        description="Share of the class's log-odds, log(p / (1 - p)), this word carries "
+        "(integrated gradients): +1 multiplies the odds of the class by e; negative: against it."
+    )
+    kind: str = Field(
+        description='"word", "stop word" or "punctuation" (the latter two are left out of the '
+        "report's drivers)."
     )
 
 
 class ExplainResponse(BaseModel):
     model: str
     model_version: str
-    label: str
+    label: str = Field(description="The class explained.")
     predicted: str
-    probability: float
-    delta: float = Field(description="Completeness error of the integral.")
+    probability: float = Field(description="The probability of `label`.")
+    predicted_probability: float = Field(description="The probability of `predicted`.")
+    quantity: str = Field(description='What the attributions are of: "log-odds" of `label`.')
+    score: float = Field(description="f(text): the log-odds of `label` for the text.")
+    baseline_score: float = Field(
+        description="f(baseline): the same for the text with every word replaced by [PAD]; "
+        "the attributions add up to score - baseline_score, up to `delta`."
+    )
+    delta: float = Field(description="Completeness error of the integral, in log-odds.")
     truncated: bool = Field(description="The text was longer than the model reads.")
     tokens: list[TokenAttribution]
-    html: str = Field(description="A self-contained HTML rendering.")
+    html: str = Field(
+        description="A self-contained HTML rendering (inline styles), with its colour legend."
+    )
 
 
 class Metadata(BaseModel):

@@ -293,6 +293,11 @@ def test_explain_endpoint(store):
         ]
         assert "sound" in [t["token"] for t in body["tokens"]]
         assert "&lt;" in body["html"] and "<broke>" not in body["html"]
+        # Log-odds attributions that add up to f(text) - f(baseline), up to delta.
+        assert body["quantity"] == "log-odds" and "modelyard-legend" in body["html"]
+        total = sum(t["attribution"] for t in body["tokens"])
+        assert abs(total - (body["score"] - body["baseline_score"])) <= body["delta"] + 1e-4
+        assert {t["kind"] for t in body["tokens"]} <= {"word", "stop word", "punctuation"}
         # Deterministic, and the same explanation the library gives.
         assert http.post("/explain", json={"text": text}).json()["tokens"] == body["tokens"]
         other = next(label for label in LABELS if label != body["predicted"])

@@ -24,8 +24,9 @@ router = APIRouter()
     },
 )
 async def explain_text(body: ExplainRequest, state: State) -> Any:
-    """Each word's attribution toward the predicted class (or `label`), by integrated
-    gradients. Nothing about the text is stored."""
+    """Each word's share of the log-odds of the predicted class (or `label`), by integrated
+    gradients; the shares add up to `score - baseline_score`. Nothing about the text is
+    stored."""
     from modelyard.explain import Explainer, to_html
 
     serving = state.serving
