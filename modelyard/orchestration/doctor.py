@@ -131,7 +131,22 @@ def check_dvc_remote(root: Path | None) -> Check:
             default = config["core"].get("remote")
             if not default:
                 return Check("dvc remote", False, "no default remote", "dvc remote add -d NAME URL")
-            url = config["remote"][default]["url"]
+            remote = dict(config["remote"][default])
+            url = remote["url"]
+        if url.startswith("s3://"):
+            return _bucket_check(
+                "dvc remote",
+                url,
+                S3Access(
+                    remote.get("endpointurl"),
+                    remote.get("access_key_id"),
+                    remote.get("secret_access_key"),
+                    remote.get("region"),
+                ),
+                f"{default} → ",
+                f"`dvc remote modify {default} endpointurl URL` for MinIO and the like; "
+                f"credentials in .dvc/config.local or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            )
         if "://" in url and not url.startswith("file://"):
             return Check(
                 "dvc remote",
@@ -156,6 +171,69 @@ def check_dvc_remote(root: Path | None) -> Check:
     return _guard("dvc remote", probe, "check `dvc remote list`")
 
 
+@dataclass(frozen=True)
+class S3Access:
+    """How to reach an S3-compatible store; None: boto3's own default (AWS, the environment's
+    credentials)."""
+
+    endpoint: str | None = None
+    key_id: str | None = None
+    secret: str | None = None
+    region: str | None = None
+
+
+def _bucket_check(name: str, url: str, access: S3Access, label: str, fix: str) -> Check:
+    """Whether the bucket of `url` (s3://BUCKET/PREFIX) exists and can be listed with `access`."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    bucket, prefix = parts.netloc, parts.path.lstrip("/")
+    where = f" at {access.endpoint}" if access.endpoint else ""
+
+    def probe() -> Check:
+        import boto3
+        from botocore.exceptions import ClientError
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=access.endpoint,
+            aws_access_key_id=access.key_id,
+            aws_secret_access_key=access.secret,
+            region_name=access.region,
+        )
+        try:
+            listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                return Check(
+                    name,
+                    False,
+                    f"{label}{url}: no bucket {bucket}{where}",
+                    f"create it (`aws s3 mb s3://{bucket}`) or fix the URL",
+                )
+            raise
+        count = f"{listed.get('KeyCount', 0)}{'+' if listed.get('IsTruncated') else ''}"
+        under = f"under {prefix}" if prefix else "in it"
+        return Check(name, True, f"{label}{url}: bucket {bucket}{where}, {count} object(s) {under}")
+
+    return _guard(name, probe, fix)
+
+
+def check_s3_artifacts(uri: str | None, endpoint: str | None) -> Check | None:
+    """The MLflow server's artifact store when it is a bucket (`make up` with
+    MODELYARD_STACK_ARTIFACTS=s3://…, MLFLOW_S3_ENDPOINT_URL for MinIO and the like)."""
+    if not uri or not uri.startswith("s3://"):
+        return None
+    return _bucket_check(
+        "mlflow artifacts",
+        uri,
+        S3Access(endpoint),
+        "",
+        "check MODELYARD_STACK_ARTIFACTS, MLFLOW_S3_ENDPOINT_URL and the AWS credentials",
+    )
+
+
 def check_gpu() -> Check:
     import torch
 
@@ -177,9 +255,15 @@ def run_checks(params: Path = Path("params.yaml")) -> list[Check]:
         root: Path | None = project_root()
     except CatalogError:
         root = None
+    import os
+
+    artifacts = check_s3_artifacts(
+        os.environ.get("MODELYARD_STACK_ARTIFACTS"), os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    )
     return [
         check_params(params),
         check_tracking(settings.resolved_tracking_uri()),
+        *([artifacts] if artifacts else []),
         check_database(settings.resolved_database_url()),
         check_prefect(get_current_settings().api.url),
         check_dvc_remote(root),
