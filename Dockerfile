@@ -22,16 +22,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 FROM base AS builder
 ARG TORCH=cpu
 ARG TORCH_INDEX=https://download.pytorch.org/whl/${TORCH}
+# Everything but torch; a mirror of PyPI by --build-arg PYPI_INDEX=...
+ARG PYPI_INDEX=https://pypi.org/simple
 WORKDIR /src
 COPY requirements.lock pyproject.toml README.md ./
 # The runtime requirements from pyproject.toml, each held to the lock's pin (-c); torch's pin
 # rewritten to the TORCH build asked for (a no-op for cpu).
-RUN python -m venv /opt/venv \
+RUN export PIP_INDEX_URL="${PYPI_INDEX}" PIP_EXTRA_INDEX_URL="${TORCH_INDEX}" \
+    && python -m venv /opt/venv \
     && pip install -c requirements.lock pip setuptools wheel \
     && sed -E "s/^torch==([^+]+)\+cpu$/torch==\1+${TORCH}/" requirements.lock > /tmp/pins.txt \
+    && grep -Eq "^torch==[^+]+\+${TORCH}$" /tmp/pins.txt \
     && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/runtime.txt \
-    && pip install --index-url https://pypi.org/simple --extra-index-url "${TORCH_INDEX}" \
-        -c /tmp/pins.txt -r /tmp/runtime.txt
+    && pip install -c /tmp/pins.txt -r /tmp/runtime.txt
 # The project itself, after its dependencies so that a code change rebuilds this layer only.
 COPY modelyard/ modelyard/
 COPY flows/ flows/
