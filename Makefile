@@ -10,7 +10,7 @@ STAMP := $(VENV)/.modelyard-installed
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint data ui clean up down docs image image-cuda
+.PHONY: install run test lint data ui browser clean up down docs image image-cuda
 
 # The container image (Dockerfile): `make image` builds and tags $(IMAGE):$(VERSION) (the CPU
 # build of torch), `make image-cuda` $(IMAGE):$(VERSION)-cuda (torch's CUDA build TORCH_CUDA,
@@ -76,8 +76,18 @@ lint: install
 test: install lint docs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# Both UIs on the embedded stores: MLflow's and Prefect's (its UI told where its API is, so any
+# port works): make ui MLFLOW_PORT=5001 PREFECT_PORT=4201
+MLFLOW_PORT ?= 5000
+PREFECT_PORT ?= 4200
 ui: install
-	$(BIN)/modelyard ui
+	$(BIN)/modelyard ui --port $(MLFLOW_PORT) --prefect-port $(PREFECT_PORT)
+
+# Debian's headless Chromium, which the browser test drives over the DevTools protocol (no
+# driver, no download at test time); a no-op where one is installed.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 # Production mode on this machine: Prefect server + MLflow server on PostgreSQL
 # (MODELYARD_STACK_POSTGRES, default postgresql://postgres@127.0.0.1:5432; databases of this

@@ -103,6 +103,7 @@ def check_deployment(
         list(params.data.labels),
         params.deploy.timeout_s,
         settings.admin_token,
+        params.model.name,
     )
     failed = [check for check in checks if not check.ok]
     if not failed:

@@ -33,10 +33,11 @@ from modelyard.data.membership import Membership, SplitLineage
 from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics
+from modelyard.orchestration.runs import flow_run_url, name_flow_run
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
-from modelyard.registry.tracking import OpenedRun
+from modelyard.registry.tracking import OpenedRun, RunStory
 from modelyard.report import (
     ApprovalSummary,
     ComputeSummary,
@@ -68,7 +69,13 @@ from tasks.evaluate import (
 from tasks.explain import explain_candidate
 from tasks.pipeline import record_pipeline_outputs
 from tasks.promote import register_candidate
-from tasks.registry import log_evaluation, log_validation, open_tracking_run
+from tasks.registry import (
+    describe_and_link,
+    log_evaluation,
+    log_validation,
+    open_tracking_run,
+    origin_of,
+)
 from tasks.train import train_candidate
 
 MANUAL_WITHOUT_SERVER = (
@@ -78,7 +85,14 @@ MANUAL_WITHOUT_SERVER = (
 )
 
 
-@flow(name="retrain", log_prints=True)
+def _provisional_name() -> str:
+    """The run's name until its data is resolved (then `retrain NAME on DATASET@V`)."""
+    parameters = flow_run.parameters
+    data = parameters.get("data_path") or f"data.path of {parameters.get('params_path')}"
+    return f"retrain on {data}"
+
+
+@flow(name="retrain", log_prints=True, flow_run_name=_provisional_name)
 def retrain(
     params_path: str = "params.yaml",
     data_path: str | None = None,
@@ -98,6 +112,8 @@ def retrain(
     data = _read_inputs(params, data_path, data_repo, settings)
     if isinstance(data, Rejected):
         return _reject(data)
+    flow_run_id, origin = str(flow_run.id or "local"), origin_of(data.source)
+    name_flow_run(flow_run_id, params.model.name, origin.ref)
     docs_dir = settings.validation_dir() / data.docs_name(params)
     validation, docs = validate_dataset(data.frame, data.test, params, data.label, docs_dir)
     if not validation.success:
@@ -107,11 +123,10 @@ def retrain(
     parent_version = registry.alias_version(name, tag.PRODUCTION)
     parent = champion_split(registry, name, parent_version)
     splits, lineage = split_dataset(data.frame, data.test, params.data, parent, parent_version)
-    flow_run_id = str(flow_run.id or "local")
     # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
     # MLflow run there and carries on, so the end result is one run and one model version.
     run_dir = settings.resolved_runs_dir() / training_key(data.md5, params.digest(), name)
-    opened = open_tracking_run(registry, params, data.source.version, splits, flow_run_id, run_dir)
+    opened = open_tracking_run(registry, params, origin, splits, flow_run_id, run_dir)
     run_id = opened.run_id
     with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
@@ -132,6 +147,17 @@ def retrain(
         promoted = _promote(
             registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
         )
+        story = RunStory(
+            name,
+            origin.ref,
+            origin.version.md5,
+            flow_run_id,
+            flow_run_url(flow_run_id),
+            decision=promoted.decision,
+            version=version,
+            production=registry.alias_version(name, tag.PRODUCTION),
+        )
+        describe_and_link(registry, run_id, story, settings.resolved_mlflow_ui_url())
     summary = _summary(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
     )
@@ -224,7 +250,9 @@ def _judge(
         trained.model_dir, comparison.test, labels, trained.result.epsilon, positive
     )
     if params.explain.report:
-        explain_candidate(trained.model_dir, comparison.test, params.explain, registry, run_id)
+        explain_candidate(
+            trained.model_dir, comparison.test, params.explain, registry, run_id, name
+        )
     production = evaluate_production(registry, name, champion, comparison.test, labels, positive)
     baselines = evaluate_baselines(splits.train, comparison.test, labels, positive)
     decision = gate(
@@ -234,6 +262,7 @@ def _judge(
         trained.compute(),
         comparison.notes(),
         baselines,
+        name,
     )
     log_evaluation(
         registry,

@@ -579,6 +579,19 @@ class Settings(BaseSettings):
     # production-mode stack sets it on its worker for its own model server). JSON in the
     # environment: MODELYARD_DEPLOY_SERVERS='{"reviews-sentiment": ["http://127.0.0.1:8000"]}'.
     deploy_servers: dict[str, tuple[str, ...]] = {}
+    # Where people open the MLflow UI, for the links a retrain writes (Prefect artifacts, run
+    # descriptions): a tracking server's own URL by default, else `modelyard ui`'s default.
+    mlflow_ui_url: str | None = None
+
+    def resolved_mlflow_ui_url(self) -> str:
+        """MODELYARD_MLFLOW_UI_URL, else an http(s) tracking server, else http://127.0.0.1:5000
+        (`modelyard ui`'s default port)."""
+        external = self._external_tracking_uri() or ""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        if external.startswith(("http://", "https://")):
+            return external.rstrip("/")
+        return "http://127.0.0.1:5000"
 
     def servers_following(self, model: str, listed: tuple[str, ...]) -> list[str]:
         """`listed` (a model's `deploy.servers`) and the servers the environment names for

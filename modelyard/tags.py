@@ -79,3 +79,63 @@ COMPUTE_DEVICE = RUN_PREFIX + "compute.device"
 COMPUTE_DEVICE_NAME = RUN_PREFIX + "compute.device_name"
 COMPUTE_ENERGY_SOURCE = RUN_PREFIX + "compute.energy_source"
 COMPUTE_CURRENCY = RUN_PREFIX + "compute.currency"
+# Links and provenance of the run, in ModelYard's own words (MLflow's standard names, such as
+# `mlflow.note.content` for a description, come from `mlflow.utils.mlflow_tags` where written).
+RUN_DATASET_VERSION = RUN_PREFIX + "dataset_version"  # NAME@V, or the file's path
+RUN_PREFECT_URL = RUN_PREFIX + "prefect_flow_run_url"
+RUN_DATA_DOCS = RUN_PREFIX + "data_docs"  # the artifact path of the Data Docs' index page
+# Dataset inputs: one per split, named NAME@V/<split>; the whole file's DVC md5 as an input tag.
+INPUT_CONTEXT_TRAIN, INPUT_CONTEXT_VAL, INPUT_CONTEXT_TEST = "train", "validation", "test"
+INPUT_FILE_MD5 = RUN_PREFIX + "file_md5"
+INPUT_ROWS = RUN_PREFIX + "rows"
+# Prefect: flow run tags (`model:NAME`, `dataset:NAME@V`, `trigger:KIND`) and artifact keys.
+FLOW_TAG_MODEL, FLOW_TAG_DATASET, FLOW_TAG_TRIGGER = "model:", "dataset:", "trigger:"
+
+# Metric groups: MLflow's run page draws one section per name up to its first "/", so the
+# training curves, validation, test figures, slices, data and compute figures each get theirs.
+TRAIN, VAL, TEST, SLICE, DATA, COMPUTE = "train/", "val/", "test/", "slice/", "data/", "compute/"
+TRAIN_LOSS = TRAIN + "loss"  # per optimizer step
+LEARNING_RATE = TRAIN + "learning_rate"  # per optimizer step
+EPOCH_LOSS = TRAIN + "epoch_loss"  # per epoch (the mean of its steps' losses)
+PRODUCTION_PREFIX = "production/"  # test/production/accuracy: the production model's figure
+BASELINE_PREFIX = "baseline/"  # test/baseline/majority/accuracy
+TRAIN_STEPS = TRAIN + "steps"
+BEST_EPOCH = TRAIN + "best_epoch"
+RESUMED_FROM_STEP = TRAIN + "resumed_from_step"
+DP_EPSILON, DP_DELTA = TRAIN + "dp_epsilon", TRAIN + "dp_delta"
+DP_NOISE_MULTIPLIER = TRAIN + "dp_noise_multiplier"
+COMPUTE_TOTAL = COMPUTE + "total/"  # over every attempt of the run (retries, killed attempts)
+# One JSON file per training attempt (its latest figures), read back for the run's totals.
+COMPUTE_ATTEMPTS_DIR = "compute/attempts"
+
+
+def step_metrics(values: dict[str, float]) -> dict[str, float]:
+    """A training step's figures (`train_loss`, `learning_rate`) under their MLflow names."""
+    return {TRAIN + key.removeprefix("train_"): value for key, value in values.items()}
+
+
+def epoch_metrics(values: dict[str, float]) -> dict[str, float]:
+    """An epoch's record (`train_loss`, `val_*`) under its MLflow names; the epoch's mean loss
+    is `train/epoch_loss`, apart from the per-step `train/loss`."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        if key == "epoch":
+            continue
+        if key.startswith("val_"):
+            out[VAL + key.removeprefix("val_")] = value
+        else:
+            out[TRAIN + ("epoch_loss" if key == "train_loss" else key)] = value
+    return out
+
+
+def scored_metrics(headline: dict[str, float], who: str = "") -> dict[str, float]:
+    """A model's headline figures on the test split: `test/<name>`, the length slices as
+    `slice/<name>`; `who` (`production/`, `baseline/majority/`) for a model other than the
+    candidate."""
+    out: dict[str, float] = {}
+    for key, value in headline.items():
+        if key.startswith("slice_"):
+            out[SLICE + who + key.removeprefix("slice_")] = value
+        else:
+            out[TEST + who + key] = value
+    return out

@@ -22,6 +22,7 @@ from modelyard.data.validation import (
     validate_datasets,
     write_data_docs,
 )
+from modelyard.orchestration.runs import artifact_key
 
 
 class Rejected:
@@ -79,13 +80,15 @@ def validate_dataset(
     report = validate_datasets(frame, params.data, params.validation, test)
     docs = write_data_docs(report, docs_dir, source)
     verdict = "passed" if report.success else "**FAILED**"
+    index = (docs / "index.html").resolve()
     create_markdown_artifact(
-        key="data-validation",
+        key=artifact_key("data-validation", params.model.name),
         markdown=(
             f"### Data validation of `{source}`: {verdict}\n\n{report.summary()}; Data Docs: "
-            f"`{docs / 'index.html'}`\n\n{report.to_markdown()}"
+            f"[{index}]({index.as_uri()}) (and under `validation/` in the MLflow run)\n\n"
+            f"{_checks_table(report)}"
         ),
-        description="Great Expectations suite on the training data",
+        description="Great Expectations suite on every row of the dataset (and the test file)",
     )
     logger = get_run_logger()
     if report.success:
@@ -93,6 +96,18 @@ def validate_dataset(
     else:
         logger.error("validation failed: %s", report.summary())
     return report, docs
+
+
+def _checks_table(report: ValidationReport) -> str:
+    """The checks as a table that fits Prefect's artifact page: the result first and what was
+    observed last, the expectation's long name left to the Data Docs."""
+    lines = ["| result | check | column | observed |", "|---|---|---|---|"]
+    for check in report.checks:
+        mark = "pass" if check.success else "**FAIL**"
+        title = check.title + ("" if check.scope == "data" else f" ({check.scope})")
+        detail = check.detail.replace("|", "\\|")
+        lines.append(f"| {mark} | {title} | {check.column or ''} | {detail} |")
+    return "\n".join(lines)
 
 
 def rejection(report: ValidationReport, source: str, docs: Path) -> Rejected:

@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from modelyard.adapters.deployment import ServerCheck, check_server, reload_servers, roll_back
+from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
 
@@ -23,13 +24,14 @@ def verify_deployment(
     labels: list[str],
     timeout_s: float,
     token: str | None,
+    model: str = "model",
 ) -> list[ServerCheck]:
     checks = [check_server(s, version, texts, labels, timeout_s, token) for s in servers]
     lines = ["| server | result |", "|---|---|"] + [
         f"| {c.server} | {'ok' if c.ok else '**FAIL**'}: {c.detail} |" for c in checks
     ]
     create_markdown_artifact(
-        key="deployment",
+        key=artifact_key("deployment", model),
         markdown="\n".join(lines),
         description=f"Servers following production, version {version}",
     )

@@ -23,6 +23,7 @@ from modelyard.evaluation import candidate as evaluation
 from modelyard.evaluation.baselines import TITLES, Baselines
 from modelyard.evaluation.gate import Compute, GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
+from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
 
@@ -145,6 +146,7 @@ def gate(
     compute: Compute | None = None,
     notes: list[str] | None = None,
     baselines: Baselines | None = None,
+    model: str = "model",
 ) -> GateDecision:
     """The decision, with what the candidate cost to train (`compute`), how the comparison
     set was made (`notes`) and the baselines' scores (`min_lift_over_baseline`) alongside."""
@@ -157,7 +159,7 @@ def gate(
         None if baselines is None else baselines.headlines(),
     )
     create_markdown_artifact(
-        key="gate-decision",
+        key=artifact_key("gate-decision", model),
         markdown=decision.to_markdown(),
         description="Promotion gate: candidate vs production",
     )

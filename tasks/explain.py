@@ -11,6 +11,7 @@ from modelyard.config import ExplainParams
 from modelyard.data.dataset import LABEL, TEXT
 from modelyard.explain import ExplanationReport, report_on
 from modelyard.inference import TextClassifier
+from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 
@@ -21,16 +22,17 @@ def explain_candidate(
     params: ExplainParams,
     registry: MlflowRegistry,
     run_id: str,
+    model: str = "model",
 ) -> ExplanationReport:
     """The candidate's explanation report on its test split: under `explanations/` in its
-    MLflow run (HTML + JSON) and as the `explanations` Prefect artifact."""
+    MLflow run (HTML + JSON) and as the `explanations-<model>` Prefect artifact."""
     report = report_on(
         TextClassifier.load(model_dir), test[TEXT].tolist(), test[LABEL].tolist(), params
     )
     registry.log_text(run_id, report.to_html(), "explanations/report.html")
     registry.log_dict(run_id, report.to_dict(), "explanations/report.json")
     create_markdown_artifact(
-        key="explanations",
+        key=artifact_key("explanations", model),
         markdown=report.to_markdown(),
         description="Integrated-gradients explanations of the candidate",
     )

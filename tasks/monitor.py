@@ -24,6 +24,7 @@ from modelyard.orchestration.events import (
     emit_feedback_needed,
     emit_model_degraded,
 )
+from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.monitor_log import read_window, record_run
 
@@ -118,7 +119,7 @@ def respond_to_degradation(
 def _alert(report: MonitorReport, action: Action) -> Action:
     """A person must label more: a Prefect artifact, and an event an automation can route."""
     create_markdown_artifact(
-        key="feedback-needed",
+        key=artifact_key("feedback-needed", report.model),
         markdown=(
             f"### {report.model} version {report.version} is degraded and needs labels\n\n"
             f"{action.reason}\n\nWhy: " + "; ".join(report.reasons)
@@ -136,7 +137,7 @@ def record(database_url: str, report: MonitorReport) -> None:
     (one per model, version and window: a re-run of the same window emits the same event)."""
     record_run(database_url, report)
     create_markdown_artifact(
-        key="monitor",
+        key=artifact_key("monitor", report.model),
         markdown=report.to_markdown(),
         description=f"{report.model} version {report.version}",
     )

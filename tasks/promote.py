@@ -18,6 +18,7 @@ from modelyard.adapters.promotion import Case, Promotion
 from modelyard.config import PrivacyParams
 from modelyard.data.dataset import Splits
 from modelyard.evaluation.gate import GateDecision
+from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
 
@@ -70,7 +71,7 @@ def compare_and_promote(
     )
     if done.recheck_report is not None:
         create_markdown_artifact(
-            key="gate-recheck",
+            key=artifact_key("gate-recheck", case.name),
             markdown=done.recheck_report,
             description="Promotion gate, again: production moved meanwhile",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,9 @@ class Source:
     label: str  # how messages name it: the path, or "reviews@2 (data/datasets/reviews/v2.csv)"
     version: DatasetVersion
     ref: str | None = None
+    # Where the version's bytes resolve for a person: the DVC remote's copy (or the path in the
+    # repository, at its revision); None for a plain file (its path is the answer).
+    uri: str | None = None
 
 
 def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> Source:
@@ -76,6 +80,7 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
     ref = DataRef.parse(spec, repo)
     where: str | Path = repo or root or project_root()  # raises, naming the directory
     catalog = Catalog(where)
+    stored = _stored_at(where, Path(repo) if repo and Path(repo).is_dir() else None)
     entry, rev = catalog.resolve(ref)
     local = catalog.read_bytes_to(entry, rev, cache_dir / f"{entry.md5}{Path(entry.path).suffix}")
     where = "" if repo is None else f" of {repo}"
@@ -89,7 +94,26 @@ def resolve(spec: str, repo: str | None, root: Path | None, cache_dir: Path) -> 
     version = replace(
         dataset_version(local), path=label, git_commit=commit, dvc_pointer_md5=entry.md5
     )
-    return Source(local, label, version, entry.ref)
+    return Source(local, label, version, entry.ref, stored(entry.path, rev))
+
+
+def _stored_at(where: str | Path, local: Path | None) -> Callable[[str, str | None], str]:
+    """How to name where a version's bytes are: the DVC remote URL for a repository on this
+    machine; `REPO/PATH[@REV]` for a git URL (asking DVC would clone it again) or when no
+    remote is configured."""
+    directory = where if isinstance(where, Path) else local
+
+    def at(path: str, rev: str | None) -> str:
+        if directory is not None:
+            import dvc.api
+
+            try:
+                return str(dvc.api.get_url(path, repo=str(directory), rev=rev))
+            except Exception:  # noqa: BLE001 - no remote configured: the path says where
+                pass
+        return f"{str(where).rstrip('/')}/{path}" + (f"@{rev}" if rev else "")
+
+    return at
 
 
 def read(source: Source, data: DataParams | None = None) -> pd.DataFrame:

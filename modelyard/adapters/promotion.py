@@ -24,7 +24,7 @@ from modelyard.evaluation.candidate import score_frame
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
 from modelyard.promotion import production_moved
-from modelyard.registry.lineage import decision_tags
+from modelyard.registry.lineage import decision_tags, model_description, version_description
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import load_membership
 from modelyard.registry.tracking import Log, log_model
@@ -92,9 +92,14 @@ def register(
     existing = registry.version_for_run(name, run_id)
     if existing is not None:
         registry.set_version_tags(name, existing, version_tags)
-        return Registered(existing, reused=True)
-    model_uri = log_model(registry, run_id, model_dir, splits, privacy)
-    return Registered(registry.register(model_uri, name, run_id, version_tags), reused=False)
+        registered = Registered(existing, reused=True)
+    else:
+        model_uri = log_model(registry, run_id, model_dir, splits, privacy)
+        registered = Registered(registry.register(model_uri, name, run_id, version_tags), False)
+    # What MLflow's registry pages show first: the model's purpose, the version's gate report.
+    registry.describe_model(name, model_description(name))
+    registry.describe_version(name, registered.version, version_description(decision, lineage))
+    return registered
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ def models_show(name: str, version: str) -> None:
 
 def _show_run(registry: MlflowRegistry, run_id: str) -> None:
     """The training run's gate report, params, test metrics, privacy budget and cost."""
+    from modelyard import tags as tag
+
     typer.echo(f"  {'gate report':20s} mlflow-run:{run_id}/gate/decision.md")
     params = registry.run_params(run_id)
     for section in ("model", "train", "gate"):
@@ -78,12 +80,12 @@ def _show_run(registry: MlflowRegistry, run_id: str) -> None:
         if values:
             typer.echo(f"  {'params ' + section:20s} {values}")
     metrics = registry.run_metrics(run_id)
-    for key in sorted(k for k in metrics if k.startswith("test_")):
+    for key in sorted(k for k in metrics if k.startswith((tag.TEST, tag.SLICE))):
         typer.echo(f"  {key:20s} {metrics[key]:.4f}")
-    if "dp_epsilon" in metrics:
+    if tag.DP_EPSILON in metrics:
         typer.echo(
-            f"  {'privacy':20s} differentially private, ε = {metrics['dp_epsilon']:.3f} "
-            f"at δ = {metrics.get('dp_delta', float('nan')):g}"
+            f"  {'privacy':20s} differentially private, ε = {metrics[tag.DP_EPSILON]:.3f} "
+            f"at δ = {metrics.get(tag.DP_DELTA, float('nan')):g}"
         )
     _show_compute(registry, run_id)
 
@@ -91,9 +93,10 @@ def _show_run(registry: MlflowRegistry, run_id: str) -> None:
 def _show_compute(registry: MlflowRegistry, run_id: str) -> None:
     """What the version cost to produce: every training attempt of its run, summed."""
     from modelyard import tags as tag
-    from modelyard.training.cost import run_attempts, total
+    from modelyard.registry.training_log import recorded_attempts
+    from modelyard.training.cost import total
 
-    attempts = run_attempts(registry, run_id)
+    attempts = recorded_attempts(registry, run_id)
     if not attempts:
         return
     tags = registry.run_tags(run_id)

@@ -225,6 +225,8 @@ def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], 
                 "PREFECT_API_DATABASE_CONNECTION_URL": config.database("prefect", "asyncpg"),
                 "PREFECT_HOME": prefect_home,
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # The UI calls the API it was served from, on whatever port (else :4200).
+                "PREFECT_UI_API_URL": f"{config.urls['prefect']}/api",
             },
             f"{config.urls['prefect']}/api/health",
         ),

@@ -25,7 +25,6 @@ def main() -> None:
     from modelyard.env import apply_defaults
     from modelyard.training import distributed
     from modelyard.training.fit import fit
-    from modelyard.training.loop import epoch_metrics
 
     apply_defaults()
     distributed.init()
@@ -34,13 +33,14 @@ def main() -> None:
     if rank == 0 and args.tracking_uri and args.run_id:
         from modelyard.config import Settings
         from modelyard.registry.mlflow_registry import MlflowRegistry
+        from modelyard.tags import epoch_metrics, step_metrics
 
         registry = MlflowRegistry(args.tracking_uri, Settings().experiment)
         run_id = args.run_id
         pending: list[tuple[int, dict[str, float]]] = []
 
         def on_step(step: int, values: dict[str, float]) -> None:
-            pending.append((step, values))
+            pending.append((step, step_metrics(values)))
             if len(pending) >= 10:
                 registry.log_metric_steps(run_id, pending)
                 pending.clear()

@@ -46,3 +46,27 @@ def decision_tags(decision: GateDecision, run_id: str) -> dict[str, str]:
     if not decision.passed:
         tags[tag.REJECTED] = tag.TRUE
     return tags
+
+
+def model_description(name: str) -> str:
+    """The registered model's description (markdown) on MLflow's model page."""
+    return (
+        f"**{name}**, trained and judged by ModelYard's retrain flow. The aliases are the "
+        f"stages: `@{tag.STAGING}` passed the gate, `@{tag.PRODUCTION}` serves (every move is "
+        "in the audit trail: `modelyard models history`). Each version's description is its "
+        "gate report; its tags carry the lineage (dataset md5, git commit, params hash, the "
+        "MLflow and Prefect runs)."
+    )
+
+
+def version_description(decision: GateDecision, lineage: dict[str, str]) -> str:
+    """A version's description (markdown): its gate report, then where it came from."""
+    where = [
+        f"- dataset: `{lineage.get(tag.DATASET_PATH, '?')}` "
+        f"(md5 `{lineage.get(tag.DATASET_MD5, '?')}`)",
+        f"- MLflow run: `{lineage.get(tag.MLFLOW_RUN_ID, '?')}`, Prefect flow run: "
+        f"`{lineage.get(tag.PREFECT_FLOW_RUN_ID, '?')}`",
+        f"- git commit `{lineage.get(tag.GIT_COMMIT, '?')}`, params hash "
+        f"`{lineage.get(tag.PARAMS_HASH, '?')}`",
+    ]
+    return "\n".join([decision.to_markdown(), "", "**Lineage**", "", *where])

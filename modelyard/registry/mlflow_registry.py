@@ -21,11 +21,24 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelyard.config import Settings
-from modelyard.data.identity import DatasetVersion
 from modelyard.tags import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
 
 if TYPE_CHECKING:
     from modelyard.registry.pyfunc import TextClassifierModel
+
+
+@dataclass(frozen=True)
+class InputDataset:
+    """A run's dataset input as MLflow's UI shows it (`modelyard.registry.tracking` builds it)."""
+
+    name: str
+    digest: str
+    source_uri: str
+    rows: int
+    elements: int
+    schema: list[dict[str, str]]
+    tags: dict[str, str]
+    source_type: str = "local"
 
 
 @dataclass(frozen=True)
@@ -202,25 +215,33 @@ class MlflowRegistry:
         self.client.log_figure(run_id, figure, path)
         plt.close(figure)
 
-    def log_dataset(
-        self, run_id: str, version: DatasetVersion, frame: pd.DataFrame, context: str, name: str
-    ) -> None:
-        """Log a dataset input whose digest is the DVC md5 of the file (DESIGN: dataset version)."""
-        import mlflow.data
-        from mlflow.entities import DatasetInput, InputTag
+    def log_dataset(self, run_id: str, dataset: InputDataset) -> None:
+        """One dataset input of the run: its name (`NAME@V/train`), the digest of its rows, its
+        row count (the profile MLflow shows), a source that resolves, its split as context."""
+        import json
 
-        with warnings.catch_warnings():
-            # A plain path matches two equivalent local source types; MLflow picks one and warns.
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                frame,
-                source=str(Path(version.path).resolve()),
-                targets="label",
-                name=name,
-                digest=version.md5,
-            )
-        tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entity = Dataset(
+            name=dataset.name,
+            digest=dataset.digest,
+            source_type=dataset.source_type,
+            source=json.dumps({"uri": dataset.source_uri}),
+            schema=json.dumps({"mlflow_colspec": dataset.schema}),
+            profile=json.dumps({"num_rows": dataset.rows, "num_elements": dataset.elements}),
+        )
+        tags = [InputTag(key, value) for key, value in dataset.tags.items()]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
+
+    def describe_experiment(self, description: str) -> None:
+        """The experiment's description (the note MLflow's UI shows above its runs)."""
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+        self.client.set_experiment_tag(self.experiment_id, MLFLOW_RUN_NOTE, description)
+
+    def list_artifacts(self, run_id: str, path: str) -> list[str]:
+        """The paths of a run's artifacts under `path` (none when there is no such folder)."""
+        return [entry.path for entry in self.client.list_artifacts(run_id, path)]
 
     # -- models -------------------------------------------------------------------------------
     def log_model(
@@ -284,7 +305,31 @@ class MlflowRegistry:
                 tags={k: str(v) for k, v in tags.items()},
                 model_id=model_id,
             )
+        if model_id is not None:
+            self.link_logged_model(model_id, name, str(version.version))
         return str(version.version)
+
+    def link_logged_model(self, model_id: str, name: str, version: str) -> None:
+        """Name `version` on its logged model (MLflow's `mlflow.modelVersions` tag), so the
+        logged model's page links to the version instead of saying "Not registered"."""
+        import json
+
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        found = self.client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+        versions = json.loads(found) if found else []
+        entry = {"name": name, "version": version}
+        if entry not in versions:
+            self.client.set_logged_model_tags(
+                model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, entry])}
+            )
+
+    def describe_model(self, name: str, description: str) -> None:
+        self.client.update_registered_model(name, description=description)
+
+    def describe_version(self, name: str, version: str, description: str) -> None:
+        """The version's description (markdown: MLflow's version page renders it)."""
+        self.client.update_model_version(name, version, description=description)
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -358,7 +403,6 @@ class MlflowRegistry:
     ) -> TextClassifierModel:
         """The pyfunc model behind `models:/<name>@<alias>` (or `/<version>`): its classifier
         and the text column it was trained on."""
-        import warnings
 
         import mlflow.pyfunc
 

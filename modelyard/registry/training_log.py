@@ -14,14 +14,36 @@ from modelyard.data.dataset import Splits
 from modelyard.inference import pick_device
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.tracking import Log
-from modelyard.training.cost import ComputeCost, ComputeMeter, attempt_metrics, run_attempts, total
+from modelyard.training.cost import ComputeCost, ComputeMeter, total
 from modelyard.training.fit import Trained, fit, fit_distributed
-from modelyard.training.loop import TrainResult, epoch_metrics
+from modelyard.training.loop import TrainResult
 
 STEP_LOG_EVERY = 10
 # Interim cost figures, every 30 s and at each checkpoint step (logged just before the
 # checkpoint is written): what a killed attempt leaves behind for the run's total.
 COST_LOG_EVERY_S = 30.0
+# What each attempt's record keeps (the additive figures and its throughput).
+ATTEMPT_KEYS = ("seconds", "device_hours", "energy_kwh", "co2_kg", "cost", "samples_per_second")
+
+
+def attempt_path(number: int) -> str:
+    return f"{tag.COMPUTE_ATTEMPTS_DIR}/attempt-{number:03d}.json"
+
+
+def recorded_attempts(registry: MlflowRegistry, run_id: str) -> list[dict[str, float]]:
+    """Every training attempt's latest figures recorded in the run, in order (a killed one's
+    last interim figures included): one small JSON artifact per attempt, rewritten as it goes,
+    so the run's metrics carry each figure once instead of one point per attempt."""
+    import json
+    import tempfile
+
+    paths = sorted(registry.list_artifacts(run_id, tag.COMPUTE_ATTEMPTS_DIR))
+    attempts = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in paths:
+            record = json.loads(registry.download_artifact(run_id, path, Path(scratch)).read_text())
+            attempts.append({key: float(record.get(key, 0.0)) for key in ATTEMPT_KEYS})
+    return attempts
 
 
 def train_tracked(
@@ -81,7 +103,7 @@ class TrainingLog:
 
     def __post_init__(self) -> None:
         train = self.params.train
-        self.attempt = len(run_attempts(self.registry, self.run_id)) + 1
+        self.attempt = len(recorded_attempts(self.registry, self.run_id)) + 1
         self.meter = ComputeMeter(self.params.cost, pick_device(), train.nproc).start()
         self.last_cost_log = time.monotonic()
         self._log_attempt(self.meter.snapshot(0))
@@ -119,7 +141,7 @@ class TrainingLog:
 
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
         self.flush()
-        self.registry.log_metrics(self.run_id, epoch_metrics(record), step=epoch)
+        self.registry.log_metrics(self.run_id, tag.epoch_metrics(record), step=epoch)
         self.log.info(
             "epoch %d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f",
             epoch,
@@ -129,7 +151,9 @@ class TrainingLog:
         )
 
     def flush(self) -> None:
-        self.registry.log_metric_steps(self.run_id, self.pending)
+        self.registry.log_metric_steps(
+            self.run_id, [(step, tag.step_metrics(values)) for step, values in self.pending]
+        )
         self.pending.clear()
 
     def failed(self) -> None:
@@ -144,10 +168,13 @@ class TrainingLog:
             figures, samples_per_second=result.samples_per_second or figures.samples_per_second
         )
         self._log_attempt(figures)
-        totals = total(run_attempts(self.registry, self.run_id))
+        totals = total(recorded_attempts(self.registry, self.run_id))
         self.registry.log_metrics(
             self.run_id,
-            {**figures.metrics(), **{f"total_compute_{k}": v for k, v in totals.items()}},
+            {
+                **figures.metrics(prefix=tag.COMPUTE),
+                **{f"{tag.COMPUTE_TOTAL}{k}": v for k, v in totals.items()},
+            },
         )
         self.registry.set_run_tags(self.run_id, figures.tags())
         self.log.info(
@@ -159,20 +186,26 @@ class TrainingLog:
             totals["cost"],
             figures.currency,
         )
-        self._log_result(result, trained.parameters, out_dir)
+        self._log_result(result, trained.parameters)
         return replace(trained, cost=figures, cost_total=totals)
 
     def _log_attempt(self, figures: ComputeCost) -> None:
-        self.registry.log_metrics(self.run_id, attempt_metrics(figures), step=self.attempt)
+        values = figures.metrics(prefix="")
+        self.registry.log_dict(
+            self.run_id,
+            {"attempt": self.attempt, **{key: values[key] for key in ATTEMPT_KEYS}},
+            attempt_path(self.attempt),
+        )
 
-    def _log_result(self, result: TrainResult, parameters: int, out_dir: Path) -> None:
+    def _log_result(self, result: TrainResult, parameters: int) -> None:
+        """The result's figures (the model's size is the evaluation's `compute/model_size_mb`)."""
         if result.epsilon is not None:
             self.registry.log_metrics(
                 self.run_id,
                 {
-                    "dp_epsilon": result.epsilon,
-                    "dp_delta": result.delta or 0.0,
-                    "dp_noise_multiplier": result.noise_multiplier or 0.0,
+                    tag.DP_EPSILON: result.epsilon,
+                    tag.DP_DELTA: result.delta or 0.0,
+                    tag.DP_NOISE_MULTIPLIER: result.noise_multiplier or 0.0,
                 },
             )
             self.log.info(
@@ -183,19 +216,17 @@ class TrainingLog:
             )
         if result.resumed_from_step is not None:
             self.log.info("resumed from the checkpoint at step %d", result.resumed_from_step)
-        weights = sum(f.stat().st_size for f in out_dir.glob("*.safetensors"))
         self.registry.log_metrics(
             self.run_id,
             {
-                "train_seconds": result.seconds,
-                "samples_per_second": result.samples_per_second,
-                "best_epoch": result.best_epoch,
-                "parameters": parameters,
-                "model_size_mb": weights / 2**20,
-                "peak_memory_mb": result.peak_memory_mb,
-                "train_steps": result.steps,
-                "stopped_early": float(result.stopped_early),
-                "resumed_from_step": float(result.resumed_from_step or 0),
+                f"{tag.TRAIN}seconds": result.seconds,
+                f"{tag.TRAIN}samples_per_second": result.samples_per_second,
+                tag.BEST_EPOCH: result.best_epoch,
+                f"{tag.TRAIN}parameters": parameters,
+                f"{tag.TRAIN}peak_memory_mb": result.peak_memory_mb,
+                tag.TRAIN_STEPS: result.steps,
+                f"{tag.TRAIN}stopped_early": float(result.stopped_early),
+                tag.RESUMED_FROM_STEP: float(result.resumed_from_step or 0),
             },
         )
         self.registry.set_run_tags(

@@ -33,20 +33,20 @@ def test_two_gloo_processes_train_one_model_in_one_run(
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("modelyard").experiment_id])
     assert run.info.status == "FINISHED"
-    history = client.get_metric_history(run.info.run_id, "train_loss")
+    history = client.get_metric_history(run.info.run_id, "train/loss")
     assert sorted(m.step for m in history) == list(range(1, 6 * 16 + 1))  # once per step
-    assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 6
+    assert len(client.get_metric_history(run.info.run_id, "val/macro_f1")) == 6
     assert len(client.search_model_versions("name='ddp'")) == 1
     # The compute of both processes: two devices' worth of CPU, positive figures.
     metrics = run.data.metrics
-    assert metrics["compute_devices"] >= 2 and summary.training.compute.figures["devices"] >= 2
+    assert metrics["compute/devices"] >= 2 and summary.training.compute.figures["devices"] >= 2
     for key in (
-        "compute_seconds",
-        "compute_device_hours",
-        "compute_energy_kwh",
-        "compute_cost",
-        "compute_samples_per_second",
-        "total_compute_cost",
+        "compute/seconds",
+        "compute/device_hours",
+        "compute/energy_kwh",
+        "compute/cost",
+        "compute/samples_per_second",
+        "compute/total/cost",
     ):
         assert metrics[key] > 0, key
     # No stray experiment or run from another rank (MLflow's own "Default" always exists).

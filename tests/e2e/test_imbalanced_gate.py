@@ -87,13 +87,13 @@ def test_mlflow_and_the_registry_carry_the_figures(story):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(summary.mlflow_run_id)
     metrics = run.data.metrics
-    for key in ("test_pr_auc", "test_roc_auc", "test_precision_rare", "test_recall_common"):
+    for key in ("test/pr_auc", "test/roc_auc", "test/precision_rare", "test/recall_common"):
         assert key in metrics, key
-    assert metrics["baseline_bag_of_words_test_pr_auc"] == pytest.approx(
+    assert metrics["test/baseline/bag_of_words/pr_auc"] == pytest.approx(
         summary.decision.figures["bag_of_words"]["pr_auc"]
     )
-    assert "baseline_majority_test_recall_rare" in metrics
-    assert "val_recall_rare" in metrics  # per epoch
+    assert "test/baseline/majority/recall_rare" in metrics
+    assert "val/recall_rare" in metrics  # per epoch
     assert run.data.params["train.class_weights"] == "balanced"
     markdown = client.download_artifacts(run.info.run_id, "gate/decision.md", str(home))
     text = Path(markdown).read_text(encoding="utf-8")

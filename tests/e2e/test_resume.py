@@ -12,6 +12,9 @@ import time
 import pytest
 import yaml
 
+from modelyard.registry.mlflow_registry import MlflowRegistry
+from modelyard.registry.training_log import recorded_attempts
+
 pytestmark = pytest.mark.slow
 
 
@@ -70,15 +73,15 @@ def test_killed_retrain_resumes_from_its_checkpoint(
 
     (run,) = client.search_runs([experiment])
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
-    assert run.data.metrics["resumed_from_step"] == last_step
-    assert run.data.metrics["train_steps"] == 3 * 33
+    assert run.data.metrics["train/resumed_from_step"] == last_step
+    assert run.data.metrics["train/steps"] == 3 * 33
     assert len(client.search_model_versions("name='resumed'")) == 1
     # The killed attempt's compute is part of what the version cost.
-    attempts = {
-        m.step: m.value for m in client.get_metric_history(run.info.run_id, "attempt_device_hours")
-    }
-    assert sorted(attempts) == [1, 2] and all(value > 0 for value in attempts.values())
-    assert run.data.metrics["total_compute_attempts"] == 2
-    assert run.data.metrics["total_compute_device_hours"] == pytest.approx(sum(attempts.values()))
-    assert run.data.metrics["total_compute_cost"] > run.data.metrics["compute_cost"] > 0
+    # One record per attempt (the killed one's last interim figures), read back for the total.
+    registry = MlflowRegistry(uri, "modelyard")
+    attempts = [a["device_hours"] for a in recorded_attempts(registry, run.info.run_id)]
+    assert len(attempts) == 2 and all(value > 0 for value in attempts)
+    assert run.data.metrics["compute/total/attempts"] == 2
+    assert run.data.metrics["compute/total/device_hours"] == pytest.approx(sum(attempts))
+    assert run.data.metrics["compute/total/cost"] > run.data.metrics["compute/cost"] > 0
     assert not list(runs.iterdir())  # the run directory is gone once the run is complete

@@ -4,6 +4,8 @@ temporary MLflow store: registry state after a promotion, after a rejection, aft
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 
@@ -98,11 +100,36 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 
     run = client.get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
-    assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {md5}
+    # One input per split: its own name, digest of its rows and row count; the file's md5 a tag.
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    ref = f"{env['data'].stem}@{md5[:10]}"
+    assert sorted(inputs) == [f"{ref}/test", f"{ref}/train", f"{ref}/validation"]
+    assert len({i.dataset.digest for i in inputs.values()}) == 3
+    for split, size in (("train", "train"), ("validation", "val"), ("test", "test")):
+        found = inputs[f"{ref}/{split}"]
+        assert json.loads(found.dataset.profile)["num_rows"] == first.dataset.splits[size]
+        assert {t.key: t.value for t in found.tags}["modelyard.file_md5"] == md5
+        assert Path(json.loads(found.dataset.source)["uri"]).is_file()
+    # Provenance under MLflow's standard names, and a description with the outcome and links.
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.git.commit"]
+    assert run.data.tags["mlflow.source.name"] == "flows/retrain.py:retrain"
+    note = run.data.tags["mlflow.note.content"]
+    assert f"on **{ref}**" in note and "**Gate: PROMOTE**" in note
+    assert f"`{NAME}@production` is version 1" in note and "validation/index.html" in note
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.note.content"]
     assert run.data.params["model.backbone"] == "tiny"
-    assert run.data.metrics["test_accuracy"] == pytest.approx(first.candidate["accuracy"])
-    assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 5  # per epoch
-    assert len(client.get_metric_history(run.info.run_id, "train_loss")) > 3  # per step
+    assert run.data.metrics["test/accuracy"] == pytest.approx(first.candidate["accuracy"])
+    assert len(client.get_metric_history(run.info.run_id, "val/macro_f1")) == 5  # per epoch
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) > 3  # per step
+    groups = {key.split("/")[0] for key in run.data.metrics}
+    assert groups == {"train", "val", "test", "slice", "data", "compute"}, groups
+    # The version describes itself with its gate report; the logged model links the version.
+    assert version.description.startswith("**Gate: PROMOTE**")
+    assert client.get_registered_model(NAME).description
+    (logged_model,) = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    assert json.loads(logged_model.tags["mlflow.modelVersions"]) == [{"name": NAME, "version": "1"}]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "gate")} == {
@@ -116,14 +143,33 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
         "validation/0-rows.html",
         "validation/1-statistics.html",
     } <= docs
-    assert run.data.metrics["data_duplicate_fraction"] == 0.0
+    assert run.data.metrics["data/duplicate_fraction"] == 0.0
     assert run.data.tags["modelyard.validation"] == "passed"
 
 
 def test_validation_is_a_prefect_artifact_of_the_run(first, client):
-    markdown = _prefect_artifact(client, first.mlflow_run_id, "data-validation")
+    markdown = _prefect_artifact(client, first.mlflow_run_id, f"data-validation-{NAME}")
     assert "passed" in markdown and "20/20 expectations passed on 1500 rows" in markdown
     assert "| labels in the configured set ['negative', 'neutral', 'positive'] |" in markdown
+
+
+def test_prefect_flow_run_is_named_tagged_and_linked(first, env, client):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    run = client.get_run(first.mlflow_run_id)
+    ref = run.data.tags["modelyard.dataset_version"]
+    assert ref == f"{env['data'].stem}@{first.dataset.md5[:10]}"
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(UUID(run.data.tags["modelyard.prefect_flow_run_id"]))
+    assert flow_run.name == f"retrain {NAME} on {ref}"
+    assert {f"model:{NAME}", f"dataset:{ref}", "trigger:manual"} <= set(flow_run.tags)
+    experiment = run.info.experiment_id
+    link = _prefect_artifact(client, first.mlflow_run_id, f"mlflow-run-{NAME}")
+    assert f"/#/experiments/{experiment}/runs/{first.mlflow_run_id})" in link
+    link = _prefect_artifact(client, first.mlflow_run_id, f"model-version-{NAME}")
+    assert f"/#/models/{NAME}/versions/1)" in link
 
 
 def test_candidate_beats_the_majority_baseline(first):
@@ -221,7 +267,7 @@ def test_explanation_report_in_mlflow_and_prefect(first, client, tmp_path):
     assert len(report["worst_misclassified"]) <= 5
     for mistake in report["worst_misclassified"]:
         assert mistake["true"] != mistake["predicted"] and mistake["tokens"]
-    markdown = _prefect_artifact(client, run_id, "explanations")
+    markdown = _prefect_artifact(client, run_id, f"explanations-{NAME}")
     assert "What drives each class" in markdown and "Most confident mistakes" in markdown
 
 
@@ -229,24 +275,28 @@ def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
     run = client.get_run(first.mlflow_run_id)
     metrics = run.data.metrics
     for key in (
-        "compute_seconds",
-        "compute_device_hours",
-        "compute_samples_per_second",
-        "compute_energy_kwh",
-        "compute_cost",
-        "compute_devices",
-        "total_compute_cost",
-        "total_compute_device_hours",
-        "total_compute_energy_kwh",
+        "compute/seconds",
+        "compute/device_hours",
+        "compute/samples_per_second",
+        "compute/energy_kwh",
+        "compute/cost",
+        "compute/devices",
+        "compute/total/cost",
+        "compute/total/device_hours",
+        "compute/total/energy_kwh",
     ):
         assert metrics[key] > 0, key
-    assert metrics["total_compute_attempts"] == 1
+    assert metrics["compute/total/attempts"] == 1
+    # Each figure once (step 0), none drawn against an attempt number.
+    history = client.get_metric_history(first.mlflow_run_id, "compute/device_hours")
+    assert [m.step for m in history] == [0]
+    assert not any(key.startswith("attempt_") for key in metrics)
     assert run.data.tags["modelyard.compute.device"] == "cpu"
     assert run.data.tags["modelyard.compute.energy_source"] in ("codecarbon", "estimate")
     compute = first.decision.compute
-    assert compute["cost"] == pytest.approx(metrics["compute_cost"])
+    assert compute["cost"] == pytest.approx(metrics["compute/cost"])
     assert compute["device_hours"] == pytest.approx(compute["devices"] * compute["seconds"] / 3600)
-    markdown = _prefect_artifact(client, first.mlflow_run_id, "gate-decision")
+    markdown = _prefect_artifact(client, first.mlflow_run_id, f"gate-decision-{NAME}")
     assert "**Compute** (not gated):" in markdown and "device-h" in markdown
 
 
@@ -332,9 +382,9 @@ def test_dp_fine_tune_reports_a_finite_epsilon_and_the_gate_holds_it_to_the_budg
     assert not check.passed and check.candidate == pytest.approx(epsilon)
     assert f"ε {epsilon:.3f} over the privacy budget 1" in check.reason
     run = client.get_run(over.mlflow_run_id).data
-    assert run.metrics["dp_epsilon"] == pytest.approx(epsilon)
-    assert run.metrics["dp_delta"] == 1e-5 and run.metrics["dp_noise_multiplier"] > 0
-    assert run.metrics["compute_cost"] > 0
+    assert run.metrics["train/dp_epsilon"] == pytest.approx(epsilon)
+    assert run.metrics["train/dp_delta"] == 1e-5 and run.metrics["train/dp_noise_multiplier"] > 0
+    assert run.metrics["compute/cost"] > 0
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
 
     within = retrain(params_path=env["params"], overrides={**private, "gate.max_epsilon": 5.0})

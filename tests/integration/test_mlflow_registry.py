@@ -1,13 +1,18 @@
 """The MLflow adapter on a temporary SQLite store: runs, dataset digest, pyfunc model, registry."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from modelyard.config import ModelParams, TinyBackbone
+from modelyard.data.dataset import Splits
 from modelyard.data.identity import dataset_version
 from modelyard.inference import TextClassifier
 from modelyard.registry.mlflow_registry import PRODUCTION, STAGING, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
+from modelyard.registry.tracking import DataOrigin, rows_md5, split_inputs
 from modelyard.training.model import build_model
 from tests.helpers.models import predict_in_fresh_process
 
@@ -39,7 +44,9 @@ def logged(store, model_dir, tmp_path_factory):
     run_id = registry.start_run("test-run", {"modelyard.dataset_md5": version.md5})
     registry.log_params(run_id, {"train.epochs": 1})
     registry.log_metrics(run_id, {"val_accuracy": 0.5}, step=1)
-    registry.log_dataset(run_id, version, frame, "train", name="d")
+    splits = Splits(frame.iloc[:1], frame.iloc[1:2], frame.iloc[2:])
+    for entry in split_inputs(DataOrigin.of_file(version), splits):
+        registry.log_dataset(run_id, entry)
     example = frame[["text"]]
     outputs = predictions_frame(TextClassifier.load(model_dir), TEXTS)
     model_uri = registry.log_model(run_id, model_dir, example, outputs)
@@ -53,10 +60,17 @@ def test_run_has_params_metrics_and_dataset_digest(store, logged):
     run = registry.client.get_run(run_id)
     assert run.data.params["train.epochs"] == "1"
     assert run.data.metrics["val_accuracy"] == 0.5
-    inputs = run.inputs.dataset_inputs
-    assert len(inputs) == 1
-    assert inputs[0].dataset.digest == version.md5
-    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "train"
+    # One input per split, each its own name, rows and digest; the file's md5 an input tag.
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert sorted(inputs) == [f"d@{version.short}/{s}" for s in ("test", "train", "validation")]
+    assert len({i.dataset.digest for i in inputs.values()}) == 3
+    train = inputs[f"d@{version.short}/train"]
+    tags = {t.key: t.value for t in train.tags}
+    assert tags["mlflow.data.context"] == "train" and tags["modelyard.file_md5"] == version.md5
+    assert train.dataset.digest == rows_md5(pd.DataFrame({"text": TEXTS[:1], "label": LABELS[:1]}))
+    assert json.loads(train.dataset.profile)["num_rows"] == 1
+    source = json.loads(train.dataset.source)["uri"]
+    assert train.dataset.source_type == "local" and Path(source).is_file()
     assert run.info.status == "FINISHED"
 
 
@@ -76,6 +90,16 @@ def test_register_tag_and_alias(store, logged):
     info = registry.version_info(name, v2)
     assert info.tags == {"dataset_md5": version.md5, "rejected": "true"}
     assert info.aliases == [STAGING] and info.run_id == run_id
+    # The logged model names both versions (its page links them instead of "Not registered").
+    logged_model = registry.client.get_logged_model(model_uri.removeprefix("models:/"))
+    assert json.loads(logged_model.tags["mlflow.modelVersions"]) == [
+        {"name": name, "version": "1"},
+        {"name": name, "version": "2"},
+    ]
+    registry.describe_model(name, "what it is")
+    registry.describe_version(name, v1, "**Gate: PROMOTE**")
+    assert registry.client.get_registered_model(name).description == "what it is"
+    assert registry.client.get_model_version(name, v1).description == "**Gate: PROMOTE**"
 
 
 def test_production_model_predicts_like_the_saved_directory(store, logged, model_dir):
