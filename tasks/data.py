@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from modelyard.adapters import datasets as sources
 from modelyard.adapters.catalog import CatalogError
@@ -22,7 +23,7 @@ from modelyard.data.validation import (
     validate_datasets,
     write_data_docs,
 )
-from modelyard.orchestration.runs import artifact_key
+from modelyard.orchestration.runs import artifact_key, run_title
 
 
 class Rejected:
@@ -78,7 +79,10 @@ def validate_dataset(
 ) -> tuple[ValidationReport, Path]:
     """The expectation suite; Data Docs written to `docs_dir`, a summary as a Prefect artifact."""
     report = validate_datasets(frame, params.data, params.validation, test)
-    docs = write_data_docs(report, docs_dir, source)
+    # The Data Docs name the run as Prefect does (the retrain flow is the only caller).
+    run = flow_run.get_id()
+    run_name = run_title(params.model.name, source) + (f" (flow run {run})" if run else "")
+    docs = write_data_docs(report, docs_dir, source, run_name=run_name)
     verdict = "passed" if report.success else "**FAILED**"
     index = (docs / "index.html").resolve()
     create_markdown_artifact(
