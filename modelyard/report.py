@@ -125,6 +125,20 @@ def _baseline_lines(summary: RetrainSummary) -> list[str]:
     return lines
 
 
+def _training_lines(training: TrainingSummary) -> list[str]:
+    note = (
+        f"; resumed from step {training.resumed_from_step}"
+        if training.resumed_from_step is not None
+        else ""
+    )
+    lines = [f"training  {training.steps} steps on {training.device} ({training.precision}){note}"]
+    if training.dp_epsilon is not None:
+        lines.append(f"privacy   differentially private: ε = {training.dp_epsilon:.3f}")
+    if (compute := training.compute.line()) is not None:
+        lines.append(f"compute   {compute}")
+    return lines
+
+
 def print_summary(summary: RetrainSummary) -> None:
     from rich.console import Console
 
@@ -139,20 +153,9 @@ def print_summary(summary: RetrainSummary) -> None:
         console.print(
             f"data      {summary.validation.summary}; Data Docs: {summary.validation.docs}"
         )
-    training = summary.training
-    if training is not None:
-        note = (
-            f"; resumed from step {training.resumed_from_step}"
-            if training.resumed_from_step is not None
-            else ""
-        )
-        console.print(
-            f"training  {training.steps} steps on {training.device} ({training.precision}){note}"
-        )
-        if training.dp_epsilon is not None:
-            console.print(f"privacy   differentially private: ε = {training.dp_epsilon:.3f}")
-        if (compute := training.compute.line()) is not None:
-            console.print(f"compute   {compute}")
+    if summary.training is not None:
+        for line in _training_lines(summary.training):
+            console.print(line)
     console.print(_metrics_table(summary))
     for note in decision.notes:
         console.print(f"compared  {note}")

@@ -175,28 +175,43 @@ def compare_and_promote(
                 )
                 return Promotion([], decision, compared_with, True, recheck_report)
             reason = f"{reason}; re-checked against version {current}"
-        for alias in aliases:
-            moved = audit.move(
-                registry,
-                name,
-                alias,
-                version,
-                kind="promote",
-                actor=actor,
-                reason=reason,
-                gate_report=report_uri,
-            )
-            log.info(
-                "%s@%s: %s",
-                name,
-                alias,
-                f"already at version {version}"
-                if moved is None
-                else f"version {moved.from_version or '—'} -> {version} (audited)",
-            )
+        _move_aliases(registry, audit, case, aliases, actor, reason, report_uri, log)
     return Promotion(
         list(aliases), decision, compared_with, recheck_report is not None, recheck_report
     )
+
+
+def _move_aliases(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    aliases: list[str],
+    actor: str,
+    reason: str,
+    report_uri: str,
+    log: Log,
+) -> None:
+    """Each alias to the candidate, audited (called inside the model's promotion lock)."""
+    name, version = case.name, case.version
+    for alias in aliases:
+        moved = audit.move(
+            registry,
+            name,
+            alias,
+            version,
+            kind="promote",
+            actor=actor,
+            reason=reason,
+            gate_report=report_uri,
+        )
+        log.info(
+            "%s@%s: %s",
+            name,
+            alias,
+            f"already at version {version}"
+            if moved is None
+            else f"version {moved.from_version or '—'} -> {version} (audited)",
+        )
 
 
 def recheck(

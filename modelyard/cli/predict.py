@@ -9,18 +9,39 @@ import typer
 
 from modelyard.cli._common import Refused, noting
 
+# The command's longer options, named once here so that its signature stays readable.
+_Input = Annotated[
+    str,
+    typer.Option(
+        "--input", help="CSV/TSV/Parquet/JSONL file, or sql:TABLE in the platform database."
+    ),
+]
+_Output = Annotated[
+    str,
+    typer.Option("--output", help="Where to write (same forms); the suffix picks the format."),
+]
+_Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Overwrite an existing output file or table (atomically, once every "
+        "row is scored). The platform's own tables are never written.",
+    ),
+]
+_SkipInvalid = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid",
+        help="Leave out rows whose text is empty or not text (they are "
+        "listed; the output has no row for them) instead of "
+        "refusing the input.",
+    ),
+]
+
 
 def predict(
-    input: Annotated[
-        str,
-        typer.Option(
-            "--input", help="CSV/TSV/Parquet/JSONL file, or sql:TABLE in the platform database."
-        ),
-    ],
-    output: Annotated[
-        str,
-        typer.Option("--output", help="Where to write (same forms); the suffix picks the format."),
-    ],
+    input: _Input,
+    output: _Output,
     params: Annotated[Path, typer.Option(help="The params file (model.name).")] = Path(
         "params.yaml"
     ),
@@ -28,23 +49,8 @@ def predict(
     version: Annotated[str | None, typer.Option(help="A version instead of the alias.")] = None,
     text_column: Annotated[str | None, typer.Option(help="Default: data.text_column.")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per resumable chunk.", min=1)] = 10000,
-    replace: Annotated[
-        bool,
-        typer.Option(
-            "--replace",
-            help="Overwrite an existing output file or table (atomically, once every "
-            "row is scored). The platform's own tables are never written.",
-        ),
-    ] = False,
-    skip_invalid: Annotated[
-        bool,
-        typer.Option(
-            "--skip-invalid",
-            help="Leave out rows whose text is empty or not text (they are "
-            "listed; the output has no row for them) instead of "
-            "refusing the input.",
-        ),
-    ] = False,
+    replace: _Replace = False,
+    skip_invalid: _SkipInvalid = False,
 ) -> None:
     """Batch prediction (the batch-predict flow): resumable, one model version per output."""
     import sys
