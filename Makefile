@@ -10,7 +10,7 @@ STAMP := $(VENV)/.modelyard-installed
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint data ui browser clean up down docs image image-cuda
+.PHONY: install run test lint data ui browser docs-screens clean up down docs image image-cuda
 
 # The container image (Dockerfile): `make image` builds and tags $(IMAGE):$(VERSION) (the CPU
 # build of torch), `make image-cuda` $(IMAGE):$(VERSION)-cuda (torch's CUDA build TORCH_CUDA,
@@ -88,6 +88,13 @@ ui: install
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
+# Screenshots of the MLflow and Prefect pages a retrain leaves (the browser test's), for the
+# docs: docs/images/ui/*.png.
+docs-screens: install browser
+	mkdir -p docs/images/ui
+	DOCS_SCREENS_DIR=$(CURDIR)/docs/images/ui $(BIN)/python -m pytest -n 0 -p no:randomly -q \
+		tests/e2e/test_ui_in_browser.py
 
 # Production mode on this machine: Prefect server + MLflow server on PostgreSQL
 # (MODELYARD_STACK_POSTGRES, default postgresql://postgres@127.0.0.1:5432; databases of this
