@@ -142,7 +142,7 @@ def test_shifted_traffic_is_degraded_and_recorded(trained):
     assert _runs(database) == [(True, 400)]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitor"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"monitor-{TINY_MODEL}"]))
         )
     assert any("DEGRADED" in a.data for a in artifacts)
     assert report["action"]["kind"] == "alert"  # 100 new labels, fewer than the 150 it needs
