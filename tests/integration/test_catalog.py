@@ -65,6 +65,10 @@ def test_round_trip_through_the_remote_by_version(project, tmp_path):
         assert source.path.read_bytes() == expected.read_bytes()
         assert source.version.md5 == file_md5(expected)
         assert source.version.dvc_pointer_md5 == source.version.md5
+        # Where a person (or MLflow's dataset source) finds those bytes: the remote's copy.
+        md5 = source.version.md5
+        assert source.uri is not None and source.uri.endswith(f"/md5/{md5[:2]}/{md5[2:]}")
+        assert Path(source.uri).read_bytes() == expected.read_bytes()
 
     # A worker that only knows the repository's URL and a git revision.
     url = project.resolve().as_uri()
@@ -72,6 +76,7 @@ def test_round_trip_through_the_remote_by_version(project, tmp_path):
     source = sources.resolve("reviews@2", url, None, elsewhere / "url-cache")
     assert file_md5(source.path) == second.entry.md5
     assert source.label == f"reviews@2 of {url} (data/datasets/reviews/v2.csv)"
+    assert source.uri == f"{url}/data/datasets/reviews/v2.csv"
     # A git revision as the version: the dataset's latest version at that commit.
     v3 = write_reviews(tmp_path / "in" / "third.csv", ReviewSpec(rows=330, seed=3))
     sources.add(project, v3, "reviews", PARAMS)
