@@ -234,10 +234,12 @@ class MlflowRegistry:
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
 
     def describe_experiment(self, description: str) -> None:
-        """The experiment's description (the note MLflow's UI shows above its runs)."""
+        """The experiment's description (the note MLflow's UI shows above its runs), unless it
+        has one: a person's own words are kept."""
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-        self.client.set_experiment_tag(self.experiment_id, MLFLOW_RUN_NOTE, description)
+        if not self.client.get_experiment(self.experiment_id).tags.get(MLFLOW_RUN_NOTE):
+            self.client.set_experiment_tag(self.experiment_id, MLFLOW_RUN_NOTE, description)
 
     def list_artifacts(self, run_id: str, path: str) -> list[str]:
         """The paths of a run's artifacts under `path` (none when there is no such folder)."""
@@ -325,7 +327,9 @@ class MlflowRegistry:
             )
 
     def describe_model(self, name: str, description: str) -> None:
-        self.client.update_registered_model(name, description=description)
+        """The registered model's description, unless it has one (a person's is kept)."""
+        if not self.client.get_registered_model(name).description:
+            self.client.update_registered_model(name, description=description)
 
     def describe_version(self, name: str, version: str, description: str) -> None:
         """The version's description (markdown: MLflow's version page renders it)."""

@@ -1,7 +1,7 @@
 """What a person sees, read in a real browser: after the session's tiny retrain, MLflow's UI and
 a Prefect server (started as `modelyard ui` starts them, on free ports) are opened in headless
 Chromium: the run page, the version page, the Prefect flow run and its link artifact. Each page
-must say what it must say, and no page may ask anything of another machine.
+must say what it must say, raise no uncaught script error, and ask nothing of another machine.
 
 Needs Debian's `chromium` (`make browser` installs it; CI's `.ci/run` does): skipped without.
 """
@@ -134,6 +134,7 @@ def test_the_pages_a_person_reads(uis, page, tmp_path):
     page.open(f"{uis.prefect}/artifacts/artifact/{_artifact_id(f'mlflow-run-{TINY_MODEL}')}")
     page.wait_for(f"MLflow run {uis.run_id}")
     assert page.outside_requests() == [], page.outside_requests()
+    assert page.errors == [], page.errors  # no uncaught script error on any page
 
 
 def _artifact_id(key: str) -> str:

@@ -97,6 +97,7 @@ def test_register_tag_and_alias(store, logged):
         {"name": name, "version": "2"},
     ]
     registry.describe_model(name, "what it is")
+    registry.describe_model(name, "not this: a description, once there, is kept")
     registry.describe_version(name, v1, "**Gate: PROMOTE**")
     assert registry.client.get_registered_model(name).description == "what it is"
     assert registry.client.get_model_version(name, v1).description == "**Gate: PROMOTE**"
