@@ -17,11 +17,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.training.loop import TrainResult
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sst2"
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--rows", type=int, default=4000)
@@ -30,7 +34,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--require-cuda", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
 
     from modelyard.config import Params
     from modelyard.data import dataset as ds
@@ -75,13 +83,7 @@ def main() -> int:
     )
     result = trained.result
     print(f"rows: train {len(splits.train)}, val {len(splits.val)}, dev {len(splits.test)}")
-    print(
-        f"device {result.device}, precision {result.precision} (bf16: {result.precision == 'bf16'})"
-    )
-    print(
-        f"steps {result.steps}, {result.samples_per_second:.1f} samples/s, "
-        f"peak memory {result.peak_memory_mb:.0f} MiB, {time.perf_counter() - started:.0f} s"
-    )
+    _print_run(result, time.perf_counter() - started)
     print(f"SST-2 dev accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}")
     _print_figures(
         {
@@ -94,6 +96,16 @@ def main() -> int:
         print(f"FAIL: training ran on {result.device}, not on a CUDA GPU", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_run(result: TrainResult, seconds: float) -> None:
+    print(
+        f"device {result.device}, precision {result.precision} (bf16: {result.precision == 'bf16'})"
+    )
+    print(
+        f"steps {result.steps}, {result.samples_per_second:.1f} samples/s, "
+        f"peak memory {result.peak_memory_mb:.0f} MiB, {seconds:.0f} s"
+    )
 
 
 def _print_figures(columns: dict[str, dict[str, float]]) -> None:

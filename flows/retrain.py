@@ -37,7 +37,7 @@ from modelyard.orchestration.runs import flow_run_url, name_flow_run
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.splits import membership_md5
-from modelyard.registry.tracking import OpenedRun, RunStory
+from modelyard.registry.tracking import DataOrigin, OpenedRun, RunStory
 from modelyard.report import (
     ApprovalSummary,
     ComputeSummary,
@@ -147,23 +147,44 @@ def retrain(
         promoted = _promote(
             registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
         )
-        story = RunStory(
-            name,
-            origin.ref,
-            origin.version.md5,
-            flow_run_id,
-            flow_run_url(flow_run_id),
-            decision=promoted.decision,
-            version=version,
-            production=registry.alias_version(name, tag.PRODUCTION),
-        )
-        describe_and_link(registry, run_id, story, settings.resolved_mlflow_ui_url())
+        _describe_run(registry, settings, name, origin, flow_run_id, run_id, promoted, version)
     summary = _summary(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
     )
-    after = summary.production_version_after
+    return _outcome(summary, promoted)
+
+
+def _describe_run(
+    registry: MlflowRegistry,
+    settings: Settings,
+    name: str,
+    origin: DataOrigin,
+    flow_run_id: str,
+    run_id: str,
+    promoted: Promoted,
+    version: str | None,
+) -> None:
+    """The MLflow run's description and links, once the decision is known."""
+    story = RunStory(
+        name,
+        origin.ref,
+        origin.version.md5,
+        flow_run_id,
+        flow_run_url(flow_run_id),
+        decision=promoted.decision,
+        version=version,
+        production=registry.alias_version(name, tag.PRODUCTION),
+    )
+    describe_and_link(registry, run_id, story, settings.resolved_mlflow_ui_url())
+
+
+def _outcome(summary: RetrainSummary, promoted: Promoted) -> RetrainSummary | State:
+    """The summary; Failed (carrying it) when the new version did not deploy."""
     get_run_logger().info(
-        "decision %s; %s@production is version %s", promoted.decision.verdict, name, after
+        "decision %s; %s@production is version %s",
+        promoted.decision.verdict,
+        summary.model,
+        summary.production_version_after,
     )
     if promoted.deploy_failure is not None:
         return Failed(message=promoted.deploy_failure, data=summary)

@@ -111,21 +111,10 @@ def wait_for_approval(
     The version carries the paused flow run's id while it waits, which is how
     `modelyard models approve NAME VERSION` finds the run to resume.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-    from prefect.states import Running
-
-    logger = get_run_logger()
     registry.set_version_tags(
         name, version, {tag.APPROVAL: tag.APPROVAL_WAITING, tag.APPROVAL_FLOW_RUN: flow_run_id}
     )
-    description = (
-        f"**Approve {name} version {version} for production?**\n\n"
-        f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
-        f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}"
-    )
-    logger.info(
+    get_run_logger().info(
         "waiting up to %d s for approval of %s version %s (modelyard models approve %s "
         "%s, or the Prefect UI)",
         timeout_s,
@@ -134,26 +123,7 @@ def wait_for_approval(
         name,
         version,
     )
-    try:
-        answer = pause_flow_run(
-            wait_for_input=Approval.with_initial_data(description=description, approve=True),
-            timeout=timeout_s,
-            poll_interval=max(1, min(5, timeout_s // 10)),
-            key=f"approve-{name}-{version}",
-        )
-        outcome = ApprovalOutcome(
-            "approved" if answer.approve else "rejected",
-            answer.reviewer or "unnamed reviewer",
-            answer.reason,
-        )
-    except FlowPauseTimeout:
-        # Prefect fails a run whose pause expired; the run's own outcome here is "not
-        # promoted", so it takes itself out of the pause and finishes normally.
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(
-                flow_run_id, Running(message="approval timed out"), force=True
-            )
-        outcome = ApprovalOutcome("timed out", "nobody", f"no answer within {timeout_s} s")
+    outcome = _paused_for_answer(name, version, flow_run_id, timeout_s, decision)
     registry.set_version_tags(
         name,
         version,
@@ -163,7 +133,43 @@ def wait_for_approval(
             tag.APPROVAL_REASON: outcome.reason or "—",
         },
     )
-    logger.info(
+    get_run_logger().info(
         "approval of %s version %s: %s by %s", name, version, outcome.status, outcome.reviewer
     )
     return outcome
+
+
+def _paused_for_answer(
+    name: str, version: str, flow_run_id: str, timeout_s: int, decision: GateDecision
+) -> ApprovalOutcome:
+    """The flow run paused until a reviewer answers, or `timeout_s` passes."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+    from prefect.states import Running
+
+    description = (
+        f"**Approve {name} version {version} for production?**\n\n"
+        f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
+        f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}"
+    )
+    try:
+        answer = pause_flow_run(
+            wait_for_input=Approval.with_initial_data(description=description, approve=True),
+            timeout=timeout_s,
+            poll_interval=max(1, min(5, timeout_s // 10)),
+            key=f"approve-{name}-{version}",
+        )
+    except FlowPauseTimeout:
+        # Prefect fails a run whose pause expired; the run's own outcome here is "not
+        # promoted", so it takes itself out of the pause and finishes normally.
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(
+                flow_run_id, Running(message="approval timed out"), force=True
+            )
+        return ApprovalOutcome("timed out", "nobody", f"no answer within {timeout_s} s")
+    return ApprovalOutcome(
+        "approved" if answer.approve else "rejected",
+        answer.reviewer or "unnamed reviewer",
+        answer.reason,
+    )

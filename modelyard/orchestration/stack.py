@@ -203,79 +203,75 @@ def busy_ports(config: StackConfig) -> list[str]:
     return busy
 
 
-def commands(config: StackConfig) -> dict[str, tuple[list[str], dict[str, str], str]]:
+Command = tuple[list[str], dict[str, str], str]
+
+
+def commands(config: StackConfig) -> dict[str, Command]:
     """Per service: argv, environment additions, and the URL that says it is up."""
-    bin_dir = Path(sys.executable).parent
-    client = config.client_env()
-    prefect_home = str(config.root / "prefect-home")
-    # The worker's flow runs ask the model server to reload with it after a promotion.
-    token = {ADMIN_TOKEN_ENV: config.admin_token} if config.admin_token else {}
     return {
-        "prefect": (
-            [
-                str(bin_dir / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(config.prefect_port),
-            ],
-            {
-                "PREFECT_API_DATABASE_CONNECTION_URL": config.database("prefect", "asyncpg"),
-                "PREFECT_HOME": prefect_home,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                # The UI calls the API it was served from, on whatever port (else :4200).
-                "PREFECT_UI_API_URL": f"{config.urls['prefect']}/api",
-            },
-            f"{config.urls['prefect']}/api/health",
-        ),
-        "mlflow": (
-            [
-                str(bin_dir / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(config.mlflow_port),
-                "--backend-store-uri",
-                config.database("mlflow"),
-                "--artifacts-destination",
-                config.artifacts or (config.root / "artifacts").as_uri(),
-                "--workers",
-                "1",
-            ],
-            {},
-            f"{config.urls['mlflow']}/health",
-        ),
-        "worker": (
-            [
-                str(bin_dir / "prefect"),
-                "worker",
-                "start",
-                "--pool",
-                config.work_pool,
-                "--type",
-                "process",
-            ],
-            {**client, "PREFECT_HOME": prefect_home, **token},
-            "",
-        ),
-        "model": (
-            [
-                sys.executable,
-                "-m",
-                "modelyard",
-                "serve",
-                "--params",
-                str(config.params),
-                "--port",
-                str(config.model_port),
-            ],
-            {**client, **token},
-            f"{config.urls['model']}/health",
-        ),
+        "prefect": _prefect_server(config),
+        "mlflow": _mlflow_server(config),
+        "worker": _worker(config),
+        "model": _model_server(config),
     }
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _token(config: StackConfig) -> dict[str, str]:
+    # The worker's flow runs ask the model server to reload with it after a promotion.
+    return {ADMIN_TOKEN_ENV: config.admin_token} if config.admin_token else {}
+
+
+def _prefect_server(config: StackConfig) -> Command:
+    argv = [_bin("prefect"), "server", "start", "--host", "127.0.0.1"]
+    return (
+        [*argv, "--port", str(config.prefect_port)],
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": config.database("prefect", "asyncpg"),
+            "PREFECT_HOME": str(config.root / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # The UI calls the API it was served from, on whatever port (else :4200).
+            "PREFECT_UI_API_URL": f"{config.urls['prefect']}/api",
+        },
+        f"{config.urls['prefect']}/api/health",
+    )
+
+
+def _mlflow_server(config: StackConfig) -> Command:
+    argv = [_bin("mlflow"), "server", "--host", "127.0.0.1", "--workers", "1"]
+    artifacts = config.artifacts or (config.root / "artifacts").as_uri()
+    return (
+        [
+            *argv,
+            *("--port", str(config.mlflow_port)),
+            *("--backend-store-uri", config.database("mlflow")),
+            *("--artifacts-destination", artifacts),
+        ],
+        {},
+        f"{config.urls['mlflow']}/health",
+    )
+
+
+def _worker(config: StackConfig) -> Command:
+    argv = [_bin("prefect"), "worker", "start", "--type", "process"]
+    environment = {"PREFECT_HOME": str(config.root / "prefect-home")}
+    return (
+        [*argv, "--pool", config.work_pool],
+        {**config.client_env(), **environment, **_token(config)},
+        "",
+    )
+
+
+def _model_server(config: StackConfig) -> Command:
+    argv = [sys.executable, "-m", "modelyard", "serve", "--params", str(config.params)]
+    return (
+        [*argv, "--port", str(config.model_port)],
+        {**config.client_env(), **_token(config)},
+        f"{config.urls['model']}/health",
+    )
 
 
 def _wait_http(url: str, timeout_s: float) -> bool:
@@ -290,6 +286,21 @@ def _wait_http(url: str, timeout_s: float) -> bool:
             pass
         time.sleep(0.5)
     return False
+
+
+def _launch(command: Command, log_file: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """One service in a session of its own (so that it can be stopped with its children)."""
+    argv, extra, _ = command
+    with log_file.open("a") as log:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **extra},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def supervise(config: StackConfig, max_restarts: int = 5) -> None:
@@ -313,17 +324,7 @@ def supervise(config: StackConfig, max_restarts: int = 5) -> None:
     specs = commands(config)
 
     def start(service: str) -> None:
-        argv, extra, _ = specs[service]
-        with (logs / f"{service}.log").open("a") as log:
-            running[service] = subprocess.Popen(
-                argv,
-                env={**os.environ, **extra},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=config.root,
-                start_new_session=True,
-            )
+        running[service] = _launch(specs[service], logs / f"{service}.log", config.root)
         _write_state(config, running)
 
     for service in config.services:
