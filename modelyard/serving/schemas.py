@@ -86,20 +86,47 @@ class FeedbackRequest(BaseModel):
 
 
 class ExplainRequest(BaseModel):
+    """One text, under `text` or the model's own text column (as POST /predict takes it)."""
+
     model_config = ConfigDict(
-        extra="forbid",
+        extra="allow",
         json_schema_extra={
             "examples": [
                 {"text": "The sound is superb."},
                 {"text": "It does the job.", "label": "positive"},
+                {"review": "Loved it."},
             ]
         },
     )
 
-    text: str = Field(min_length=1)
+    text: str | None = Field(default=None, min_length=1)
     label: str | None = Field(
         default=None, description="The class to explain (default: the predicted one)."
     )
+
+    @model_validator(mode="after")
+    def _one_text(self) -> ExplainRequest:
+        extra = self.model_extra or {}
+        given = (["text"] if self.text is not None else []) + list(extra)
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one text, as `text` or the model's text column (`text_column` in "
+                f"GET /metadata); got {', '.join(f'`{key}`' for key in given) or 'none'}"
+            )
+        for key, value in extra.items():
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"extra field `{key}`: expected one non-empty text")
+        return self
+
+    def the_text(self, text_column: str | None = None) -> str:
+        """The text; under another field than `text`, it must be `text_column` (None: any)."""
+        if self.text is not None:
+            return self.text
+        ((key, value),) = (self.model_extra or {}).items()
+        if text_column is not None and key != text_column:
+            own = f" or `{text_column}` (its data.text_column)" if text_column != "text" else ""
+            raise ValueError(f"extra field `{key}`: this model reads `text`{own}")
+        return str(value)
 
 
 class TokenAttribution(BaseModel):

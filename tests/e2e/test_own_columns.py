@@ -73,7 +73,11 @@ def _served(uri: str, database: str) -> dict[str, object]:
             return [p["label"] for p in response.json()["predictions"]]
 
         refused = http.post("/predict", json={"body": TEXTS})
+        explained = [
+            http.post("/explain", json={field: TEXTS[0]}) for field in ("review", "text", "body")
+        ]
         return {
+            "explained": [(r.status_code, r.json().get("tokens", r.json())) for r in explained],
             "metadata": http.get("/metadata").json(),
             "review": labels({"review": TEXTS}),
             "one review": labels({"review": TEXTS[0]}),
@@ -130,5 +134,8 @@ def test_a_dataset_with_its_own_columns_from_data_add_to_pyfunc(
         422,
         "extra field `body`: this model reads `text`, `texts` or `review` (its data.text_column)",
     )
+    (own, own_tokens), (plain, plain_tokens), (other, detail) = served["explained"]
+    assert (own, plain, other) == (200, 200, 422) and own_tokens == plain_tokens
+    assert "extra field `body`: this model reads `text` or `review`" in str(detail)
     assert "expected 'review' or 'text'" in pyfunc["whole frame"]
     assert "df[['review']]" in pyfunc["whole frame"]

@@ -307,5 +307,7 @@ def test_explain_endpoint(store):
         assert http.post("/explain", json={"text": text, "label": "spam"}).status_code == 422
         assert http.post("/explain", json={"text": ""}).status_code == 422
         assert http.post("/explain", json={"texts": [text]}).status_code == 422
+        two = http.post("/explain", json={"text": text, "review": text})
+        assert two.status_code == 422 and "exactly one text" in two.text
         too_long = http.post("/explain", json={"text": "a" * 6000})
         assert too_long.status_code == 413 and "max_chars_per_text" in too_long.json()["detail"]

@@ -19,7 +19,7 @@ router = APIRouter()
     response_model=ExplainResponse,
     responses={
         413: {"description": "a text too long"},
-        422: {"description": "a label the model does not know"},
+        422: {"description": "a label the model does not know, or a field it does not read"},
         503: {"description": "no model loaded yet"},
     },
 )
@@ -29,11 +29,15 @@ async def explain_text(body: ExplainRequest, state: State) -> Any:
     stored."""
     from modelyard.explain import Explainer, to_html
 
-    serving = state.serving
-    if len(body.text) > serving.max_chars_per_text:
+    serving, current = state.serving, state.follower.current
+    try:
+        text = body.the_text(current.text_column if current is not None else None)
+    except ValueError as problem:
+        return error(422, str(problem))
+    if len(text) > serving.max_chars_per_text:
         return error(
             413,
-            f"the text has {len(body.text)} characters; the limit is "
+            f"the text has {len(text)} characters; the limit is "
             f"{serving.max_chars_per_text} (serving.max_chars_per_text)",
         )
     model = state.model_or_error()
@@ -43,7 +47,7 @@ async def explain_text(body: ExplainRequest, state: State) -> Any:
         return error(422, f"label {body.label!r} is not one of {model.labels}")
     async with state.explaining:
         explanation = await asyncio.to_thread(
-            Explainer(model.classifier, state.explain.n_steps).explain, body.text, body.label
+            Explainer(model.classifier, state.explain.n_steps).explain, text, body.label
         )
     return ExplainResponse(
         model=model.name,
