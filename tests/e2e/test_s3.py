@@ -19,7 +19,7 @@ import yaml
 
 from tests.helpers.dvc import make_dvc_project
 from tests.helpers.s3 import local_s3
-from tests.helpers.servers import free_port
+from tests.helpers.servers import stack_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 MODEL = "s3-model"
@@ -57,7 +57,7 @@ def test_dataset_versions_and_models_live_in_a_bucket(
     postgres, prefect_api, tmp_path, tiny_params, small_reviews, monkeypatch
 ):
     from modelyard.orchestration.doctor import check_dvc_remote, check_s3_artifacts
-    from modelyard.orchestration.stack import StackConfig, down, up
+    from modelyard.orchestration.stack import down, up
 
     server, prefix, _ = postgres
     params = tmp_path / "params.yaml"
@@ -96,15 +96,12 @@ def test_dataset_versions_and_models_live_in_a_bucket(
         assert not (clone / ".dvc" / "cache").exists()
 
         # `make up` with MODELYARD_STACK_ARTIFACTS=s3://BUCKET/mlflow (only its MLflow server).
-        config = StackConfig(
-            root=tmp_path / "stack",
-            postgres=server,
-            prefix=prefix,
-            prefect_port=free_port(),
-            mlflow_port=free_port(),
-            model_port=free_port(),
+        config = stack_config(
+            tmp_path / "stack",
+            server,
+            prefix,
+            params,
             services=("mlflow",),
-            params=params,
             artifacts=f"s3://{s3.bucket}/mlflow",
         )
         urls = up(config)

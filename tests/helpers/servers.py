@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from tests.helpers.wait import wait_until
@@ -44,3 +45,12 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+def stack_config(root: Path, postgres: Any, prefix: str, params: Path, **extra: Any) -> Any:
+    """A production-mode stack (`make up`) for a test: its folder, PostgreSQL server and
+    database prefix, the params it serves, every port free; `extra` as StackConfig takes it."""
+    from modelyard.orchestration.stack import StackConfig
+
+    ports = {f"{name}_port": free_port() for name in ("prefect", "mlflow", "model")}
+    return StackConfig(root=root, postgres=postgres, prefix=prefix, params=params, **ports, **extra)

@@ -19,7 +19,7 @@ import yaml
 
 from tests.helpers.dvc import reviews_project
 from tests.helpers.paths import REPO
-from tests.helpers.servers import free_port
+from tests.helpers.servers import stack_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -219,7 +219,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(
     from mlflow import MlflowClient
 
     from modelyard.orchestration import deployments
-    from modelyard.orchestration.stack import StackConfig, down, up
+    from modelyard.orchestration.stack import down, up
     from modelyard.store.audit import AuditLog
 
     server, prefix, others = postgres
@@ -241,16 +241,7 @@ def test_stack_deploys_and_runs_the_retrain_flow(
             ).model_dump(mode="json")
         )
     )
-    config = StackConfig(
-        root=tmp_path / "stack",
-        postgres=server,
-        prefix=prefix,
-        prefect_port=free_port(),
-        mlflow_port=free_port(),
-        model_port=free_port(),
-        work_pool="cpu-test",
-        params=params,
-    )
+    config = stack_config(tmp_path / "stack", server, prefix, params, work_pool="cpu-test")
     urls = up(config)
     try:
         for name, url in urls.items():

@@ -22,7 +22,7 @@ import yaml
 
 from tests.helpers.dvc import reviews_project
 from tests.helpers.paths import REPO
-from tests.helpers.servers import free_port
+from tests.helpers.servers import stack_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -110,7 +110,7 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params, small_
     from mlflow import MlflowClient
 
     from modelyard.orchestration import deployments
-    from modelyard.orchestration.stack import StackConfig, down, up
+    from modelyard.orchestration.stack import down, up
 
     server, prefix, _ = postgres
     started = time.monotonic()
@@ -141,16 +141,7 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params, small_
             ).model_dump(mode="json")
         )
     )
-    config = StackConfig(
-        root=tmp_path / "stack",
-        postgres=server,
-        prefix=prefix,
-        prefect_port=free_port(),
-        mlflow_port=free_port(),
-        model_port=free_port(),
-        work_pool="loop-test",
-        params=params,
-    )
+    config = stack_config(tmp_path / "stack", server, prefix, params, work_pool="loop-test")
     urls = up(config)
     env = config.client_env()
     try:
