@@ -131,18 +131,30 @@ def test_the_pages_a_person_reads(uis, page, tmp_path):
     page.wait_for(f"retrain {TINY_MODEL} on {uis.dataset}", f"model:{TINY_MODEL}", "trigger:")
     page.screenshot(screens / "prefect-flow-run.png")
     # Its link artifact to the MLflow run.
-    page.open(f"{uis.prefect}/artifacts/artifact/{_artifact_id(f'mlflow-run-{TINY_MODEL}')}")
+    link = _artifact_id(f"mlflow-run-{TINY_MODEL}", uis.flow_run_id)
+    page.open(f"{uis.prefect}/artifacts/artifact/{link}")
     page.wait_for(f"MLflow run {uis.run_id}")
     assert page.outside_requests() == [], page.outside_requests()
     assert page.errors == [], page.errors  # no uncaught script error on any page
 
 
-def _artifact_id(key: str) -> str:
+def _artifact_id(key: str, flow_run_id: str) -> str:
+    """The artifact `key` of this flow run (other retrains of the session's API made their own
+    versions of it)."""
+    from uuid import UUID
+
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     with get_client(sync_client=True) as prefect:
         (found,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+            )
         )
     return str(found.id)
