@@ -250,7 +250,9 @@ def _mlflow_server(config: StackConfig) -> Command:
             *("--backend-store-uri", config.database("mlflow")),
             *("--artifacts-destination", artifacts),
         ],
-        {},
+        # MLflow's job runner (GenAI judges, trace rollups) starts two more processes that
+        # ModelYard never uses.
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         f"{config.urls['mlflow']}/health",
     )
 
