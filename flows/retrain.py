@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from modelyard.data.membership import Membership, SplitLineage
 from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics
+from modelyard.evaluation.parity import RuntimeReport
+from modelyard.inference.runtime import CPU, CUDA
 from modelyard.orchestration.runs import flow_run_url, name_flow_run
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -76,6 +78,7 @@ from tasks.registry import (
     open_tracking_run,
     origin_of,
 )
+from tasks.runtime import check_runtimes, log_runtimes
 from tasks.train import train_candidate
 
 MANUAL_WITHOUT_SERVER = (
@@ -147,6 +150,7 @@ def retrain(
         promoted = _promote(
             registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
         )
+        judged = _check_runtimes(registry, params, trained, splits, judged, run_id)
         _describe_run(registry, settings, name, origin, flow_run_id, run_id, promoted, version)
     summary = _summary(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
@@ -252,10 +256,21 @@ class Judged:
 
 
 def _judge(
+    # The exported runtimes' parity check (a candidate that passed, with `runtime.export`).
+    runtime: RuntimeReport | None = None
+
     registry: MlflowRegistry,
     audit: AuditLog,
     params: Params,
     trained: Trained,
+    def runtime_tags(self) -> dict[str, str]:
+        """The version's `runtime` (and, checked on a GPU, `runtime_cuda`) tags: the variant
+        chosen for each kind of server. None without an export: the version answers eager."""
+        if self.runtime is None:
+            return {}
+        keys = {CPU: tag.RUNTIME, CUDA: tag.RUNTIME_CUDA}
+        return {keys[kind]: name for kind, name in self.runtime.chosen.items() if kind in keys}
+
     splits: Splits,
     parent: tuple[str | None, Membership | None],
     lineage: SplitLineage,
@@ -303,6 +318,27 @@ def _register(
     source: Source,
     validation: ValidationReport,
     judged: Judged,
+def _check_runtimes(
+    registry: MlflowRegistry,
+    params: Params,
+    trained: Trained,
+    splits: Splits,
+    judged: Judged,
+    run_id: str,
+) -> Judged:
+    """A candidate that passed the gate, exported (ONNX fp32, int8) and each variant checked
+    against it on the test split; the report joins the gate report and the MLflow run. A
+    candidate that failed, or `runtime.export: false`, stays as it is (eager)."""
+    if not (judged.decision.passed and params.runtime.export):
+        return judged
+    report = check_runtimes(
+        trained.model_dir, splits.test, list(params.data.labels), params.runtime, params.model.name
+    )
+    decision = replace(judged.decision, runtime=report.lines())
+    log_runtimes(registry, run_id, report, decision)
+    return replace(judged, decision=decision, runtime=report)
+
+
     trained: Trained,
     splits: Splits,
     flow_run_id: str,
@@ -312,14 +348,17 @@ def _register(
     `promotion.register_rejected`), with its lineage; None when it is not registered."""
     if not (judged.decision.passed or params.promotion.register_rejected):
         return None
-    lineage = lineage_tags(
-        source.version,
-        params.digest(),
-        flow_run_id,
-        run_id,
-        validation,
-        judged.candidate,
-        membership_md5(Membership.of(splits)),
+    lineage = (
+        lineage_tags(
+            source.version,
+            params.digest(),
+            flow_run_id,
+            run_id,
+            validation,
+            judged.candidate,
+            membership_md5(Membership.of(splits)),
+        )
+        | judged.runtime_tags()
     )
     return register_candidate(
         registry,

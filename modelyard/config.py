@@ -341,6 +341,18 @@ class ServingParams(_Frozen):
 
     alias: str = "production"
     # Micro-batching: concurrent requests are gathered for up to max_wait_ms, or until
+class RuntimeParams(_Frozen):
+    """The export of a candidate that passed the gate (ONNX fp32 and int8) and the parity check
+    each variant must pass on the test split, against the PyTorch model the gate judged, before
+    it may answer in its place (`modelyard.evaluation.parity`)."""
+
+    export: bool = True
+    # Share of test texts whose predicted class must equal the PyTorch model's.
+    min_agreement: Score = 0.995
+    # Accuracy and macro-F1 may each drop at most this much below the PyTorch model's.
+    max_metric_drop: Score = 0.005
+
+
     # max_batch_size texts are waiting, and run through the model in one forward pass.
     max_batch_size: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=5.0, ge=0.0)
@@ -351,6 +363,13 @@ class ServingParams(_Frozen):
     # Predictions wait here for the database; beyond this they are dropped (and counted).
     log_queue_size: int = Field(default=10000, ge=1)
     log_batch_size: int = Field(default=500, ge=1)
+    # /predict and /explain need an API key with scope `predict`, /feedback one with `feedback`
+    # (`modelyard keys create`). Off on the embedded default; the production-mode stack's server
+    # turns it on (`modelyard serve --require-keys`). A key presented is checked either way.
+    require_keys: bool = False
+    # How long a server trusts what the database said about a key: a revoked key stops working
+    # within this time (and a request costs no query meanwhile).
+    key_cache_s: float = Field(default=10.0, ge=0.0)
 
 
 class DeployParams(_Frozen):
@@ -497,13 +516,14 @@ class Params(_Frozen):
         problems = self.gate.problems(self.data.labels, self.data.positive)
         if problems:
             raise ValueError("; ".join(problems))
+    runtime: RuntimeParams = RuntimeParams()
         return self
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
-        version's lineage and of the key a killed retrain resumes by. `serving`, `deploy`,
-        `monitor`, `privacy`, `explain` and `cost` are left out: moving a server or repricing a
-        GPU must not make the same training another."""
+        version's lineage and of the key a killed retrain resumes by. `runtime`, `serving`,
+        `deploy`, `monitor`, `privacy`, `explain` and `cost` are left out: moving a server,
+        repricing a GPU or another runtime check must not make the same training another."""
         payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -524,7 +544,7 @@ class Params(_Frozen):
             raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
 
 
-_NOT_DIGESTED = {"serving", "deploy", "monitor", "privacy", "explain", "cost"}
+_NOT_DIGESTED = {"runtime", "serving", "deploy", "monitor", "privacy", "explain", "cost"}
 
 
 class ConfigError(ValueError):

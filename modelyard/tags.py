@@ -36,6 +36,12 @@ GATE_REPORT_URI = "gate_report_uri"
 REJECTED = "rejected"  # = TRUE: the gate rejected it; it never takes an alias
 FAILED_CHECK = "FAIL "  # how a failed check starts in the gate report
 
+# The runtime that answers for the version (modelyard.inference.runtime: eager, onnx, onnx-int8,
+# eager-fp16), chosen by the parity check for a CPU server and, checked on a GPU, a CUDA one. Also
+# the key of the pyfunc model's `model_config` that names it (a load may override it).
+RUNTIME = "runtime"
+RUNTIME_CUDA = "runtime_cuda"
+
 # Manual promotion: the reviewer's answer and the paused run that waits for it.
 APPROVAL = "approval"  # waiting | approved | rejected | timed out
 APPROVAL_WAITING = "waiting"
@@ -56,6 +62,8 @@ SHOWN_VERSION_TAGS = (
     PARAMS_HASH,
     VALIDATION,
     GATE_DECISION,
+    RUNTIME,
+    RUNTIME_CUDA,
     REJECTED,
     APPROVAL,
     APPROVAL_BY,
@@ -98,6 +106,9 @@ TRAIN_LOSS = TRAIN + "loss"  # per optimizer step
 LEARNING_RATE = TRAIN + "learning_rate"  # per optimizer step
 EPOCH_LOSS = TRAIN + "epoch_loss"  # per epoch (the mean of its steps' losses)
 PRODUCTION_PREFIX = "production/"  # test/production/accuracy: the production model's figure
+# The parity check of each exported runtime: runtime/<device>/<variant>/<figure>.
+RUNTIME_GROUP = "runtime/"
+RUNTIME_REPORT_FILE = "runtime/parity.json"  # the whole report, an artifact of the run
 BASELINE_PREFIX = "baseline/"  # test/baseline/majority/accuracy
 TRAIN_STEPS = TRAIN + "steps"
 BEST_EPOCH = TRAIN + "best_epoch"
@@ -139,3 +150,9 @@ def scored_metrics(headline: dict[str, float], who: str = "") -> dict[str, float
         else:
             out[TEST + who + key] = value
     return out
+
+
+def runtime_metrics(device: str, variant: str, figures: dict[str, float]) -> dict[str, float]:
+    """One runtime's parity figures (agreement, deltas, texts/s, size) under their MLflow
+    names: `runtime/cpu/onnx-int8/agreement`."""
+    return {f"{RUNTIME_GROUP}{device}/{variant}/{key}": value for key, value in figures.items()}

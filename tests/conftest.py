@@ -158,6 +158,9 @@ def tiny_params(real_params):
             "validation.min_rows_per_class": 10,
             "gate.min_accuracy": 0.45,
             "gate.min_macro_f1": 0.4,
+            # The ONNX export takes ~20 s a retrain on two cores: only the session's
+            # `tiny_production` exports (tests/e2e/test_runtime.py reads it).
+            "runtime.export": False,
         }
     )
 

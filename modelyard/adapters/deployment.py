@@ -63,7 +63,9 @@ def check_server(
                 )
             time.sleep(0.5)  # the poll interval, not an ordering: the deadline decides
         try:
-            response = http.post("/predict", json={"texts": texts})
+            # The token passes every scope: a server that requires API keys answers it too.
+            auth = {"Authorization": f"Bearer {token}"} if token else {}
+            response = http.post("/predict", json={"texts": texts}, headers=auth)
         except httpx.HTTPError as error:
             return ServerCheck(server, False, f"smoke request failed: {type(error).__name__}")
         if response.status_code != 200:

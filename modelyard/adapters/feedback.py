@@ -31,8 +31,13 @@ class FeedbackData:
 
 
 def read_feedback(
-    database_url: str, model: str | None = None, since: datetime | None = None
+    database_url: str,
+    model: str | None = None,
+    since: datetime | None = None,
+    keys: tuple[str, ...] = (),
 ) -> FeedbackData:
+    """The model's labelled predictions; `keys`: only feedback sent with one of these API keys
+    (their ids; empty: all feedback, with a key or without)."""
     from sqlalchemy import select
 
     from modelyard.store.db import engine_for
@@ -45,6 +50,8 @@ def read_feedback(
         query = query.where(Prediction.model == model)
     if since is not None:
         query = query.where(Feedback.created_at >= since)
+    if keys:
+        query = query.where(Feedback.key_id.in_(keys))
     engine = engine_for(database_url)
     try:
         with engine.connect() as connection:
@@ -108,9 +115,11 @@ def add_feedback_version(
     cache: Path,
     since: datetime | None = None,
     push: bool = True,
+    keys: tuple[str, ...] = (),
 ) -> tuple[Added, FeedbackData]:
     """Training data `base` (a file or NAME@VERSION) + the model's feedback → the next version
-    of `name`, validated and added like `modelyard data add`. (Added, FeedbackData)."""
+    of `name`, validated and added like `modelyard data add`; `keys`: only the feedback those
+    API keys sent. (Added, FeedbackData)."""
     import tempfile
 
     from modelyard.adapters import datasets as sources
@@ -118,10 +127,12 @@ def add_feedback_version(
 
     source = sources.resolve(base, None, root, cache)
     training = to_canonical(read_whole(source.path, params.data), params.data)
-    feedback = read_feedback(database_url, params.model.name, since)
+    feedback = read_feedback(database_url, params.model.name, since, keys)
     if feedback.frame.empty:
+        sent_by = f" sent with the key(s) {', '.join(keys)}" if keys else ""
         raise CatalogError(
-            f"no feedback with text for {params.model.name} in {database_url.split('@')[-1]} "
+            f"no feedback with text{sent_by} for {params.model.name} in "
+            f"{database_url.split('@')[-1]} "
             f"({feedback.labelled} labelled predictions, {feedback.without_text} logged as "
             "hashes only): nothing to add"
         )

@@ -23,6 +23,7 @@ from modelyard.data.membership import Membership, SplitLineage, comparison_set
 from modelyard.evaluation.candidate import score_frame
 from modelyard.evaluation.gate import GateDecision, decide
 from modelyard.evaluation.metrics import Metrics
+from modelyard.inference.runtime import EAGER
 from modelyard.promotion import production_moved
 from modelyard.registry.lineage import decision_tags, model_description, version_description
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -39,8 +40,11 @@ def score_version(
     labels: list[str],
     positive: str | None = None,
 ) -> Metrics:
-    """A registered version on a canonical `text`/`label` frame (with the AUCs of `positive`)."""
-    return score_frame(registry.load_classifier(name, version=version), test, labels, positive)
+    """A registered version on a canonical `text`/`label` frame (with the AUCs of `positive`),
+    as the PyTorch model it was judged as: a candidate is compared with the model, not with
+    the runtime that serves it (that one passed its own parity check)."""
+    classifier = registry.load_classifier(name, version=version, runtime=EAGER)
+    return score_frame(classifier, test, labels, positive)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from modelyard.cli import (
     deploy,
     doctor,
     explain,
+    keys,
     models,
     monitor,
     predict,
@@ -53,6 +54,7 @@ app.command()(monitor.monitor)
 app.command("demo-traffic")(demo.demo_traffic)
 app.command()(ui.ui)
 app.add_typer(data.app, name="data")
+app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(stack.app, name="stack")
 app.add_typer(stage.app, name="stage")

@@ -97,6 +97,13 @@ def data_from_feedback(
         "params.yaml"
     ),
     since: Annotated[str | None, typer.Option(help="Only feedback from this ISO time on.")] = None,
+    key: Annotated[
+        list[str],
+        typer.Option(
+            help="Only feedback sent with this API key (its id, `modelyard keys list`); repeat "
+            "for several. Default: all feedback."
+        ),
+    ] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
     push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
     set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
 ) -> None:
@@ -119,6 +126,7 @@ def data_from_feedback(
             settings.dataset_cache(),
             when,
             push,
+            tuple(key),
         )
     entry = added.entry
     typer.echo(

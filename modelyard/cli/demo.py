@@ -57,15 +57,23 @@ def shifted(label: str, rng: random.Random) -> str:
 
 
 def send(
-    url: str, count: int, shift: bool, feedback_share: float, seed: int = 0, batch: int = 16
+    url: str,
+    count: int,
+    shift: bool,
+    feedback_share: float,
+    seed: int = 0,
+    batch: int = 16,
+    key: str | None = None,
 ) -> tuple[int, int]:
-    """(predictions answered, feedback stored)."""
+    """(predictions answered, feedback stored); `key`: the API key to send (scopes predict and
+    feedback), for a server that requires one."""
     import httpx
 
     rng = random.Random(seed)
     reviews = generate_reviews(ReviewSpec(rows=count, seed=1000 + seed))
     answered = stored = 0
-    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as http:
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60, headers=auth) as http:
         for start in range(0, len(reviews), batch):
             chunk = reviews[start : start + batch]
             texts = [shifted(label, rng) if shift else text for text, label in chunk]
@@ -88,7 +96,14 @@ def demo_traffic(
     feedback: Annotated[
         float, typer.Option(help="Share answered with feedback.", min=0, max=1)
     ] = 0.3,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELYARD_API_KEY",
+            help="API key with scopes predict and feedback, for a server that requires keys.",
+        ),
+    ] = None,
 ) -> None:
     """Send generated reviews (or a drifted variant) to a server, with feedback: the demo."""
-    answered, stored = send(url, count, shift, feedback)
+    answered, stored = send(url, count, shift, feedback, key=key)
     typer.echo(f"{answered} predictions, {stored} feedback{' (shifted)' if shift else ''}")

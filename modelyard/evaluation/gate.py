@@ -49,6 +49,10 @@ class GateDecision:
     # Every model's headline metrics on the comparison set, by column: candidate, production
     # (when there is one) and each baseline (majority, bag_of_words) when measured.
     figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The parity check of the exported runtimes, once a passed candidate is exported
+    # (`modelyard.evaluation.parity.RuntimeReport.lines`): informational, the gate's verdict
+    # stands whatever it says (a variant that fails is kept out; eager torch answers).
+    runtime: list[str] = field(default_factory=list)
 
     @property
     def baselines(self) -> dict[str, dict[str, float]]:
@@ -78,6 +82,7 @@ class GateDecision:
             "compute": self.compute,
             "notes": self.notes,
             "figures": self.figures,
+            "runtime": self.runtime,
         }
 
     def compute_line(self) -> str | None:
@@ -138,6 +143,7 @@ class GateDecision:
         if self.compute_line():
             lines.append(f"info compute: {self.compute_line()}")
         lines += [f"info comparison: {note}" for note in self.notes]
+        lines += [f"info runtime: {line}" for line in self.runtime]
         text = "\n".join(lines)
         cut = "\n… (cut; see the run)"
         return text if len(text) <= limit else text[: limit - len(cut)] + cut
@@ -161,6 +167,9 @@ class GateDecision:
             lines += ["", f"**Compute** (not gated): {self.compute_line()}"]
         if self.notes:
             lines += ["", "**Comparison set**:", *[f"- {note}" for note in self.notes]]
+        if self.runtime:
+            lines += ["", "**Runtimes** (parity with the PyTorch model on the test split):"]
+            lines += [f"- {line}" for line in self.runtime]
         return "\n".join(lines)
 
 

@@ -35,6 +35,9 @@ class TextClassifier:
     """A trained model directory, ready to predict. Used by evaluation, the registry's pyfunc
     flavour and serving, so every one of them scores text the same way."""
 
+    # Which runtime answers (`modelyard.inference.runtime`): the PyTorch model itself here.
+    runtime: str = "eager"
+
     def __init__(self, model: Any, tokenizer: Any, device: str | None = None) -> None:
         self.device = device or pick_device()
         self.model = model.to(self.device).eval()
@@ -74,12 +77,18 @@ class TextClassifier:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True, return_tensors="pt"
-                ).to(self.device)
-                logits = self.model(**batch).logits.float()
-                out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+                out[idx] = self._batch_proba([texts[i] for i in idx])
         return out
+
+    def _batch_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """One padded batch's probabilities (another runtime overrides this)."""
+        import torch
+
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(
+            self.device
+        )
+        logits = self.model(**batch).logits.float()
+        return np.asarray(torch.softmax(logits, dim=-1).cpu().numpy())
 
     def embed(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """The encoder's [CLS] vector of each text (what the classification head reads)."""

@@ -269,8 +269,10 @@ def _worker(config: StackConfig) -> Command:
 
 def _model_server(config: StackConfig) -> Command:
     argv = [sys.executable, "-m", "modelyard", "serve", "--params", str(config.params)]
+    # A team's server: /predict, /explain and /feedback need API keys (`modelyard keys create`);
+    # the deploy step passes with the stack's admin token.
     return (
-        [*argv, "--port", str(config.model_port)],
+        [*argv, "--port", str(config.model_port), "--require-keys"],
         {**config.client_env(), **_token(config)},
         f"{config.urls['model']}/health",
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelyard.config import Settings
-from modelyard.tags import PRODUCTION, STAGING  # noqa: F401 - the aliases, re-exported
+from modelyard.tags import PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from modelyard.registry.pyfunc import TextClassifierModel
@@ -276,7 +276,9 @@ class MlflowRegistry:
                 name="model",
                 python_model=str(entry),
                 artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-                model_config={TEXT_COLUMN: text_column},
+                # The runtime keys are empty (the choice recorded with the model, or eager);
+                # declared so that a load may set them (MLflow overrides only declared keys).
+                model_config={TEXT_COLUMN: text_column, RUNTIME: "", RUNTIME_CUDA: ""},
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=_requirements(),
@@ -396,21 +398,37 @@ class MlflowRegistry:
         return str(min(int(v.version) for v in found)) if found else None
 
     def load_classifier(
-        self, name: str, alias: str | None = None, version: str | None = None
+        self,
+        name: str,
+        alias: str | None = None,
+        version: str | None = None,
+        runtime: str | None = None,
     ) -> Any:
         """The model behind `models:/<name>@<alias>` (or `/<version>`) exactly as the pyfunc
-        flavour loads it."""
-        return self.load_pyfunc(name, alias, version).classifier
+        flavour loads it (`runtime`: another than the version's tag names, e.g. `eager`)."""
+        return self.load_pyfunc(name, alias, version, runtime).classifier
 
     def load_pyfunc(
-        self, name: str, alias: str | None = None, version: str | None = None
+        self,
+        name: str,
+        alias: str | None = None,
+        version: str | None = None,
+        runtime: str | None = None,
     ) -> TextClassifierModel:
-        """The pyfunc model behind `models:/<name>@<alias>` (or `/<version>`): its classifier
-        and the text column it was trained on."""
+        """The pyfunc model behind `models:/<name>@<alias>` (or `/<version>`): its classifier,
+        answering with the runtime the version's `runtime` tags name (or `runtime`: the gate
+        scores the PyTorch model a candidate was judged as, `eager`), and the text column it
+        was trained on."""
 
         import mlflow.pyfunc
 
-        uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
+        if version is None:
+            version = str(self.client.get_model_version_by_alias(name, alias).version)
+        uri = f"models:/{name}/{version}"
+        tags = self.client.get_model_version(name, version).tags
+        # Only a version registered with an export carries the tags (and declares the keys);
+        # one without answers eager whatever is asked.
+        runtimes = {key: runtime or tags[key] for key in (RUNTIME, RUNTIME_CUDA) if tags.get(key)}
         with (
             _fluent_uris(self.tracking_uri),
             tempfile.TemporaryDirectory() as scratch,
@@ -418,7 +436,7 @@ class MlflowRegistry:
         ):
             # MLflow's advice to add type hints to `predict`: our signature is logged explicitly.
             warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict`")
-            model = mlflow.pyfunc.load_model(uri, dst_path=scratch)
+            model = mlflow.pyfunc.load_model(uri, dst_path=scratch, model_config=runtimes or None)
             loaded: TextClassifierModel = model.unwrap_python_model()
             return loaded
 

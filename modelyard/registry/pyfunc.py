@@ -8,15 +8,17 @@ column would make it refuse one), and MLflow hands the model only a frame's firs
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.pyfunc import PythonModelContext
 
+from modelyard import tags as tag
 from modelyard.data.dataset import TEXT
-from modelyard.inference import TextClassifier
+from modelyard.inference import TextClassifier, pick_device
+from modelyard.inference.runtime import CUDA, device_kind, load_runtime
 
 MODEL_DIR_ARTIFACT = "model_dir"
 # The key of the model's `model_config` that holds its training data's text column.
@@ -36,9 +38,15 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]  # m
     text_column: str = TEXT
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.classifier = TextClassifier.load(context.artifacts[MODEL_DIR_ARTIFACT])
+        config = context.model_config or {}
+        # The runtime named in the config (the version's `runtime` tag, passed by the registry
+        # adapter), else the one the parity check recorded with the model, else eager torch:
+        # a version never exported (or logged before exports existed) loads as it always did.
+        self.classifier = load_runtime(
+            context.artifacts[MODEL_DIR_ARTIFACT], named_runtime(config, pick_device())
+        )
         # Models logged before the column was recorded read `text` only.
-        self.text_column = str((context.model_config or {}).get(TEXT_COLUMN, TEXT))
+        self.text_column = str(config.get(TEXT_COLUMN, TEXT))
 
     # `pd.DataFrame` is a hint MLflow validates nothing against and infers no signature from
     # (the signature logged with the model, inferred from real inputs and outputs, does that);
@@ -50,6 +58,12 @@ class TextClassifierModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]  # m
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         return predictions_frame(self.classifier, texts_of(model_input, self.text_column))
+
+
+def named_runtime(config: Mapping[str, Any], device: str) -> str | None:
+    """The runtime a model config names for this device kind (None: not named)."""
+    key = tag.RUNTIME_CUDA if device_kind(device) == CUDA else tag.RUNTIME
+    return str(config.get(key) or "") or None
 
 
 def texts_of(model_input: pd.DataFrame | str | Sequence[str], text_column: str = TEXT) -> list[str]:

@@ -20,6 +20,7 @@ from modelyard.data.validation import ValidationReport
 from modelyard.evaluation.baselines import Baselines
 from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics, confusion_figure
+from modelyard.evaluation.parity import RuntimeReport
 from modelyard.inference import TextClassifier
 from modelyard.registry.mlflow_registry import InputDataset, MlflowRegistry
 from modelyard.registry.pyfunc import predictions_frame
@@ -367,3 +368,18 @@ def log_model(
     column = registry.run_params(run_id).get("data.text_column", TEXT)
     outputs = predictions_frame(TextClassifier.load(model_dir), texts)
     return registry.log_model(run_id, model_dir, pd.DataFrame({column: texts}), outputs, column)
+
+
+def log_runtimes(
+    registry: MlflowRegistry, run_id: str, report: RuntimeReport, decision: GateDecision
+) -> None:
+    """The parity check of the exported runtimes: each variant's figures as
+    `runtime/<device>/<variant>/<figure>`, the whole report as `runtime/parity.json`, and the
+    gate report again, now with its runtime section."""
+    for verdict in report.verdicts:
+        registry.log_metrics(
+            run_id, tag.runtime_metrics(verdict.device, verdict.runtime, verdict.figures())
+        )
+    registry.log_dict(run_id, report.to_dict(), tag.RUNTIME_REPORT_FILE)
+    registry.log_dict(run_id, decision.to_dict(), "gate/decision.json")
+    registry.log_text(run_id, decision.to_markdown(), "gate/decision.md")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.config import ExplainParams, PrivacyParams, ServingParams
+from modelyard.serving.input_checks import validation_refused
 from modelyard.serving.routes import ROUTERS
 from modelyard.serving.state import ServingState, build_state
 
@@ -51,7 +54,8 @@ def create_app(
         state.predlog,
         state.metrics,
     )
-    app.middleware("http")(count_requests)
+    app.add_middleware(CountRequests)
+    app.add_exception_handler(RequestValidationError, validation_refused)
     for router in ROUTERS:
         app.include_router(router)
     return app
@@ -72,12 +76,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(state.predlog.close)
 
 
-async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-    """Every request's count and latency, by the route it matched (or `unmatched`)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    state: ServingState = request.app.state.serving
-    state.metrics.request(path, response.status_code, time.perf_counter() - started)
-    return response
+class CountRequests:
+    """Every request's count and latency, by the route it matched (or `unmatched`); and each
+    POST /predict announced to the batcher from its first byte, so a batch waits for requests
+    on their way and never when there are none. Plain ASGI: no per-request task or copy."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: ServingState = scope["app"].state.serving
+        status = 500  # what the server answers if the app raises before it starts a response
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        arrived = None
+        if scope["method"] == "POST" and scope["path"] == "/predict":
+            arrived = state.batcher.expect()
+            scope.setdefault("state", {})["arrived"] = arrived
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            if arrived is not None:
+                arrived()
+            path = getattr(scope.get("route"), "path", "unmatched")
+            state.metrics.request(path, status, time.perf_counter() - started)

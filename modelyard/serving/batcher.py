@@ -1,13 +1,21 @@
 """Micro-batching: concurrent requests share one forward pass.
 
-The first waiting request opens a batch; others join it until `max_batch_size` texts are waiting
-or `max_wait_ms` has passed. The batch runs in one worker thread (torch uses the cores itself;
-two forward passes at once would only fight over them) under `torch.inference_mode()`.
+The first waiting request opens a batch and takes every request already queued, up to
+`max_batch_size` texts. It waits (up to `max_wait_ms`) for more only while other requests are
+on their way: the server has begun reading them (`expect`) and they have not reached the queue
+yet. So a lone caller never waits, and under load the requests that arrive during one forward
+pass make the next batch. (The classifier sorts a batch's texts by length and pads each chunk
+to its own longest.)
+
+A batch runs in one worker thread (torch uses the cores itself; two forward passes at once would
+only fight over them). When it fails, its halves are run again, down to the one request that
+fails alone: that request gets the error, the others their answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,9 +24,15 @@ import numpy as np
 
 from modelyard.serving.model import LoadedModel
 
+log = logging.getLogger("modelyard.serving")
+
 
 class NoModel(RuntimeError):
     pass
+
+
+class ModelFailed(RuntimeError):
+    """The model raised on this request's texts (run on their own, without other requests)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +57,35 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="modelyard-infer")
+        self._coming = 0  # requests being read that have not reached the queue yet
+        self._changed = asyncio.Event()
 
-    async def score(self, texts: list[str]) -> Scored:
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next batch."""
+        return self._queue.qsize()
+
+    def expect(self) -> Callable[[], None]:
+        """Say a request is on its way; call what this returns (once or more: the first counts)
+        when it has been queued or has been answered without the model."""
+        self._coming += 1
+        done = False
+
+        def arrived() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._coming -= 1
+                self._changed.set()
+
+        return arrived
+
+    async def score(self, texts: list[str], arrived: Callable[[], None] | None = None) -> Scored:
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        await self._queue.put((texts, future))
+        self._queue.put_nowait((texts, future))
+        self._changed.set()
+        if arrived is not None:
+            arrived()
         return await future
 
     async def _gather(self) -> list[_Item]:
@@ -55,22 +94,22 @@ class MicroBatcher:
         size = len(items[0][0])
         deadline = loop.time() + self.max_wait_s
         while size < self.max_batch_size:
-            try:
+            self._changed.clear()
+            if not self._queue.empty():
                 item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            items.append(item)
-            size += len(item[0])
+                items.append(item)
+                size += len(item[0])
+                continue
+            remaining = deadline - loop.time()
+            if self._coming <= 0 or remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                break
         return items
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             items = await self._gather()
             items = [(texts, future) for texts, future in items if not future.done()]
@@ -81,23 +120,33 @@ class MicroBatcher:
                 for _, future in items:
                     future.set_exception(NoModel("no model is loaded yet"))
                 continue
-            texts = [text for batch, _ in items for text in batch]
             if self._on_batch:
-                self._on_batch(len(texts))
-            try:
-                probabilities = await loop.run_in_executor(
-                    self._executor, model.classifier.predict_proba, texts, self.max_batch_size
-                )
-            except Exception as error:  # noqa: BLE001 - every waiting request gets the error
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            start = 0
-            for batch, future in items:
-                if not future.done():  # the client may have gone away meanwhile
-                    future.set_result(Scored(model, probabilities[start : start + len(batch)]))
-                start += len(batch)
+                self._on_batch(sum(len(texts) for texts, _ in items))
+            await self._answer(model, items)
+
+    async def _answer(self, model: LoadedModel, items: list[_Item]) -> None:
+        """Run `items` as one batch and answer each; on failure, each half on its own."""
+        texts = [text for batch, _ in items for text in batch]
+        try:
+            probabilities = await asyncio.get_running_loop().run_in_executor(
+                self._executor, model.classifier.predict_proba, texts, self.max_batch_size
+            )
+        except Exception as error:  # isolated below, then given to its request
+            if len(items) > 1:
+                middle = len(items) // 2
+                await self._answer(model, items[:middle])
+                await self._answer(model, items[middle:])
+                return
+            ((_, future),) = items
+            log.exception("the model failed on a request of %d texts", len(texts))
+            if not future.done():
+                future.set_exception(ModelFailed(f"{type(error).__name__}: {error}"))
+            return
+        start = 0
+        for batch, future in items:
+            if not future.done():  # the client may have gone away meanwhile
+                future.set_result(Scored(model, probabilities[start : start + len(batch)]))
+            start += len(batch)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

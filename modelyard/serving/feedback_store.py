@@ -14,7 +14,7 @@ class FeedbackStore:
         self.url = url
         self._engine: Any = None
 
-    def add(self, prediction_id: str, label: str) -> None:
+    def add(self, prediction_id: str, label: str, key_id: str | None = None) -> None:
         from sqlalchemy import insert
 
         from modelyard.store.models import Feedback
@@ -26,5 +26,12 @@ class FeedbackStore:
         with self._engine.begin() as connection:
             connection.execute(
                 insert(Feedback),
-                [{"prediction_id": prediction_id, "label": label, "created_at": datetime.now(UTC)}],
+                [
+                    {
+                        "prediction_id": prediction_id,
+                        "label": label,
+                        "created_at": datetime.now(UTC),
+                        "key_id": key_id,
+                    }
+                ],
             )

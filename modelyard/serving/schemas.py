@@ -6,6 +6,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelyard.serving.input_checks import Text, first_unusable
+
 
 class PredictRequest(BaseModel):
     """One text (`text`), several (`texts`), or the model's own text column: the column its
@@ -20,12 +22,21 @@ class PredictRequest(BaseModel):
                 {"texts": ["The sound is superb.", "Broke after a week."]},
                 {"text": "It does the job."},
                 {"review": ["Loved it.", "Meh."]},
-            ]
+            ],
+            # What the validator below enforces, said in the schema for clients and fuzzers.
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ]
+            },
         },
     )
 
-    text: str | None = Field(default=None, description="One text (or use `texts`).")
-    texts: list[str] | None = Field(default=None, description="Several texts, answered in order.")
+    text: Text | None = Field(default=None, description="One text (or use `texts`).")
+    texts: list[Text] | None = Field(default=None, description="Several texts, answered in order.")
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
@@ -43,6 +54,9 @@ class PredictRequest(BaseModel):
                 raise ValueError(
                     f"extra field `{key}`: expected a text or a non-empty list of texts"
                 )
+            problem = first_unusable(key, [value] if isinstance(value, str) else value)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def all_texts(self, text_column: str | None = None) -> list[str]:
@@ -82,7 +96,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prediction_id: uuid.UUID
-    label: str = Field(min_length=1, description="The true label.")
+    label: Text = Field(min_length=1, description="The true label.")
 
 
 class ExplainRequest(BaseModel):
@@ -95,12 +109,14 @@ class ExplainRequest(BaseModel):
                 {"text": "The sound is superb."},
                 {"text": "It does the job.", "label": "positive"},
                 {"review": "Loved it."},
-            ]
+            ],
+            "minProperties": 1,
+            "additionalProperties": {"type": "string", "minLength": 1},
         },
     )
 
-    text: str | None = Field(default=None, min_length=1)
-    label: str | None = Field(
+    text: Text | None = Field(default=None, min_length=1)
+    label: Text | None = Field(
         default=None, description="The class to explain (default: the predicted one)."
     )
 
@@ -116,6 +132,9 @@ class ExplainRequest(BaseModel):
         for key, value in extra.items():
             if not isinstance(value, str) or not value:
                 raise ValueError(f"extra field `{key}`: expected one non-empty text")
+            problem = first_unusable(key, [value])
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def the_text(self, text_column: str | None = None) -> str:

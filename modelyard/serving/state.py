@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from modelyard.config import ExplainParams, PrivacyParams, ServingParams
 from modelyard.serving.batcher import MicroBatcher
 from modelyard.serving.feedback_store import FeedbackStore
+from modelyard.serving.keys import KeyChecker
 from modelyard.serving.metrics import ServerMetrics
 from modelyard.serving.model import LoadedModel, ModelFollower
 from modelyard.serving.predlog import PredictionLog
@@ -34,6 +35,7 @@ class ServingState:
     # One explanation at a time: each is a forward and backward pass over n_steps copies of the
     # text, and two at once would only share the same cores more slowly while /predict waits.
     explaining: asyncio.Semaphore
+    keys: KeyChecker
 
     def model_or_error(self) -> LoadedModel | JSONResponse:
         """The model being served, or the 503 that says why there is none."""
@@ -86,6 +88,7 @@ def build_state(
         predlog,
         FeedbackStore(database_url),
         asyncio.Semaphore(1),
+        KeyChecker(database_url, serving.key_cache_s),
     )
 
 

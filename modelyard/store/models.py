@@ -66,6 +66,23 @@ class Feedback(Base):
     prediction_id: Mapped[str] = mapped_column(String(36), index=True)
     label: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # The API key that sent it (`ApiKey.id`); None: sent without one.
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class ApiKey(Base):
+    """A credential of the model server: its public id, what it may do, and the SHA-256 of its
+    secret (the secret itself is shown once, when the key is made, and never stored)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    scopes: Mapped[str] = mapped_column(String(256))  # comma-separated, sorted
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(256))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MonitorRun(Base):

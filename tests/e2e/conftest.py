@@ -35,7 +35,7 @@ def tiny_production(prefect_api, tmp_path_factory, tiny_params, small_reviews) -
     params.write_text(
         yaml.safe_dump(
             tiny_params.updated(
-                {"model.name": TINY_MODEL, "data.path": str(small_reviews)}
+                {"model.name": TINY_MODEL, "data.path": str(small_reviews), "runtime.export": True}
             ).model_dump(mode="json")
         )
     )

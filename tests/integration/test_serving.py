@@ -311,3 +311,202 @@ def test_explain_endpoint(store):
         assert two.status_code == 422 and "exactly one text" in two.text
         too_long = http.post("/explain", json={"text": "a" * 6000})
         assert too_long.status_code == 413 and "max_chars_per_text" in too_long.json()["detail"]
+
+
+def test_api_keys_and_their_scopes(store, tmp_path, monkeypatch):
+    """Keys made by `modelyard keys create` (on the platform database the server uses): each
+    opens its own endpoints only, the admin token opens all, a revoked key none; every feedback
+    row names its key and `data from-feedback`'s reading can keep to chosen keys."""
+    from typer.testing import CliRunner
+
+    from modelyard.adapters.feedback import read_feedback
+    from modelyard.cli import app as cli
+
+    database = f"sqlite:///{tmp_path}/platform.db"
+    monkeypatch.setenv("MODELYARD_DATABASE_URL", database)
+
+    def keys(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["keys", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def made(*scopes: str) -> tuple[str, str]:
+        out = keys("create", "--name", "+".join(scopes), *(f"--scope={s}" for s in scopes))
+        token = next(word for word in out.split() if word.startswith("myk_"))
+        return token.split("_")[1], token
+
+    (predictor, predict_key), (labeller, feedback_key) = made("predict"), made("feedback")
+    _, admin_key = made("admin")
+
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    with (
+        serving(store, database, require_keys=True, key_cache_s=0) as (url, _),
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        body = {"texts": TEXTS}
+        anonymous = http.post("/predict", json=body)
+        assert anonymous.status_code == 401 and "scope `predict`" in anonymous.text
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert http.post("/explain", json={"text": "x"}).status_code == 401
+        answered = http.post("/predict", json=body, headers=auth(predict_key))
+        assert answered.status_code == 200
+        assert http.post("/predict", json=body, headers=auth(TOKEN)).status_code == 200
+        wrong = http.post("/predict", json=body, headers=auth(feedback_key))
+        assert wrong.status_code == 403 and "lacks the scope `predict`" in wrong.text
+        bogus = http.post("/predict", json=body, headers=auth(predict_key[:-2] + "xx"))
+        assert bogus.status_code == 401 and "not a valid API key" in bogus.text
+
+        first, second = (p["id"] for p in answered.json()["predictions"][:2])
+        label = {"label": "positive"}
+        assert http.post("/feedback", json={"prediction_id": first, **label}).status_code == 401
+        denied = http.post(
+            "/feedback", json={"prediction_id": first, **label}, headers=auth(predict_key)
+        )
+        assert denied.status_code == 403
+        for prediction_id, token in ((first, feedback_key), (second, TOKEN)):
+            stored = http.post(
+                "/feedback", json={"prediction_id": prediction_id, **label}, headers=auth(token)
+            )
+            assert stored.status_code == 201, stored.text
+
+        assert http.post("/admin/reload", headers=auth(predict_key)).status_code == 403
+        assert http.post("/admin/reload", headers=auth(admin_key)).status_code == 200
+        assert http.post("/admin/reload", headers=auth(TOKEN)).status_code == 200
+
+        assert f"revoked API key {predictor}" in keys("revoke", predictor)
+        revoked = http.post("/predict", json=body, headers=auth(predict_key))
+        assert revoked.status_code == 401 and "revoked" in revoked.text
+
+    listed = keys("list")
+    assert predictor in listed and labeller in listed and "myk_" not in listed
+    rows = {row["prediction_id"]: row["key_id"] for row in _rows(database, "feedback")}
+    assert rows == {first: labeller, second: None}
+    _wait_rows(database, "predictions", 3)
+    assert read_feedback(database, NAME).labelled == 2
+    assert read_feedback(database, NAME, keys=(labeller,)).labelled == 1
+    assert read_feedback(database, NAME, keys=("someone-else",)).labelled == 0
+
+    # Keys not required (the embedded default): open without one, a wrong one still refused.
+    with serving(store, database) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/predict", json={"text": "open"}).status_code == 200
+        assert (
+            http.post("/predict", json={"text": "x"}, headers=auth(predict_key)).status_code == 401
+        )
+
+
+def test_text_that_is_not_text_is_refused_naming_field_and_index(store):
+    """A lone surrogate, NUL or a noncharacter in any text field: 422 with the field, the index
+    and the position, never a 500, and the server keeps answering."""
+    with serving(store) as (url, _), httpx.Client(base_url=url, timeout=30) as http:
+
+        def sent(path: str, raw: str):
+            # Written by hand: a JSON encoder would refuse the lone surrogate itself.
+            return http.post(
+                path, content=raw.encode(), headers={"content-type": "application/json"}
+            )
+
+        texts = sent("/predict", '{"texts": ["fine", "bad \\ud800 text"]}')
+        assert texts.status_code == 422, texts.text
+        (problem,) = texts.json()["detail"]
+        assert problem["loc"] == ["body", "texts", 1] and "character 4 is U+D800" in problem["msg"]
+        one = sent("/predict", '{"text": "nul \\u0000"}')
+        assert one.status_code == 422 and one.json()["detail"][0]["loc"] == ["body", "text"]
+        assert "U+0000" in one.text
+        column = sent("/predict", '{"review": ["ok", "\\udfff"]}')
+        assert column.status_code == 422 and "`review`[1]: character 0 is U+DFFF" in column.text
+        assert sent("/explain", '{"text": "\\ufffe"}').status_code == 422
+        label = sent("/feedback", f'{{"prediction_id": "{uuid.uuid4()}", "label": "\\ud83d"}}')
+        assert label.status_code == 422 and label.json()["detail"][0]["loc"] == ["body", "label"]
+        # A surrogate pair is one real character: accepted.
+        assert sent("/predict", '{"text": "party \\ud83c\\udf89"}').status_code == 200
+
+
+class _Poisoned:
+    """The served model, raising on any batch that holds POISON; a batch holding HOLD waits for
+    `hold` first (to line requests up behind it, or to keep one in flight)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls, self.hold = inner, [], threading.Event()
+
+    @property
+    def labels(self):
+        return self.inner.labels
+
+    def predict_proba(self, texts, batch_size=128):
+        self.calls.append(list(texts))
+        if "HOLD" in texts:
+            self.hold.wait(120)
+        if "POISON" in texts:
+            raise RuntimeError("this text breaks the model")
+        return self.inner.predict_proba(texts, batch_size)
+
+
+def _poison(app) -> _Poisoned:
+    from dataclasses import replace
+
+    follower = app.state.serving.follower
+    wait_until(lambda: follower.current is not None, "no model loaded", timeout_s=60)
+    poisoned = _Poisoned(follower.current.classifier)
+    follower.current = replace(follower.current, classifier=poisoned)
+    return poisoned
+
+
+def test_a_request_that_breaks_the_model_fails_alone(store):
+    """Six good requests and a poisoned one wait behind a held batch, so all seven share the
+    next: it fails, and only the poisoned request gets an error (its own); the rest their
+    answers, as their texts alone would give them."""
+    with serving(store) as (url, app), ThreadPoolExecutor(8) as pool:
+        poisoned = _poison(app)
+        batcher = app.state.serving.batcher
+
+        def post(text: str) -> httpx.Response:
+            return httpx.post(f"{url}/predict", json={"text": text}, timeout=120)
+
+        held = pool.submit(post, "HOLD")
+        wait_until(lambda: poisoned.calls, "the held batch never ran", timeout_s=60)
+        texts = [*TEXTS, "POISON", *TEXTS]
+        futures = [pool.submit(post, text) for text in texts]
+        wait_until(lambda: batcher.waiting == 7, "the requests never queued", timeout_s=60)
+        poisoned.hold.set()
+        answers = [future.result() for future in futures]
+        assert held.result().status_code == 200
+
+    assert sorted(poisoned.calls[1]) == sorted(texts)  # they did share a batch
+    bad = answers.pop(3)
+    assert bad.status_code == 500 and "this text breaks the model" in bad.json()["detail"]
+    assert [a.status_code for a in answers] == [200] * 6
+    alone = TextClassifier.load(store[1] / "model-1").predict(TEXTS)
+    assert [a.json()["predictions"][0]["label"] for a in answers] == alone * 2
+
+
+def test_shutdown_answers_what_is_in_flight(store, tmp_path):
+    """A request in flight when the server is told to stop is answered; new connections are
+    refused meanwhile."""
+    uri, _ = store
+    app = create_app(
+        lambda: MlflowRegistry(uri, "serving-tests"),
+        NAME,
+        ServingParams(poll_interval_s=3600),
+        f"sqlite:///{tmp_path}/platform.db",
+        None,
+    )
+    server = ServerThread(app)
+    with server, ThreadPoolExecutor(1) as pool:
+        poisoned = _poison(app)
+        held = pool.submit(httpx.post, f"{server.url}/predict", json={"text": "HOLD"}, timeout=120)
+        wait_until(lambda: poisoned.calls, "the request never reached the model", timeout_s=60)
+        server.server.should_exit = True
+
+        def refused() -> bool:
+            try:
+                httpx.get(f"{server.url}/health", timeout=5)
+            except httpx.ConnectError:
+                return True
+            return False
+
+        wait_until(refused, "the server kept accepting connections", timeout_s=60)
+        poisoned.hold.set()
+        answer = held.result()
+    assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in LABELS

@@ -169,6 +169,12 @@ def test_the_readme_demo_closes_the_loop(postgres, tmp_path, tiny_params, small_
         )
         assert f"{urls['model']}: serves version 1" in " ".join(first.split())
         database = config.database("platform")
+        # The stack's server requires API keys: the traffic sends one, as a client team would.
+        made = _modelyard(
+            "keys", "create", "--scope", "predict", "--scope", "feedback", env=env, cwd=project
+        )
+        key = next(word for word in made.split() if word.startswith("myk_"))
+        env = {**env, "MODELYARD_API_KEY": key}
 
         # 2. Ordinary traffic with feedback: healthy.
         _modelyard(

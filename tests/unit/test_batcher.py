@@ -66,3 +66,99 @@ def test_no_model_fails_the_waiting_requests():
     batcher = MicroBatcher(lambda: None, max_batch_size=4, max_wait_ms=1)
     with pytest.raises(NoModel):
         _run(batcher, [["x"]])
+
+
+# A wait no test may sit out: a batch that waited for it would hang the test (and fail it, by
+# the asyncio.wait_for below) instead of passing slowly.
+FOREVER_MS = 3_600_000
+
+
+def test_a_lone_request_never_waits(loaded):
+    batcher = MicroBatcher(lambda: loaded, max_batch_size=32, max_wait_ms=FOREVER_MS)
+
+    async def main():
+        worker = asyncio.create_task(batcher.run())
+        try:
+            first = await asyncio.wait_for(batcher.score([TEXTS[0]]), 300)
+            # Announced, then queued: nobody else on the way, so it goes at once too.
+            arrived = batcher.expect()
+            second = await asyncio.wait_for(batcher.score([TEXTS[1]], arrived), 300)
+            # Announced and refused before the batcher (a 413): no longer waited for.
+            batcher.expect()()
+            third = await asyncio.wait_for(batcher.score([TEXTS[2]]), 300)
+            return first, second, third
+        finally:
+            worker.cancel()
+
+    assert all(scored.probabilities.shape == (1, 3) for scored in asyncio.run(main()))
+
+
+def test_requests_on_their_way_join_the_batch(loaded):
+    batches: list[int] = []
+    batcher = MicroBatcher(
+        lambda: loaded, max_batch_size=32, max_wait_ms=FOREVER_MS, on_batch=batches.append
+    )
+
+    async def main():
+        worker = asyncio.create_task(batcher.run())
+        try:
+            coming = [batcher.expect() for _ in range(3)]
+            first = asyncio.create_task(batcher.score([TEXTS[0]], coming[0]))
+            await asyncio.sleep(0)  # (a turn of the loop, no time) the first is queued...
+            while batcher.waiting:  # ...and taken: the batcher opened a batch with it
+                await asyncio.sleep(0)
+            rest = [batcher.score([TEXTS[i]], coming[i]) for i in (1, 2)]
+            return await asyncio.wait_for(asyncio.gather(first, *rest), 300)
+        finally:
+            worker.cancel()
+
+    asyncio.run(main())
+    assert batches == [3]
+
+
+class Poisoned:
+    """A classifier that raises on any batch holding the marker text (what an input the
+    tokenizer cannot take used to do to the whole batch)."""
+
+    MARK = "POISON"
+
+    def __init__(self, inner: TextClassifier) -> None:
+        self.inner, self.calls = inner, []
+
+    @property
+    def labels(self) -> list[str]:
+        return self.inner.labels
+
+    def predict_proba(self, texts, batch_size=128):
+        self.calls.append(list(texts))
+        if self.MARK in texts:
+            raise RuntimeError("cannot tokenize this")
+        return self.inner.predict_proba(texts, batch_size)
+
+
+def test_a_failing_request_fails_alone(loaded):
+    from dataclasses import replace
+
+    from modelyard.serving.batcher import ModelFailed
+
+    poisoned = Poisoned(loaded.classifier)
+    model = replace(loaded, classifier=poisoned)
+    batcher = MicroBatcher(lambda: model, max_batch_size=32, max_wait_ms=FOREVER_MS)
+    requests = [[text] for text in TEXTS[:7]]
+    requests.insert(4, [Poisoned.MARK])
+
+    async def main():
+        worker = asyncio.create_task(batcher.run())
+        try:
+            calls = [batcher.score(texts) for texts in requests]
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            worker.cancel()
+
+    results = asyncio.run(main())
+    assert len(poisoned.calls[0]) == 8  # they did share a batch
+    assert isinstance(results[4], ModelFailed) and "cannot tokenize this" in str(results[4])
+    expected = loaded.classifier.predict_proba(TEXTS[:7])
+    good = [result for i, result in enumerate(results) if i != 4]
+    for result, want in zip(good, expected, strict=True):
+        np.testing.assert_allclose(result.probabilities[0], want, atol=1e-5)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from modelyard.serving.input_checks import UNREADABLE
+from modelyard.serving.keys import REFUSALS, Granted, require
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.schemas import ExplainRequest, ExplainResponse
 from modelyard.serving.state import State, error
@@ -18,12 +20,16 @@ router = APIRouter()
     "/explain",
     response_model=ExplainResponse,
     responses={
+        **UNREADABLE,
+        **REFUSALS,
         413: {"description": "a text too long"},
         422: {"description": "a label the model does not know, or a field it does not read"},
         503: {"description": "no model loaded yet"},
     },
 )
-async def explain_text(body: ExplainRequest, state: State) -> Any:
+async def explain_text(
+    body: ExplainRequest, state: State, _: Annotated[Granted, Depends(require("predict"))]
+) -> Any:
     """Each word's share of the log-odds of the predicted class (or `label`), by integrated
     gradients; the shares add up to `score - baseline_score`. Nothing about the text is
     stored."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelyard.config import ServingParams
-from modelyard.serving.batcher import NoModel, Scored
+from modelyard.serving.batcher import ModelFailed, NoModel, Scored
+from modelyard.serving.input_checks import UNREADABLE
+from modelyard.serving.keys import REFUSALS, Granted, require
 from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.schemas import Prediction, PredictRequest, PredictResponse
 from modelyard.serving.state import State, error
@@ -23,12 +25,24 @@ router = APIRouter()
     "/predict",
     response_model=PredictResponse,
     responses={
+        **UNREADABLE,
+        **REFUSALS,
         413: {"description": "too many texts, or a text too long"},
-        422: {"description": "no texts, or a field that is not this model's text column"},
+        422: {
+            "description": "no texts, a field that is not this model's text column, or a "
+            "text holding a code point that is not text (NUL, a lone surrogate...)"
+        },
+        500: {"description": "the model failed on this request's texts (and only on them)"},
         503: {"description": "no model loaded yet"},
     },
 )
-async def predict(body: PredictRequest, state: State) -> Any:
+async def predict(
+    body: PredictRequest,
+    state: State,
+    request: Request,
+    _: Annotated[Granted, Depends(require("predict"))],
+) -> Any:
+    arrived = getattr(request.state, "arrived", None)  # told to the batcher by the middleware
     current = state.follower.current
     try:
         texts = body.all_texts(current.text_column if current is not None else None)
@@ -39,15 +53,20 @@ async def predict(body: PredictRequest, state: State) -> Any:
         return refused
     started = time.perf_counter()
     try:
-        scored = await state.batcher.score(texts)
+        scored = await state.batcher.score(texts, arrived)
     except NoModel as failure:
         return error(503, f"{failure}: {state.follower.last_error or 'loading'}")
+    except ModelFailed as failure:
+        return error(500, f"the model failed on this request's texts: {failure}")
     latency_ms = (time.perf_counter() - started) * 1000
     predictions, logged = _answers(texts, scored, latency_ms)
     state.predlog.submit(logged)
-    return PredictResponse(
+    answer = PredictResponse.model_construct(
         model=scored.model.name, model_version=scored.model.version, predictions=predictions
     )
+    # Serialized once, by pydantic's own (compiled) encoder: returning the model would have
+    # FastAPI validate it again and walk it through jsonable_encoder and json.dumps.
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _over_limits(texts: list[str], serving: ServingParams) -> JSONResponse | None:
@@ -81,7 +100,7 @@ def _answers(
         label = labels[int(row.argmax())]
         prediction_id = str(uuid.uuid4())
         predictions.append(
-            Prediction(
+            Prediction.model_construct(
                 id=prediction_id,
                 label=label,
                 probabilities=probabilities,
