@@ -144,13 +144,13 @@ def retrain(
         judged = _judge(
             registry, audit, params, trained, splits, (parent_version, parent), lineage, run_id
         )
+        judged = _check_runtimes(registry, params, trained, splits, judged, run_id)
         version = _register(
             registry, params, data.source, validation, judged, trained, splits, flow_run_id, run_id
         )
         promoted = _promote(
             registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
         )
-        judged = _check_runtimes(registry, params, trained, splits, judged, run_id)
         _describe_run(registry, settings, name, origin, flow_run_id, run_id, promoted, version)
     summary = _summary(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
@@ -250,19 +250,13 @@ class Judged:
     decision: GateDecision
     majority_baseline: float
 
+    # The exported runtimes' parity check (a candidate that passed, with `runtime.export`).
+    runtime: RuntimeReport | None = None
+
     @property
     def production_version(self) -> str | None:
         return None if self.production is None else self.production[0]
 
-
-def _judge(
-    # The exported runtimes' parity check (a candidate that passed, with `runtime.export`).
-    runtime: RuntimeReport | None = None
-
-    registry: MlflowRegistry,
-    audit: AuditLog,
-    params: Params,
-    trained: Trained,
     def runtime_tags(self) -> dict[str, str]:
         """The version's `runtime` (and, checked on a GPU, `runtime_cuda`) tags: the variant
         chosen for each kind of server. None without an export: the version answers eager."""
@@ -271,6 +265,12 @@ def _judge(
         keys = {CPU: tag.RUNTIME, CUDA: tag.RUNTIME_CUDA}
         return {keys[kind]: name for kind, name in self.runtime.chosen.items() if kind in keys}
 
+
+def _judge(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    params: Params,
+    trained: Trained,
     splits: Splits,
     parent: tuple[str | None, Membership | None],
     lineage: SplitLineage,
@@ -312,12 +312,6 @@ def _judge(
     return Judged(candidate, production, decision, baselines.majority.accuracy)
 
 
-def _register(
-    registry: MlflowRegistry,
-    params: Params,
-    source: Source,
-    validation: ValidationReport,
-    judged: Judged,
 def _check_runtimes(
     registry: MlflowRegistry,
     params: Params,
@@ -339,6 +333,12 @@ def _check_runtimes(
     return replace(judged, decision=decision, runtime=report)
 
 
+def _register(
+    registry: MlflowRegistry,
+    params: Params,
+    source: Source,
+    validation: ValidationReport,
+    judged: Judged,
     trained: Trained,
     splits: Splits,
     flow_run_id: str,

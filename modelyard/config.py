@@ -336,11 +336,6 @@ class PromotionParams(_Frozen):
     approval_timeout_s: int = Field(default=86400, ge=1)
 
 
-class ServingParams(_Frozen):
-    """`modelyard serve`: what it follows, how it batches, what it accepts and logs."""
-
-    alias: str = "production"
-    # Micro-batching: concurrent requests are gathered for up to max_wait_ms, or until
 class RuntimeParams(_Frozen):
     """The export of a candidate that passed the gate (ONNX fp32 and int8) and the parity check
     each variant must pass on the test split, against the PyTorch model the gate judged, before
@@ -353,6 +348,11 @@ class RuntimeParams(_Frozen):
     max_metric_drop: Score = 0.005
 
 
+class ServingParams(_Frozen):
+    """`modelyard serve`: what it follows, how it batches, what it accepts and logs."""
+
+    alias: str = "production"
+    # Micro-batching: concurrent requests are gathered for up to max_wait_ms, or until
     # max_batch_size texts are waiting, and run through the model in one forward pass.
     max_batch_size: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=5.0, ge=0.0)
@@ -504,6 +504,7 @@ class Params(_Frozen):
     train: TrainParams = TrainParams()
     gate: GateParams = GateParams()
     promotion: PromotionParams = PromotionParams()
+    runtime: RuntimeParams = RuntimeParams()
     serving: ServingParams = ServingParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
@@ -516,7 +517,6 @@ class Params(_Frozen):
         problems = self.gate.problems(self.data.labels, self.data.positive)
         if problems:
             raise ValueError("; ".join(problems))
-    runtime: RuntimeParams = RuntimeParams()
         return self
 
     def digest(self) -> str:
