@@ -102,13 +102,13 @@ FLOW_TAG_MODEL, FLOW_TAG_DATASET, FLOW_TAG_TRIGGER = "model:", "dataset:", "trig
 # Metric groups: MLflow's run page draws one section per name up to its first "/", so the
 # training curves, validation, test figures, slices, data and compute figures each get theirs.
 TRAIN, VAL, TEST, SLICE, DATA, COMPUTE = "train/", "val/", "test/", "slice/", "data/", "compute/"
+# The parity check of each exported runtime: runtime/<device>/<variant>/<figure>.
+RUNTIME_GROUP = "runtime/"
+RUNTIME_REPORT_FILE = "runtime/parity.json"  # the whole report, an artifact of the run
 TRAIN_LOSS = TRAIN + "loss"  # per optimizer step
 LEARNING_RATE = TRAIN + "learning_rate"  # per optimizer step
 EPOCH_LOSS = TRAIN + "epoch_loss"  # per epoch (the mean of its steps' losses)
 PRODUCTION_PREFIX = "production/"  # test/production/accuracy: the production model's figure
-# The parity check of each exported runtime: runtime/<device>/<variant>/<figure>.
-RUNTIME_GROUP = "runtime/"
-RUNTIME_REPORT_FILE = "runtime/parity.json"  # the whole report, an artifact of the run
 BASELINE_PREFIX = "baseline/"  # test/baseline/majority/accuracy
 TRAIN_STEPS = TRAIN + "steps"
 BEST_EPOCH = TRAIN + "best_epoch"
