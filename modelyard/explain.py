@@ -493,7 +493,7 @@ class ExplanationReport:
             lines.append("| — | — | no misclassified test text | — |")
         return "\n".join(lines)
 
-    def to_html(self, title: str = "Explanations") -> str:
+    def to_html(self, title: str = f"What drives each class's {QUANTITY}") -> str:
         """One self-contained page (inline styles, no scripts, no links): it reads the same
         from disk, offline, and inside MLflow's artifact viewer."""
         worst = (
@@ -511,6 +511,14 @@ class ExplanationReport:
             f"{''.join(_drivers_html(d) for d in self.drivers)}"
             f"<h2>Most confident mistakes</h2><ol>{worst}</ol></body></html>"
         )
+
+
+def report_title(model: str, run_id: str) -> str:
+    """The report's heading: whose predictions, and what is attributed."""
+    return (
+        f"{model}, candidate of MLflow run {run_id}: what drives each class's {QUANTITY} "
+        "(integrated gradients)"
+    )
 
 
 def _drivers_html(drivers: ClassDrivers) -> str:

@@ -92,10 +92,14 @@ COMPUTE_CURRENCY = RUN_PREFIX + "compute.currency"
 RUN_DATASET_VERSION = RUN_PREFIX + "dataset_version"  # NAME@V, or the file's path
 RUN_PREFECT_URL = RUN_PREFIX + "prefect_flow_run_url"
 RUN_DATA_DOCS = RUN_PREFIX + "data_docs"  # the artifact path of the Data Docs' index page
+DATA_DOCS_INDEX = "validation/index.html"  # that path: the descriptions link to it
 # Dataset inputs: one per split, named NAME@V/<split>; the whole file's DVC md5 as an input tag.
 INPUT_CONTEXT_TRAIN, INPUT_CONTEXT_VAL, INPUT_CONTEXT_TEST = "train", "validation", "test"
 INPUT_FILE_MD5 = RUN_PREFIX + "file_md5"
 INPUT_ROWS = RUN_PREFIX + "rows"
+# A registered model's tag listing every alias (`@production v3 · @staging v4`): MLflow's list
+# of models shows one alias per version and "+1", hiding `production` behind `staging`.
+MODEL_ALIASES = "aliases"
 # Prefect: flow run tags (`model:NAME`, `dataset:NAME@V`, `trigger:KIND`) and artifact keys.
 FLOW_TAG_MODEL, FLOW_TAG_DATASET, FLOW_TAG_TRIGGER = "model:", "dataset:", "trigger:"
 

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from modelyard.config import ExplainParams
 from modelyard.data.dataset import LABEL, TEXT
-from modelyard.explain import ExplanationReport, report_on
+from modelyard.explain import ExplanationReport, report_on, report_title
 from modelyard.inference import TextClassifier
 from modelyard.orchestration.runs import artifact_key
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -29,11 +29,12 @@ def explain_candidate(
     report = report_on(
         TextClassifier.load(model_dir), test[TEXT].tolist(), test[LABEL].tolist(), params
     )
-    registry.log_text(run_id, report.to_html(), "explanations/report.html")
+    title = report_title(model, run_id)
+    registry.log_text(run_id, report.to_html(title), "explanations/report.html")
     registry.log_dict(run_id, report.to_dict(), "explanations/report.json")
     create_markdown_artifact(
         key=artifact_key("explanations", model),
-        markdown=report.to_markdown(),
+        markdown=f"### {title}\n\n{report.to_markdown()}",
         description="Integrated-gradients explanations of the candidate",
     )
     get_run_logger().info("explanations: %s", report.headline())

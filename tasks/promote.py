@@ -18,7 +18,7 @@ from modelyard.adapters.promotion import Case, Promotion
 from modelyard.config import PrivacyParams
 from modelyard.data.dataset import Splits
 from modelyard.evaluation.gate import GateDecision
-from modelyard.orchestration.runs import artifact_key
+from modelyard.orchestration.runs import artifact_key, flow_run_url
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
 
@@ -36,8 +36,9 @@ def register_candidate(
 ) -> str:
     """A new version with its lineage and the gate's decision (a rejected one is tagged so and
     gets no alias); the existing one when this run already registered it."""
+    flow_run = flow_run_url(lineage.get(tag.PREFECT_FLOW_RUN_ID, ""))
     registered = promotion.register(
-        registry, name, run_id, model_dir, splits, lineage, decision, privacy
+        registry, name, run_id, model_dir, splits, lineage, decision, privacy, flow_run
     )
     if registered.reused:
         get_run_logger().info(

@@ -89,9 +89,11 @@ def register(
     lineage: dict[str, str],
     decision: GateDecision,
     privacy: PrivacyParams | None = None,
+    flow_run_url: str | None = None,
 ) -> Registered:
     """A new version with its lineage and the gate's decision (a rejected one is tagged so and
-    gets no alias); the existing one when this run already registered it."""
+    gets no alias); the existing one when this run already registered it. Its description
+    links the MLflow run, the Data Docs and the Prefect flow run (`flow_run_url`)."""
     version_tags = {**lineage, **decision_tags(decision, run_id)}
     existing = registry.version_for_run(name, run_id)
     if existing is not None:
@@ -102,7 +104,8 @@ def register(
         registered = Registered(registry.register(model_uri, name, run_id, version_tags), False)
     # What MLflow's registry pages show first: the model's purpose, the version's gate report.
     registry.describe_model(name, model_description(name))
-    registry.describe_version(name, registered.version, version_description(decision, lineage))
+    described = version_description(decision, lineage, registry.experiment_id, flow_run_url)
+    registry.describe_version(name, registered.version, described)
     return registered
 
 

@@ -58,13 +58,19 @@ def mlflow_version_url(ui: str, model: str, version: str) -> str:
     return f"{ui}/#/models/{quote(model, safe='')}/versions/{version}"
 
 
+# Where `modelyard ui` (and `make ui`) serves Prefect's UI by default: the flow run links of
+# the embedded default, whose ephemeral API has no UI address of its own.
+DEFAULT_PREFECT_UI = "http://127.0.0.1:4200"
+
+
 def flow_run_url(flow_run_id: str) -> str | None:
-    """The flow run's page in Prefect's UI; None without a UI (the ephemeral API)."""
+    """The flow run's page in Prefect's UI (PREFECT_UI_URL, derived from a server's
+    PREFECT_API_URL, else `modelyard ui`'s default); None outside a flow run."""
     from prefect.utilities.urls import url_for
 
     if flow_run_id in ("", "local"):
         return None
-    return url_for("flow-run", obj_id=flow_run_id)
+    return url_for("flow-run", obj_id=flow_run_id, default_base_url=DEFAULT_PREFECT_UI)
 
 
 def name_flow_run(flow_run_id: str, model: str, dataset: str) -> None:

@@ -59,14 +59,30 @@ def model_description(name: str) -> str:
     )
 
 
-def version_description(decision: GateDecision, lineage: dict[str, str]) -> str:
-    """A version's description (markdown): its gate report, then where it came from."""
+def version_description(
+    decision: GateDecision,
+    lineage: dict[str, str],
+    experiment_id: str | None = None,
+    flow_run_url: str | None = None,
+) -> str:
+    """A version's description (markdown): its gate report, then where it came from, with links
+    to its MLflow run and Data Docs (relative: they open in the same MLflow UI, whatever its
+    address) and to its Prefect flow run (`flow_run_url`; its id alone without a Prefect UI)."""
+    run_id = lineage.get(tag.MLFLOW_RUN_ID, "?")
+    flow_run_id = lineage.get(tag.PREFECT_FLOW_RUN_ID, "?")
+    prefect = f"[{flow_run_id}]({flow_run_url})" if flow_run_url else f"`{flow_run_id}`"
     where = [
         f"- dataset: `{lineage.get(tag.DATASET_PATH, '?')}` "
         f"(md5 `{lineage.get(tag.DATASET_MD5, '?')}`)",
-        f"- MLflow run: `{lineage.get(tag.MLFLOW_RUN_ID, '?')}`, Prefect flow run: "
-        f"`{lineage.get(tag.PREFECT_FLOW_RUN_ID, '?')}`",
+        f"- Prefect flow run: {prefect}",
         f"- git commit `{lineage.get(tag.GIT_COMMIT, '?')}`, params hash "
         f"`{lineage.get(tag.PARAMS_HASH, '?')}`",
     ]
+    if experiment_id is None:
+        where.insert(1, f"- MLflow run: `{run_id}`")
+    else:
+        run = f"#/experiments/{experiment_id}/runs/{run_id}"
+        where.insert(1, f"- MLflow run: [{run_id}]({run})")
+        docs = f"[{tag.DATA_DOCS_INDEX}]({run}/artifacts/{tag.DATA_DOCS_INDEX})"
+        where.insert(2, f"- Data Docs: {docs}")
     return "\n".join([decision.to_markdown(), "", "**Lineage**", "", *where])

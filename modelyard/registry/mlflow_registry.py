@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelyard.config import Settings
-from modelyard.tags import PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING  # noqa: F401 - re-exported
+from modelyard.tags import MODEL_ALIASES, PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING
 
 if TYPE_CHECKING:
     from modelyard.registry.pyfunc import TextClassifierModel
@@ -342,7 +342,12 @@ class MlflowRegistry:
             self.client.set_model_version_tag(name, version, key, str(value))
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Move `alias` to `version`, and list every alias of the model in its `aliases` tag
+        (MLflow's list of models shows one alias per version and hides `production` behind
+        `staging`'s "+1"; its Tags column shows them all)."""
         self.client.set_registered_model_alias(name, alias, version)
+        aliases = self.client.get_registered_model(name).aliases
+        self.client.set_registered_model_tag(name, MODEL_ALIASES, aliases_text(aliases))
 
     def alias_version(self, name: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -446,3 +451,9 @@ def _requirements() -> list[str]:
 
     packages = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
     return [f"{name}=={version(name).split('+')[0]}" for name in packages]
+
+
+def aliases_text(aliases: Mapping[str, Any]) -> str:
+    """Every alias with its version, `production` first (`@production v3 · @staging v4`)."""
+    order = sorted(aliases, key=lambda alias: (alias != PRODUCTION, alias != STAGING, alias))
+    return " · ".join(f"@{alias} v{aliases[alias]}" for alias in order)

@@ -240,7 +240,7 @@ def run_description(story: RunStory) -> str:
     if story.experiment_id and story.run_id:
         base = f"#/experiments/{story.experiment_id}/runs/{story.run_id}/artifacts"
         lines += [
-            f"- Data Docs: [validation/index.html]({base}/validation/index.html)",
+            f"- Data Docs: [{tag.DATA_DOCS_INDEX}]({base}/{tag.DATA_DOCS_INDEX})",
             f"- Gate report: [gate/decision.md]({base}/gate/decision.md)",
         ]
     return "\n".join(lines)
@@ -298,7 +298,7 @@ def log_validation(
         run_id,
         {
             tag.RUN_VALIDATION: "passed" if report.success else "failed",
-            tag.RUN_DATA_DOCS: "validation/index.html",
+            tag.RUN_DATA_DOCS: tag.DATA_DOCS_INDEX,
         },
     )
 

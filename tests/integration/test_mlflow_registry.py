@@ -90,6 +90,9 @@ def test_register_tag_and_alias(store, logged):
     info = registry.version_info(name, v2)
     assert info.tags == {"dataset_md5": version.md5, "rejected": "true"}
     assert info.aliases == [STAGING] and info.run_id == run_id
+    # Every alias in one tag: MLflow's list of models hides all but one per version.
+    tags = registry.client.get_registered_model(name).tags
+    assert tags["aliases"] == "@production v1 · @staging v2"
     # The logged model names both versions (its page links them instead of "Not registered").
     logged_model = registry.client.get_logged_model(model_uri.removeprefix("models:/"))
     # (Other tests of this module may register the same logged model under their own names.)

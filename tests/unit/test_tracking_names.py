@@ -4,10 +4,14 @@ description, the flow run's name, tags and artifact keys, the links."""
 from __future__ import annotations
 
 import pandas as pd
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
 from modelyard import tags
 from modelyard.evaluation.gate import GateDecision
+from modelyard.explain import report_title
 from modelyard.orchestration import runs
+from modelyard.registry.lineage import version_description
+from modelyard.registry.mlflow_registry import aliases_text
 from modelyard.registry.tracking import RunStory, rows_md5, run_description, source_tags
 
 
@@ -107,6 +111,31 @@ def test_artifact_keys_and_links():
         "http://h/#/models/my%20model/versions/2"
     )
     assert runs.flow_run_url("local") is None
+    # Without a Prefect server's address (the ephemeral API), the link is to `modelyard ui`'s.
+    with temporary_settings(restore_defaults={PREFECT_API_URL, PREFECT_UI_URL}):
+        assert runs.flow_run_url("f-1") == f"{runs.DEFAULT_PREFECT_UI}/runs/flow-run/f-1"
+
+
+def test_version_description_is_the_gate_report_with_links():
+    lineage = {tags.MLFLOW_RUN_ID: "r1", tags.PREFECT_FLOW_RUN_ID: "f-1", tags.DATASET_MD5: "m"}
+    decision = GateDecision(passed=True)
+    linked = version_description(decision, lineage, "7", "http://prefect/runs/flow-run/f-1")
+    assert linked.startswith(decision.to_markdown())
+    assert "MLflow run: [r1](#/experiments/7/runs/r1)" in linked
+    assert "(#/experiments/7/runs/r1/artifacts/validation/index.html)" in linked
+    assert "Prefect flow run: [f-1](http://prefect/runs/flow-run/f-1)" in linked
+    plain = version_description(decision, lineage)
+    assert "MLflow run: `r1`" in plain and "Prefect flow run: `f-1`" in plain
+
+
+def test_every_alias_is_listed_production_first():
+    listed = aliases_text({"staging": "4", "canary": "2", "production": "3"})
+    assert listed == "@production v3 · @staging v4 · @canary v2"
+
+
+def test_the_explanation_report_is_titled_by_model_run_and_quantity():
+    title = report_title("reviews", "r1")
+    assert "reviews" in title and "MLflow run r1" in title and "log-odds" in title
 
 
 def test_ui_commands_point_prefects_ui_at_its_own_port(monkeypatch, tmp_path):
