@@ -75,23 +75,16 @@ def serve(
     )
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's or taskset's cpuset),
-    not the machine's: torch's default counts every core and oversubscribes a limited one."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows: no affinity to read
-        return max(1, os.cpu_count() or 1)
-
-
 def use_cores() -> None:
-    """One inference thread per usable core (a forward pass at a time runs: see the batcher),
-    unless the user exported OMP_NUM_THREADS."""
+    """One torch thread per core this process may use (its CPU affinity: a container's or
+    taskset's cpuset; torch's default counts every core of the machine and oversubscribes a
+    limited one), unless the user exported OMP_NUM_THREADS. One forward pass runs at a time
+    (see the batcher), so it may have them all; ONNX Runtime sessions size themselves alike."""
     import os
 
     import torch
+
+    from modelyard.inference.runtime import usable_cores
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(usable_cores())

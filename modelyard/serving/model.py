@@ -45,6 +45,7 @@ class LoadedModel:
             "labels": self.labels,
             "loaded_at": self.loaded_at.isoformat(),
             "text_column": self.text_column,
+            "runtime": self.classifier.runtime,
         }
 
 

@@ -194,3 +194,7 @@ class Metadata(BaseModel):
         "takes it as well as `text` and `texts`."
     )
     loaded_at: str
+    runtime: str = Field(
+        description='What answers: "eager" (PyTorch; "eager-fp16" on a GPU), "onnx" or '
+        '"onnx-int8" (ONNX Runtime): what the parity check of the version chose for this device.'
+    )

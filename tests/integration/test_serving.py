@@ -77,6 +77,7 @@ def test_endpoints_valid_and_invalid(store):
         meta = http.get("/metadata").json()
         assert (meta["model"], meta["version"], meta["alias"]) == (NAME, "1", "production")
         assert meta["dataset_md5"] == "md5-of-seed-1" and meta["labels"] == LABELS
+        assert meta["runtime"] == "eager"  # a version registered without an export
 
         one = http.post("/predict", json={"text": "superb sound"})
         assert one.status_code == 200
