@@ -21,9 +21,10 @@ from modelyard.inference import runtime as rt
 
 # Batch sizes the texts/s are measured at: a lone request, a full server batch.
 BATCH_SIZES = (1, 32)
-# Texts timed at batch 1 (each its own forward pass): enough for a stable rate, few enough to
-# keep the check short on a slow machine.
-SINGLE_TEXTS = 64
+# Texts timed per round at each batch size (batch 1: each its own forward pass), and rounds:
+# enough for a stable rate, few enough to keep the check short on a slow machine.
+SPEED_TEXTS = {1: 32, 32: 256}
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -157,22 +158,25 @@ class RuntimeReport:
         return [v for v in self.verdicts if not v.passed]
 
 
-def measure(
-    classifier: Any, texts: Sequence[str], size_mb: float, batch_sizes: Sequence[int] = BATCH_SIZES
-) -> Measured:
-    """Predict every text at the largest batch (timed), and time `SINGLE_TEXTS` texts one by
-    one; a warm-up batch first, so one-off costs (allocation, kernel choice) are not counted."""
+def time_variants(
+    classifiers: dict[str, Any], texts: Sequence[str], rounds: int = ROUNDS
+) -> dict[str, dict[int, float]]:
+    """texts/s of each classifier at each of `BATCH_SIZES`: the best of `rounds` rounds, the
+    variants taking turns within a round, so that a burst of other work on the machine slows
+    one round of every variant rather than all rounds of one (and decides nothing)."""
     texts = list(texts)
-    classifier.predict(texts[: max(batch_sizes)])
-    speed: dict[int, float] = {}
-    predictions: list[str] = []
-    for batch in sorted(batch_sizes, reverse=True):
-        timed = texts if batch == max(batch_sizes) else texts[:SINGLE_TEXTS]
-        started = time.perf_counter()
-        found = classifier.predict(timed, batch_size=batch)
-        speed[batch] = len(timed) / max(time.perf_counter() - started, 1e-9)
-        predictions = predictions or found
-    return Measured(classifier.runtime, predictions, dict(sorted(speed.items())), size_mb)
+    samples = {b: texts[: SPEED_TEXTS[b]] for b in BATCH_SIZES}
+    for classifier in classifiers.values():  # warm-up: allocation, kernel choice, thread pools
+        classifier.predict(texts[: max(BATCH_SIZES)])
+    speeds: dict[str, dict[int, float]] = {name: {} for name in classifiers}
+    for _ in range(rounds):
+        for name, classifier in classifiers.items():
+            for batch, sample in samples.items():
+                started = time.perf_counter()
+                classifier.predict(sample, batch_size=batch)
+                rate = len(sample) / max(time.perf_counter() - started, 1e-9)
+                speeds[name][batch] = max(rate, speeds[name].get(batch, 0.0))
+    return speeds
 
 
 def check_runtimes(
@@ -196,9 +200,7 @@ def check_runtimes(
     chosen: dict[str, str] = {}
     for device in devices:
         kind = rt.device_kind(device)
-        found = [
-            _measured(directory, name, device, texts, export_error) for name in rt.variants(kind)
-        ]
+        found = _measured(directory, rt.variants(kind), device, texts, export_error)
         judged = [judge(found[0], m, truth, labels, policy, kind) for m in found]
         verdicts += judged
         chosen[kind] = choose(judged)
@@ -209,15 +211,33 @@ def check_runtimes(
 
 
 def _measured(
-    directory: Path, name: str, device: str, texts: Sequence[str], export_error: str | None
-) -> Measured:
-    if export_error is not None and name in rt.ONNX_FILES:
-        return Measured(name, [], error=export_error)
-    try:
-        classifier = rt.build_runtime(directory, name, device)
-        return measure(classifier, texts, _size_mb(directory, name))
-    except Exception as error:  # noqa: BLE001 - reported as the variant's failure
-        return Measured(name, [], error=f"{type(error).__name__}: {error}"[:500])
+    directory: Path,
+    names: Sequence[str],
+    device: str,
+    texts: Sequence[str],
+    export_error: str | None,
+) -> list[Measured]:
+    """Each variant built and run on every text (its predictions), then timed (in turns)."""
+    built: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    predictions: dict[str, list[str]] = {}
+    for name in names:
+        if export_error is not None and name in rt.ONNX_FILES:
+            failed[name] = export_error
+            continue
+        try:
+            built[name] = rt.build_runtime(directory, name, device)
+            predictions[name] = built[name].predict(list(texts), batch_size=max(BATCH_SIZES))
+        except Exception as error:  # noqa: BLE001 - reported as the variant's failure
+            failed[name] = f"{type(error).__name__}: {error}"[:500]
+            built.pop(name, None)
+    speeds = time_variants(built, texts)
+    return [
+        Measured(name, [], error=failed[name])
+        if name in failed
+        else Measured(name, predictions[name], speeds[name], _size_mb(directory, name))
+        for name in names
+    ]
 
 
 def _size_mb(directory: Path, name: str) -> float:
