@@ -134,7 +134,13 @@ def retrain(
     with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
         trained = train_candidate(
-            splits, params, registry, run_id, run_dir / "model", run_dir / "checkpoints"
+            splits,
+            params,
+            registry,
+            run_id,
+            run_dir / "model",
+            run_dir / "checkpoints",
+            settings.rdzv_endpoint,  # where the other train.nnodes - 1 machines join
         )
         root = pipeline_root(
             Path(params_path), data.source.path, params.data.path, bool(overrides), bool(data_repo)

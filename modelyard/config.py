@@ -208,6 +208,9 @@ class TrainParams(_Frozen):
     threads: int | None = Field(default=None, ge=1)
     # Processes under torchrun (one per GPU; gloo on CPUs). 1: no process group.
     nproc: int = Field(default=1, ge=1)
+    # Machines, each running `nproc` of them (c10d rendezvous at MODELYARD_RDZV_ENDPOINT; this
+    # one node 0, the others `modelyard train --node-rank R`). 1: this machine alone.
+    nnodes: int = Field(default=1, ge=1)
     # "balanced": each class's loss weighs training rows / (classes × its rows), so a rare
     # class counts as much as a common one in total (the mean weight per row stays 1).
     class_weights: Literal["none", "balanced"] = "none"
@@ -217,8 +220,10 @@ class TrainParams(_Frozen):
     def _private(self) -> TrainParams:
         if not self.privacy.enabled:
             return self
-        if self.nproc > 1:
-            raise ValueError("train.privacy.enabled trains in one process: set train.nproc to 1")
+        if self.nproc > 1 or self.nnodes > 1:
+            raise ValueError(
+                "train.privacy.enabled trains in one process: set train.nproc and train.nnodes to 1"
+            )
         if self.grad_accumulation > 1:
             raise ValueError(
                 "train.privacy.enabled samples each step's batch afresh (Poisson): "
@@ -602,6 +607,9 @@ class Settings(BaseSettings):
     # Where people open the MLflow UI, for the links a retrain writes (Prefect artifacts, run
     # descriptions): a tracking server's own URL by default, else `modelyard ui`'s default.
     mlflow_ui_url: str | None = None
+    # HOST:PORT where the machines of a `train.nnodes` > 1 training meet (torchrun's c10d
+    # rendezvous): reachable from every node, e.g. node 0's headless-Service name on Kubernetes.
+    rdzv_endpoint: str | None = None
 
     def resolved_mlflow_ui_url(self) -> str:
         """MODELYARD_MLFLOW_UI_URL, else an http(s) tracking server, else http://127.0.0.1:5000

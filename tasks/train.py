@@ -22,8 +22,11 @@ def train_candidate(
     run_id: str,
     out_dir: Path,
     checkpoints: Path | None = None,
+    rendezvous: str | None = None,
 ) -> Trained:
     """Fine-tune with per-step and per-epoch metrics in MLflow; resumes from `checkpoints`.
     The attempt's compute cost is logged as it goes and at the end, next to the run's total
-    over all its attempts."""
-    return train_tracked(splits, params, registry, run_id, out_dir, checkpoints, get_run_logger())
+    over all its attempts. With `train.nnodes` > 1 the other machines join at `rendezvous`."""
+    return train_tracked(
+        splits, params, registry, run_id, out_dir, checkpoints, get_run_logger(), rendezvous
+    )

@@ -15,10 +15,16 @@ if TYPE_CHECKING:
 
 
 def retrain_remote(
-    params: Path, data: str | None, data_repo: str | None, overrides: dict[str, Any]
+    params: Path,
+    data: str | None,
+    data_repo: str | None,
+    overrides: dict[str, Any],
+    deployment: str = "retrain",
+    size: tuple[int, int] = (1, 1),
 ) -> None:
-    """Trigger the retrain deployment, print the run's logs as they come, exit with its
-    outcome."""
+    """Trigger a retrain deployment, print the run's logs as they come, exit with its outcome.
+    `size` (train.nnodes, train.nproc) sizes the Job on a work pool whose job template takes
+    `nodes` and `gpus_per_node` (infra/k8s/gpu-pool-job-template.json)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import get_current_settings
@@ -29,21 +35,49 @@ def retrain_remote(
 
     if not get_current_settings().api.url:
         raise Refused("--remote needs a Prefect server with the deployment: set PREFECT_API_URL")
+    name = f"{RETRAIN_DEPLOYMENT.split('/')[0]}/{deployment}"
+    with get_client(sync_client=True) as client:
+        job_variables = _job_size(client, name, size)
+    # A pod of a sized (Kubernetes) pool reads a relative --params in its own project folder,
+    # the image's; a worker on this machine reads this file.
+    in_image = job_variables is not None and not params.is_absolute()
     run: FlowRun = run_deployment(  # type: ignore[assignment] # sync here: no event loop
-        RETRAIN_DEPLOYMENT,
+        name,
         timeout=0,
         parameters={
-            "params_path": str(params.resolve()),
+            "params_path": str(params if in_image else params.resolve()),
             "data_path": data,
             "data_repo": data_repo,
             "overrides": overrides or None,
         },
+        job_variables=job_variables,
     )
-    Console(stderr=True).print(f"flow run {run.id} ({run.name}) on the retrain deployment")
+    Console(stderr=True).print(f"flow run {run.id} ({run.name}) on the {name} deployment")
     with get_client(sync_client=True) as client:
         state = follow_flow_run(client, run.id, typer.echo)
     if not state.is_completed():
         raise Refused(f"flow run {run.id} ended {state.type.value}: {state.message}")
+
+
+def _job_size(client: Any, name: str, size: tuple[int, int]) -> dict[str, int] | None:
+    """{nodes, gpus_per_node} where the deployment's work pool sizes its Job by them (the
+    params decide, so the pods and train.nnodes agree); None on any other pool, which
+    refuses train.nnodes > 1 (nothing would join)."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        pool = client.read_work_pool(client.read_deployment_by_name(name).work_pool_name)
+    except ObjectNotFound:
+        raise Refused(f"no deployment {name} on the Prefect server (`modelyard deploy`)") from None
+    variables = pool.base_job_template.get("variables", {}).get("properties", {})
+    if {"nodes", "gpus_per_node"} <= variables.keys():
+        return {"nodes": size[0], "gpus_per_node": size[1]}
+    if size[0] > 1:
+        raise Refused(
+            f"train.nnodes is {size[0]} but work pool {pool.name} runs one machine per flow run: "
+            "use --deployment retrain-gpu (docs/operations/cluster.md)"
+        )
+    return None
 
 
 def report_triggered_run(ref: str) -> None:

@@ -47,6 +47,13 @@ def retrain(
             "--remote", help="Run the `retrain/retrain` deployment on its work pool and follow it."
         ),
     ] = False,
+    deployment: Annotated[
+        str,
+        typer.Option(
+            help="With --remote: the retrain flow's deployment, e.g. retrain-gpu (the gpu pool: "
+            "train.nnodes pods of train.nproc GPUs each)."
+        ),
+    ] = "retrain",
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
     overrides = parse_overrides(set_)
@@ -56,7 +63,8 @@ def retrain(
     if remote:
         from modelyard.cli._follow import retrain_remote
 
-        retrain_remote(params, data, data_repo, overrides)
+        size = (loaded.train.nnodes, loaded.train.nproc)
+        retrain_remote(params, data, data_repo, overrides, deployment, size)
         return
     from flows.retrain import retrain as retrain_flow
     from modelyard.report import print_summary
@@ -96,17 +104,61 @@ def train(
         int, typer.Option(help="Processes under torchrun (one per GPU; gloo on CPUs).")
     ] = 1,
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
+    nnodes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Machines, each running --nproc processes. Default: train.nnodes."
+        ),
+    ] = None,
+    node_rank: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="This machine's rank: 0 reads the data and params, saves the model; the others "
+            "train on what node 0 sends them and write nothing.",
+        ),
+    ] = 0,
+    rdzv_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where the machines meet (c10d), the same on every node. "
+            "Default: MODELYARD_RDZV_ENDPOINT."
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune on the prepared split (build/prepared) into build/model, on N processes."""
-    from modelyard.config import load_params
+    """Fine-tune on the prepared split (build/prepared) into build/model, on N processes (on
+    each of --nnodes machines: run it on every machine, each with its --node-rank)."""
+    from modelyard.config import Settings, load_params
 
+    endpoint = rdzv_endpoint or Settings().rdzv_endpoint
+    if node_rank > 0:  # node 0 sends the data and params: a joiner reads params.yaml only for
+        # train.nnodes, when --nnodes does not say
+        count = nnodes if nnodes is not None else load_params(params).train.nnodes
+        _join(nproc, count, node_rank, endpoint)
+        return
     loaded = load_params(params).updated({"train.nproc": nproc})
+    if nnodes is not None:
+        loaded = loaded.updated({"train.nnodes": nnodes})
     from modelyard.orchestration import pipeline
 
     with noting(NOTHING_CHANGED):
-        result = pipeline.train(loaded)
+        result = pipeline.train(loaded, rendezvous=endpoint)
     typer.echo(
-        f"trained {pipeline.MODEL} on {nproc} process(es): {result.result.steps} steps, "
-        f"best epoch {result.result.best_epoch}, {result.result.samples_per_second:.0f} "
-        "samples/s"
+        f"trained {pipeline.MODEL} on {nproc} process(es) × {loaded.train.nnodes} node(s): "
+        f"{result.result.steps} steps, best epoch {result.result.best_epoch}, "
+        f"{result.result.samples_per_second:.0f} samples/s"
     )
+
+
+def _join(nproc: int, nnodes: int, node_rank: int, endpoint: str | None) -> None:
+    """Node `node_rank` of a multi-node training that node 0 (`modelyard train` or a retrain)
+    leads: nothing read here, nothing written."""
+    from modelyard.training import distributed
+
+    try:
+        nodes = distributed.Nodes(nnodes, node_rank, endpoint)
+    except ValueError as error:
+        raise Refused(str(error), code=2) from None
+    with noting(NOTHING_CHANGED):
+        distributed.join(nproc, nodes)
+    typer.echo(f"node {node_rank} of {nnodes}: trained its share; node 0 saved the model")

@@ -92,12 +92,20 @@ def validate(
 
 
 def train(
-    params: Params, prepared: Path = PREPARED, out: Path = MODEL, metrics: Path = TRAIN_METRICS
+    params: Params,
+    prepared: Path = PREPARED,
+    out: Path = MODEL,
+    metrics: Path = TRAIN_METRICS,
+    rendezvous: str | None = None,
 ) -> Trained:
-    """Fine-tune on the prepared split; with `train.nproc` > 1 through torchrun. `metrics` holds
-    only what the same inputs reproduce (no wall time: `dvc.lock` records its hash)."""
-    if params.train.nproc > 1:
-        trained = fit_distributed(prepared, params, out)
+    """Fine-tune on the prepared split; with `train.nproc` or `train.nnodes` > 1 through
+    torchrun (this machine node 0, the others joining at `rendezvous`). `metrics` holds only
+    what the same inputs reproduce (no wall time: `dvc.lock` records its hash)."""
+    if params.train.nproc > 1 or params.train.nnodes > 1:
+        from modelyard.config import Settings
+
+        endpoint = rendezvous or Settings().rdzv_endpoint
+        trained = fit_distributed(prepared, params, out, rendezvous=endpoint)
     else:
         trained = fit(ds.Splits.load(prepared), params, out)
     result = trained.result

@@ -54,13 +54,19 @@ def train_tracked(
     out_dir: Path,
     checkpoints: Path | None,
     log: Log,
+    rendezvous: str | None = None,
 ) -> Trained:
-    """Fine-tune (in `train.nproc` processes when > 1), tracking the attempt in `run_id`;
-    resumes from `checkpoints`. A failed attempt's cost stays in the run too."""
+    """Fine-tune (in `train.nproc` processes on each of `train.nnodes` machines meeting at
+    `rendezvous` when either is > 1), tracking the attempt in `run_id`; resumes from
+    `checkpoints`. A failed attempt's cost stays in the run too."""
     tracker = TrainingLog(registry, run_id, params, log, len(splits.train))
     try:
-        if params.train.nproc > 1:
-            log.info("launching torchrun with %d processes", params.train.nproc)
+        if params.train.nproc > 1 or params.train.nnodes > 1:
+            log.info(
+                "launching torchrun with %d processes on each of %d node(s)",
+                params.train.nproc,
+                params.train.nnodes,
+            )
             trained = fit_distributed(
                 splits.save(out_dir.parent / "distributed"),
                 params,
@@ -68,6 +74,7 @@ def train_tracked(
                 registry.tracking_uri,
                 run_id,
                 checkpoints,
+                rendezvous,
             )
         else:
             trained = fit(
@@ -104,14 +111,16 @@ class TrainingLog:
     def __post_init__(self) -> None:
         train = self.params.train
         self.attempt = len(recorded_attempts(self.registry, self.run_id)) + 1
-        self.meter = ComputeMeter(self.params.cost, pick_device(), train.nproc).start()
+        self.meter = ComputeMeter(
+            self.params.cost, pick_device(), train.nproc * train.nnodes
+        ).start()
         self.last_cost_log = time.monotonic()
         self._log_attempt(self.meter.snapshot(0))
 
     @property
     def samples_per_step(self) -> int:
         train = self.params.train
-        return train.batch_size * train.grad_accumulation * train.nproc
+        return train.batch_size * train.grad_accumulation * train.nproc * train.nnodes
 
     @property
     def total_steps(self) -> int:

@@ -88,20 +88,24 @@ def fit_distributed(
     tracking_uri: str | None = None,
     run_id: str | None = None,
     checkpoints: Path | None = None,
+    rendezvous: str | None = None,
 ) -> Trained:
     """`fit` in `train.nproc` torchrun processes on the splits saved under `prepared`
-    (`Splits.save`); rank 0 logs to the MLflow run `run_id` when one is given."""
+    (`Splits.save`), on each of `train.nnodes` machines meeting at `rendezvous` (HOST:PORT; this
+    one node 0, the others `distributed.join`); place 0 logs to the MLflow run `run_id` when one
+    is given."""
     import tempfile
 
     import yaml
 
-    from modelyard.training.distributed import launch
+    from modelyard.training.distributed import Nodes, launch
 
+    nodes = Nodes(params.train.nnodes, 0, rendezvous)
     with tempfile.TemporaryDirectory() as scratch:
         frozen = Path(scratch) / "params.yaml"
         frozen.write_text(yaml.safe_dump(params.model_dump(mode="json")))
         report = launch(
-            prepared, frozen, out_dir, params.train.nproc, tracking_uri, run_id, checkpoints
+            prepared, frozen, out_dir, params.train.nproc, tracking_uri, run_id, checkpoints, nodes
         )
     parameters = int(report.pop("parameters"))
     return Trained(out_dir, TrainResult(**report), parameters)

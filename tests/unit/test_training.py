@@ -135,7 +135,8 @@ def test_bad_training_config_is_refused_before_any_work(change, message, repo, t
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"train.nproc": 2}, "set train.nproc to 1"),
+        ({"train.nproc": 2}, "set train.nproc and train.nnodes to 1"),
+        ({"train.nnodes": 2}, "set train.nproc and train.nnodes to 1"),
         ({"train.grad_accumulation": 2}, "set train.grad_accumulation to 1"),
         ({"train.precision": "bf16"}, "trains in fp32"),
         ({"train.max_steps": 10}, "unset train.max_steps"),
@@ -185,3 +186,53 @@ def test_dp_fine_tune_spends_at_most_its_budget_reproducibly(splits, tiny_params
     assert torch.equal(a[embeddings], fresh.state_dict()[embeddings])
     layer = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(a[layer], fresh.state_dict()[layer])
+
+
+def _torchrun_env(node: int, local: int, per_node: int = 2, nodes: int = 3) -> dict[str, str]:
+    return {
+        "MODELYARD_NODE_RANK": str(node),
+        "LOCAL_RANK": str(local),
+        "LOCAL_WORLD_SIZE": str(per_node),
+        "GROUP_WORLD_SIZE": str(nodes),
+        "WORLD_SIZE": str(per_node * nodes),
+    }
+
+
+def test_each_process_joins_under_its_node_and_local_rank_whatever_c10d_numbered():
+    from modelyard.training.distributed import place
+
+    places = [place(_torchrun_env(node, local)) for node in range(3) for local in range(2)]
+    assert places == list(range(6))  # rank 0: node 0's first process, which logs and saves
+    assert place({"LOCAL_RANK": "1"}) is None  # one machine: torchrun's own rank
+    uneven = {**_torchrun_env(1, 0), "WORLD_SIZE": "5"}  # a node started with another --nproc
+    with pytest.raises(RuntimeError, match="same --nproc"):
+        place(uneven)
+
+
+def test_nodes_meet_at_a_c10d_endpoint_that_node_0_hosts():
+    from modelyard.training.distributed import Nodes, _torchrun
+
+    assert "--standalone" in _torchrun(2, Nodes())
+    first = _torchrun(4, Nodes(2, 0, "trainer-0.train:29400"))
+    assert "--standalone" not in first and "--nproc_per_node=4" in first
+    assert {"--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=trainer-0.train:29400"} <= set(
+        first
+    )
+    assert any(a.startswith("--rdzv-conf=is_host=1,") for a in first)
+    assert any(a.startswith("--rdzv-conf=is_host=0,") for a in _torchrun(4, Nodes(2, 1, "h:1")))
+    for count, rank, endpoint in [(2, 0, None), (2, 0, "no-port"), (2, 2, "h:1"), (0, 0, None)]:
+        with pytest.raises(ValueError):
+            Nodes(count, rank, endpoint)
+
+
+def test_a_joining_node_without_an_endpoint_is_refused_having_read_nothing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    monkeypatch.delenv("MODELYARD_RDZV_ENDPOINT", raising=False)
+    absent = tmp_path / "absent.yaml"
+    args = ["train", "--nnodes", "2", "--node-rank", "1", "--params", str(absent)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "needs a rendezvous endpoint HOST:PORT" in " ".join(result.output.split())
