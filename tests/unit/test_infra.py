@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import itertools
 import json
 import re
 import subprocess
@@ -34,6 +35,7 @@ from tests.helpers.infra import (
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "infra" / "compose.yaml"
 PREFECT_YAML = REPO / "prefect.yaml"
+GPU_TEMPLATE = REPO / "infra" / "k8s" / "gpu-pool-job-template.json"
 HADOLINT = [str(Path(sys.executable).parent / "hadolint"), "--no-color"]
 # Images compose and the manifests run that are not ModelYard's own.
 THIRD_PARTY = re.compile(r"^(postgres:\d+|prefecthq/prefect:(?P<prefect>[\d.]+)-python3\.11-\S+)$")
@@ -63,6 +65,32 @@ def _containers() -> list[dict[str, Any]]:
     ]
 
 
+def _gpu_template() -> dict[str, Any]:
+    template: dict[str, Any] = json.loads(GPU_TEMPLATE.read_text())
+    return template
+
+
+def _gpu_job(job_variables: dict[str, Any]) -> dict[str, Any]:
+    """The Job the gpu pool's Kubernetes worker creates for a flow run: Prefect's own templating
+    of the pool's job template, with the variables' defaults under `job_variables` (the image
+    `prefect deploy` takes from MODELYARD_IMAGE: what `make image-cuda` tags)."""
+    from prefect.utilities.templating import apply_values
+
+    template = _gpu_template()
+    properties = template["variables"]["properties"]
+    values = {name: v["default"] for name, v in properties.items() if "default" in v}
+    values.update(job_variables, command="prefect flow-run execute", env={}, labels={})
+    if values["image"] == "{{ $MODELYARD_IMAGE }}":
+        values["image"] = make_image_tags(REPO, "image-cuda")[0]
+    manifest: dict[str, Any] = apply_values(template["job_configuration"], values)["job_manifest"]
+    return manifest
+
+
+def _gpu_deployments() -> list[dict[str, Any]]:
+    deployments = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
+    return [d for d in deployments if d["work_pool"]["name"] == "gpu"]
+
+
 def _dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) per instruction, continuation lines joined."""
     text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
@@ -83,6 +111,16 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(kubernetes):
     assert len(objects) >= 9
     errors = [e for source, obj in objects for e in kubernetes_errors(obj, kubernetes, source)]
     assert errors == []
+
+
+@pytest.mark.parametrize("kubernetes", KUBERNETES_VERSIONS)
+def test_the_gpu_pools_training_job_matches_the_kubernetes_schemas(kubernetes):
+    """The Indexed Job of each gpu deployment, and of a larger run (what `modelyard retrain
+    --remote` asks for with train.nnodes 4, train.nproc 8)."""
+    sizes = [d["work_pool"]["job_variables"] for d in _gpu_deployments()]
+    assert sizes
+    for variables in [*sizes, {"nodes": 4, "gpus_per_node": 8}]:
+        assert kubernetes_errors(_gpu_job(variables), kubernetes, GPU_TEMPLATE.name) == []
 
 
 def test_kubernetes_schema_refuses_a_wrong_type_and_an_unknown_field_naming_them():
@@ -287,11 +325,11 @@ def test_kubernetes_manifests_are_consistent():
     ][0]
     assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+    pods = [d["spec"]["template"] for d in by_kind["Deployment"].values()]
+    pods.append(_gpu_job({})["spec"]["template"])  # the training pods (gpu work pool)
     for service in by_kind["Service"].values():
         assert any(
-            service["spec"]["selector"].items()
-            <= d["spec"]["template"]["metadata"]["labels"].items()
-            for d in by_kind["Deployment"].values()
+            service["spec"]["selector"].items() <= pod["metadata"]["labels"].items() for pod in pods
         )
     for hpa in by_kind["HorizontalPodAutoscaler"].values():
         target = hpa["spec"]["scaleTargetRef"]
@@ -303,6 +341,85 @@ def test_kubernetes_manifests_are_consistent():
         0
     ]
     assert worker["args"][-2:] == ["--type", "kubernetes"] and "gpu" in worker["args"]
+
+
+def test_the_gpu_pools_job_template_takes_the_deployments_variables_and_the_workers_keys():
+    import jsonschema
+
+    template = _gpu_template()
+    # What Prefect's Kubernetes worker reads from a job configuration (prefect-kubernetes).
+    assert {"command", "env", "labels", "name", "namespace", "job_manifest"} <= set(
+        template["job_configuration"]
+    )
+    for deployment in _gpu_deployments():
+        jsonschema.validate(deployment["work_pool"]["job_variables"], template["variables"])
+    with pytest.raises(jsonschema.ValidationError, match="nodes"):
+        jsonschema.validate({"nodes": 0}, template["variables"])
+    # The image is the CUDA one `make image-cuda` tags, the namespace the manifests'.
+    properties = template["variables"]["properties"]
+    assert properties["image"]["default"] == make_image_tags(REPO, "image-cuda")[0]
+    assert properties["namespace"]["default"] == "modelyard"
+
+
+def test_the_settings_point_at_services_the_manifests_define():
+    from urllib.parse import urlparse
+
+    settings = _by_kind()["ConfigMap"]["modelyard-settings"]["data"]
+    services = _by_kind()["Service"]
+    for key in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        url = urlparse(settings[key])
+        name, namespace, _ = str(url.hostname).split(".", 2)
+        assert namespace == "modelyard", key
+        assert url.port in {p["port"] for p in services[name]["spec"]["ports"]}, key
+
+
+def test_training_pods_find_each_other_through_the_headless_service():
+    """Pod 0 runs the flow, pods 1..N-1 `modelyard train --node-rank I`, all meeting at pod 0's
+    DNS name under the headless Service, on the port the Service names."""
+    import typer.main
+
+    from modelyard.cli import app
+    from modelyard.config import load_params
+
+    job = _gpu_job({"nodes": 3, "gpus_per_node": 2})
+    spec, pod = job["spec"], job["spec"]["template"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 3
+    service = _by_kind()["Service"][pod["spec"]["subdomain"]]
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
+    (port,) = service["spec"]["ports"]
+    (exposed,) = [p for p in container["ports"] if p["name"] == port["targetPort"]]
+    assert exposed["containerPort"] == port["port"]
+    env = [e["name"] for e in container["env"]]
+    values = {
+        e["name"]: e.get("value") or e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container["env"]
+    }
+    assert values["JOB_NAME"] == "metadata.labels['batch.kubernetes.io/job-name']"
+    # Kubernetes expands $(JOB_NAME) only when it is defined earlier in the list.
+    assert env.index("JOB_NAME") < env.index("MODELYARD_RDZV_ENDPOINT")
+    service_name = service["metadata"]["name"]
+    assert values["MODELYARD_RDZV_ENDPOINT"] == f"$(JOB_NAME)-0.{service_name}:{port['port']}"
+
+    (script,) = container["args"]
+    flow, joiner = re.fullmatch(
+        r'if \[ "\$JOB_COMPLETION_INDEX" = 0 \]; then exec (.+); else exec (.+); fi', script
+    ).groups()
+    assert flow == "prefect flow-run execute"
+    words = joiner.replace('"$JOB_COMPLETION_INDEX"', "2").split()
+    assert words[0] == "modelyard"
+    command = typer.main.get_command(app)
+    context = command.make_context("modelyard", words[1:])  # type: ignore[attr-defined]
+    sub = command.get_command(context, words[1])  # type: ignore[attr-defined]
+    parsed = sub.make_context(words[1], words[2:]).params
+    assert (parsed["nproc"], parsed["nnodes"], parsed["node_rank"]) == (2, 3, 2)
+    # The deployments' sizes are params.yaml's (a retrain reads train.nnodes from it).
+    train = load_params(REPO / "params.yaml").train
+    for deployment in _gpu_deployments():
+        variables = deployment["work_pool"]["job_variables"]
+        assert (variables["nodes"], variables["gpus_per_node"]) == (train.nnodes, train.nproc)
 
 
 @pytest.mark.parametrize(
@@ -323,7 +440,7 @@ def test_prefect_deployments_point_at_real_flows(deployment):
     assert deployment["work_pool"]["name"] in {"cpu", "gpu"}
     if deployment["work_pool"]["name"] == "gpu":
         variables = deployment["work_pool"]["job_variables"]
-        assert variables["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert variables["gpus_per_node"] >= 1
         assert variables["node_selector"]
 
 
@@ -337,3 +454,137 @@ def test_the_by_hand_checks_in_the_docs_pass():
         line = command.replace(".venv/bin/", f"{Path(sys.executable).parent}/", 1)
         done = subprocess.run(["bash", "-c", line], cwd=REPO, capture_output=True, text=True)
         assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+
+
+# --- docs/operations/cluster.md: every command checked ---------------------------------------
+
+CLUSTER_PAGE = REPO / "docs" / "operations" / "cluster.md"
+REGISTRY_IMAGE = "registry.example.com/ml/modelyard"
+
+
+def _page_commands(page: Path) -> list[list[str]]:
+    """Each command of the page's bash blocks as words (continuations joined, comments and
+    leading VAR=value assignments dropped)."""
+    import shlex
+
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            words = shlex.split(line, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                words = words[1:]
+            if words:
+                commands.append(words)
+    return commands
+
+
+def _check_make(words: list[str], pushable: set[str]) -> None:
+    targets = [w for w in words[1:] if "=" not in w]
+    variables = [w for w in words[1:] if "=" in w]
+    for target in targets:
+        done = subprocess.run(
+            ["make", "--no-print-directory", "-n", target, *variables],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"make {target}: {done.stderr}"
+        pushable.update(re.findall(r"--tag (\S+)", done.stdout))
+
+
+def _secret_keys_the_manifests_read() -> set[str]:
+    text = "\n".join(p.read_text() for p in (REPO / "infra" / "k8s").glob("*.yaml"))
+    keys = set(re.findall(r"secretKeyRef: \{name: modelyard-secrets, key: (\w+)\}", text))
+    keys |= set(re.findall(r"\{name: modelyard-secrets, key: (\w+)\}", text))
+    return keys
+
+
+def _check_kubectl(words: list[str]) -> None:
+    args = words[1:]
+    if args[:2] == ["-n", "modelyard"]:
+        args = args[2:]
+    if args[0] == "apply":
+        path = REPO / args[args.index("-f") + 1]
+        assert path.is_file() and path.parent == REPO / "infra" / "k8s", path
+    elif args[:3] == ["create", "secret", "generic"]:
+        assert words[1:3] == ["-n", "modelyard"] and args[3] == "modelyard-secrets"
+        given = {a.split("=", 1)[1].split("=", 1)[0] for a in args if a.startswith("--from-")}
+        assert _secret_keys_the_manifests_read() <= given
+        assert "MODELYARD_DATABASE_URL" in given
+    elif args[0] == "port-forward":
+        kind, name = args[1].split("/")
+        service = _by_kind()["Service"][name]
+        assert kind == "svc" and words[1:3] == ["-n", "modelyard"]
+        remote = int(args[2].split(":")[1])
+        assert remote in {p["port"] for p in service["spec"]["ports"]}
+    else:
+        raise AssertionError(f"unchecked kubectl command: {words}")
+
+
+def _check_modelyard(words: list[str]) -> None:
+    """Parsed by the CLI itself (no command runs): every option and value is one it takes."""
+    import typer.main
+
+    from modelyard.cli import app
+
+    command = typer.main.get_command(app)
+    context = command.make_context("modelyard", words[1:])  # type: ignore[attr-defined]
+    sub = command.get_command(context, words[1])  # type: ignore[attr-defined]
+    assert sub is not None, words
+    sub.make_context(words[1], words[2:])
+
+
+def _check_by_help(words: list[str]) -> None:
+    """prefect and dvc: the subcommand's --help answers and names every option used; the
+    files named exist."""
+    subcommand = list(itertools.takewhile(lambda w: not w.startswith("-"), words[1:]))
+    tool = str(Path(sys.executable).parent / words[0])
+    depth = {"prefect": 2, "dvc": 2}[words[0]]
+    help_text = subprocess.run(
+        [tool, *subcommand[:depth], "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert help_text.returncode == 0, (words, help_text.stderr)
+    for option in (w.split("=")[0] for w in words if w.startswith("--")):
+        assert option in help_text.stdout, (words, option)
+    for word in words:
+        if word.startswith("infra/"):
+            assert (REPO / word).is_file(), word
+
+
+def test_every_command_of_the_cluster_page_is_checked():
+    """What can run here checks each command of "From one machine to a cluster" (nothing is
+    executed against a registry, a cluster or a database)."""
+    commands = _page_commands(CLUSTER_PAGE)
+    assert len(commands) >= 15
+    pushable: set[str] = set()
+    for words in commands:
+        tool = words[0]
+        if tool == "make":
+            _check_make(words, pushable)
+        elif tool == "docker":
+            assert words[1] == "push" and words[2] in pushable, words
+        elif tool == "kubectl":
+            _check_kubectl(words)
+        elif tool == "modelyard":
+            _check_modelyard(words)
+        elif tool in ("prefect", "dvc"):
+            _check_by_help(words)
+        elif tool == "export":
+            assert words[1].split("=")[0] in {"PREFECT_API_URL"}, words
+        elif tool == "psql":
+            assert (REPO / words[words.index("-f") + 1]).is_file()
+        elif tool == "git":
+            assert words[1] == "commit" and (REPO / words[-1]).is_file(), words
+        else:
+            raise AssertionError(f"a command no test checks: {words}")
+    assert {f"{REGISTRY_IMAGE}:0.1.0", f"{REGISTRY_IMAGE}:0.1.0-cuda"} <= pushable
+    # The page's deployment is prefect.yaml's, on the gpu pool.
+    retrains = [w for w in commands if w[:2] == ["modelyard", "retrain"] and "--remote" in w]
+    (remote,) = retrains
+    deployment = remote[remote.index("--deployment") + 1]
+    assert deployment in {d["name"] for d in _gpu_deployments()}
+    # The checks do refuse: an option the CLI lacks, a manifest that is not there.
+    with pytest.raises(Exception, match="No such option: --node-rnak"):
+        _check_modelyard(["modelyard", "train", "--node-rnak", "1"])
+    with pytest.raises(AssertionError):
+        _check_kubectl(["kubectl", "apply", "-f", "infra/k8s/no-such.yaml"])
