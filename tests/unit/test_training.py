@@ -236,3 +236,24 @@ def test_a_joining_node_without_an_endpoint_is_refused_having_read_nothing(tmp_p
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "needs a rendezvous endpoint HOST:PORT" in " ".join(result.output.split())
+
+
+def test_a_remote_retrain_sizes_the_job_only_on_a_pool_that_takes_a_size():
+    from types import SimpleNamespace
+
+    from modelyard.cli._common import Refused
+    from modelyard.cli._follow import _job_size
+
+    def client(variables: dict[str, object]) -> SimpleNamespace:
+        pool = SimpleNamespace(name="p", base_job_template={"variables": {"properties": variables}})
+        return SimpleNamespace(
+            read_deployment_by_name=lambda name: SimpleNamespace(work_pool_name="p"),
+            read_work_pool=lambda name: pool,
+        )
+
+    sized = client({"nodes": {}, "gpus_per_node": {}, "image": {}})
+    assert _job_size(sized, "retrain/retrain-gpu", (2, 4)) == {"nodes": 2, "gpus_per_node": 4}
+    process_pool = client({"working_dir": {}})
+    assert _job_size(process_pool, "retrain/retrain", (1, 2)) is None
+    with pytest.raises(Refused, match="--deployment retrain-gpu"):
+        _job_size(process_pool, "retrain/retrain", (2, 1))
