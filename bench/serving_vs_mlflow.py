@@ -189,9 +189,10 @@ def modelyard_levels(env: dict[str, str], texts: list[str], args: Any) -> list[L
 def mlflow_levels(env: dict[str, str], texts: list[str], args: Any) -> list[Level]:
     from modelyard import tags
 
-    port, url = free_port(), ""
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(env)
+    # MLflow starts `uvicorn` through a shell: this interpreter's scripts must be on PATH.
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
     if args.mlflow_runtime == "eager":  # MLflow's own override of a pyfunc's model_config
         env["MLFLOW_PYFUNC_INFERENCE_CONFIG"] = json.dumps({tags.RUNTIME: "eager"})
     mlflow = str(Path(sys.executable).with_name("mlflow"))
