@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from modelyard import tags as tag
 from modelyard.config import CostParams
@@ -163,29 +163,6 @@ def total(attempts: list[dict[str, float]]) -> dict[str, float]:
     out = {key: sum(attempt.get(key, 0.0) for attempt in attempts) for key in keys}
     out["attempts"] = float(len(attempts))
     return out
-
-
-_ATTEMPT_KEYS = ("seconds", "device_hours", "energy_kwh", "co2_kg", "cost", "samples_per_second")
-
-
-def attempt_metrics(figures: ComputeCost) -> dict[str, float]:
-    """One attempt's figures as MLflow metrics; logged at step = attempt number, so every
-    attempt of a run (a retry resuming it, one that was killed) keeps its own."""
-    values = figures.metrics(prefix="")
-    return {f"attempt_{key}": values[key] for key in _ATTEMPT_KEYS}
-
-
-class MetricHistory(Protocol):
-    """What reading attempts needs of a tracking store (the MLflow registry adapter has it)."""
-
-    def metric_by_step(self, run_id: str, key: str) -> dict[int, float]: ...
-
-
-def run_attempts(registry: MetricHistory, run_id: str) -> list[dict[str, float]]:
-    """Every attempt recorded in an MLflow run, in order (the last figure each one logged)."""
-    per_key = {key: registry.metric_by_step(run_id, f"attempt_{key}") for key in _ATTEMPT_KEYS}
-    steps = sorted(set().union(*(values.keys() for values in per_key.values())))
-    return [{key: per_key[key].get(step, 0.0) for key in _ATTEMPT_KEYS} for step in steps]
 
 
 def gate_compute(

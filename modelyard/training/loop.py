@@ -45,16 +45,6 @@ class TrainResult:
     noise_multiplier: float | None = None
 
 
-def epoch_metrics(record: dict[str, float]) -> dict[str, float]:
-    """An epoch's record as MLflow metrics (step = epoch). The epoch's mean loss gets its own
-    name: under `train_loss` it would mix with the per-step losses (step = optimizer step)."""
-    return {
-        ("epoch_train_loss" if key == "train_loss" else key): value
-        for key, value in record.items()
-        if key != "epoch"
-    }
-
-
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -598,6 +588,13 @@ def _finish(run: _Run, state: _State, result: TrainResult) -> TrainResult:
     return result
 
 
+def _progress_bar(total_steps: int, done: int, progress: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(total=total_steps, initial=done, desc="train", unit="step", disable=disable)
+
+
 def train_classifier(
     model: Any,
     tokenizer: Any,
@@ -615,8 +612,6 @@ def train_classifier(
     macro-F1). With `checkpoints`, save a resumable state there every `checkpoint_every` steps
     and at each epoch's end, and resume from the newest one found. `progress`: a progress bar
     (None: only when stderr is a terminal)."""
-    from tqdm.auto import tqdm
-
     placed = _place(model, params)
     data = encode(tokenizer, train_texts, train_labels)
     plan = _plan(len(data.input_ids), params, placed.processes)
@@ -627,13 +622,7 @@ def train_classifier(
     state = (
         _State() if saved is None else _resume(ckpt.load(saved), placed.module, opt, rng, result)
     )
-    bar = tqdm(
-        total=plan.total_steps,
-        initial=state.step,
-        desc="train",
-        unit="step",
-        disable=None if progress is None else not progress,
-    )
+    bar = _progress_bar(plan.total_steps, state.step, progress)
     forward = _forward(placed, tokenizer, data, params)
     run = _Run(
         placed,
