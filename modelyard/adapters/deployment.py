@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from modelyard.tags import PRODUCTION
 
 if TYPE_CHECKING:
+    import httpx
+
     from modelyard.registry.mlflow_registry import MlflowRegistry
     from modelyard.store.audit import AuditLog
 
@@ -34,57 +36,64 @@ def check_server(
     /metadata, then send `texts` to /predict and check every answer."""
     import httpx
 
-    base = server.rstrip("/")
-    deadline = time.monotonic() + timeout_s
-    seen = "nothing"
-    with httpx.Client(base_url=base, timeout=min(30.0, timeout_s)) as http:
+    with httpx.Client(base_url=server.rstrip("/"), timeout=min(30.0, timeout_s)) as http:
         if token:
             try:
                 http.post("/admin/reload", headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError:
                 pass  # polling below still finds the version (or times out with the reason)
-        while True:
-            try:
-                response = http.get("/metadata")
-                seen = (
-                    f"version {response.json().get('version')}"
-                    if response.status_code == 200
-                    else f"HTTP {response.status_code}"
-                )
-            except (httpx.HTTPError, ValueError) as error:
-                seen = f"unreachable ({type(error).__name__})"
-            if seen == f"version {version}":
-                break
-            if time.monotonic() > deadline:
-                return ServerCheck(
-                    server,
-                    False,
-                    f"still reports {seen} after {timeout_s:.0f} s, not version {version}",
-                )
-            time.sleep(0.5)  # the poll interval, not an ordering: the deadline decides
-        try:
-            # The token passes every scope: a server that requires API keys answers it too.
-            auth = {"Authorization": f"Bearer {token}"} if token else {}
-            response = http.post("/predict", json={"texts": texts}, headers=auth)
-        except httpx.HTTPError as error:
-            return ServerCheck(server, False, f"smoke request failed: {type(error).__name__}")
-        if response.status_code != 200:
-            return ServerCheck(
-                server,
-                False,
-                f"smoke request answered HTTP {response.status_code}: {response.text[:200]}",
-            )
-        answers = response.json().get("predictions", [])
-        if len(answers) != len(texts):
-            return ServerCheck(server, False, f"{len(answers)} answers to {len(texts)} texts")
-        wrong = [
-            a for a in answers if a.get("model_version") != version or a.get("label") not in labels
-        ]
-        if wrong:
-            return ServerCheck(
-                server, False, f"smoke answer {wrong[0]} is not a label of version {version}"
-            )
+        seen = _wait_for_version(http, version, time.monotonic() + timeout_s)
+        if seen != f"version {version}":
+            detail = f"still reports {seen} after {timeout_s:.0f} s, not version {version}"
+            return ServerCheck(server, False, detail)
+        problem = _smoke(http, version, texts, labels, token)
+    if problem:
+        return ServerCheck(server, False, problem)
     return ServerCheck(server, True, f"serves version {version}; {len(texts)} smoke requests ok")
+
+
+def _wait_for_version(http: httpx.Client, version: str, deadline: float) -> str:
+    """What /metadata reports once it says `version`, or at the deadline."""
+    import httpx
+
+    while True:
+        try:
+            response = http.get("/metadata")
+            seen = (
+                f"version {response.json().get('version')}"
+                if response.status_code == 200
+                else f"HTTP {response.status_code}"
+            )
+        except (httpx.HTTPError, ValueError) as error:
+            seen = f"unreachable ({type(error).__name__})"
+        if seen == f"version {version}" or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)  # the poll interval, not an ordering: the deadline decides
+
+
+def _smoke(
+    http: httpx.Client, version: str, texts: list[str], labels: list[str], token: str | None
+) -> str | None:
+    """What is wrong with the answers to `texts` (None: each is a label of `version`)."""
+    import httpx
+
+    try:
+        # The token passes every scope: a server that requires API keys answers it too.
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        response = http.post("/predict", json={"texts": texts}, headers=auth)
+    except httpx.HTTPError as error:
+        return f"smoke request failed: {type(error).__name__}"
+    if response.status_code != 200:
+        return f"smoke request answered HTTP {response.status_code}: {response.text[:200]}"
+    answers = response.json().get("predictions", [])
+    if len(answers) != len(texts):
+        return f"{len(answers)} answers to {len(texts)} texts"
+    wrong = [
+        a for a in answers if a.get("model_version") != version or a.get("label") not in labels
+    ]
+    if wrong:
+        return f"smoke answer {wrong[0]} is not a label of version {version}"
+    return None
 
 
 def reload_servers(servers: list[str], token: str | None) -> None:
