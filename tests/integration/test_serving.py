@@ -314,33 +314,57 @@ def test_explain_endpoint(store):
         assert too_long.status_code == 413 and "max_chars_per_text" in too_long.json()["detail"]
 
 
+def _keys(*args: str) -> str:
+    """`modelyard keys ARGS` (on MODELYARD_DATABASE_URL): its output, asserted ok."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["keys", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _made_key(*scopes: str) -> tuple[str, str]:
+    """A key with `scopes`, made by `modelyard keys create`: (its id, the token)."""
+    out = _keys("create", "--name", "+".join(scopes), *(f"--scope={s}" for s in scopes))
+    token = next(word for word in out.split() if word.startswith("myk_"))
+    return token.split("_")[1], token
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _feedback_with_keys(http, answered, predict_key: str, feedback_key: str) -> tuple[str, str]:
+    """Feedback refused without a key and with a key lacking the scope; stored with the
+    feedback key and with the admin token: the two prediction ids labelled."""
+    first, second = (p["id"] for p in answered.json()["predictions"][:2])
+    label = {"label": "positive"}
+    assert http.post("/feedback", json={"prediction_id": first, **label}).status_code == 401
+    denied = http.post(
+        "/feedback", json={"prediction_id": first, **label}, headers=_auth(predict_key)
+    )
+    assert denied.status_code == 403
+    for prediction_id, token in ((first, feedback_key), (second, TOKEN)):
+        stored = http.post(
+            "/feedback", json={"prediction_id": prediction_id, **label}, headers=_auth(token)
+        )
+        assert stored.status_code == 201, stored.text
+    return first, second
+
+
 def test_api_keys_and_their_scopes(store, tmp_path, monkeypatch):
     """Keys made by `modelyard keys create` (on the platform database the server uses): each
     opens its own endpoints only, the admin token opens all, a revoked key none; every feedback
     row names its key and `data from-feedback`'s reading can keep to chosen keys."""
-    from typer.testing import CliRunner
-
     from modelyard.adapters.feedback import read_feedback
-    from modelyard.cli import app as cli
 
     database = f"sqlite:///{tmp_path}/platform.db"
     monkeypatch.setenv("MODELYARD_DATABASE_URL", database)
-
-    def keys(*args: str) -> str:
-        result = CliRunner().invoke(cli, ["keys", *args])
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    def made(*scopes: str) -> tuple[str, str]:
-        out = keys("create", "--name", "+".join(scopes), *(f"--scope={s}" for s in scopes))
-        token = next(word for word in out.split() if word.startswith("myk_"))
-        return token.split("_")[1], token
-
-    (predictor, predict_key), (labeller, feedback_key) = made("predict"), made("feedback")
-    _, admin_key = made("admin")
-
-    def auth(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
+    (predictor, predict_key), (labeller, feedback_key) = _made_key("predict"), _made_key("feedback")
+    _, admin_key = _made_key("admin")
+    auth, keys = _auth, _keys
 
     with (
         serving(store, database, require_keys=True, key_cache_s=0) as (url, _),
@@ -359,18 +383,7 @@ def test_api_keys_and_their_scopes(store, tmp_path, monkeypatch):
         bogus = http.post("/predict", json=body, headers=auth(predict_key[:-2] + "xx"))
         assert bogus.status_code == 401 and "not a valid API key" in bogus.text
 
-        first, second = (p["id"] for p in answered.json()["predictions"][:2])
-        label = {"label": "positive"}
-        assert http.post("/feedback", json={"prediction_id": first, **label}).status_code == 401
-        denied = http.post(
-            "/feedback", json={"prediction_id": first, **label}, headers=auth(predict_key)
-        )
-        assert denied.status_code == 403
-        for prediction_id, token in ((first, feedback_key), (second, TOKEN)):
-            stored = http.post(
-                "/feedback", json={"prediction_id": prediction_id, **label}, headers=auth(token)
-            )
-            assert stored.status_code == 201, stored.text
+        first, second = _feedback_with_keys(http, answered, predict_key, feedback_key)
 
         assert http.post("/admin/reload", headers=auth(predict_key)).status_code == 403
         assert http.post("/admin/reload", headers=auth(admin_key)).status_code == 200
