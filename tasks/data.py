@@ -102,15 +102,25 @@ def validate_dataset(
     return report, docs
 
 
+# Prefect's UI draws a markdown table's cells on one line each and scrolls (with no scroll bar)
+# what does not fit, beside its side panel: three columns, texts cut so a row fits a laptop's
+# window, the observed value included; the Data Docs carry them whole, with each check's column.
+CHECK_CHARS, OBSERVED_CHARS = 52, 40
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _checks_table(report: ValidationReport) -> str:
     """The checks as a table that fits Prefect's artifact page: the result first and what was
     observed last, the expectation's long name left to the Data Docs."""
-    lines = ["| result | check | column | observed |", "|---|---|---|---|"]
+    lines = ["| result | check | observed |", "|---|---|---|"]
     for check in report.checks:
         mark = "pass" if check.success else "**FAIL**"
         title = check.title + ("" if check.scope == "data" else f" ({check.scope})")
-        detail = check.detail.replace("|", "\\|")
-        lines.append(f"| {mark} | {title} | {check.column or ''} | {detail} |")
+        cells = (_cut(title, CHECK_CHARS), _cut(check.detail, OBSERVED_CHARS))
+        lines.append(f"| {mark} | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 

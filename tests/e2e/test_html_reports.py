@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.html_reports import assert_self_contained, problems
+from tests.helpers.html_reports import (
+    assert_self_contained,
+    data_docs_on_disk,
+    download_html_reports,
+    problems,
+)
 from tests.helpers.models import TINY_MODEL
 
 # What each report must show, by its path in the run.
@@ -26,6 +31,8 @@ KEY_CONTENT = {
     "validation/0-rows.html": ("Suite <q>rows (data)</q>", "expect_column_to_exist"),
     "validation/1-statistics.html": ("Suite <q>statistics</q>", "duplicate rows"),
     "explanations/report.html": (
+        f"<h1>{TINY_MODEL}, candidate of MLflow run ",  # whose predictions, what is attributed
+        "what drives each class&#x27;s log-odds",
         "What drives each class",
         "Most confident mistakes",
         "log-odds of the class",
@@ -36,29 +43,14 @@ KEY_CONTENT = {
 }
 
 
-def _html_artifacts(client, run_id: str, path: str | None = None) -> list[str]:
-    found = []
-    for entry in client.list_artifacts(run_id, path):
-        if entry.is_dir:
-            found += _html_artifacts(client, run_id, entry.path)
-        elif entry.path.endswith(".html"):
-            found.append(entry.path)
-    return found
-
-
 @pytest.fixture(scope="module")
 def run_reports(tiny_production, tmp_path_factory) -> dict[str, Path]:
     """Every HTML artifact of the retrain's MLflow run, downloaded: {path in the run: file}."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tiny_production.home.resolve()}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    run_id = tiny_production.summary.mlflow_run_id
-    target = tmp_path_factory.mktemp("reports")
-    return {
-        path: Path(client.download_artifacts(run_id, path, str(target)))
-        for path in _html_artifacts(client, run_id)
-    }
+    return download_html_reports(
+        tiny_production.home,
+        tiny_production.summary.mlflow_run_id,
+        tmp_path_factory.mktemp("reports"),
+    )
 
 
 def test_every_html_report_of_the_run_is_self_contained(run_reports):
@@ -68,8 +60,7 @@ def test_every_html_report_of_the_run_is_self_contained(run_reports):
 
 
 def test_the_data_docs_on_disk_are_self_contained_too(tiny_production):
-    # Settings.validation_dir(): one directory per dataset md5 and params hash.
-    pages = sorted((tiny_production.home / ".modelyard" / "validation").rglob("*.html"))
+    pages = data_docs_on_disk(tiny_production.home)
     assert {page.name for page in pages} >= {"index.html", "0-rows.html", "1-statistics.html"}
     for page in pages:
         assert not problems(page.read_text(encoding="utf-8")), page

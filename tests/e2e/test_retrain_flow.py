@@ -150,7 +150,8 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
 def test_validation_is_a_prefect_artifact_of_the_run(first, client):
     markdown = _prefect_artifact(client, first.mlflow_run_id, f"data-validation-{NAME}")
     assert "passed" in markdown and "20/20 expectations passed on 1500 rows" in markdown
-    assert "| labels in the configured set ['negative', 'neutral', 'positive'] |" in markdown
+    # (cut to fit Prefect's page: the Data Docs carry the whole title)
+    assert "| pass | labels in the configured set ['negative', " in markdown
 
 
 def test_prefect_flow_run_is_named_tagged_and_linked(first, env, client):

@@ -32,7 +32,8 @@ class Page:
 
     socket: Any
     requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # uncaught script errors
+    console: list[str] = field(default_factory=list)  # console errors (a failed load included)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -52,15 +53,32 @@ class Page:
             self.requests.append(params["request"]["url"])
         elif method == "Runtime.exceptionThrown":
             self.errors.append(str(params["exceptionDetails"].get("text")))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.console.append(" ".join(str(a.get("value", "")) for a in params["args"]))
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            self.console.append(f"{params['entry'].get('text')} {params['entry'].get('url', '')}")
 
     def open(self, url: str) -> None:
         self.call("Page.navigate", url=url)
 
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (JSON-able)."""
+        found = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return found.get("result", {}).get("value")
+
     def text(self) -> str:
-        found = self.call(
-            "Runtime.evaluate", expression="document.body ? document.body.innerText : ''"
+        return str(self.evaluate("document.body ? document.body.innerText : ''") or "")
+
+    def links(self) -> list[str]:
+        """Where the page's links go (resolved URLs)."""
+        return list(self.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)"))
+
+    def broken_images(self) -> list[str]:
+        return list(
+            self.evaluate(
+                "[...document.images].filter(i => !i.complete || !i.naturalWidth).map(i => i.src)"
+            )
         )
-        return str(found.get("result", {}).get("value", ""))
 
     def wait_for(self, *needles: str, timeout_s: float = 300.0) -> str:
         """The page's text once it holds every one of `needles` (a single-page app renders
@@ -134,6 +152,7 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[Page]:
                 page.call("Network.enable")
                 page.call("Runtime.enable")
                 page.call("Page.enable")
+                page.call("Log.enable")
                 yield page
         finally:
             process.terminate()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 PLACEHOLDERS = ("__none__", "Data asset: None", "Run name: None", ">None<")
 # Attributes through which a page loads something, by tag.
@@ -66,3 +67,32 @@ def assert_self_contained(path: Path, *must_contain: str) -> str:
     missing = [text for text in must_contain if text not in page]
     assert not missing, f"{path} does not show {missing}"
     return page
+
+
+def _html_artifacts(client: Any, run_id: str, path: str | None = None) -> list[str]:
+    found = []
+    for entry in client.list_artifacts(run_id, path):
+        if entry.is_dir:
+            found += _html_artifacts(client, run_id, entry.path)
+        elif entry.path.endswith(".html"):
+            found.append(entry.path)
+    return found
+
+
+def download_html_reports(home: Path, run_id: str, target: Path) -> dict[str, Path]:
+    """Every HTML artifact of the MLflow run `run_id` in `home`'s embedded store, downloaded to
+    `target`: {path in the run: file}."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home.resolve()}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return {
+        path: Path(client.download_artifacts(run_id, path, str(target)))
+        for path in _html_artifacts(client, run_id)
+    }
+
+
+def data_docs_on_disk(home: Path) -> list[Path]:
+    """The Data Docs pages a retrain wrote under `home` (Settings.validation_dir(): one
+    directory per dataset md5 and params hash)."""
+    return sorted((home / ".modelyard" / "validation").rglob("*.html"))
