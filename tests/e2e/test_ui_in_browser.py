@@ -57,7 +57,6 @@ def _up(url: str) -> bool:
 def uis(tiny_production, tmp_path_factory) -> Iterator[Uis]:
     """Both UIs on the tiny retrain's stores: MLflow's on its SQLite store, a Prefect server on
     the database of the session's Prefect API (its UI told its own API address)."""
-    from mlflow import MlflowClient
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
     from modelyard.orchestration.ui import ui_commands
@@ -96,23 +95,7 @@ def uis(tiny_production, tmp_path_factory) -> Iterator[Uis]:
                 0.5,
                 alive=lambda process=process: process.poll() is None,
             )
-        uri = f"sqlite:///{home.resolve()}/mlflow.db"
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        run = client.get_run(tiny_production.summary.mlflow_run_id)
-        yield Uis(
-            mlflow_url,
-            prefect_url,
-            run.info.run_id,
-            run.info.run_name,
-            run.info.experiment_id,
-            run.data.tags["modelyard.prefect_flow_run_id"],
-            run.data.tags["modelyard.dataset_version"],
-            next(
-                model.model_id
-                for model in client.search_logged_models([run.info.experiment_id])
-                if model.source_run_id == run.info.run_id
-            ),
-        )
+        yield _read_uis(home, tiny_production.summary.mlflow_run_id, mlflow_url, prefect_url)
     finally:
         for process in started:
             process.terminate()
@@ -128,6 +111,29 @@ MLFLOW_DISMISSED = """try {
   localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');
   localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');
 } catch (e) {}"""
+
+
+def _read_uis(home: Path, run_id: str, mlflow_url: str, prefect_url: str) -> Uis:
+    """Where the retrain's run, flow run and logged model are, read from its MLflow store."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home.resolve()}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(run_id)
+    return Uis(
+        mlflow_url,
+        prefect_url,
+        run.info.run_id,
+        run.info.run_name,
+        run.info.experiment_id,
+        run.data.tags["modelyard.prefect_flow_run_id"],
+        run.data.tags["modelyard.dataset_version"],
+        next(
+            model.model_id
+            for model in client.search_logged_models([run.info.experiment_id])
+            if model.source_run_id == run.info.run_id
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
