@@ -294,7 +294,10 @@ def test_stack_deploys_and_runs_the_retrain_flow(
             )
             out = " ".join((remote.stdout + remote.stderr).split())
             assert remote.returncode == 0, out[-3000:]
-            assert "on the retrain deployment" in out and "registered prod-mode version 1" in out
+            assert (
+                "on the retrain/retrain deployment" in out
+                and "registered prod-mode version 1" in out
+            )
             # The deploy step checked the stack's model server, so it serves version 1 now.
             assert f"{urls['model']}: serves version 1" in out
             assert httpx.get(f"{urls['model']}/metadata").json()["version"] == "1"
