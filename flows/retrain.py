@@ -133,15 +133,7 @@ def retrain(
     run_id = opened.run_id
     with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
-        trained = train_candidate(
-            splits,
-            params,
-            registry,
-            run_id,
-            run_dir / "model",
-            run_dir / "checkpoints",
-            settings.rdzv_endpoint,  # where the other train.nnodes - 1 machines join
-        )
+        trained = _train(registry, params, settings, splits, run_id, run_dir)
         root = pipeline_root(
             Path(params_path), data.source.path, params.data.path, bool(overrides), bool(data_repo)
         )
@@ -162,6 +154,26 @@ def retrain(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
     )
     return _outcome(summary, promoted)
+
+
+def _train(
+    registry: MlflowRegistry,
+    params: Params,
+    settings: Settings,
+    splits: Splits,
+    run_id: str,
+    run_dir: Path,
+) -> Trained:
+    """The candidate, trained (resumed from `run_dir`'s checkpoints when a retry finds them)."""
+    return train_candidate(
+        splits,
+        params,
+        registry,
+        run_id,
+        run_dir / "model",
+        run_dir / "checkpoints",
+        settings.rdzv_endpoint,  # where the other train.nnodes - 1 machines join
+    )
 
 
 def _describe_run(
