@@ -75,13 +75,17 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert tags["dataset_md5"] == md5 == first.dataset.md5
     assert tags["gate_decision"] == "promote"
     assert tags["gate_report"].startswith("PROMOTE\npass minimum: accuracy")
-    # verdict, one line per check, the baselines, the compute cost and how the comparison set
-    # was made
+    # verdict, one line per check, the baselines, the compute cost, how the comparison set was
+    # made, then the exported runtimes' parity (this retrain exports: runtime.export)
     lines = tags["gate_report"].splitlines()
-    assert len(lines) == 3 + len(first.decision.checks) + len(first.decision.notes)
-    assert lines[-3].startswith("info baselines: candidate accuracy ")
-    assert lines[-2].startswith("info compute: ")
-    assert lines[-1] == "info comparison: split cut afresh (no production model to inherit from)"
+    runtime = first.decision.runtime
+    assert runtime and len(first.decision.notes) == 1
+    assert len(lines) == 3 + len(first.decision.checks) + 1 + len(runtime)
+    tail = lines[len(lines) - len(runtime) - 3 :]
+    assert tail[0].startswith("info baselines: candidate accuracy ")
+    assert tail[1].startswith("info compute: ")
+    assert tail[2] == "info comparison: split cut afresh (no production model to inherit from)"
+    assert tail[3:] == [f"info runtime: {line}" for line in runtime]
     assert len(tags["split_md5"]) == 32
     assert tags["gate_report_uri"] == f"runs:/{first.mlflow_run_id}/gate/decision.md"
     assert tags["validation"] == "passed"
@@ -122,7 +126,8 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert len(client.get_metric_history(run.info.run_id, "val/macro_f1")) == 5  # per epoch
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) > 3  # per step
     groups = {key.split("/")[0] for key in run.data.metrics}
-    assert groups == {"train", "val", "test", "slice", "data", "compute"}, groups
+    # runtime/: the exported runtimes' parity and speed (this retrain exports)
+    assert groups == {"train", "val", "test", "slice", "data", "compute", "runtime"}, groups
     # The version describes itself with its gate report; the logged model links the version.
     assert version.description.startswith("**Gate: PROMOTE**")
     assert client.get_registered_model(NAME).description
