@@ -102,6 +102,12 @@ def test_first_run_is_registered_with_lineage_and_promoted(first, env, client):
     assert moves[1].actor == f"flow-run:{tags['prefect_flow_run_id']}"
     assert moves[1].gate_report == f"mlflow-run:{first.mlflow_run_id}/gate/decision.md"
 
+
+def test_first_run_tells_its_story_in_mlflow(first, env, client):
+    """Its MLflow run: the split inputs, provenance, description, grouped metrics, the version's
+    description, the logged model's link to the version and the artifacts."""
+    version = client.get_model_version_by_alias(NAME, "production")
+    md5 = hashlib.md5(env["data"].read_bytes()).hexdigest()
     run = client.get_run(first.mlflow_run_id)
     assert run.info.status == "FINISHED"
     # One input per split: its own name, digest of its rows and row count; the file's md5 a tag.
