@@ -6,7 +6,7 @@ with the Prefect/MLflow variables a developer may have exported removed (a `.env
 Each xdist worker is its own process, so each gets its own scratch directory, Prefect home and
 Prefect test API; ports are asked of the kernel and PostgreSQL databases get random names.
 
-Parallel runs (`make test` runs `-n 2 --dist loadgroup`): the tests of a module that share a
+Parallel runs (`make test` runs `-n 3 --dist loadgroup`): the tests of a module that share a
 module-scoped fixture (a trained model, a stack) are one xdist group, so one worker builds it
 once; every other test is scheduled on its own. The longest tests are queued first, so the run
 does not end waiting on one that started last. Otherwise the order is random (pytest-randomly),
