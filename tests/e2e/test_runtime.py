@@ -7,14 +7,12 @@ MLflow in a fresh process, the server's and the monitor's loader) answers with t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from modelyard import tags
 from modelyard.inference.runtime import EAGER, ONNX, ONNX_INT8
-from tests.helpers.models import TINY_MODEL, TINY_TEXTS
+from tests.helpers.models import TINY_MODEL, TINY_TEXTS, json_from_fresh_process
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +61,7 @@ def test_production_loads_the_recorded_runtime_in_a_fresh_process(stores):
         "print(json.dumps({'runtime': model.unwrap_python_model().classifier.runtime,\n"
         "                  'labels': list(out['label'])}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=home, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    fresh = json_from_fresh_process(code, home)
     chosen = stores[2].get_model_version(NAME, "1").tags[tags.RUNTIME]
     assert fresh["runtime"] == chosen
 

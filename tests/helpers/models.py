@@ -64,8 +64,15 @@ def predict_in_fresh_process(
         "print(json.dumps({'columns': list(out.columns), 'labels': list(out['label']),\n"
         "                  'inputs': model.metadata.get_input_schema().input_names()}))\n"
     )
+    return json_from_fresh_process(code, cwd)
+
+
+def json_from_fresh_process(code: str, cwd: Path) -> dict[str, Any]:
+    """Run `code` in a new interpreter (in `cwd`) and return the JSON object its last line
+    printed."""
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    printed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return printed
