@@ -353,6 +353,39 @@ class RuntimeParams(_Frozen):
     max_metric_drop: Score = 0.005
 
 
+class RolloutParams(_Frozen):
+    """How a candidate that passed the offline gate reaches traffic (`modelyard.rollout`).
+
+    `direct`: it takes `production` at once (the behaviour before rollouts). `shadow`: it takes
+    `challenger`; every request is answered by production and scored by the challenger off the
+    request path. `canary`: it takes `challenger` and answers `canary_weight` of the requests.
+    Either way the rollout flow promotes it, aborts it or waits, on live evidence."""
+
+    strategy: Literal["direct", "shadow", "canary"] = "direct"
+    # Share of requests the challenger answers in a canary (by a hash of the request key).
+    canary_weight: float = Field(default=0.1, gt=0.0, lt=1.0)
+    # Quality: the challenger's live accuracy may be at most this much below the champion's;
+    # non-inferiority is shown at one-sided significance `alpha`.
+    max_accuracy_drop: Score = 0.02
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    # Labelled predictions each version needs before quality is judged.
+    min_feedback: int = Field(default=100, ge=1)
+    # Guardrails (canary): requests each version needs before they are judged, then the
+    # challenger's error rate may exceed the champion's by at most `max_error_rate_increase`
+    # and its p95 latency may be at most `max_latency_ratio` times the champion's.
+    min_requests: int = Field(default=50, ge=1)
+    max_error_rate_increase: Score = 0.01
+    max_latency_ratio: float = Field(default=1.5, ge=1.0)
+    # Shadow: share of requests on which both versions must predict the same class.
+    min_agreement: Score = 0.8
+    # A rollout still undecided after this many hours is aborted (None: never).
+    max_duration_h: float | None = Field(default=None, gt=0.0)
+    # Cron (UTC) of the rollout flow's deployment; a run with no open rollout does nothing.
+    evaluate_schedule: str = "*/15 * * * *"
+    # Shadow scoring waits here off the request path; beyond it, copies are dropped (counted).
+    shadow_queue_size: int = Field(default=1000, ge=1)
+
+
 class ServingParams(_Frozen):
     """`modelyard serve`: what it follows, how it batches, what it accepts and logs."""
 
@@ -510,6 +543,7 @@ class Params(_Frozen):
     gate: GateParams = GateParams()
     promotion: PromotionParams = PromotionParams()
     runtime: RuntimeParams = RuntimeParams()
+    rollout: RolloutParams = RolloutParams()
     serving: ServingParams = ServingParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
@@ -526,9 +560,10 @@ class Params(_Frozen):
 
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
-        version's lineage and of the key a killed retrain resumes by. `runtime`, `serving`,
-        `deploy`, `monitor`, `privacy`, `explain` and `cost` are left out: moving a server,
-        repricing a GPU or another runtime check must not make the same training another."""
+        version's lineage and of the key a killed retrain resumes by. `runtime`, `rollout`,
+        `serving`, `deploy`, `monitor`, `privacy`, `explain` and `cost` are left out: moving a
+        server, repricing a GPU or another runtime check must not make the same training
+        another."""
         payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -549,7 +584,7 @@ class Params(_Frozen):
             raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
 
 
-_NOT_DIGESTED = {"runtime", "serving", "deploy", "monitor", "privacy", "explain", "cost"}
+_NOT_DIGESTED = {"runtime", "rollout", "serving", "deploy", "monitor", "privacy", "explain", "cost"}
 
 
 class ConfigError(ValueError):

@@ -11,6 +11,8 @@ from __future__ import annotations
 # Aliases: what serving, batch prediction and the monitor follow.
 PRODUCTION = "production"
 STAGING = "staging"
+# A candidate on trial against production in a shadow or canary rollout (modelyard.rollout).
+CHALLENGER = "challenger"
 
 TRUE = "true"
 

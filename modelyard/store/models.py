@@ -55,6 +55,12 @@ class Prediction(Base):
     label: Mapped[str] = mapped_column(String(256))
     probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # The request the text came in (= `id` for an answer; a shadow score carries the id of the
+    # answer it shadowed). None: logged before rollouts existed.
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # "served": this version answered; "shadow": the challenger scored a copy, nobody saw it.
+    # None: logged before rollouts existed (= served).
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class Feedback(Base):
@@ -83,6 +89,27 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(256))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Rollout(Base):
+    """A challenger on trial against the champion (production) on live traffic, and its end."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(256), index=True)
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    challenger_version: Mapped[str] = mapped_column(String(32))
+    strategy: Mapped[str] = mapped_column(String(16))  # shadow | canary
+    weight: Mapped[float] = mapped_column(Float)  # share the challenger answers (0 in shadow)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | promoted | aborted
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_by: Mapped[str] = mapped_column(String(256))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The statistics of the last verdict (modelyard.rollout), for status and the audit trail.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MonitorRun(Base):

@@ -40,7 +40,7 @@ def test_doctor_names_what_is_wrong_and_how_to_fix_it(tmp_path, monkeypatch, rep
         result = CliRunner().invoke(app, ["doctor"])
     out = " ".join(result.output.split())
     assert result.exit_code == 0, out
-    assert "schema at 0001, migrated to 0006 on first use" in out
+    assert "schema at 0001, migrated to 0007 on first use" in out
 
 
 @pytest.mark.slow
