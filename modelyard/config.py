@@ -535,6 +535,18 @@ class CostParams(_Frozen):
         return table
 
 
+class CardParams(_Frozen):
+    """What a model card says that no run can record: who answers for the model and what it is
+    for (`modelyard.card`). Each version's card shows the values its retrain ran with."""
+
+    # A person or team to ask about the model.
+    owner: str = Field(default="unassigned", min_length=1)
+    # What the model is for, in a sentence or two.
+    intended_use: str = Field(default="not stated", min_length=1)
+    # Uses it was not built or judged for.
+    out_of_scope: tuple[str, ...] = ()
+
+
 class Params(_Frozen):
     data: DataParams = DataParams()
     validation: ValidationParams = ValidationParams()
@@ -550,6 +562,7 @@ class Params(_Frozen):
     privacy: PrivacyParams = PrivacyParams()
     explain: ExplainParams = ExplainParams()
     cost: CostParams = CostParams()
+    card: CardParams = CardParams()
 
     @model_validator(mode="after")
     def _gate_fits_the_data(self) -> Params:
@@ -561,9 +574,9 @@ class Params(_Frozen):
     def digest(self) -> str:
         """A stable hash of every parameter that makes or judges a model: part of each model
         version's lineage and of the key a killed retrain resumes by. `runtime`, `rollout`,
-        `serving`, `deploy`, `monitor`, `privacy`, `explain` and `cost` are left out: moving a
-        server, repricing a GPU or another runtime check must not make the same training
-        another."""
+        `serving`, `deploy`, `monitor`, `privacy`, `explain`, `cost` and `card` are left out:
+        moving a server, repricing a GPU, another runtime check or another owner must not make
+        the same training another."""
         payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -584,7 +597,17 @@ class Params(_Frozen):
             raise ConfigError(f"overrides are invalid:\n{_describe(error)}") from None
 
 
-_NOT_DIGESTED = {"runtime", "rollout", "serving", "deploy", "monitor", "privacy", "explain", "cost"}
+_NOT_DIGESTED = {
+    "runtime",
+    "rollout",
+    "serving",
+    "deploy",
+    "monitor",
+    "privacy",
+    "explain",
+    "cost",
+    "card",
+}
 
 
 class ConfigError(ValueError):
