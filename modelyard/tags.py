@@ -124,6 +124,23 @@ DP_NOISE_MULTIPLIER = TRAIN + "dp_noise_multiplier"
 COMPUTE_TOTAL = COMPUTE + "total/"  # over every attempt of the run (retries, killed attempts)
 # One JSON file per training attempt (its latest figures), read back for the run's totals.
 COMPUTE_ATTEMPTS_DIR = "compute/attempts"
+# Calibration of the candidate's confidence on its test split (`modelyard.evaluation.calibration`):
+# ECE and friends as `calibration/<figure>`, the bins and the reliability diagram as artifacts.
+CALIBRATION = "calibration/"
+CALIBRATION_FILE = "calibration/reliability.json"
+CALIBRATION_DIAGRAM = "calibration/reliability.svg"
+# Rows of each class in each split (split → class → rows): what a card's data section shows.
+CLASS_MIX_FILE = "data/class_mix.json"
+# Artifacts of the run that a model card reads back (written by `modelyard.registry.tracking`
+# and the explanation task).
+GATE_DECISION_FILE = "gate/decision.json"
+CANDIDATE_FILE = "evaluation/candidate.json"
+PRODUCTION_FILE = "evaluation/production.json"
+EXPLANATIONS_FILE = "explanations/report.json"
+# The version's model card (`modelyard.card`), regenerated at registration and on every alias
+# move of the version.
+CARD_MARKDOWN = "card/model_card.md"
+CARD_HTML = "card/model_card.html"
 
 
 def step_metrics(values: dict[str, float]) -> dict[str, float]:
