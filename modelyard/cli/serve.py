@@ -62,6 +62,7 @@ def serve(
         settings.admin_token,
         loaded.privacy,
         loaded.explain,
+        loaded.rollout,
     )
     uvicorn.run(
         application,

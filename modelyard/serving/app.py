@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.config import ExplainParams, PrivacyParams, ServingParams
+from modelyard.config import ExplainParams, PrivacyParams, RolloutParams, ServingParams
 from modelyard.serving.input_checks import validation_refused
 from modelyard.serving.routes import ROUTERS
 from modelyard.serving.state import ServingState, build_state
@@ -31,6 +31,7 @@ def create_app(
     admin_token: str | None,
     privacy: PrivacyParams | None = None,
     explain: ExplainParams | None = None,
+    rollout: RolloutParams | None = None,
 ) -> FastAPI:
     state = build_state(
         registry_factory,
@@ -40,6 +41,7 @@ def create_app(
         admin_token,
         privacy or PrivacyParams(),
         explain or ExplainParams(),
+        rollout or RolloutParams(),
     )
     app = FastAPI(
         title="ModelYard model server",
@@ -65,15 +67,31 @@ def create_app(
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServingState = app.state.serving
     state.predlog.start()
+    state.shadow.start()
     await state.follower.check()  # try once before serving; a server with no model is not ready
-    tasks = [asyncio.create_task(state.batcher.run()), asyncio.create_task(state.follower.run())]
+    # The challenger is not waited for: until it is loaded, production answers everything.
+    tasks = [
+        asyncio.create_task(state.batcher.run()),
+        asyncio.create_task(state.challenger_batcher.run()),
+        asyncio.create_task(follow(state)),
+    ]
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
         state.batcher.close()
+        await asyncio.to_thread(state.shadow.close)
         await asyncio.to_thread(state.predlog.close)
+
+
+async def follow(state: ServingState) -> None:
+    """Every poll: the alias, then the open rollout (a promotion moves the alias to the
+    challenger this server holds, then closes the rollout, which drops it)."""
+    while True:
+        await state.follower.check()
+        await state.challenger.check()
+        await asyncio.sleep(state.follower.interval_s)
 
 
 class CountRequests:

@@ -34,6 +34,10 @@ class NoModel(RuntimeError):
 class ModelFailed(RuntimeError):
     """The model raised on this request's texts (run on their own, without other requests)."""
 
+    def __init__(self, message: str, model: LoadedModel) -> None:
+        super().__init__(message)
+        self.model = model  # the version that failed
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -51,12 +55,15 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_ms: float,
         on_batch: Callable[[int], None] | None = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self._current = current
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="modelyard-infer")
+        # A canary's challenger has a batcher of its own on the champion's executor: one
+        # forward pass at a time, whichever version it is for.
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="modelyard-infer")
         self._coming = 0  # requests being read that have not reached the queue yet
         self._changed = asyncio.Event()
 
@@ -140,13 +147,17 @@ class MicroBatcher:
             ((_, future),) = items
             log.exception("the model failed on a request of %d texts", len(texts))
             if not future.done():
-                future.set_exception(ModelFailed(f"{type(error).__name__}: {error}"))
+                future.set_exception(ModelFailed(f"{type(error).__name__}: {error}", model))
             return
         start = 0
         for batch, future in items:
             if not future.done():  # the client may have gone away meanwhile
                 future.set_result(Scored(model, probabilities[start : start + len(batch)]))
             start += len(batch)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        return self._executor
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,9 @@ class ModelFollower:
         self.last_error: str | None = None
         self._on_swap = on_swap
         self._lock = asyncio.Lock()
+        # A version this server holds already (a rollout's challenger): when the alias moves to
+        # it (the rollout promoted it), it is switched to without loading it again.
+        self.preloaded: Callable[[str], LoadedModel | None] | None = None
 
     def _registry_client(self) -> Any:
         if self._registry is None:
@@ -98,6 +101,9 @@ class ModelFollower:
             raise LookupError(f"{self.name}@{self.alias} does not exist in the registry yet")
         if version == known:
             return None
+        held = self.preloaded(version) if self.preloaded is not None else None
+        if held is not None:
+            return replace(held, alias=self.alias, loaded_at=datetime.now(UTC))
         return load_version(registry, self.name, self.alias, version)
 
     async def check(self) -> bool:

@@ -1,4 +1,5 @@
-"""The prediction log: every answered text, written to the platform database in batches by a
+"""The prediction log: every answered text (and, in a rollout, every text the challenger scored
+in the shadow and every text a version failed on), written to the platform database in batches by a
 background thread, never on the request path.
 
 The request path only appends to a bounded queue (`submit` never blocks). When the database is
@@ -22,6 +23,11 @@ from typing import Any
 log = logging.getLogger("modelyard.serving.predlog")
 
 
+# What a prediction row is (`predictions.role`): an answer a client got, a copy the challenger
+# scored off the request path, or a text the version failed on.
+SERVED, SHADOW, ERROR = "served", "shadow", "error"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -36,6 +42,10 @@ class LoggedPrediction:
     label: str
     probabilities: dict[str, float]
     latency_ms: float
+    # The request the text came in: the id of the answer the client got (None: this row's own
+    # id, an answer). "served", "shadow" or "error" (the contract of modelyard.store.models).
+    request_id: str | None = None
+    role: str = SERVED
 
 
 class PredictionLog:
@@ -156,6 +166,8 @@ class PredictionLog:
                 "label": p.label,
                 "probabilities": p.probabilities,
                 "latency_ms": p.latency_ms,
+                "request_id": p.request_id or p.id,
+                "role": p.role,
             }
             for p in batch
         ]

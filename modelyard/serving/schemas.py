@@ -183,6 +183,25 @@ class ExplainResponse(BaseModel):
     )
 
 
+class RolloutStatus(BaseModel):
+    """The open rollout of the model, as this server follows it."""
+
+    id: int
+    strategy: str = Field(description='"shadow" or "canary".')
+    champion: str | None = Field(description="The version production served when it opened.")
+    challenger: str = Field(description="The version on trial.")
+    weight: float = Field(
+        description="Share of requests the challenger answers (a canary; 0 in a shadow), by a "
+        "hash of the `X-Rollout-Key` header (else of the prediction id)."
+    )
+    started_at: str
+    challenger_loaded: bool = Field(
+        description="False while it loads, or when it could not be loaded (`challenger_error`); "
+        "production answers everything meanwhile."
+    )
+    challenger_error: str | None
+
+
 class Metadata(BaseModel):
     model: str
     version: str
@@ -197,4 +216,9 @@ class Metadata(BaseModel):
     runtime: str = Field(
         description='What answers: "eager" (PyTorch; "eager-fp16" on a GPU), "onnx" or '
         '"onnx-int8" (ONNX Runtime): what the parity check of the version chose for this device.'
+    )
+    rollout: RolloutStatus | None = Field(
+        default=None,
+        description="The open shadow or canary rollout this server follows (only a server "
+        "following `production` does), or null.",
     )

@@ -1,7 +1,8 @@
 """What one server holds (the model follower, the batcher, the prediction log, the metrics, the
-feedback store, its settings) as one typed object on `app.state.serving`, which the routes
-reach through the `State` dependency. Built by `build_state`: constructing it connects to
-nothing, the lifespan starts it."""
+feedback store, its settings; in a rollout, the challenger, its batcher and the shadow scorer)
+as one typed object on `app.state.serving`, which the routes reach through the `State`
+dependency. Built by `build_state`: constructing it connects to nothing, the lifespan starts
+it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from modelyard.config import ExplainParams, PrivacyParams, ServingParams
+from modelyard.config import ExplainParams, PrivacyParams, RolloutParams, ServingParams
 from modelyard.serving.batcher import MicroBatcher
+from modelyard.serving.challenger import ChallengerFollower
 from modelyard.serving.feedback_store import FeedbackStore
 from modelyard.serving.keys import KeyChecker
 from modelyard.serving.metrics import ServerMetrics
 from modelyard.serving.model import LoadedModel, ModelFollower
 from modelyard.serving.predlog import PredictionLog
+from modelyard.serving.shadow import ShadowScorer
+from modelyard.tags import PRODUCTION
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class ServingState:
     # text, and two at once would only share the same cores more slowly while /predict waits.
     explaining: asyncio.Semaphore
     keys: KeyChecker
+    # A rollout's challenger (followed only by a server that serves `production`); the batcher
+    # that answers a canary's share with it; the thread that scores a shadow's copies.
+    challenger: ChallengerFollower
+    challenger_batcher: MicroBatcher
+    shadow: ShadowScorer
 
     def model_or_error(self) -> LoadedModel | JSONResponse:
         """The model being served, or the 503 that says why there is none."""
@@ -52,6 +61,7 @@ def build_state(
     admin_token: str | None,
     privacy: PrivacyParams,
     explain: ExplainParams,
+    rollout: RolloutParams,
 ) -> ServingState:
     from functools import partial
 
@@ -78,6 +88,9 @@ def build_state(
         batch_size=serving.log_batch_size,
     )
     metrics.watch_log(predlog)
+    challenger, challenger_batcher, shadow = _rollout_parts(
+        registry_factory, name, serving, database_url, rollout, follower, batcher, predlog, metrics
+    )
     return ServingState(
         serving,
         explain,
@@ -89,7 +102,41 @@ def build_state(
         FeedbackStore(database_url),
         asyncio.Semaphore(1),
         KeyChecker(database_url, serving.key_cache_s),
+        challenger,
+        challenger_batcher,
+        shadow,
     )
+
+
+def _rollout_parts(
+    registry_factory: Callable[[], Any],
+    name: str,
+    serving: ServingParams,
+    database_url: str,
+    rollout: RolloutParams,
+    follower: ModelFollower,
+    batcher: MicroBatcher,
+    predlog: PredictionLog,
+    metrics: ServerMetrics,
+) -> tuple[ChallengerFollower, MicroBatcher, ShadowScorer]:
+    challenger = ChallengerFollower(
+        registry_factory,
+        database_url,
+        name,
+        serving.alias == PRODUCTION,
+        lambda: follower.current,
+    )
+    follower.preloaded = challenger.holding
+    challenger_batcher = MicroBatcher(
+        lambda: challenger.current,
+        serving.max_batch_size,
+        serving.max_wait_ms,
+        on_batch=metrics.batch_size.observe,
+        executor=batcher.executor,
+    )
+    shadow = ShadowScorer(challenger.shadow, predlog, rollout.shadow_queue_size, metrics.scored)
+    metrics.watch_rollout(challenger, shadow)
+    return challenger, challenger_batcher, shadow
 
 
 def serving_state(request: Request) -> ServingState:

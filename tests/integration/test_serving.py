@@ -115,7 +115,13 @@ def test_endpoints_valid_and_invalid(store):
         wrong = http.post("/admin/reload", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
         ok = http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert ok.json() == {"switched": False, "version": "1", "error": None}
+        assert ok.json() == {
+            "switched": False,
+            "version": "1",
+            "error": None,
+            "challenger": None,
+            "challenger_error": None,
+        }
 
         schema = http.get("/openapi.json").json()
         assert {"PredictRequest", "PredictResponse", "FeedbackRequest"} <= set(

@@ -29,7 +29,9 @@ async def ready(state: State) -> Any:
 @router.get("/metadata", response_model=Metadata, summary="What is being served")
 async def metadata(state: State) -> Any:
     model = state.model_or_error()
-    return model if isinstance(model, JSONResponse) else model.metadata()
+    if isinstance(model, JSONResponse):
+        return model
+    return {**model.metadata(), "rollout": state.challenger.status()}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

@@ -1,4 +1,9 @@
-"""POST /predict: texts in, labels and probabilities out, each prediction logged."""
+"""POST /predict: texts in, labels and probabilities out, each prediction logged.
+
+In a canary rollout the challenger answers the requests whose key (the `X-Rollout-Key` header,
+else the request's first prediction id) falls in its share: one version answers the whole
+request, and names itself in `model_version`. In a shadow rollout production answers, and a
+copy of the texts goes to the challenger's shadow scorer."""
 
 from __future__ import annotations
 
@@ -7,16 +12,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from modelyard.config import ServingParams
 from modelyard.serving.batcher import ModelFailed, NoModel, Scored
+from modelyard.serving.challenger import ROLLOUT_KEY_HEADER
 from modelyard.serving.input_checks import UNREADABLE
 from modelyard.serving.keys import REFUSALS, Granted, require
-from modelyard.serving.predlog import LoggedPrediction
+from modelyard.serving.model import LoadedModel
+from modelyard.serving.predlog import ERROR, SERVED, LoggedPrediction
 from modelyard.serving.schemas import Prediction, PredictRequest, PredictResponse
-from modelyard.serving.state import State, error
+from modelyard.serving.state import ServingState, State, error
 
 router = APIRouter()
 
@@ -41,6 +48,15 @@ async def predict(
     state: State,
     request: Request,
     _: Annotated[Granted, Depends(require("predict"))],
+    rollout_key: Annotated[
+        str | None,
+        Header(
+            alias=ROLLOUT_KEY_HEADER,
+            description="In a canary rollout, which version answers is decided by a hash of "
+            "this key (a user or session id: the same key, the same version, on every "
+            "replica); without it, by the request's first prediction id.",
+        ),
+    ] = None,
 ) -> Any:
     arrived = getattr(request.state, "arrived", None)  # told to the batcher by the middleware
     current = state.follower.current
@@ -51,16 +67,21 @@ async def predict(
     refused = _over_limits(texts, state.serving)
     if refused is not None:
         return refused
+    ids = [str(uuid.uuid4()) for _ in texts]
     started = time.perf_counter()
     try:
-        scored = await state.batcher.score(texts, arrived)
+        scored = await _score(state, texts, rollout_key or ids[0], arrived)
     except NoModel as failure:
         return error(503, f"{failure}: {state.follower.last_error or 'loading'}")
     except ModelFailed as failure:
+        _failed(state, texts, ids, failure.model, time.perf_counter() - started)
         return error(500, f"the model failed on this request's texts: {failure}")
-    latency_ms = (time.perf_counter() - started) * 1000
-    predictions, logged = _answers(texts, scored, latency_ms)
+    seconds = time.perf_counter() - started
+    predictions, logged = _answers(texts, ids, scored, seconds * 1000)
     state.predlog.submit(logged)
+    state.metrics.scored(scored.model.version, SERVED, len(texts), seconds, failed=False)
+    if state.challenger.shadow() is not None:
+        state.shadow.offer(texts, ids)
     answer = PredictResponse.model_construct(
         model=scored.model.name, model_version=scored.model.version, predictions=predictions
     )
@@ -88,17 +109,50 @@ def _over_limits(texts: list[str], serving: ServingParams) -> JSONResponse | Non
     return None
 
 
+async def _score(state: ServingState, texts: list[str], key: str, arrived: Any | None) -> Scored:
+    """The texts scored by the version the request's key routes to."""
+    if state.challenger.canary(key):
+        try:
+            return await state.challenger_batcher.score(texts, arrived)
+        except NoModel:
+            pass  # the rollout ended meanwhile: production answers
+    return await state.batcher.score(texts, arrived)
+
+
+def _failed(
+    state: ServingState, texts: list[str], ids: list[str], model: LoadedModel, seconds: float
+) -> None:
+    """A row with role "error" per text of a request the version failed on (the batcher ran
+    it alone), so each version's error rate comes from the database."""
+    created = datetime.now(UTC)
+    state.predlog.submit(
+        LoggedPrediction(
+            prediction_id,
+            created,
+            model.name,
+            model.version,
+            text,
+            "",
+            {},
+            seconds * 1000,
+            request_id=prediction_id,
+            role=ERROR,
+        )
+        for text, prediction_id in zip(texts, ids, strict=True)
+    )
+    state.metrics.scored(model.version, SERVED, len(texts), seconds, failed=True)
+
+
 def _answers(
-    texts: list[str], scored: Scored, latency_ms: float
+    texts: list[str], ids: list[str], scored: Scored, latency_ms: float
 ) -> tuple[list[Prediction], list[LoggedPrediction]]:
     """Each text's prediction, and the row the prediction log keeps of it."""
     model, labels = scored.model, scored.model.labels
     created = datetime.now(UTC)
     predictions, logged = [], []
-    for text, row in zip(texts, scored.probabilities, strict=True):
+    for text, row, prediction_id in zip(texts, scored.probabilities, ids, strict=True):
         probabilities = {label: float(p) for label, p in zip(labels, row, strict=True)}
         label = labels[int(row.argmax())]
-        prediction_id = str(uuid.uuid4())
         predictions.append(
             Prediction.model_construct(
                 id=prediction_id,
