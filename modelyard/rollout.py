@@ -377,7 +377,8 @@ def _judge(
         return _Finding(Outcome.PROMOTE, (reason,), statistics)
     if z < -z_alpha:
         reason = (
-            f"{said}, at most {100 * upper:+.1f} at {level}): worse by more than {_percent(margin)}"
+            f"{said}, at most {100 * upper:+.1f} at {level}): worse by more than "
+            f"{100 * margin:.1f} points"
         )
         return _Finding(Outcome.ABORT, (reason,), statistics)
     needed = _labels_to_significance(z, z_alpha, labels)
