@@ -150,7 +150,7 @@ def models_history(
             move.alias,
             move.kind,
             move.from_version or "—",
-            move.to_version,
+            move.to_version or "—",  # empty: the alias was removed (a rollout ended)
             move.actor,
             move.reason,
         )

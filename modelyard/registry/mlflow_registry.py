@@ -349,6 +349,24 @@ class MlflowRegistry:
         aliases = self.client.get_registered_model(name).aliases
         self.client.set_registered_model_tag(name, MODEL_ALIASES, aliases_text(aliases))
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove `alias` from the model (a no-op when it names no version), and list the
+        aliases left in the model's `aliases` tag."""
+        if self.alias_version(name, alias) is not None:
+            self.client.delete_registered_model_alias(name, alias)
+        aliases = self.client.get_registered_model(name).aliases
+        self.client.set_registered_model_tag(name, MODEL_ALIASES, aliases_text(aliases))
+
+    def has_model(self, name: str) -> bool:
+        """Is `name` a registered model?"""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            return False
+        return True
+
     def alias_version(self, name: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
 

@@ -1,5 +1,15 @@
 """The audit trail of alias moves: who moved which alias of which model from which version to
-which, when and why — and so what was serving at any moment, and where a rollback goes."""
+which, when and why — and so what was serving at any moment, and where a rollback goes.
+
+The table is append-only. Besides moves (`move`: kinds promote, rollback, manual) it holds
+two kinds of rows:
+
+- a removed alias (`remove`): `to_version` is empty (`REMOVED`), `from_version` the version
+  it named (a rollout's `challenger` when the rollout ends);
+- a note (`note`): a decision that moved nothing, e.g. a rollout verdict "continue", written on
+  the alias it concerns with `from_version` = `to_version` = the version it names, so "what did
+  the alias name at time T" still reads off the newest row.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelyard.store.models import AliasMove
+
+# The `to_version` of a row that removed an alias.
+REMOVED = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,8 @@ class AuditLog:
             .limit(1)
         )
         with self.sessions() as session:
-            return session.scalars(query).first()
+            found = session.scalars(query).first()
+        return found or None  # an alias removed by then names nothing
 
     def rollback_target(self, model: str, current: str, alias: str = "production") -> str | None:
         """Where a rollback from `current` goes: the version `current` replaced when it was
@@ -126,7 +140,7 @@ class AuditLog:
                 model=model,
                 alias=alias,
                 kind=kind,
-                from_version=last.to_version if last else None,
+                from_version=(last.to_version or None) if last else None,
                 to_version=version,
                 actor=actor,
                 reason=f"{reason} (recorded on retry: the alias had "
@@ -136,7 +150,7 @@ class AuditLog:
             )
             with self.sessions() as session, session.begin():
                 session.add(row)
-            return _move(row)
+            return self._moved(registry, _move(row))
         row = AliasMove(
             model=model,
             alias=alias,
@@ -152,4 +166,93 @@ class AuditLog:
             session.add(row)
             session.flush()
             registry.set_alias(model, alias, version)
+        return self._moved(registry, _move(row))
+
+    def _moved(self, registry: Any, move: Move) -> Move:
+        """After a move is committed: the model cards of the versions it touched are made
+        again, so each card's history shows it (`modelyard.adapters.cards.refresh`, best
+        effort: the move stands whatever happens there)."""
+        from modelyard.adapters.cards import refresh
+
+        refresh(registry, self, move.model, (move.from_version, move.to_version))
+        return move
+
+    def remove(
+        self, registry: Any, model: str, alias: str, *, kind: str, actor: str, reason: str
+    ) -> Move | None:
+        """Remove `alias` and write its row (`to_version` = REMOVED), as one unit like `move`:
+        a retry writes nothing when both are done, and writes the row when the registry had
+        removed the alias but the row was lost. None when nothing was removed or recorded."""
+        current = registry.alias_version(model, alias)
+        if current is None:
+            last = self.latest(model, alias)
+            if last is None or last.to_version == REMOVED:
+                return None
+            return self._add(
+                model,
+                alias,
+                kind,
+                last.to_version,
+                REMOVED,
+                actor,
+                f"{reason} (recorded on retry: the alias had already been removed when the "
+                "first attempt died)",
+            )
+        row = self._row(model, alias, kind, current, REMOVED, actor, reason)
+        with self.sessions() as session, session.begin():
+            session.add(row)
+            session.flush()
+            registry.delete_alias(model, alias)
+        return _move(row)
+
+    def note(
+        self, model: str, alias: str, version: str, *, kind: str, actor: str, reason: str
+    ) -> Move | None:
+        """Record a decision about `alias` (now at `version`) that moved nothing. The same note
+        as the newest row of the alias (a retry, or a verdict that found nothing new) is not
+        written again: None then."""
+        last = self.latest(model, alias)
+        if last is not None and (last.kind, last.to_version, last.reason) == (
+            kind,
+            str(version),
+            reason,
+        ):
+            return None
+        return self._add(model, alias, kind, str(version), str(version), actor, reason)
+
+    def _row(
+        self,
+        model: str,
+        alias: str,
+        kind: str,
+        from_version: str | None,
+        to_version: str,
+        actor: str,
+        reason: str,
+    ) -> AliasMove:
+        return AliasMove(
+            model=model,
+            alias=alias,
+            kind=kind,
+            from_version=from_version,
+            to_version=to_version,
+            actor=actor,
+            reason=reason,
+            gate_report=None,
+            moved_at=datetime.now(UTC),
+        )
+
+    def _add(
+        self,
+        model: str,
+        alias: str,
+        kind: str,
+        from_version: str | None,
+        to_version: str,
+        actor: str,
+        reason: str,
+    ) -> Move:
+        row = self._row(model, alias, kind, from_version, to_version, actor, reason)
+        with self.sessions() as session, session.begin():
+            session.add(row)
         return _move(row)
