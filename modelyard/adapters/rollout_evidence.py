@@ -1,0 +1,185 @@
+"""The live evidence a rollout verdict weighs (`modelyard.rollout.Evidence`), read from the
+prediction log and feedback in the platform database since the rollout started.
+
+- Traffic per version: its rows in the window that answered a client (role None/"served") or
+  failed ("error"); in shadow, the challenger's are its shadow scores and failures. The p95
+  latency is over the answers (and shadow scores), not the failures.
+- Canary quality: each version's answers that got feedback (the latest label per prediction),
+  right or wrong: two independent samples.
+- Shadow quality: the champion's labelled answers paired, by request id, with the challenger's
+  score of the same request. A challenger that failed on the text counts as wrong (nobody would
+  have got an answer); a request whose copy was dropped from the shadow queue has no pair. The
+  per-version `Labelled` figures are the pairs' margins.
+- Shadow agreement: every pair (labelled or not) where the challenger scored; drift: the
+  monitor's class-mix test (PSI of the predicted classes, `monitor.class_mix_max_psi`) on the
+  challenger's predictions against the champion's on the same requests, once there are
+  `monitor.min_predictions` pairs. The monitor's confidence test (KS at large n) is left out:
+  two models' confidences differ by calibration alone, which is not a reason to abort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelyard.config import MonitorParams
+from modelyard.monitoring.drift import class_mix_drift
+from modelyard.rollout import Evidence, Labelled, Paired, VersionTraffic
+from modelyard.store.roles import ERROR, SERVED, SHADOW
+from modelyard.store.rollouts import Rollout
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One prediction row of the window, with the true label its feedback gave (if any)."""
+
+    id: str
+    version: str
+    role: str  # served (None read as served), shadow or error
+    label: str
+    latency_ms: float
+    request_id: str | None
+    truth: str | None = None
+
+
+def read_evidence(
+    engine_or_url: Any, rollout: Rollout, now: datetime, monitor: MonitorParams | None = None
+) -> Evidence:
+    """The evidence on `rollout` from its start up to `now` (an engine, or a database URL whose
+    schema is migrated first)."""
+    from modelyard.store.db import engine_for
+
+    engine = engine_for(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        with engine.connect() as connection:
+            rows = read_rows(connection, rollout, now)
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()
+    return evidence_from(rows, rollout, now, monitor or MonitorParams())
+
+
+def read_rows(connection: Any, rollout: Rollout, now: datetime) -> list[LogRow]:
+    """The rollout's versions' prediction rows in the window, each with its latest feedback."""
+    from sqlalchemy import select
+
+    from modelyard.store.models import Feedback, Prediction
+
+    versions = [v for v in (rollout.champion, rollout.challenger) if v is not None]
+    window = (
+        Prediction.model == rollout.model,
+        Prediction.version.in_(versions),
+        Prediction.created_at >= rollout.started_at,
+        Prediction.created_at <= now,
+    )
+    rows = connection.execute(
+        select(
+            Prediction.id,
+            Prediction.version,
+            Prediction.role,
+            Prediction.label,
+            Prediction.latency_ms,
+            Prediction.request_id,
+        ).where(*window)
+    ).all()
+    labels = connection.execute(
+        select(Feedback.prediction_id, Feedback.label)
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(*window, Feedback.created_at <= now)
+        .order_by(Feedback.created_at, Feedback.id)
+    ).all()
+    truth = dict(labels)  # in time order: the latest label per prediction wins
+    return [
+        LogRow(id, version, role or SERVED, label, latency, request, truth.get(id))
+        for id, version, role, label, latency, request in rows
+    ]
+
+
+def evidence_from(
+    rows: list[LogRow], rollout: Rollout, now: datetime, monitor: MonitorParams
+) -> Evidence:
+    """The evidence the window's rows make (no I/O: see the module docstring for the rules)."""
+    champion = [r for r in rows if r.version == rollout.champion and r.role in (SERVED, ERROR)]
+    challenger_roles = (SHADOW, ERROR) if rollout.strategy == "shadow" else (SERVED, ERROR)
+    challenger = [r for r in rows if r.version == rollout.challenger and r.role in challenger_roles]
+    traffic = (_traffic(champion), _traffic(challenger))
+    if rollout.strategy != "shadow":
+        return Evidence(
+            rollout.strategy,
+            rollout.started_at,
+            now,
+            *traffic,
+            _labelled(champion),
+            _labelled(challenger),
+            None,
+            None,
+        )
+    pairs = _pairs(champion, challenger)
+    paired = _paired(pairs)
+    return Evidence(
+        rollout.strategy,
+        rollout.started_at,
+        now,
+        *traffic,
+        Labelled(paired.both_right + paired.only_champion, paired.total),
+        Labelled(paired.both_right + paired.only_challenger, paired.total),
+        paired,
+        _agreement(pairs),
+        _drift_alarms(pairs, monitor),
+    )
+
+
+def _traffic(rows: list[LogRow]) -> VersionTraffic:
+    import numpy as np
+
+    errors = sum(r.role == ERROR for r in rows)
+    latencies = [r.latency_ms for r in rows if r.role != ERROR]
+    p95 = float(np.percentile(latencies, 95)) if latencies else None
+    return VersionTraffic(len(rows), errors, p95)
+
+
+def _labelled(rows: Iterable[LogRow]) -> Labelled:
+    judged = [r for r in rows if r.truth is not None and r.role != ERROR]
+    return Labelled(sum(r.label == r.truth for r in judged), len(judged))
+
+
+def _pairs(champion: list[LogRow], challenger: list[LogRow]) -> list[tuple[LogRow, LogRow]]:
+    """The champion's answers with the challenger's row of the same request."""
+    by_request = {r.request_id: r for r in challenger if r.request_id is not None}
+    return [
+        (answer, by_request[answer.id])
+        for answer in champion
+        if answer.role == SERVED and answer.id in by_request
+    ]
+
+
+def _paired(pairs: list[tuple[LogRow, LogRow]]) -> Paired:
+    counts = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
+    for answer, copy in pairs:
+        if answer.truth is not None:
+            right = (
+                answer.label == answer.truth,
+                copy.role == SHADOW and copy.label == answer.truth,
+            )
+            counts[right] += 1
+    return Paired(
+        counts[True, True], counts[True, False], counts[False, True], counts[False, False]
+    )
+
+
+def _agreement(pairs: list[tuple[LogRow, LogRow]]) -> Labelled:
+    scored = [(a, c) for a, c in pairs if c.role == SHADOW]
+    return Labelled(sum(a.label == c.label for a, c in scored), len(scored))
+
+
+def _drift_alarms(pairs: list[tuple[LogRow, LogRow]], monitor: MonitorParams) -> tuple[str, ...]:
+    scored = [(a.label, c.label) for a, c in pairs if c.role == SHADOW]
+    if len(scored) < monitor.min_predictions:
+        return ()
+    labels = sorted({label for pair in scored for label in pair})
+    test = class_mix_drift(
+        labels, [a for a, _ in scored], [c for _, c in scored], monitor.class_mix_max_psi
+    )
+    return (f"{test.name} ({test.detail})",) if test.alarm else ()

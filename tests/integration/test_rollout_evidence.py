@@ -1,0 +1,144 @@
+"""The rollout evidence reader on a real database (SQLite, and PostgreSQL where there is one):
+rows inserted through the ORM models as the server writes them, read back as `Evidence`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelyard.adapters.rollout_evidence import read_evidence
+from modelyard.config import MonitorParams
+from modelyard.rollout import Labelled, Paired
+from modelyard.store import db
+from modelyard.store.rollouts import Rollout, RolloutState
+from tests.helpers.postgres import fresh_database
+
+START = datetime(2026, 3, 1, 12, tzinfo=UTC)
+NOW = START + timedelta(hours=2)
+IN = START + timedelta(minutes=30)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/modelyard.db"
+        db.upgrade(url)
+        yield url
+        return
+    with fresh_database() as url:
+        db.upgrade(url)
+        yield url
+
+
+def rollout(strategy: str) -> Rollout:
+    weight = 0.5 if strategy == "canary" else 0.0
+    return Rollout(1, "m", "1", "2", strategy, weight, RolloutState.OPEN, START, "test")
+
+
+def row(version: str, label: str, role: str | None = "served", **extra) -> dict:
+    """A prediction row as the server writes it (an answer's request_id is its own id)."""
+    id = extra.pop("id", str(uuid.uuid4()))
+    values = {
+        "id": id,
+        "created_at": IN,
+        "model": "m",
+        "version": version,
+        "text_sha256": "0" * 64,
+        "label": label,
+        "probabilities": {label: 1.0} if label else {},
+        "latency_ms": 10.0,
+        "request_id": id,
+        "role": role,
+    }
+    return {**values, **extra}
+
+
+def store(url: str, predictions: list[dict], feedback: list[tuple[str, str, datetime]]) -> None:
+    from sqlalchemy import insert
+
+    from modelyard.store.models import Feedback, Prediction
+
+    engine = db.engine_for(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(Prediction), predictions)
+            rows = [{"prediction_id": p, "label": y, "created_at": t} for p, y, t in feedback]
+            if rows:
+                connection.execute(insert(Feedback), rows)
+    finally:
+        engine.dispose()
+
+
+def test_canary_evidence_counts_each_version_s_answers_errors_latency_and_labels(url):
+    champion = [row("1", "pos", latency_ms=float(ms)) for ms in range(1, 21)]
+    champion += [row("1", "", "error"), row("1", "pos", None)]  # an error; a pre-rollout role
+    challenger = [row("2", "neg", latency_ms=30.0) for _ in range(5)] + [row("2", "", "error")]
+    outside = [
+        row("1", "pos", created_at=START - timedelta(minutes=1)),  # before the rollout
+        row("1", "pos", created_at=NOW + timedelta(minutes=1)),  # after `now`
+        row("1", "pos", model="other"),
+        row("3", "pos"),  # a version not in the rollout
+    ]
+    feedback = [
+        (champion[0]["id"], "neg", IN),  # wrong first, then corrected: the latest wins
+        (champion[0]["id"], "pos", IN + timedelta(minutes=5)),
+        (champion[1]["id"], "neg", IN),
+        (challenger[0]["id"], "neg", IN),
+        (challenger[1]["id"], "pos", IN),
+        (challenger[2]["id"], "neg", NOW + timedelta(minutes=1)),  # after `now`: not yet
+        (outside[0]["id"], "pos", IN),
+    ]
+    store(url, champion + challenger + outside, feedback)
+    evidence = read_evidence(url, rollout("canary"), NOW)
+    assert (evidence.champion.requests, evidence.champion.errors) == (22, 1)
+    # 1..20 ms and one 10 ms answer (the error's latency left out): 95% of the way is 19.
+    assert evidence.champion.p95_latency_ms == pytest.approx(19.0)
+    assert (evidence.challenger.requests, evidence.challenger.errors) == (6, 1)
+    assert evidence.challenger.p95_latency_ms == 30.0
+    assert evidence.champion_labelled == Labelled(1, 2)
+    assert evidence.challenger_labelled == Labelled(1, 2)
+    assert evidence.paired is None and evidence.agreement is None
+    assert (evidence.started_at, evidence.now, evidence.strategy) == (START, NOW, "canary")
+
+
+def shadowed(answer: dict, label: str, role: str = "shadow") -> dict:
+    """The challenger's copy of an answer: a new id, the answer's id as request id."""
+    return row("2", label, role, request_id=answer["id"], latency_ms=50.0)
+
+
+def test_shadow_evidence_pairs_the_same_requests(url):
+    answers = [row("1", y) for y in ["pos", "pos", "neg", "neg", "pos", "pos"]]
+    copies = [
+        shadowed(answers[0], "pos"),  # both right
+        shadowed(answers[1], "neg"),  # only the champion right
+        shadowed(answers[2], "pos"),  # only the challenger right
+        shadowed(answers[3], "neg"),  # both wrong
+        shadowed(answers[4], "", "error"),  # the challenger failed: wrong
+        # answers[5]: its copy was dropped from the queue, no pair
+    ]
+    truth = ["pos", "pos", "pos", "pos", "pos", "pos"]
+    feedback = [(a["id"], y, IN) for a, y in zip(answers, truth, strict=True)]
+    store(url, answers + copies, feedback)
+    evidence = read_evidence(url, rollout("shadow"), NOW)
+    assert evidence.paired == Paired(both_right=1, only_champion=2, only_challenger=1, both_wrong=1)
+    assert evidence.champion_labelled == Labelled(3, 5)
+    assert evidence.challenger_labelled == Labelled(2, 5)
+    assert evidence.agreement == Labelled(2, 4)  # the failed copy has no class to agree on
+    assert (evidence.champion.requests, evidence.champion.errors) == (6, 0)
+    assert (evidence.challenger.requests, evidence.challenger.errors) == (5, 1)
+    assert evidence.challenger.p95_latency_ms == 50.0
+    assert evidence.drift_alarms == ()  # fewer pairs than monitor.min_predictions
+
+
+def test_shadow_drift_alarms_on_a_shifted_class_mix(url):
+    answers = [row("1", "pos" if i % 2 else "neg") for i in range(40)]
+    store(url, answers + [shadowed(a, "pos") for a in answers], [])  # always positive
+    monitor = MonitorParams(min_predictions=10)
+    evidence = read_evidence(url, rollout("shadow"), NOW, monitor)
+    assert len(evidence.drift_alarms) == 1
+    assert evidence.drift_alarms[0].startswith("predicted_class_mix (PSI")
+    assert evidence.agreement == Labelled(20, 40)
+    steady = read_evidence(db.engine_for(url), rollout("canary"), NOW, monitor)
+    assert steady.drift_alarms == ()
