@@ -3,6 +3,7 @@ they moved, and moving them by hand (promote, approve, reject, rollback), audite
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -117,6 +118,45 @@ def _show_compute(registry: MlflowRegistry, run_id: str) -> None:
             f"{attempt['samples_per_second']:.0f} samples/s, {attempt['cost']:.4f} "
             f"{currency}"
         )
+
+
+@app.command("card")
+def models_card(
+    name: str,
+    version: str,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the card as a standalone HTML page here."),
+    ] = None,
+) -> None:
+    """A version's model card, made from what the platform recorded (registry, MLflow run,
+    audit trail): Markdown, rendered on a terminal and plain when piped; --html writes the
+    standalone page too."""
+    import sys
+
+    from modelyard.adapters.cards import CardError, gather
+    from modelyard.card import render
+    from modelyard.config import Settings
+
+    if html is not None and not html.parent.is_dir():
+        raise Refused(f"--html {html}: no directory {html.parent}")
+    registry, audit = registry_and_audit()
+    try:
+        facts = gather(registry, audit, name, version, Settings().resolved_mlflow_ui_url())
+    except CardError as error:
+        raise Refused(str(error)) from None
+    card = render(facts)
+    if html is not None:
+        html.write_text(card.html, encoding="utf-8")
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(card.markdown))
+    else:
+        typer.echo(card.markdown, nl=False)
+    if html is not None:
+        typer.echo(f"HTML card written to {html}", err=True)
 
 
 @app.command("history")
