@@ -42,10 +42,13 @@ def read_feedback(
 
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
+    from modelyard.store.roles import answered
 
-    query = select(
-        Prediction.text, Feedback.label, Feedback.created_at, Feedback.prediction_id
-    ).join(Prediction, Prediction.id == Feedback.prediction_id)
+    query = (
+        select(Prediction.text, Feedback.label, Feedback.created_at, Feedback.prediction_id)
+        .join(Prediction, Prediction.id == Feedback.prediction_id)
+        .where(answered(Prediction.role))  # labels of answers only (not shadow, not failed)
+    )
     if model is not None:
         query = query.where(Prediction.model == model)
     if since is not None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def read_window(
     database_url: str, model: str, version: str, since: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The window's logged predictions of this version (`id`, `text`, `label`,
+    """The window's logged answers of this version (`id`, `text`, `label`,
     `probabilities`), and those of them with feedback (`predicted`, `actual`; the latest
     feedback per prediction wins)."""
     import pandas as pd
@@ -27,6 +27,7 @@ def read_window(
 
     from modelyard.store.db import engine_for
     from modelyard.store.models import Feedback, Prediction
+    from modelyard.store.roles import answered
 
     engine = engine_for(database_url)
     try:
@@ -38,6 +39,7 @@ def read_window(
                     Prediction.model == model,
                     Prediction.version == version,
                     Prediction.created_at >= since,
+                    answered(Prediction.role),  # not a shadow score, not a failure
                 ),
                 connection,
             )

@@ -81,6 +81,27 @@ def test_a_window_holds_this_version_s_recent_predictions_and_their_latest_label
     assert labelled.to_dict("records") == [{"predicted": "positive", "actual": "negative"}]
 
 
+def test_shadow_scores_and_failures_are_not_answers_for_the_monitor_or_feedback_data(url):
+    from modelyard.adapters.feedback import read_feedback
+
+    recent = NOW - timedelta(hours=1)
+    rows = [  # id, text, label, role, request id: an answer before rollouts, a shadow score
+        ("a", "good", "positive", None, None),  # of it, a failure, an answer with its role
+        ("s", "good", "negative", "shadow", "a"),
+        ("e", "boom", "", "error", "e"),
+        ("o", "old", "positive", "served", "o"),
+    ]
+    keys = ("id", "text", "label", "role", "request_id")
+    log(
+        url,
+        [{**dict(zip(keys, row, strict=True)), "created_at": recent} for row in rows],
+        [{"prediction_id": p, "label": "negative", "created_at": recent} for p in "aseo"],
+    )
+    current, labelled = read_window(url, "m", "1", NOW - timedelta(days=1))
+    assert sorted(current["id"]) == ["a", "o"] and len(labelled) == 2
+    assert sorted(read_feedback(url, "m").frame["text"]) == ["good", "old"]
+
+
 def report(action: Action | None) -> MonitorReport:
     quality = LiveQuality(7, 0.5, 0.5, 0.9, 0.05, True, "dropped")
     return MonitorReport("m", "1", NOW - timedelta(days=1), NOW, 10, quality=quality, action=action)
