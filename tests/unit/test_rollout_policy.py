@@ -88,6 +88,31 @@ def test_the_normal_helpers_and_the_score_statistics_match_their_textbook_forms(
     assert 0.9 < newcombe_lower(50, 50, 0, 50, 1.645) < 1.0
 
 
+@pytest.mark.parametrize("delta", [-0.05, -0.02, 0.03])
+def test_the_score_statistics_use_the_likelihood_maximum_under_the_null(delta):
+    # The closed-form restricted estimates against a brute-force maximum on a fine grid.
+    grid = np.linspace(1e-6, 1 - 1e-6, 400_001)
+    x1, n1, x2, n2 = 170, 200, 80, 100  # challenger, champion
+    p1 = grid[(grid - delta > 0) & (grid - delta < 1)]
+    p2 = p1 - delta
+    ll = x1 * np.log(p1) + (n1 - x1) * np.log1p(-p1) + x2 * np.log(p2) + (n2 - x2) * np.log1p(-p2)
+    r1 = p1[ll.argmax()]
+    r2 = r1 - delta
+    expected = (x1 / n1 - x2 / n2 - delta) / math.sqrt(r1 * (1 - r1) / n1 + r2 * (1 - r2) / n2)
+    assert farrington_manning_z(x1, n1, x2, n2, delta) == pytest.approx(expected, rel=1e-4)
+    gains, losses, n = 14, 9, 200  # only the challenger right, only the champion right
+    q = grid[(grid + delta > 0) & (2 * grid + delta < 1)]  # P(only champion right)
+    ll = (
+        losses * np.log(q)
+        + gains * np.log(q + delta)
+        + (n - gains - losses) * np.log(1 - 2 * q - delta)
+    )
+    qt = q[ll.argmax()]
+    variance = n * (2 * qt + delta - delta * delta)
+    expected = (gains - losses - n * delta) / math.sqrt(variance)
+    assert tango_z(gains, losses, n, delta) == pytest.approx(expected, rel=1e-4)
+
+
 def test_a_better_canary_challenger_is_promoted_with_its_figures():
     verdict = decide(canary((850, 1000), (93, 100)), CANARY)
     assert verdict.outcome is Outcome.PROMOTE and verdict.labels_needed is None
