@@ -51,6 +51,7 @@ from modelyard.report import (
 from modelyard.store.audit import AuditLog
 from modelyard.training.checkpoint import training_key
 from modelyard.training.fit import Trained
+from tasks.cards import publish_card, record_card_inputs
 from tasks.data import (
     Rejected,
     load_dataset,
@@ -307,6 +308,7 @@ def _judge(
         explain_candidate(
             trained.model_dir, comparison.test, params.explain, registry, run_id, name
         )
+    record_card_inputs(trained.model_dir, comparison.test, splits, labels, registry, run_id)
     production = evaluate_production(registry, name, champion, comparison.test, labels, positive)
     baselines = evaluate_baselines(splits.train, comparison.test, labels, positive)
     decision = gate(
@@ -403,7 +405,10 @@ def _promote(
     flow_run_id: str,
 ) -> Promoted:
     """Promotion, the retrain's last group of steps (`flows/promote.py`), for a registered
-    candidate that passed the gate; nothing moves otherwise."""
+    candidate that passed the gate; nothing moves otherwise. Every registered version's model
+    card is published first, and again once its aliases have moved."""
+    if version is not None:
+        _publish_card(registry, audit, settings, params.model.name, version)
     if not judged.decision.passed or version is None:
         return Promoted(judged.decision)
     labels = list(params.data.labels)
@@ -417,7 +422,7 @@ def _promote(
         params.gate,
         lineage,
     )
-    return promote_candidate(
+    promoted = promote_candidate(
         registry,
         audit,
         case,
@@ -427,6 +432,21 @@ def _promote(
         settings,
         flow_run_id,
     )
+    _publish_card(registry, audit, settings, params.model.name, version)
+    return promoted
+
+
+def _publish_card(
+    registry: MlflowRegistry, audit: AuditLog, settings: Settings, name: str, version: str
+) -> None:
+    """The version's model card, in its run and as a Prefect artifact. A card that cannot be
+    made is a warning, not the retrain's failure: it documents the version, it decides
+    nothing."""
+    state = publish_card(
+        registry, audit, name, version, settings.resolved_mlflow_ui_url(), return_state=True
+    )
+    if state.is_failed():
+        get_run_logger().warning("%s version %s: no model card (%s)", name, version, state.message)
 
 
 @contextmanager

@@ -688,17 +688,20 @@ _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
 def inline_html(text: str) -> str:
-    """The outline's inline Markdown (`code`, **bold**, *emphasis*, [text](url)), escaped."""
+    """The outline's inline Markdown (`code`, **bold**, *emphasis*, [text](url)), escaped; a
+    link shows its address after its text."""
     out = html.escape(text)
-    out = _LINK.sub(r'<a href="\2">\1</a>', out)
+    # The address as text, not a link: the page must read the same from disk and inside
+    # MLflow's artifact viewer, a sandboxed frame where only in-page links work.
+    out = _LINK.sub(r"\1 <small>(\2)</small>", out)
     out = _CODE.sub(r"<code>\1</code>", out)
     out = _BOLD.sub(r"<strong>\1</strong>", out)
     return _EMPHASIS.sub(r"<em>\1</em>", out)
 
 
 def to_html(title: str, sections: list[Section]) -> str:
-    """The card as one standalone page: inline styles and SVG, no script, no external link
-    other than the ones the facts carry (the MLflow run, the Data Docs, the flow run)."""
+    """The card as one standalone page: inline styles and SVG, no script, nothing loaded and no
+    link (the addresses the facts carry are shown as text)."""
     body = [f"<h1>{html.escape(title)}</h1>"]
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")

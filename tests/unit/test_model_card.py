@@ -158,7 +158,8 @@ def test_every_section_renders_from_full_facts_in_both_forms():
         in md
     )
     assert "<svg" in rendered.html and "<svg" not in md  # the diagram: HTML only
-    assert "<script" not in rendered.html
+    assert "<script" not in rendered.html and "<a " not in rendered.html  # loads, links nothing
+    assert "(http://mlflow/#/experiments/1/runs/abc)" in rendered.html  # the address, as text
     assert "team &lt;ml&gt;" in rendered.html  # recorded text escaped
 
 
