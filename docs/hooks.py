@@ -8,6 +8,8 @@ so they cannot go stale, and the repository-wide checks a `--strict` build enfor
   options, help), walked through the click command that typer builds from it.
 - `reference/api/<layer>.md`: one mkdocstrings block (`::: module`) per module found on disk
   in the layer's packages, so a module that moves or appears is documented where it now is.
+- The example model card in `guides/governance.md` (where the page says
+  `<!-- modelyard:example-card -->`), from the committed outputs of `dvc repro`.
 - README.md: at most 8 KB, and every link in it points inside the repository.
 - Every page: no link points outside the repository.
 
@@ -75,11 +77,36 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     return files
 
 
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, **_: Any) -> str:
+    if EXAMPLE_CARD in markdown:
+        root = Path(config.config_file_path).parent
+        return markdown.replace(EXAMPLE_CARD, example_card(root))
+    return markdown
+
+
 def on_page_content(html: str, page: Page, **_: Any) -> str:
     for target in _HREF.findall(html):
         if _OUTSIDE.match(target):
             log.warning("%s links outside the repository: %s", page.file.src_uri, target)
     return html
+
+
+# --- the example model card ------------------------------------------------------------------
+
+# Where a page wants the default model's card (docs/guides/governance.md).
+EXAMPLE_CARD = "<!-- modelyard:example-card -->"
+
+
+def example_card(project: Path) -> str:
+    """The card of the model `dvc repro` builds, from its committed outputs (build/*.json,
+    dvc.lock) and params.yaml: nothing is trained or loaded. Headings start at level 3, under
+    the page's own section."""
+    from modelyard import card
+    from modelyard.adapters.cards import pipeline_facts
+
+    facts = pipeline_facts(project)
+    title = f"{facts.model}, as `dvc repro` built it"
+    return card.to_markdown(title, card.outline(facts), level=3)
 
 
 # --- README ----------------------------------------------------------------------------------
@@ -483,6 +510,7 @@ LAYERS = (
             "modelyard.promotion",
             "modelyard.privacy",
             "modelyard.explain",
+            "modelyard.card",
         ),
     ),
     Layer(

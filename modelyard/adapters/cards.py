@@ -25,6 +25,7 @@ from modelyard import tags as tag
 from modelyard.config import CardParams
 from modelyard.evaluation.calibration import Calibration, reliability_svg
 from modelyard.evaluation.gate import GateCheck, GateDecision
+from modelyard.evaluation.metrics import PER_CLASS
 
 if TYPE_CHECKING:
     from modelyard.data.dataset import Splits
@@ -491,3 +492,86 @@ def refresh(registry: Any, audit: AuditLog, name: str, versions: Sequence[str | 
             publish(registry, audit, name, version, ui)
         except (MlflowException, CardError, OSError) as error:
             log.warning("%s version %s: card not refreshed (%s)", name, version, error)
+
+
+# --- the default model as the DVC pipeline built it --------------------------------------------
+
+# The committed outputs of `dvc repro` a card reads (dvc.yaml's metrics), under the project root.
+PIPELINE_METRICS = "build/metrics.json"
+PIPELINE_TRAINING = "build/train_metrics.json"
+PIPELINE_VALIDATION = "build/validation.json"
+
+
+def pipeline_facts(root: Path, generated_at: datetime | None = None) -> mc.CardFacts:
+    """The card facts of the model `dvc repro` builds from the project's params.yaml, read from
+    its committed outputs (metrics, training figures, validation figures, dvc.lock): no model
+    is loaded, nothing is trained. The pipeline registers nothing and runs no gate, so those
+    facts (and the ones only a retrain records) read "not recorded"."""
+    import yaml
+
+    from modelyard.config import load_params
+
+    params = load_params(root / "params.yaml")
+    metrics = json.loads((root / PIPELINE_METRICS).read_text(encoding="utf-8"))
+    trained = json.loads((root / PIPELINE_TRAINING).read_text(encoding="utf-8"))
+    checked = json.loads((root / PIPELINE_VALIDATION).read_text(encoding="utf-8"))
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))
+    data_path = str(params.data.path)
+    md5 = next(
+        (d.get("md5") for d in lock["stages"]["prepare"]["deps"] if d.get("path") == data_path),
+        None,
+    )
+    labels = tuple(str(label) for label in params.data.labels)
+    flat = {f"train.{k}": str(v) for k, v in params.train.model_dump(mode="json").items()}
+    flat["model.max_length"] = str(params.model.max_length)
+    return mc.CardFacts(
+        model=params.model.name,
+        version="built by dvc repro",
+        generated_at=generated_at or datetime.now(UTC),
+        source=f"the committed outputs of `dvc repro` ({PIPELINE_METRICS}, {PIPELINE_TRAINING}, "
+        f"{PIPELINE_VALIDATION}, dvc.lock) and params.yaml",
+        card=params.card,
+        labels=labels,
+        positive_label=params.data.positive,
+        data=mc.DataFacts(
+            path=data_path,
+            md5=md5,
+            validation="passed" if checked.get("passed") else "failed",
+            validation_figures={
+                k.removeprefix("data_"): float(v) for k, v in checked.items() if k != "passed"
+            },
+            data_docs="`build/validation/index.html`, written by `dvc repro` (not committed)",
+        ),
+        training=mc.TrainingFacts(
+            backbone=params.model.backbone,
+            params={k: flat[k] for k in KEY_PARAMS if flat.get(k) not in (None, "None")},
+            steps=trained.get("steps"),
+            best_epoch=trained.get("best_epoch"),
+            privacy_enabled=params.train.privacy.enabled,
+            params_hash=params.digest(),
+        ),
+        evaluation=_pipeline_evaluation(metrics, labels),
+    )
+
+
+def _pipeline_evaluation(metrics: Mapping[str, Any], labels: Sequence[str]) -> mc.EvaluationFacts:
+    """build/metrics.json: the headline, per-class figures and length slices, the baselines."""
+    per_class = {
+        label: {m: float(metrics[f"{m}_{label}"]) for m in PER_CLASS if f"{m}_{label}" in metrics}
+        for label in labels
+    }
+    baselines = {
+        name: {k: float(v) for k, v in figures.items() if k in HEADLINE}
+        for name, figures in metrics.get("baselines", {}).items()
+    }
+    return mc.EvaluationFacts(
+        test_rows=metrics.get("test_rows"),
+        metrics={k: float(metrics[k]) for k in HEADLINE if k in metrics},
+        per_class={label: scores for label, scores in per_class.items() if scores},
+        slices={
+            k.removeprefix("slice_").removesuffix("_accuracy"): float(v)
+            for k, v in sorted(metrics.items())
+            if k.startswith("slice_")
+        },
+        baselines=baselines,
+    )
