@@ -111,17 +111,7 @@ def test_endpoints_valid_and_invalid(store):
         refused({"texts": ["x"] * 65}, 413, "65 texts", "limit is 64")
         refused({"text": "y" * 5001}, 413, "5001 characters", "limit is 5000")
 
-        assert http.post("/admin/reload").status_code == 401
-        wrong = http.post("/admin/reload", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
-        ok = http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert ok.json() == {
-            "switched": False,
-            "version": "1",
-            "error": None,
-            "challenger": None,
-            "challenger_error": None,
-        }
+        _admin_reload_needs_the_token(http)
 
         schema = http.get("/openapi.json").json()
         assert {"PredictRequest", "PredictResponse", "FeedbackRequest"} <= set(
@@ -138,6 +128,20 @@ def test_endpoints_valid_and_invalid(store):
     with serving(store, token=None) as (url, _):
         off = httpx.post(f"{url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
         assert off.status_code == 403 and "MODELYARD_ADMIN_TOKEN" in off.text
+
+
+def _admin_reload_needs_the_token(http: httpx.Client) -> None:
+    assert http.post("/admin/reload").status_code == 401
+    wrong = http.post("/admin/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    ok = http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.json() == {
+        "switched": False,
+        "version": "1",
+        "error": None,
+        "challenger": None,  # no rollout is open
+        "challenger_error": None,
+    }
 
 
 def test_no_model_yet_is_alive_but_not_ready(store):
