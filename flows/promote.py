@@ -1,20 +1,31 @@
 """Promotion, the retrain's last group of steps: register → compare-and-promote (`staging`, and
 `production` unless a person must approve) → the approval pause → the deploy check, with
-production put back when the servers cannot serve the new version."""
+production put back when the servers cannot serve the new version.
+
+With `rollout.strategy` shadow or canary (and a production model to compare with), the
+candidate takes `staging` and `challenger` instead, and a rollout opens in the same promotion
+lock; production does not move, so no server needs checking (the servers pick up the
+challenger on their own, and the rollout's guardrails judge how it answers). In
+`promotion.mode: manual` the approval gates the opening of the rollout. Before the first
+production model there is nothing to compare with: the candidate goes direct.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pandas as pd
+from prefect import get_run_logger
 
 from modelyard import tags as tag
 from modelyard.adapters.promotion import Case
+from modelyard.adapters.rollout_actions import Opening, Stores
 from modelyard.config import Params, Settings
 from modelyard.data.dataset import TEXT
 from modelyard.evaluation.gate import GateDecision
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.audit import AuditLog
+from modelyard.store.rollouts import Rollout, RolloutStore
 from tasks.deploy import reload_servers, roll_back_production, verify_deployment
 from tasks.promote import ApprovalOutcome, compare_and_promote, wait_for_approval
 
@@ -25,6 +36,7 @@ class Promoted:
     approval: ApprovalOutcome | None = None
     rechecked_against: str | None = None
     deploy_failure: str | None = None
+    rollout: Rollout | None = None  # the rollout opened for the candidate (shadow, canary)
 
 
 def promote_candidate(
@@ -38,7 +50,11 @@ def promote_candidate(
     flow_run_id: str,
 ) -> Promoted:
     """Move the aliases a passing candidate earned, ask for approval when the mode is manual,
-    then check the servers that follow production."""
+    then check the servers that follow production (or, in a rollout, open it instead)."""
+    if _in_rollout(params, case, production_version):
+        return start_rollout(
+            registry, audit, case, decision, production_version, params, settings, flow_run_id
+        )
     actor, manual = f"flow-run:{flow_run_id}", params.promotion.mode == "manual"
     promotion = compare_and_promote(
         registry,
@@ -80,6 +96,79 @@ def promote_candidate(
         )
     rechecked = promotion.compared_with if promotion.compared_with != production_version else None
     return Promoted(promotion.decision, approval, rechecked, deploy_failure)
+
+
+def _in_rollout(params: Params, case: Case, production_version: str | None) -> bool:
+    """Does the candidate go through a rollout? Not with `direct`, nor before the first
+    production model (nothing to compare with: it goes direct, and the log says so)."""
+    if params.rollout.strategy == "direct":
+        return False
+    if production_version is None:
+        get_run_logger().info(
+            "rollout.strategy is %s, but %s has no production model to compare with yet: "
+            "version %s goes direct",
+            params.rollout.strategy,
+            case.name,
+            case.version,
+        )
+        return False
+    return True
+
+
+def start_rollout(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    decision: GateDecision,
+    production_version: str | None,
+    params: Params,
+    settings: Settings,
+    flow_run_id: str,
+) -> Promoted:
+    """`staging`, then (after approval, in manual mode) `challenger` and the rollout, in the
+    promotion lock; production stays where it is."""
+    actor, manual = f"flow-run:{flow_run_id}", params.promotion.mode == "manual"
+    stores = Stores(registry, audit, RolloutStore(audit.engine))
+    strategy = params.rollout.strategy
+    opening = Opening(
+        stores, case.name, case.version, strategy, params.rollout.canary_weight, actor
+    )
+    reason = f"passed the gate: {'; '.join(decision.reasons)}"
+    promotion = compare_and_promote(
+        registry,
+        audit,
+        case,
+        decision,
+        production_version,
+        aliases=[tag.STAGING],
+        actor=actor,
+        reason=reason,
+        then=None if manual else opening,
+    )
+    approval = None
+    if manual and promotion.moved:
+        approval = wait_for_approval(
+            registry,
+            case.name,
+            case.version,
+            flow_run_id,
+            params.promotion.approval_timeout_s,
+            promotion.decision,
+        )
+        if approval.approved:
+            promotion = compare_and_promote(
+                registry,
+                audit,
+                case,
+                promotion.decision,
+                promotion.compared_with,
+                aliases=[],
+                actor=f"user:{approval.reviewer} via {actor}",
+                reason=f"approved for a {strategy} rollout: {approval.reason or 'no reason given'}",
+                then=opening,
+            )
+    rechecked = promotion.compared_with if promotion.compared_with != production_version else None
+    return Promoted(promotion.decision, approval, rechecked, rollout=opening.opened)
 
 
 def check_deployment(

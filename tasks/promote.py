@@ -14,7 +14,7 @@ from pydantic import Field
 
 from modelyard import tags as tag
 from modelyard.adapters import promotion
-from modelyard.adapters.promotion import Case, Promotion
+from modelyard.adapters.promotion import Case, InLock, Promotion
 from modelyard.config import PrivacyParams
 from modelyard.data.dataset import Splits
 from modelyard.evaluation.gate import GateDecision
@@ -64,11 +64,22 @@ def compare_and_promote(
     aliases: list[str],
     actor: str,
     reason: str,
+    then: InLock | None = None,
 ) -> Promotion:
     """Move `aliases` to the candidate, serialized per model, re-reading production first: when
-    production moved since `decision` compared, the candidate is compared again, in the lock."""
+    production moved since `decision` compared, the candidate is compared again, in the lock.
+    `then` runs in the same lock once they moved (a rollout opens there)."""
     done = promotion.compare_and_promote(
-        registry, audit, case, decision, compared_with, aliases, actor, reason, get_run_logger()
+        registry,
+        audit,
+        case,
+        decision,
+        compared_with,
+        aliases,
+        actor,
+        reason,
+        get_run_logger(),
+        then,
     )
     if done.recheck_report is not None:
         create_markdown_artifact(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -124,6 +125,12 @@ class Case:
     lineage: SplitLineage | None = None
 
 
+class InLock(Protocol):
+    """A step that must happen under the promotion lock right after the aliases moved."""
+
+    def __call__(self, production: str | None, reason: str, log: Log) -> None: ...
+
+
 @dataclass(frozen=True)
 class Promotion:
     """What compare-and-promote did: the aliases moved (or already there), the decision it acted
@@ -147,12 +154,15 @@ def compare_and_promote(
     actor: str,
     reason: str,
     log: Log,
+    then: InLock | None = None,
 ) -> Promotion:
     """Move `aliases` to the candidate, serialized per model, re-reading production first.
 
     `decision` compared the candidate with `compared_with`; if production has moved since (to a
     version other than this candidate), the comparison is stale and is made again here, inside
     the lock, so two retrains can never both promote on the strength of the same old champion.
+    `then`, when given, runs in the same lock once the aliases moved, with the production
+    version the candidate was judged against (a rollout opens there).
     """
     name, version = case.name, case.version
     report_uri = f"mlflow-run:{case.run_id}/gate/decision.md"
@@ -183,6 +193,8 @@ def compare_and_promote(
                 return Promotion([], decision, compared_with, True, recheck_report)
             reason = f"{reason}; re-checked against version {current}"
         _move_aliases(registry, audit, case, aliases, actor, reason, report_uri, log)
+        if then is not None:
+            then(compared_with, reason, log)
     return Promotion(
         list(aliases), decision, compared_with, recheck_report is not None, recheck_report
     )

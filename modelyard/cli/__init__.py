@@ -18,6 +18,7 @@ from modelyard.cli import (
     models,
     monitor,
     predict,
+    rollout,
     serve,
     stack,
     stage,
@@ -56,6 +57,7 @@ app.command()(ui.ui)
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(stack.app, name="stack")
 app.add_typer(stage.app, name="stage")
 

@@ -48,6 +48,7 @@ KNOWN_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("modelyard.adapters.batch", "BatchError", 1),
     ("modelyard.adapters.training_input", "TrainingInputError", 1),
     ("modelyard.adapters.manual_moves", "MoveRefused", 1),
+    ("modelyard.store.rollouts", "RolloutConflict", 1),
     ("modelyard.orchestration.approval", "ApprovalError", 1),
     # A flow run that failed (refused inputs, a failed deployment): its message says which.
     ("prefect.exceptions", "FailedRun", 1),

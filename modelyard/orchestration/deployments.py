@@ -9,6 +9,9 @@ one from the CLI.
   model does not retrain on the bytes it learnt from: the monitor turns labelled feedback into
   the next dataset version, whose announcement is what retrains (`flows/monitor.py`).
 - monitor: hourly (`monitor.monitor_schedule`).
+- rollout: every 15 minutes (`rollout.evaluate_schedule`): judges the open rollout of the
+  model, if any (a run with none does nothing). One at a time; a run due while another still
+  judges is not started (the next one comes soon).
 - retention: daily at 02:30 UTC (`privacy.retention_days`).
 - batch-predict: on request.
 """
@@ -29,6 +32,10 @@ FLOWS = {
     "monitor": (
         "flows/monitor.py:monitor",
         "Drift and live quality of the production model over the last window.",
+    ),
+    "rollout": (
+        "flows/rollout.py:rollout",
+        "Judge the open rollout on live evidence: promote the challenger, abort it, or wait.",
     ),
     "retention": (
         "flows/retention.py:retention",
@@ -72,6 +79,14 @@ def schedules_and_triggers(
     if name == "monitor":
         return {
             "cron": params.monitor.monitor_schedule,
+            "parameters": {"params_path": params_path},
+            "concurrency_limit": ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+        }
+    if name == "rollout":
+        return {
+            "cron": params.rollout.evaluate_schedule,
             "parameters": {"params_path": params_path},
             "concurrency_limit": ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
