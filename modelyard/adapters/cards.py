@@ -223,13 +223,14 @@ def _version(registry: MlflowRegistry, name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
+        return registry.client.get_model_version(name, version)
+    except MlflowException:
+        pass
+    try:
         registry.client.get_registered_model(name)
     except MlflowException:
         raise CardError(f"no registered model named {name!r}") from None
-    try:
-        return registry.client.get_model_version(name, version)
-    except MlflowException:
-        raise CardError(f"{name} has no version {version}") from None
+    raise CardError(f"{name} has no version {version}")
 
 
 def _flow_run(run_tags: Mapping[str, str], version_tags: Mapping[str, str]) -> str | None:
@@ -487,7 +488,7 @@ def refresh(registry: Any, audit: AuditLog, name: str, versions: Sequence[str | 
     if not isinstance(registry, MlflowRegistry):
         return  # a test double of the registry: no runs to log to
     ui = Settings().resolved_mlflow_ui_url()
-    for version in dict.fromkeys(v for v in versions if v is not None):
+    for version in dict.fromkeys(v for v in versions if v):  # "": a removed alias's target
         try:
             publish(registry, audit, name, version, ui)
         except (MlflowException, CardError, OSError) as error:

@@ -203,7 +203,7 @@ class AuditLog:
             session.add(row)
             session.flush()
             registry.delete_alias(model, alias)
-        return _move(row)
+        return self._moved(registry, _move(row))
 
     def note(
         self, model: str, alias: str, version: str, *, kind: str, actor: str, reason: str
