@@ -156,8 +156,9 @@ _SIZE, _LEFT, _BOTTOM, _TOP = 240, 44, 36, 26
 
 def reliability_svg(result: Calibration, title: str = "Reliability diagram") -> str:
     """The reliability diagram as a standalone inline SVG (no script, no external reference):
-    per bin, a bar up to its accuracy, a dot at its mean confidence, the diagonal a calibrated
-    model's bars would reach; empty bins drawn as nothing."""
+    per bin, a bar up to its accuracy and, in the same column, a dot at its mean confidence (the
+    gap between them is the bin's miscalibration), with the diagonal a calibrated model's bars
+    would reach; empty bins drawn as nothing."""
     width, height = _LEFT + _SIZE + 12, _TOP + _SIZE + _BOTTOM
 
     def x(value: float) -> float:
@@ -186,7 +187,7 @@ def reliability_svg(result: Calibration, title: str = "Reliability diagram") -> 
             f"{entry.accuracy:.3f}, confidence {entry.confidence:.3f}</title></rect>",
         )
         parts.append(
-            f'<circle cx="{x(entry.confidence):.1f}" cy="{y(entry.confidence):.1f}" r="2.5" '
+            f'<circle cx="{(left + right) / 2:.1f}" cy="{y(entry.confidence):.1f}" r="2.5" '
             'fill="#c62828"/>'
         )
     parts += _axes(x, y, result)
