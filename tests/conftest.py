@@ -42,8 +42,7 @@ _THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # takes each of them while the other works through the rest. A scheduling hint only: a test
 # missing here still runs, just not first.
 _LONGEST_FIRST = (
-    "tests/integration/test_the_loop.py",  # ~165 s on two busy cores
-    "tests/integration/test_production_mode.py",  # ~115 s
+    "tests/integration/test_the_loop.py",  # ~200-270 s on two busy cores (production mode too)
     "tests/e2e/test_s3.py",  # ~100-230 s: local S3, an MLflow server, a retrain
     "tests/e2e/test_promotion.py",  # five tests, 30-55 s each
     "tests/e2e/test_retrain_flow.py",  # one group, ~80 s
