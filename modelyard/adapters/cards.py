@@ -14,11 +14,11 @@ import ast
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelyard import card as mc
 from modelyard import tags as tag
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from modelyard.store.audit import AuditLog
 
 log = logging.getLogger("modelyard.cards")
+T = TypeVar("T")
 
 # The training params a card lists (the rest are in the run).
 KEY_PARAMS = (
@@ -210,8 +211,8 @@ def gather(
         data=_data(run, found.tags, run_link),
         training=_training(run, found.tags),
         evaluation=_evaluation(run, found.tags),
-        explanations=_explanations(run.artifacts.get(tag.EXPLANATIONS_FILE)),
-        runtime=_runtime(run.artifacts.get(tag.RUNTIME_REPORT_FILE)),
+        explanations=_parsed(_explanations, run.artifacts, tag.EXPLANATIONS_FILE),
+        runtime=_parsed(_runtime, run.artifacts, tag.RUNTIME_REPORT_FILE),
         history=None if audit is None else _history(audit, name, str(found.version)),
     )
 
@@ -297,7 +298,7 @@ def _data(run: _Run, version_tags: Mapping[str, str], run_link: str | None) -> m
         for split in ("train", "val", "test")
         if f"split.{split}" in run.params
     }
-    mix = run.artifacts.get(tag.CLASS_MIX_FILE) or {}
+    mix = _parsed(_class_mix, run.artifacts, tag.CLASS_MIX_FILE) or {}
     return mc.DataFacts(
         version=run.tags.get(tag.RUN_DATASET_VERSION) or run.params.get("dataset.version"),
         path=version_tags.get(tag.DATASET_PATH) or run.params.get("dataset.path"),
@@ -305,7 +306,7 @@ def _data(run: _Run, version_tags: Mapping[str, str], run_link: str | None) -> m
         git_commit=version_tags.get(tag.GIT_COMMIT),
         splits=splits,
         inputs=run.inputs,
-        class_mix={s: {str(k): int(v) for k, v in counts.items()} for s, counts in mix.items()},
+        class_mix=mix,
         validation=version_tags.get(tag.VALIDATION) or run.tags.get(tag.RUN_VALIDATION),
         validation_figures={
             k.removeprefix(tag.DATA): v
@@ -351,11 +352,10 @@ def _training(run: _Run, version_tags: Mapping[str, str]) -> mc.TrainingFacts:
 
 def _evaluation(run: _Run, version_tags: Mapping[str, str]) -> mc.EvaluationFacts:
     m, candidate = run.metrics, run.artifacts.get(tag.CANDIDATE_FILE, {})
-    gate = _decision(run.artifacts.get(tag.GATE_DECISION_FILE))
+    gate = _parsed(_decision, run.artifacts, tag.GATE_DECISION_FILE)
     production_file = run.artifacts.get(tag.PRODUCTION_FILE) or {}
     figures = gate.figures if gate is not None else {}
     rows = version_tags.get(tag.TEST_ROWS) or candidate.get("support")
-    calibration = run.artifacts.get(tag.CALIBRATION_FILE)
     return mc.EvaluationFacts(
         test_rows=int(rows) if rows else None,
         metrics={k: m[tag.TEST + k] for k in HEADLINE if tag.TEST + k in m},
@@ -368,9 +368,26 @@ def _evaluation(run: _Run, version_tags: Mapping[str, str]) -> mc.EvaluationFact
         production_version=production_file.get("version"),
         production=figures.get("production", {}),
         baselines={k: v for k, v in figures.items() if k not in ("candidate", "production")},
-        calibration=Calibration.from_dict(calibration) if calibration else None,
+        calibration=_parsed(Calibration.from_dict, run.artifacts, tag.CALIBRATION_FILE),
         gate=gate,
     )
+
+
+def _parsed(parse: Callable[[Any], T], artifacts: Mapping[str, Any], path: str) -> T | None:
+    """`parse` of the run's artifact `path`; None when the run has none, or (with a warning)
+    when it is not in the shape this ModelYard writes: the card says "not recorded"."""
+    data = artifacts.get(path)
+    if not data:
+        return None
+    try:
+        return parse(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        log.warning("%s is not as expected (%r): left out of the card", path, error)
+        return None
+
+
+def _class_mix(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    return {str(s): {str(k): int(v) for k, v in counts.items()} for s, counts in data.items()}
 
 
 def _decision(data: Mapping[str, Any] | None) -> GateDecision | None:
@@ -480,19 +497,16 @@ def refresh(registry: Any, audit: AuditLog, name: str, versions: Sequence[str | 
     """After an alias move: each version it touched gets its card again, with the move in its
     history. Best effort: the move is done and audited whatever happens here (a card that
     failed is made again by the next move, or on demand by `modelyard models card`)."""
-    from mlflow.exceptions import MlflowException
-
     from modelyard.config import Settings
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
     if not isinstance(registry, MlflowRegistry):
         return  # a test double of the registry: no runs to log to
-    ui = Settings().resolved_mlflow_ui_url()
     for version in dict.fromkeys(v for v in versions if v):  # "": a removed alias's target
         try:
-            publish(registry, audit, name, version, ui)
-        except (MlflowException, CardError, OSError) as error:
-            log.warning("%s version %s: card not refreshed (%s)", name, version, error)
+            publish(registry, audit, name, version, Settings().resolved_mlflow_ui_url())
+        except Exception as error:  # noqa: BLE001 - a card must never undo or fail a done move
+            log.warning("%s version %s: card not refreshed (%r)", name, version, error)
 
 
 # --- the default model as the DVC pipeline built it --------------------------------------------

@@ -146,3 +146,28 @@ def test_models_card_prints_the_card_and_writes_its_html(tiny_production, tmp_pa
     ):
         refused = runner.invoke(app, ["models", "card", *args])
         assert refused.exit_code == 1 and message in refused.output, refused.output
+
+
+def test_the_retrain_shows_the_card_as_a_prefect_artifact(tiny_production):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    registry, _ = _stores(tiny_production.home)
+    run = registry.client.get_run(tiny_production.summary.mlflow_run_id)
+    flow_run_id = run.data.tags[tags.RUN_FLOW_RUN_ID]
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"model-card-{NAME}"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    # At registration (no alias yet), then after the promotion, with its moves.
+    assert len(found) == 2
+    latest = max(found, key=lambda artifact: artifact.created)
+    assert latest.type == "markdown" and latest.data.startswith(f"# Model card: {NAME} version 1")
+    assert "| @production | promote | — → 1 |" in latest.data

@@ -196,3 +196,13 @@ def test_the_card_section_is_not_part_of_the_params_hash(real_params):
     assert changed.digest() == real_params.digest()
     assert real_params.card.owner and real_params.card.out_of_scope  # params.yaml fills it in
     assert Params().card == CardParams()
+
+
+def test_a_recorded_artifact_of_another_shape_reads_not_recorded(caplog):
+    from modelyard import tags
+    from modelyard.adapters.cards import _explanations, _parsed
+
+    artifacts = {tags.EXPLANATIONS_FILE: {"classes": [{"not a label": 1}]}}
+    assert _parsed(_explanations, artifacts, tags.EXPLANATIONS_FILE) is None
+    assert "explanations/report.json is not as expected" in caplog.text
+    assert _parsed(_explanations, {}, tags.EXPLANATIONS_FILE) is None  # none recorded
