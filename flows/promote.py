@@ -154,6 +154,7 @@ def start_rollout(
             flow_run_id,
             params.promotion.approval_timeout_s,
             promotion.decision,
+            f"a {strategy} rollout against production version {promotion.compared_with}",
         )
         if approval.approved:
             promotion = compare_and_promote(

@@ -116,9 +116,11 @@ def wait_for_approval(
     flow_run_id: str,
     timeout_s: int,
     decision: GateDecision,
+    target: str = "production",
 ) -> ApprovalOutcome:
-    """Pause the flow until a person approves or rejects `version` for production, or until
-    `timeout_s` passes (→ not promoted). Called in the flow body: Prefect pauses flows, not tasks.
+    """Pause the flow until a person approves or rejects `version` for `target` (production,
+    or a rollout against it), or until `timeout_s` passes (→ not promoted). Called in the flow
+    body: Prefect pauses flows, not tasks.
 
     The version carries the paused flow run's id while it waits, which is how
     `modelyard models approve NAME VERSION` finds the run to resume.
@@ -135,7 +137,7 @@ def wait_for_approval(
         name,
         version,
     )
-    outcome = _paused_for_answer(name, version, flow_run_id, timeout_s, decision)
+    outcome = _paused_for_answer(name, version, flow_run_id, timeout_s, decision, target)
     registry.set_version_tags(
         name,
         version,
@@ -152,7 +154,12 @@ def wait_for_approval(
 
 
 def _paused_for_answer(
-    name: str, version: str, flow_run_id: str, timeout_s: int, decision: GateDecision
+    name: str,
+    version: str,
+    flow_run_id: str,
+    timeout_s: int,
+    decision: GateDecision,
+    target: str = "production",
 ) -> ApprovalOutcome:
     """The flow run paused until a reviewer answers, or `timeout_s` passes."""
     from prefect.client.orchestration import get_client
@@ -161,7 +168,7 @@ def _paused_for_answer(
     from prefect.states import Running
 
     description = (
-        f"**Approve {name} version {version} for production?**\n\n"
+        f"**Approve {name} version {version} for {target}?**\n\n"
         f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
         f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}"
     )
