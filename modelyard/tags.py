@@ -31,6 +31,25 @@ TEST_ROWS = "test_rows"
 # The md5 of the version's split membership (which split every training text went to).
 SPLIT_MD5 = "split_md5"
 
+# Nothing done twice (modelyard.lineage_key): the hash of what decides a training's result
+# (dataset md5, params hash, a clean commit of the code, the environment) and the parts that are
+# not tags already. A retrain with a registered version's key trains nothing.
+LINEAGE_KEY = "lineage_key"
+CODE_COMMIT = "code_commit"  # the code's commit (`-dirty` with uncommitted changes)
+ENV_MODELYARD = "env.modelyard"
+ENV_TORCH = "env.torch"
+ENV_TRANSFORMERS = "env.transformers"
+ENV_TOKENIZERS = "env.tokenizers"
+ENV_NUMPY = "env.numpy"
+ENV_DEVICE = "env.device"
+ENV_ACCELERATOR = "env.accelerator"
+ENV_PRECISION = "env.precision"
+ENV_THREADS = "env.threads"
+ENV_DETERMINISTIC = "env.deterministic"
+# The production version the gate compared the version with (NO_VERSION: none yet).
+JUDGED_AGAINST = "judged_against"
+NO_VERSION = "none"
+
 # The gate's decision on the version.
 GATE_DECISION = "gate_decision"
 GATE_REPORT = "gate_report"

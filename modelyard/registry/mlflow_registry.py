@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelyard.config import Settings
-from modelyard.tags import MODEL_ALIASES, PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING
+from modelyard.lineage_key import RecordedVersion
+from modelyard.tags import LINEAGE_KEY, MODEL_ALIASES, PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING
 
 if TYPE_CHECKING:
     from modelyard.registry.pyfunc import TextClassifierModel
@@ -208,6 +209,29 @@ class MlflowRegistry:
             ),
             key=lambda item: (item[0], int(item[1])),
         )
+
+    def versions_with_lineage_key(self, name: str, key: str) -> list[RecordedVersion]:
+        """Every version of `name` whose `lineage_key` tag is `key`, with when it was registered
+        and whether its retrain's run ended FINISHED."""
+        from datetime import UTC, datetime
+
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(
+                f"name = '{name}' and tags.{LINEAGE_KEY} = '{key}'"
+            )
+        except MlflowException:  # no such model yet
+            return []
+        return [
+            RecordedVersion(
+                str(v.version),
+                datetime.fromtimestamp(v.creation_timestamp / 1000, tz=UTC),
+                dict(v.tags),
+                v.run_id is not None and self.client.get_run(v.run_id).info.status == "FINISHED",
+            )
+            for v in found
+        ]
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt
