@@ -17,38 +17,51 @@ The rules, in order (every figure behind a verdict goes into its `statistics`):
    the champion's, once each has `min_requests`.
 2. Quality, once every version has `min_feedback` labels (shadow: labelled requests, each
    labelling both versions' answers). With d = challenger accuracy - champion accuracy and the
-   margin m = `max_accuracy_drop`, one score statistic z of H0: d = -m decides both one-sided
-   tests at `alpha`: z > z_alpha shows non-inferiority (d > -m): promote; z < -z_alpha shows the
-   challenger worse by more than the margin (d < -m): abort; otherwise continue. Score tests
-   keep their size near alpha at the proportions near 1 that accuracies live at, and their
-   variance does not vanish at zero discordant pairs. Canary (different requests per version):
-   Farrington and Manning's two-sample score test. Shadow (the same requests): Tango's paired
-   score test on the discordant pairs (only one version right). The statistics also give the
-   one-sided (1 - alpha) bounds of d that the tests invert to.
+   margin m = `max_accuracy_drop`, a score statistic z of H0: d = -m tests both sides. Score
+   tests keep their size near the nominal level at the proportions near 1 that accuracies live
+   at, and their variance does not vanish at zero discordant pairs. Canary (different requests
+   per version): Farrington and Manning's two-sample score test. Shadow (the same requests):
+   Tango's paired score test on the discordant pairs (only one version right).
+   - Worse (abort): z on all the labels so far below -z_alpha shows d < -m at `alpha`.
+   - Non-inferior (promote): shown at one of the planned looks below, z > z_(alpha_k) there.
+   - Otherwise continue. The statistics give the one-sided bounds of d the tests invert to.
    A shadow challenger shown non-inferior is still aborted when it agrees with the champion on
    fewer than `min_agreement` of the requests (point estimate), or when a drift test fired.
 3. An undecided rollout is aborted once `max_duration_h` have passed since it started.
 
-`labels_needed` (continue only) is how many more feedback labels, in all, it likely takes: to
-reach `min_feedback` at the current traffic split; after that, until |z| reaches z_alpha if the
-observed accuracies hold (a score statistic grows with the square root of the sample).
+Statistics over repeated evaluations. The rollout flow evaluates every `evaluate_schedule`
+while labels accumulate, any number of times, across restarts; a fixed-sample test at `alpha`
+on each evaluation's data would promote a challenger exactly at the margin far more often than
+alpha (about 15% with looks at 100, 200, 400 and 800 labels, about 20% with one every 25; alpha
+0.05, simulated). So promotion is decided at planned looks, k = 0, 1, 2, ...: look k is the
+FIRST n_k = min_feedback * 2**k labelled outcomes in the order they were labelled (canary: the
+shortest run of them in which each version has n_k), a prefix that labels coming later never
+change, tested at alpha_k = alpha / 2**(k + 1). The alpha_k sum to alpha, so by the union
+bound the chance that any look ever promotes a challenger at the margin is at most alpha
+however often the flow runs, and the verdict stays a pure function of the stored data. A
+verdict promotes when any look available so far promotes (so it never takes a promotion back),
+and reports that look, else the latest. Aborting for being worse uses every label at `alpha` at
+each evaluation: the safe direction, it acts as soon as the data show harm (repeated looks only
+make it readier to drop a challenger at the margin). tests/unit/test_rollout_policy.py simulates
+a rollout evaluated after every 25 labels (false promotion within alpha) and the power.
+Evidence without its ordered outcomes (built by hand) is judged on all its labels as the latest
+look its count reaches.
 
-Each verdict is a fixed-sample test of the evidence so far: at one look, a challenger exactly at
-the margin is promoted with probability alpha (tests/unit/test_rollout_policy.py simulates it).
-The rollout flow looks again every `evaluate_schedule`, and repeated looks at growing data raise
-that chance: simulated at alpha = 0.05 in shadow, looks at 100, 200, 400, 800 labels promote
-about 15% of such challengers, a look every 25 labels from 100 to 1000 about 20%. Fewer looks
-(a larger `min_feedback`, a sparser schedule) or a smaller `alpha` keep it down.
+`labels_needed` (continue only) is how many more feedback labels, in all, it takes to reach the
+next planned look (first `min_feedback`), at the current traffic split in a canary.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 from modelyard.config import RolloutParams
@@ -103,6 +116,11 @@ class Evidence:
     paired: Paired | None  # shadow (same requests)
     agreement: Labelled | None  # shadow: correct = requests where both predicted the same class
     drift_alarms: tuple[str, ...] = ()  # shadow: the monitor's drift tests that fired
+    # The labelled outcomes in the order they were labelled, the planned looks' prefixes (the
+    # counts above are their totals). Shadow: (champion right, challenger right) per pair.
+    pair_outcomes: tuple[tuple[bool, bool], ...] = ()
+    # Canary: (answered by the challenger, right) per labelled answer of either version.
+    answer_outcomes: tuple[tuple[bool, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,78 @@ class RolloutVerdict:
         lines += ["", "| statistic | value |", "|---|---|"]
         lines += [f"| {name} | {value:.6g} |" for name, value in self.statistics.items()]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Both versions' labelled outcomes: paired on the same requests (shadow, `paired` set) or
+    two independent samples (canary)."""
+
+    champion: Labelled
+    challenger: Labelled
+    paired: Paired | None = None
+
+    @property
+    def labels(self) -> int:
+        """Labelled requests (shadow) or labelled answers of both versions (canary)."""
+        return self.paired.total if self.paired else self.champion.total + self.challenger.total
+
+    @property
+    def accuracies(self) -> tuple[float, float]:
+        """(champion, challenger)."""
+        return (
+            _rate(self.champion.correct, self.champion.total),
+            _rate(self.challenger.correct, self.challenger.total),
+        )
+
+    @property
+    def spread(self) -> float:
+        """The difference's standard error by the plain (Wald) formula: a scale, not a test."""
+        old, new = self.accuracies
+        if self.paired is not None:
+            n = self.paired.total
+            gains, losses = self.paired.only_challenger / n, self.paired.only_champion / n
+            return math.sqrt(max(gains + losses - (gains - losses) ** 2, 0.0) / n)
+        return math.sqrt(
+            old * (1 - old) / self.champion.total + new * (1 - new) / self.challenger.total
+        )
+
+    def score(self, delta: float) -> float:
+        """The score statistic of H0: challenger - champion accuracy = delta (Tango's paired,
+        else Farrington-Manning's two-sample); positive: the difference is above delta."""
+        if self.paired is not None:
+            pairs = self.paired
+            return tango_z(pairs.only_challenger, pairs.only_champion, pairs.total, delta)
+        old, new = self.champion, self.challenger
+        return farrington_manning_z(new.correct, new.total, old.correct, old.total, delta)
+
+
+@dataclass(frozen=True)
+class Look:
+    """The k-th planned look (`index`): the first labelled outcomes in the order they came, up
+    to `planned` = min_feedback * 2**k (each version's, in a canary), tested for
+    non-inferiority at `alpha` = the rollout's alpha / 2**(k + 1)."""
+
+    index: int
+    planned: int
+    alpha: float
+    sample: Sample
+    z: float  # the score statistic at the margin (H0: difference = -max_accuracy_drop)
+    z_critical: float
+
+    @property
+    def promotes(self) -> bool:
+        return self.z > self.z_critical
+
+
+def planned_labels(params: RolloutParams, index: int) -> int:
+    """Labels (each version's, in a canary) that look `index` is planned at."""
+    return params.min_feedback << index
+
+
+def look_alpha(params: RolloutParams, index: int) -> float:
+    """The one-sided level of look `index`: alpha / 2**(index + 1), summing to alpha."""
+    return params.alpha / (1 << (index + 1))
 
 
 # An error-rate increase this large, shown at `alpha`, aborts before `min_requests`: a challenger
@@ -158,9 +248,7 @@ def decide(evidence: Evidence, params: RolloutParams) -> RolloutVerdict:
     findings = [_errors(evidence, params, z_alpha)]
     if evidence.strategy == "canary":
         findings.append(_latency(evidence, params))
-    quality = (_paired_quality if evidence.strategy == "shadow" else _canary_quality)(
-        evidence, params, z_alpha
-    )
+    quality = _quality(evidence, params, z_alpha)
     findings.append(quality)
     if evidence.strategy == "shadow" and quality.outcome is Outcome.PROMOTE:
         findings.append(_shadow_agreement(evidence, params))
@@ -264,68 +352,171 @@ def _past_deadline(
     return RolloutVerdict(Outcome.ABORT, (reason, *verdict.reasons), statistics, None)
 
 
-def _canary_quality(evidence: Evidence, params: RolloutParams, z_alpha: float) -> _Finding:
-    """Two samples (different requests): the Farrington-Manning score test of the difference."""
+# --- quality: the planned looks (see the module docstring) ---
+
+
+def looks(evidence: Evidence, params: RolloutParams) -> tuple[Look, ...]:
+    """The planned looks the evidence has reached, in order (none before `min_feedback`). Each
+    is a fixed prefix of the ordered outcomes: labels that come later never change it."""
+    if evidence.strategy == "shadow":
+        samples = _paired_samples(evidence, params)
+    else:
+        samples = _canary_samples(evidence, params)
+    margin = params.max_accuracy_drop
+    found = []
+    for index, sample in samples:
+        alpha = look_alpha(params, index)
+        planned = planned_labels(params, index)
+        z_critical = normal_quantile(1 - alpha)
+        found.append(Look(index, planned, alpha, sample, sample.score(-margin), z_critical))
+    return tuple(found)
+
+
+def _reached(params: RolloutParams, labels: int) -> list[int]:
+    """The looks planned at no more than `labels`."""
+    index = 0
+    while planned_labels(params, index) <= labels:
+        index += 1
+    return list(range(index))
+
+
+def _paired_sample(pairs: Paired) -> Sample:
+    return Sample(
+        Labelled(pairs.both_right + pairs.only_champion, pairs.total),
+        Labelled(pairs.both_right + pairs.only_challenger, pairs.total),
+        pairs,
+    )
+
+
+def _paired_of(counts: Counter[tuple[bool, bool]]) -> Paired:
+    """Pairs counted by (champion right, challenger right)."""
+    return Paired(
+        counts[True, True], counts[True, False], counts[False, True], counts[False, False]
+    )
+
+
+def _paired_samples(evidence: Evidence, params: RolloutParams) -> list[tuple[int, Sample]]:
+    """(look, its sample) of a shadow rollout: look k is the first n_k labelled pairs."""
+    pairs = evidence.paired or Paired(0, 0, 0, 0)
+    reached = _reached(params, pairs.total)
+    ordered = evidence.pair_outcomes
+    if not ordered:  # no order known: all of them, as the latest look their count reaches
+        return [(reached[-1], _paired_sample(pairs))] if reached else []
+    counts: Counter[tuple[bool, bool]] = Counter()
+    samples, done = [], 0
+    for index in reached:
+        end = planned_labels(params, index)
+        counts.update(ordered[done:end])
+        samples.append((index, _paired_sample(_paired_of(counts))))
+        done = end
+    counts.update(ordered[done:])  # every outcome counted once, the check included
+    if _paired_of(counts) != pairs:
+        raise _mismatch(f"{len(ordered)} ordered labelled pairs", str(pairs))
+    return samples
+
+
+def _mismatch(ordered: str, counts: str) -> ValueError:
+    return ValueError(f"the evidence's {ordered} do not add up to its counts ({counts})")
+
+
+def _canary_of(counts: Counter[tuple[bool, bool]]) -> tuple[Labelled, Labelled]:
+    """(champion, challenger) labelled answers counted by (the challenger's, right)."""
+    return (
+        Labelled(counts[False, True], counts[False, True] + counts[False, False]),
+        Labelled(counts[True, True], counts[True, True] + counts[True, False]),
+    )
+
+
+def _canary_samples(evidence: Evidence, params: RolloutParams) -> list[tuple[int, Sample]]:
+    """(look, its sample) of a canary: look k is the shortest run of the labelled answers, in
+    the order they came, in which each version has n_k (all the champion's labels up to then)."""
     old, new = evidence.champion_labelled, evidence.challenger_labelled
-    statistics = {
-        "champion_labelled": float(old.total),
-        "champion_correct": float(old.correct),
-        "challenger_labelled": float(new.total),
-        "challenger_correct": float(new.correct),
-    }
-    shortfall = _canary_shortfall(evidence, params)
+    reached = _reached(params, min(old.total, new.total))
+    ordered = evidence.answer_outcomes
+    if not ordered:  # no order known: all of them, as the latest look their count reaches
+        return [(reached[-1], Sample(old, new))] if reached else []
+    # Where each version's answers lie in the order (champion's, challenger's).
+    where = (
+        list(compress(range(len(ordered)), map(not_, map(itemgetter(0), ordered)))),
+        list(compress(range(len(ordered)), map(itemgetter(0), ordered))),
+    )
+    mismatch = _mismatch(
+        f"{len(ordered)} ordered labelled answers", f"champion {old}, challenger {new}"
+    )
+    if (len(where[0]), len(where[1])) != (old.total, new.total):
+        raise mismatch
+    counts: Counter[tuple[bool, bool]] = Counter()
+    samples, done = [], 0
+    for index in reached:
+        planned = planned_labels(params, index)
+        end = max(where[0][planned - 1], where[1][planned - 1]) + 1
+        counts.update(ordered[done:end])
+        samples.append((index, Sample(*_canary_of(counts))))
+        done = end
+    counts.update(ordered[done:])  # every outcome counted once, the check included
+    if _canary_of(counts) != (old, new):
+        raise mismatch
+    return samples
+
+
+def _quality(evidence: Evidence, params: RolloutParams, z_alpha: float) -> _Finding:
+    """Non-inferiority at the planned looks, inferiority on every label (module docstring)."""
+    if evidence.strategy == "shadow":
+        pairs = evidence.paired or Paired(0, 0, 0, 0)
+        sample, unit = _paired_sample(pairs), "the paired requests have"
+        design = f"{pairs.total} labelled requests both answered, Tango's paired score test"
+    else:
+        sample, unit = Sample(evidence.champion_labelled, evidence.challenger_labelled), ""
+        design = (
+            f"{sample.champion.total} and {sample.challenger.total} labelled answers, "
+            "Farrington-Manning score test"
+        )
+    statistics = _sample_statistics(sample)
+    shortfall = _shortfall(evidence, sample, params.min_feedback)
     if shortfall:
-        return _not_enough(params, statistics, shortfall, "each version has")
-
-    def z_of(delta: float) -> float:
-        return farrington_manning_z(new.correct, new.total, old.correct, old.total, delta)
-
-    accuracies = (_rate(old.correct, old.total), _rate(new.correct, new.total))
-    judged = _judge(z_of, accuracies, params, z_alpha, old.total + new.total)
-    design = f"{old.total} and {new.total} labelled answers, Farrington-Manning score test"
+        return _not_enough(params, statistics, shortfall, unit or "each version has")
+    taken = looks(evidence, params)
+    following = planned_labels(params, taken[-1].index + 1)
+    next_look = (following, _shortfall(evidence, sample, following))
+    judged = _judge(sample, taken, params, z_alpha, next_look)
     return _with_design(judged, statistics, design)
 
 
-def _canary_shortfall(evidence: Evidence, params: RolloutParams) -> int:
-    """More labels it takes, in all, before each version has `min_feedback`: labels come in
-    as the traffic is split, so the scarcer version's shortfall is scaled by its share."""
-    counts = (evidence.champion_labelled.total, evidence.challenger_labelled.total)
+def _sample_statistics(sample: Sample) -> dict[str, float]:
+    if sample.paired is not None:
+        pairs = sample.paired
+        return {
+            "labelled_pairs": float(pairs.total),
+            "both_right": float(pairs.both_right),
+            "only_champion_right": float(pairs.only_champion),
+            "only_challenger_right": float(pairs.only_challenger),
+            "both_wrong": float(pairs.both_wrong),
+        }
+    return {
+        "champion_labelled": float(sample.champion.total),
+        "champion_correct": float(sample.champion.correct),
+        "challenger_labelled": float(sample.challenger.total),
+        "challenger_correct": float(sample.challenger.correct),
+    }
+
+
+def _shortfall(evidence: Evidence, sample: Sample, target: int) -> int:
+    """More labels it takes, in all, before the sample has `target` labels (shadow pairs) or
+    each version has (canary: labels come in as the traffic is split, so the scarcer version's
+    shortfall is scaled by its share)."""
+    if sample.paired is not None:
+        return max(target - sample.paired.total, 0)
+    counts = (sample.champion.total, sample.challenger.total)
     traffic = (evidence.champion.requests, evidence.challenger.requests)
     shares = [t / sum(traffic) for t in traffic] if min(traffic) > 0 else [0.5, 0.5]
     return max(
         (
-            math.ceil((params.min_feedback - n) / share)
+            math.ceil((target - n) / share)
             for n, share in zip(counts, shares, strict=True)
-            if n < params.min_feedback
+            if n < target
         ),
         default=0,
     )
-
-
-def _paired_quality(evidence: Evidence, params: RolloutParams, z_alpha: float) -> _Finding:
-    """Paired (the same requests, shadow): Tango's score test on the discordant pairs."""
-    pairs = evidence.paired or Paired(0, 0, 0, 0)
-    n = pairs.total
-    statistics = {
-        "labelled_pairs": float(n),
-        "both_right": float(pairs.both_right),
-        "only_champion_right": float(pairs.only_champion),
-        "only_challenger_right": float(pairs.only_challenger),
-        "both_wrong": float(pairs.both_wrong),
-    }
-    if n < params.min_feedback:
-        return _not_enough(params, statistics, params.min_feedback - n, "the paired requests have")
-
-    def z_of(delta: float) -> float:
-        return tango_z(pairs.only_challenger, pairs.only_champion, n, delta)
-
-    accuracies = (
-        (pairs.both_right + pairs.only_champion) / n,
-        (pairs.both_right + pairs.only_challenger) / n,
-    )
-    judged = _judge(z_of, accuracies, params, z_alpha, n)
-    design = f"{n} labelled requests both answered, Tango's paired score test"
-    return _with_design(judged, statistics, design)
 
 
 def _not_enough(
@@ -346,67 +537,99 @@ def _with_design(judged: _Finding, statistics: dict[str, float], design: str) ->
 
 
 def _judge(
-    z_of: Callable[[float], float],
-    accuracies: tuple[float, float],
+    sample: Sample,
+    taken: Sequence[Look],
     params: RolloutParams,
     z_alpha: float,
-    labels: int,
+    next_look: tuple[int, int],
 ) -> _Finding:
-    """Both one-sided tests at the margin's boundary (difference = -max_accuracy_drop), with the
-    score statistic `z_of(delta)` of H0: challenger - champion accuracy = delta: non-inferior
-    (promote) when z > z_alpha, worse by more than the margin (abort) when z < -z_alpha."""
-    old, new = accuracies
+    """Worse by more than the margin (abort) when the score statistic at the margin on every
+    label is below -z_alpha; else non-inferior (promote) when a look shows it (the first such
+    look is reported, else the latest); else continue until the next look, (planned, needed)."""
+    old, new = sample.accuracies
     margin = params.max_accuracy_drop
-    z = z_of(-margin)
-    lower, upper = _invert(z_of, z_alpha, new - old), _invert(z_of, -z_alpha, new - old)
+    z = sample.score(-margin)
+    upper = _bound(sample, -z_alpha)
+    look = next((look for look in taken if look.promotes), taken[-1])
+    lower = _bound(look.sample, look.z_critical)
     statistics = {
         "champion_accuracy": old,
         "challenger_accuracy": new,
         "accuracy_difference": new - old,
-        "accuracy_difference_lower_bound": lower,
         "accuracy_difference_upper_bound": upper,
         "z": z,
-        "p_noninferiority": 1 - normal_cdf(z),
         "p_inferiority": normal_cdf(z),
+        **_look_statistics(look, lower),
     }
-    level = _percent(1 - params.alpha)
     said = (
         f"The challenger's live accuracy is {_percent(new)} against the champion's "
         f"{_percent(old)} (difference {100 * (new - old):+.1f} points"
     )
-    if z > z_alpha:
-        reason = f"{said}, at least {100 * lower:+.1f} at {level}): not worse by more than"
-        reason += f" {100 * margin:.1f} points"
-        return _Finding(Outcome.PROMOTE, (reason,), statistics)
+    points = f"{100 * margin:.1f} points"
     if z < -z_alpha:
-        reason = (
-            f"{said}, at most {100 * upper:+.1f} at {level}): worse by more than "
-            f"{100 * margin:.1f} points"
-        )
+        level = _percent(1 - params.alpha)
+        reason = f"{said}, at most {100 * upper:+.1f} at {level}): worse by more than {points}"
         return _Finding(Outcome.ABORT, (reason,), statistics)
-    needed = _labels_to_significance(z, z_alpha, labels)
+    shown = f"{_look_words(look, params)} shows it at least {100 * lower:+.1f}"
+    if look.promotes:
+        reason = f"{said}); {shown}: not worse by more than {points}"
+        return _Finding(Outcome.PROMOTE, (reason,), statistics)
+    planned, needed = next_look
+    each = " each" if sample.paired is None else ""
     reason = (
-        f"{said}, between {100 * lower:+.1f} and {100 * upper:+.1f} at {level} each side): "
-        f"neither shown within {100 * margin:.1f} points nor worse by more; about {needed} "
-        "more labels are needed if the accuracies hold"
+        f"{said}): not shown worse by more than {points}, nor within them ({shown}); the next "
+        f"look is at {planned} labels{each}, about {needed} more labels are needed"
     )
-    return _Finding(Outcome.CONTINUE, (reason,), statistics, needed)
+    return _Finding(
+        Outcome.CONTINUE, (reason,), {**statistics, "next_look_labels": planned}, needed
+    )
 
 
-def _labels_to_significance(z: float, z_alpha: float, labels: int) -> int:
-    """More labels until |z| reaches z_alpha if the observed proportions hold: a score
-    statistic grows with the square root of the sample (no effect seen: twice the sample)."""
-    if abs(z) < 1e-9:
-        return max(labels, 1)
-    return max(math.ceil(labels * ((z_alpha / z) ** 2 - 1)), 1)
+@functools.lru_cache(maxsize=4096)
+def _bound(sample: Sample, target: float) -> float:
+    """The bound of the difference at which the sample's score statistic is `target` (kept: a
+    rollout is evaluated again and again on the same looks, fixed prefixes)."""
+    old, new = sample.accuracies
+    return _invert(sample.score, target, new - old, sample.spread)
 
 
-def _invert(z_of: Callable[[float], float], target: float, observed: float) -> float:
+def _look_statistics(look: Look, lower: float) -> dict[str, float]:
+    old, new = look.sample.accuracies
+    return {
+        "look": float(look.index),
+        "look_labels": float(look.sample.labels),
+        "look_alpha": look.alpha,
+        "look_z_critical": look.z_critical,
+        "look_z": look.z,
+        "look_p_noninferiority": 1 - normal_cdf(look.z),
+        "look_accuracy_difference": new - old,
+        "look_lower_bound": lower,
+    }
+
+
+def _look_words(look: Look, params: RolloutParams) -> str:
+    """Which labels a look weighed, and at what level."""
+    sample = look.sample
+    if sample.paired is not None:
+        labels = f"its first {sample.labels} labelled requests"
+    else:
+        labels = f"its first {sample.champion.total} and {sample.challenger.total} labelled answers"
+    return (
+        f"look {look.index} ({labels}, one-sided at {look.alpha:.3g} so that all looks "
+        f"together keep {params.alpha:g})"
+    )
+
+
+def _invert(
+    z_of: Callable[[float], float], target: float, observed: float, spread: float = 0.01
+) -> float:
     """The difference delta at which the (decreasing) score statistic equals `target`: the
     one-sided confidence bound that the test inverts to. The statistic is 0 at the `observed`
-    difference; steps growing away from it bracket the root, regula falsi (Illinois) closes in."""
+    difference; steps growing away from it (the first `target` times the estimate's `spread`,
+    about where a Wald bound would be) bracket the root, regula falsi (Illinois) closes in."""
     edge = -1 + 1e-9 if target > 0 else 1 - 1e-9
-    near, f_near, step = observed, z_of(observed) - target, 0.01
+    # z_of(observed) is 0 (no difference from the observed one to standardise): not evaluated.
+    near, f_near, step = observed, -target, max(abs(target) * spread, 1e-3)
     while True:
         far = max(edge, observed - step) if target > 0 else min(edge, observed + step)
         f_far = z_of(far) - target
@@ -430,7 +653,7 @@ def _illinois(
     for _ in range(100):
         mid = (a * f_b - b * f_a) / (f_b - f_a)
         f_mid = z_of(mid) - target
-        if f_mid == 0 or abs(b - a) < 1e-9:
+        if abs(f_mid) < 1e-9 or abs(b - a) < 1e-9:
             break
         if (f_mid > 0) == (f_a > 0):
             a, f_a = mid, f_mid

@@ -1,5 +1,7 @@
 """The rollout verdict (`modelyard.rollout.decide`) on constructed evidence: no database, no
-server, no clock. Includes the false promotion rate at the non-inferiority null, simulated."""
+server, no clock. Includes the planned looks (fixed prefixes of the ordered outcomes), the false
+promotion rate of a rollout evaluated again and again at the non-inferiority null, and the power
+on a better challenger, simulated."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from modelyard.rollout import (
     VersionTraffic,
     decide,
     farrington_manning_z,
+    look_alpha,
+    looks,
     newcombe_lower,
     normal_cdf,
     normal_quantile,
+    planned_labels,
     tango_z,
     wilson,
 )
@@ -33,13 +38,29 @@ SHADOW = RolloutParams(strategy="shadow", min_feedback=100, min_requests=50)
 HEALTHY = VersionTraffic(requests=1000, errors=0, p95_latency_ms=20.0)
 
 
+# Outcome codes of a labelled pair: (champion right, challenger right); of a canary's labelled
+# answer: (answered by the challenger, right).
+PAIRS = ((True, True), (True, False), (False, True), (False, False))
+ANSWERS = ((False, True), (False, False), (True, True), (True, False))
+
+
+def shuffled(counts: tuple[int, ...], kinds: tuple[tuple[bool, bool], ...], seed: int = 0):
+    """`counts[i]` outcomes of kind `kinds[i]`, in a fixed random order (as labels come in)."""
+    codes = np.repeat(np.arange(len(kinds)), counts)
+    np.random.default_rng(seed).shuffle(codes)
+    return tuple(kinds[c] for c in codes)
+
+
 def canary(
     champion: tuple[int, int],
     challenger: tuple[int, int],
     traffic: tuple[VersionTraffic, VersionTraffic] = (HEALTHY, HEALTHY),
     hours: float = 1.0,
+    ordered: bool = True,
 ) -> Evidence:
-    """Canary evidence; labelled counts as (correct, total)."""
+    """Canary evidence; labelled counts as (correct, total), the answers in a random order."""
+    (old, n_old), (new, n_new) = champion, challenger
+    answers = shuffled((old, n_old - old, new, n_new - new), ANSWERS) if ordered else ()
     return Evidence(
         "canary",
         START,
@@ -50,7 +71,15 @@ def canary(
         Labelled(*challenger),
         None,
         None,
+        answer_outcomes=answers,
     )
+
+
+def canary_of(answers: tuple[tuple[bool, bool], ...]) -> Evidence:
+    """Canary evidence of ordered (challenger's, right) answers, at an even traffic split."""
+    count = [answers.count(kind) for kind in ANSWERS]
+    old, new = (count[0], count[0] + count[1]), (count[2], count[2] + count[3])
+    return replace(canary(old, new, ordered=False), answer_outcomes=answers)
 
 
 def shadow(
@@ -58,9 +87,12 @@ def shadow(
     agreement: tuple[int, int] | None = None,
     drift: tuple[str, ...] = (),
     challenger: VersionTraffic = HEALTHY,
+    ordered: bool = True,
 ) -> Evidence:
+    """Shadow evidence of these pair counts, the pairs in a random order."""
     n = pairs.total
     agreed = agreement or (n, n)
+    counts = (pairs.both_right, pairs.only_champion, pairs.only_challenger, pairs.both_wrong)
     return Evidence(
         "shadow",
         START,
@@ -72,7 +104,14 @@ def shadow(
         pairs,
         Labelled(*agreed),
         drift,
+        pair_outcomes=shuffled(counts, PAIRS) if ordered else (),
     )
+
+
+def shadow_of(outcomes: tuple[tuple[bool, bool], ...]) -> Evidence:
+    """Shadow evidence of ordered (champion right, challenger right) pairs."""
+    pairs = Paired(*(outcomes.count(kind) for kind in PAIRS))
+    return replace(shadow(pairs, ordered=False), pair_outcomes=outcomes)
 
 
 def test_the_normal_helpers_and_the_score_statistics_match_their_textbook_forms():
@@ -118,9 +157,13 @@ def test_a_better_canary_challenger_is_promoted_with_its_figures():
     assert verdict.outcome is Outcome.PROMOTE and verdict.labels_needed is None
     stats = verdict.statistics
     assert stats["challenger_accuracy"] == 0.93 and stats["champion_accuracy"] == 0.85
-    assert stats["z"] > stats["z_critical"] and stats["p_noninferiority"] < 0.05
-    assert stats["accuracy_difference_lower_bound"] > -CANARY.max_accuracy_drop
+    # Shown at look 0 (each version's first 100 labels), at half the rollout's alpha.
+    assert (stats["look"], stats["look_alpha"]) == (0, CANARY.alpha / 2)
+    assert stats["look_z"] > stats["look_z_critical"] == pytest.approx(1.959964, abs=1e-6)
+    assert stats["look_p_noninferiority"] < stats["look_alpha"]
+    assert stats["look_lower_bound"] > -CANARY.max_accuracy_drop
     assert "Farrington-Manning" in verdict.reasons[0] and "not worse" in verdict.reasons[0]
+    assert "look 0" in verdict.reasons[0]
     json.dumps(verdict.to_dict(), allow_nan=False)  # goes into an audit row and an artifact
     assert "promote" in verdict.to_markdown() and "| z |" in verdict.to_markdown()
 
@@ -143,17 +186,17 @@ def test_too_few_labels_continue_and_count_the_labels_at_the_traffic_split():
     assert paired.outcome is Outcome.CONTINUE and paired.labels_needed == 40
 
 
-def test_an_undecided_comparison_estimates_the_labels_that_decide_it():
-    verdict = decide(canary((170, 200), (168, 200)), CANARY)
-    assert verdict.outcome is Outcome.CONTINUE
-    needed = verdict.labels_needed
-    assert needed is not None and needed > 0
-    # The same accuracies on that many more labels (half each) would just reach a verdict:
-    # with 10% fewer still not, with 10% more they do (counts rounded to whole labels).
-    for share, outcome in [(0.9, Outcome.CONTINUE), (1.1, Outcome.PROMOTE)]:
-        n = round((200 + share * needed / 2) / 100) * 100  # whole labels at 85% and 84%
-        later = decide(canary((85 * n // 100, n), (84 * n // 100, n)), CANARY)
-        assert later.outcome is outcome
+def test_an_undecided_comparison_waits_for_the_next_planned_look():
+    # 150 pairs: look 0 (the first 100) did not show it; look 1 is at 200 pairs.
+    verdict = decide(shadow(Paired(120, 9, 9, 12)), SHADOW)
+    assert verdict.outcome is Outcome.CONTINUE and verdict.labels_needed == 50
+    assert verdict.statistics["next_look_labels"] == 200 and verdict.statistics["look"] == 0
+    assert "the next look is at 200 labels, about 50 more" in verdict.reasons[0]
+    # A canary at a 10% share: the challenger's 50 missing labels take about 500 in all.
+    split = (VersionTraffic(900, 0, 20.0), VersionTraffic(100, 0, 20.0))
+    verdict = decide(canary((1275, 1500), (128, 150), split), CANARY)
+    assert verdict.outcome is Outcome.CONTINUE and verdict.labels_needed == 500
+    assert "at 200 labels each" in verdict.reasons[0]
 
 
 def test_shadow_pairs_promote_a_better_challenger_and_abort_a_worse_one():
@@ -221,44 +264,172 @@ def test_an_unknown_strategy_is_refused_by_name():
         decide(evidence, CANARY)
 
 
-def _promotion_rate(samples: np.ndarray, evidence_of, params: RolloutParams) -> float:
-    """Share of simulated samples promoted. `decide` is pure, so each distinct sample is decided
-    once and counted as often as it was drawn (the same rate, in a fraction of the time)."""
-    distinct, counts = np.unique(samples, axis=0, return_counts=True)
-    promoted = sum(
-        int(count)
-        for row, count in zip(distinct, counts, strict=True)
-        if decide(evidence_of(*(int(x) for x in row)), params).outcome is Outcome.PROMOTE
+def test_looks_are_planned_at_doubling_label_counts_with_halving_alphas():
+    assert [planned_labels(SHADOW, k) for k in range(4)] == [100, 200, 400, 800]
+    assert [look_alpha(SHADOW, k) for k in range(3)] == [0.025, 0.0125, 0.00625]
+    assert sum(look_alpha(SHADOW, k) for k in range(60)) == pytest.approx(SHADOW.alpha)
+    taken = looks(shadow(Paired(700, 40, 60, 99)), SHADOW)  # 899 pairs: looks 0 to 3
+    assert [(look.index, look.sample.labels) for look in taken] == [
+        (0, 100),
+        (1, 200),
+        (2, 400),
+        (3, 800),
+    ]
+    # A canary's look k: the answers until each version has n_k (all the champion's until then).
+    answers = ((False, True),) * 250 + ((True, True),) * 99 + ((True, False), (False, False))
+    (first,) = looks(canary_of(answers), CANARY)
+    assert (first.sample.champion, first.sample.challenger) == (
+        Labelled(250, 250),
+        Labelled(99, 100),
     )
-    return promoted / len(samples)
+    assert looks(shadow(Paired(90, 0, 9, 0)), SHADOW) == ()  # before min_feedback: none
 
 
-SEEDS = 2000
-# Monte-Carlo slack: three standard errors of a rate alpha over SEEDS draws (about 0.015).
+def test_adding_labels_never_changes_an_earlier_look():
+    rng = np.random.default_rng(2)
+    pairs = tuple(PAIRS[c] for c in rng.choice(4, 900, p=[0.80, 0.04, 0.08, 0.08]))
+    answers = tuple(ANSWERS[c] for c in rng.choice(4, 900, p=[0.42, 0.08, 0.45, 0.05]))
+    for evidence_of, outcomes, params in [(shadow_of, pairs, SHADOW), (canary_of, answers, CANARY)]:
+        final = looks(evidence_of(outcomes), params)
+        # A better challenger whose first look did not show it, a later one did.
+        assert len(final) >= 3 and not final[0].promotes and final[-1].promotes
+        promoted = False
+        for m in range(100, len(outcomes) + 1, 37):
+            early = looks(evidence_of(outcomes[:m]), params)
+            assert early == final[: len(early)]  # each look reached: the same prefix, z, verdict
+            outcome = decide(evidence_of(outcomes[:m]), params).outcome
+            assert outcome is not Outcome.ABORT
+            promoted = promoted or outcome is Outcome.PROMOTE
+            assert (outcome is Outcome.PROMOTE) == promoted  # never taken back
+        assert promoted
+
+
+def test_ordered_outcomes_must_add_up_to_the_counts():
+    evidence = shadow(Paired(170, 2, 12, 16))
+    wrong = replace(evidence, pair_outcomes=evidence.pair_outcomes[:-1])
+    with pytest.raises(ValueError, match="199 ordered labelled pairs do not add up"):
+        decide(wrong, SHADOW)
+    evidence = canary((850, 1000), (93, 100))
+    flipped = ((True, not evidence.answer_outcomes[0][1]), *evidence.answer_outcomes[1:])
+    with pytest.raises(ValueError, match="ordered labelled answers do not add up"):
+        decide(replace(evidence, answer_outcomes=flipped), CANARY)
+
+
+def test_evidence_without_its_order_is_judged_as_the_latest_look_it_reaches():
+    verdict = decide(shadow(Paired(170, 2, 12, 16), ordered=False), SHADOW)
+    assert verdict.outcome is Outcome.PROMOTE and verdict.statistics["look"] == 1
+    assert verdict.statistics["look_labels"] == 200 and verdict.statistics["look_alpha"] == 0.0125
+    unordered = decide(canary((850, 1000), (93, 100), ordered=False), CANARY)
+    assert unordered.outcome is Outcome.PROMOTE and unordered.statistics["look_labels"] == 1100
+
+
+SEEDS = 1000
+# Monte-Carlo slack: three standard errors of a rate alpha over SEEDS draws (about 0.021).
 SLACK = 3 * math.sqrt(0.05 * 0.95 / SEEDS)
+# The simulated rollouts: evaluated after every 25 new labels (each version's, in a canary),
+# up to 8 times min_feedback, as the flow's schedule does while labels come in.
+REPEATED = RolloutParams(strategy="shadow", min_feedback=50, min_requests=50)
+EVERY, UP_TO = 25, 8 * REPEATED.min_feedback
 
 
-def test_false_promotion_rate_at_the_margin_two_sample():
-    # The challenger is worse by exactly the margin (the null of non-inferiority).
+def _ever_promoted(evidence_at: list, naive_z) -> tuple[float, float]:
+    """Over the seeds' rollouts (each a list of the evidence at every evaluation): the share
+    `decide` ever promoted, and the share a fixed-sample test at alpha on every evaluation's
+    labels (`naive_z(evidence)` > z_alpha) would have."""
+    z_alpha = normal_quantile(1 - REPEATED.alpha)
+    promoted = naive = 0
+    for rollout in evidence_at:
+        outcomes = (decide(evidence, REPEATED).outcome for evidence in rollout)
+        promoted += any(outcome is Outcome.PROMOTE for outcome in outcomes)
+        naive += any(naive_z(evidence) > z_alpha for evidence in rollout)
+    return promoted / len(evidence_at), naive / len(evidence_at)
+
+
+def test_a_rollout_evaluated_again_and_again_at_the_margin_is_promoted_within_alpha_paired():
+    # Only-champion-right 6%, only-challenger-right 4%: the challenger is worse by exactly the
+    # margin on the same requests (the null of non-inferiority).
     rng = np.random.default_rng(21)
-    n_old, n_new, p_old = 400, 200, 0.85
-    p_new = p_old - CANARY.max_accuracy_drop
-    draws = np.column_stack([rng.binomial(n_old, p_old, SEEDS), rng.binomial(n_new, p_new, SEEDS)])
+    codes = rng.choice(4, (SEEDS, UP_TO), p=[0.80, 0.06, 0.04, 0.10])
+    counts = np.cumsum(codes[..., None] == np.arange(4), axis=1)  # pairs of each kind so far
+    template = shadow(Paired(0, 0, 0, 0), ordered=False)
+    evidence_at = []
+    for seed in range(SEEDS):
+        outcomes = tuple(PAIRS[c] for c in codes[seed])
+        rollout = []
+        for m in range(EVERY, UP_TO + 1, EVERY):
+            pairs = Paired(*(int(x) for x in counts[seed, m - 1]))
+            both, old, new = pairs.both_right, pairs.only_champion, pairs.only_challenger
+            rollout.append(
+                replace(
+                    template,
+                    champion_labelled=Labelled(both + old, m),
+                    challenger_labelled=Labelled(both + new, m),
+                    paired=pairs,
+                    agreement=Labelled(m, m),
+                    pair_outcomes=outcomes[:m],
+                )
+            )
+        evidence_at.append(rollout)
 
-    def evidence_of(old: int, new: int) -> Evidence:
-        return canary((old, n_old), (new, n_new))
+    def naive_z(evidence: Evidence) -> float:
+        pairs = evidence.paired
+        margin = -REPEATED.max_accuracy_drop
+        return tango_z(pairs.only_challenger, pairs.only_champion, pairs.total, margin)
 
-    assert _promotion_rate(draws, evidence_of, CANARY) <= CANARY.alpha + SLACK
+    promoted, naive = _ever_promoted(evidence_at, naive_z)
+    assert promoted <= REPEATED.alpha + SLACK
+    assert naive > REPEATED.alpha + SLACK  # the inflation the planned looks prevent
 
 
-def test_false_promotion_rate_at_the_margin_paired():
-    # Only-champion-right 6%, only-challenger-right 4%: the challenger is 2 points (the margin)
-    # worse on the same requests.
+def test_a_rollout_evaluated_again_and_again_at_the_margin_is_promoted_within_alpha_two_sample():
+    # Champion 85%, challenger 83% (the margin worse), at an even canary split: evaluated
+    # after every 50 answers (about 25 labels each).
     rng = np.random.default_rng(21)
-    n = 300
-    draws = rng.multinomial(n, [0.80, 0.06, 0.04, 0.10], SEEDS)
+    challenger = rng.random((SEEDS, 2 * UP_TO)) < 0.5
+    right = rng.random((SEEDS, 2 * UP_TO)) < np.where(challenger, 0.83, 0.85)
+    codes = 2 * challenger + ~right  # indexes ANSWERS
+    counts = np.cumsum(codes[..., None] == np.arange(4), axis=1)
+    template = canary((0, 0), (0, 0), ordered=False)
+    evidence_at = []
+    for seed in range(SEEDS):
+        outcomes = tuple(ANSWERS[c] for c in codes[seed])
+        rollout = []
+        for m in range(2 * EVERY, 2 * UP_TO + 1, 2 * EVERY):
+            a, b, c, d = (int(x) for x in counts[seed, m - 1])
+            rollout.append(
+                replace(
+                    template,
+                    champion_labelled=Labelled(a, a + b),
+                    challenger_labelled=Labelled(c, c + d),
+                    answer_outcomes=outcomes[:m],
+                )
+            )
+        evidence_at.append(rollout)
 
-    def evidence_of(both: int, old: int, new: int, neither: int) -> Evidence:
-        return shadow(Paired(both, old, new, neither))
+    def naive_z(evidence: Evidence) -> float:
+        old, new = evidence.champion_labelled, evidence.challenger_labelled
+        if min(old.total, new.total) < REPEATED.min_feedback:
+            return 0.0
+        margin = -REPEATED.max_accuracy_drop
+        return farrington_manning_z(new.correct, new.total, old.correct, old.total, margin)
 
-    assert _promotion_rate(draws, evidence_of, SHADOW) <= SHADOW.alpha + SLACK
+    promoted, naive = _ever_promoted(evidence_at, naive_z)
+    assert promoted <= REPEATED.alpha + SLACK
+    assert naive > REPEATED.alpha + SLACK
+
+
+def test_a_clearly_better_challenger_is_promoted_within_400_labels():
+    # Champion 85%, challenger 90%, at the default policy (min_feedback 100, alpha 0.05): by 400
+    # labelled requests in shadow (simulated: 98%), by 400 of the challenger's labels in a 10%
+    # canary (93%). A verdict never takes a promotion back, so one look at the end suffices.
+    rng = np.random.default_rng(5)
+    default = RolloutParams(strategy="shadow")
+    seeds, promoted = 200, [0, 0]
+    split = (VersionTraffic(9000, 0, 20.0), VersionTraffic(1000, 0, 20.0))
+    for _ in range(seeds):
+        pairs = tuple(PAIRS[c] for c in rng.choice(4, 400, p=[0.82, 0.03, 0.08, 0.07]))
+        promoted[0] += decide(shadow_of(pairs), default).outcome is Outcome.PROMOTE
+        old, new = rng.binomial(3600, 0.85), rng.binomial(400, 0.90)
+        evidence = canary((old, 3600), (new, 400), split)  # in a random order
+        promoted[1] += decide(evidence, default).outcome is Outcome.PROMOTE
+    assert promoted[0] / seeds >= 0.9 and promoted[1] / seeds >= 0.85
