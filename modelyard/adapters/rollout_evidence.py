@@ -10,6 +10,12 @@ prediction log and feedback in the platform database since the rollout started.
   score of the same request. A challenger that failed on the text counts as wrong (nobody would
   have got an answer); a request whose copy was dropped from the shadow queue has no pair. The
   per-version `Labelled` figures are the pairs' margins.
+- The order the looks need (`Evidence.pair_outcomes`, `Evidence.answer_outcomes`): each labelled
+  outcome is placed when it became complete, the later of its rows' times and its FIRST
+  feedback's (a corrected label keeps its place; the latest label is its truth), ties by the
+  answer's id. Whatever is read later (a label given, a shadow score written, after `now`) comes
+  after everything read now, so a look's prefix never changes (short of a row committed with a
+  time already passed, a race of milliseconds). The counts are those outcomes' totals.
 - Shadow agreement: every pair (labelled or not) where the challenger scored; drift: the
   monitor's class-mix test (PSI of the predicted classes, `monitor.class_mix_max_psi`) on the
   challenger's predictions against the champion's on the same requests, once there are
@@ -19,6 +25,7 @@ prediction log and feedback in the platform database since the rollout started.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +49,8 @@ class LogRow:
     latency_ms: float
     request_id: str | None
     truth: str | None = None
+    created_at: datetime | None = None
+    labelled_at: datetime | None = None  # its first feedback's time
 
 
 def read_evidence(
@@ -82,18 +91,22 @@ def read_rows(connection: Any, rollout: Rollout, now: datetime) -> list[LogRow]:
             Prediction.label,
             Prediction.latency_ms,
             Prediction.request_id,
+            Prediction.created_at,
         ).where(*window)
     ).all()
     labels = connection.execute(
-        select(Feedback.prediction_id, Feedback.label)
+        select(Feedback.prediction_id, Feedback.label, Feedback.created_at)
         .join(Prediction, Prediction.id == Feedback.prediction_id)
         .where(*window, Feedback.created_at <= now)
         .order_by(Feedback.created_at, Feedback.id)
     ).all()
-    truth = dict(labels)  # in time order: the latest label per prediction wins
+    truth = {id: label for id, label, _ in labels}  # in time order: the latest label wins
+    first: dict[str, datetime] = {}
+    for id, _, at in labels:
+        first.setdefault(id, at)
     return [
-        LogRow(id, version, role or SERVED, label, latency, request, truth.get(id))
-        for id, version, role, label, latency, request in rows
+        LogRow(id, version, role or SERVED, label, ms, request, truth.get(id), at, first.get(id))
+        for id, version, role, label, ms, request, at in rows
     ]
 
 
@@ -106,18 +119,21 @@ def evidence_from(
     challenger = [r for r in rows if r.version == rollout.challenger and r.role in challenger_roles]
     traffic = (_traffic(champion), _traffic(challenger))
     if rollout.strategy != "shadow":
+        answers = _answer_outcomes(champion, challenger)
         return Evidence(
             rollout.strategy,
             rollout.started_at,
             now,
             *traffic,
-            _labelled(champion),
-            _labelled(challenger),
+            _labelled(answers, challenger=False),
+            _labelled(answers, challenger=True),
             None,
             None,
+            answer_outcomes=answers,
         )
     pairs = _pairs(champion, challenger)
-    paired = _paired(pairs)
+    ordered = _pair_outcomes(pairs)
+    paired = _paired(ordered)
     return Evidence(
         rollout.strategy,
         rollout.started_at,
@@ -128,7 +144,15 @@ def evidence_from(
         paired,
         _agreement(pairs),
         _drift_alarms(pairs, monitor),
+        pair_outcomes=ordered,
     )
+
+
+def _completed(*rows: LogRow) -> tuple[Any, ...]:
+    """Sort key: when the outcome of these rows (the first an answer) became complete, the
+    later of their times and the answer's first label, then the answer's id."""
+    times = [t for r in rows for t in (r.created_at, r.labelled_at) if t is not None]
+    return (1, max(times), rows[0].id) if times else (0, rows[0].id)
 
 
 def _traffic(rows: list[LogRow]) -> VersionTraffic:
@@ -140,9 +164,23 @@ def _traffic(rows: list[LogRow]) -> VersionTraffic:
     return VersionTraffic(len(rows), errors, p95)
 
 
-def _labelled(rows: Iterable[LogRow]) -> Labelled:
-    judged = [r for r in rows if r.truth is not None and r.role != ERROR]
-    return Labelled(sum(r.label == r.truth for r in judged), len(judged))
+def _answer_outcomes(
+    champion: Iterable[LogRow], challenger: Iterable[LogRow]
+) -> tuple[tuple[bool, bool], ...]:
+    """(the challenger's, right) of every labelled answer, in the order it became labelled."""
+    judged = [
+        (r, by_challenger)
+        for rows, by_challenger in ((champion, False), (challenger, True))
+        for r in rows
+        if r.truth is not None and r.role != ERROR
+    ]
+    judged.sort(key=lambda pair: _completed(pair[0]))
+    return tuple((by_challenger, r.label == r.truth) for r, by_challenger in judged)
+
+
+def _labelled(answers: tuple[tuple[bool, bool], ...], challenger: bool) -> Labelled:
+    mine = [right for by_challenger, right in answers if by_challenger == challenger]
+    return Labelled(sum(mine), len(mine))
 
 
 def _pairs(champion: list[LogRow], challenger: list[LogRow]) -> list[tuple[LogRow, LogRow]]:
@@ -155,15 +193,21 @@ def _pairs(champion: list[LogRow], challenger: list[LogRow]) -> list[tuple[LogRo
     ]
 
 
-def _paired(pairs: list[tuple[LogRow, LogRow]]) -> Paired:
-    counts = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
-    for answer, copy in pairs:
-        if answer.truth is not None:
-            right = (
-                answer.label == answer.truth,
-                copy.role == SHADOW and copy.label == answer.truth,
-            )
-            counts[right] += 1
+def _pair_outcomes(pairs: list[tuple[LogRow, LogRow]]) -> tuple[tuple[bool, bool], ...]:
+    """(champion right, challenger right) of every labelled pair, in the order it became
+    complete (a challenger that failed on the text is wrong)."""
+    labelled = sorted(
+        ((answer, copy) for answer, copy in pairs if answer.truth is not None),
+        key=lambda pair: _completed(*pair),
+    )
+    return tuple(
+        (answer.label == answer.truth, copy.role == SHADOW and copy.label == answer.truth)
+        for answer, copy in labelled
+    )
+
+
+def _paired(ordered: tuple[tuple[bool, bool], ...]) -> Paired:
+    counts = Counter(ordered)
     return Paired(
         counts[True, True], counts[True, False], counts[False, True], counts[False, False]
     )

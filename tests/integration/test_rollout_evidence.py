@@ -1,5 +1,6 @@
 """The rollout evidence reader on a real database (SQLite, and PostgreSQL where there is one):
-rows inserted through the ORM models as the server writes them, read back as `Evidence`."""
+rows inserted through the ORM models as the server writes them, read back as `Evidence`, with
+the labelled outcomes in the order the planned looks take them."""
 
 from __future__ import annotations
 
@@ -99,13 +100,20 @@ def test_canary_evidence_counts_each_version_s_answers_errors_latency_and_labels
     assert evidence.challenger.p95_latency_ms == 30.0
     assert evidence.champion_labelled == Labelled(1, 2)
     assert evidence.challenger_labelled == Labelled(1, 2)
-    assert evidence.paired is None and evidence.agreement is None
+    # (answered by the challenger, right), all labelled at the same time: in some order.
+    assert sorted(evidence.answer_outcomes) == [
+        (False, False),
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
+    assert evidence.paired is None and evidence.agreement is None and evidence.pair_outcomes == ()
     assert (evidence.started_at, evidence.now, evidence.strategy) == (START, NOW, "canary")
 
 
-def shadowed(answer: dict, label: str, role: str = "shadow") -> dict:
+def shadowed(answer: dict, label: str, role: str = "shadow", **extra) -> dict:
     """The challenger's copy of an answer: a new id, the answer's id as request id."""
-    return row("2", label, role, request_id=answer["id"], latency_ms=50.0)
+    return row("2", label, role, request_id=answer["id"], latency_ms=50.0, **extra)
 
 
 def test_shadow_evidence_pairs_the_same_requests(url):
@@ -123,6 +131,10 @@ def test_shadow_evidence_pairs_the_same_requests(url):
     store(url, answers + copies, feedback)
     evidence = read_evidence(url, rollout("shadow"), NOW)
     assert evidence.paired == Paired(both_right=1, only_champion=2, only_challenger=1, both_wrong=1)
+    assert sorted(evidence.pair_outcomes) == sorted(
+        [(True, True), (True, False), (False, True), (False, False), (True, False)]
+    )
+    assert evidence.answer_outcomes == ()
     assert evidence.champion_labelled == Labelled(3, 5)
     assert evidence.challenger_labelled == Labelled(2, 5)
     assert evidence.agreement == Labelled(2, 4)  # the failed copy has no class to agree on
@@ -142,3 +154,52 @@ def test_shadow_drift_alarms_on_a_shifted_class_mix(url):
     assert evidence.agreement == Labelled(20, 40)
     steady = read_evidence(db.engine_for(url), rollout("canary"), NOW, monitor)
     assert steady.drift_alarms == ()
+
+
+def at(minutes: int) -> datetime:
+    return START + timedelta(minutes=minutes)
+
+
+def test_shadow_pairs_are_ordered_by_when_they_became_complete(url):
+    answers = [row("1", "pos", created_at=at(m)) for m in (1, 2, 3, 4)]
+    copies = [
+        shadowed(answers[0], "pos", created_at=at(1)),
+        shadowed(answers[1], "neg", created_at=at(50)),  # scored late: complete at 50
+        shadowed(answers[2], "pos", created_at=at(3)),
+        shadowed(answers[3], "pos", created_at=at(4)),
+    ]
+    feedback = [
+        (answers[0]["id"], "neg", at(40)),  # first labelled at 40: its place; corrected at 45:
+        (answers[0]["id"], "pos", at(45)),  # its truth
+        (answers[1]["id"], "pos", at(10)),  # labelled at 10, its copy written at 50
+        (answers[2]["id"], "neg", at(20)),
+        (answers[3]["id"], "pos", at(100)),  # after the first reading
+    ]
+    store(url, answers + copies, feedback)
+    first = read_evidence(url, rollout("shadow"), at(60))
+    # answers[2] at 20 (both wrong), answers[0] at 40 (both right), answers[1] at 50.
+    assert first.pair_outcomes == ((False, False), (True, True), (True, False))
+    assert first.paired == Paired(1, 1, 0, 1)
+    later = read_evidence(url, rollout("shadow"), at(120))
+    assert later.pair_outcomes == (*first.pair_outcomes, (True, True))  # appended, never inserted
+
+
+def test_canary_answers_are_ordered_by_when_they_became_labelled(url):
+    answers = [
+        row("1", "pos", created_at=at(1)),
+        row("2", "pos", created_at=at(2)),
+        row("1", "neg", created_at=at(3)),
+        row("2", "neg", created_at=at(30)),  # logged after its label: labelled at 30
+    ]
+    feedback = [
+        (answers[0]["id"], "pos", at(25)),
+        (answers[1]["id"], "neg", at(5)),
+        (answers[2]["id"], "neg", at(10)),
+        (answers[3]["id"], "neg", at(20)),
+    ]
+    store(url, answers, feedback)
+    evidence = read_evidence(url, rollout("canary"), at(60))
+    # (answered by the challenger, right): at 5, 10, 25 and 30.
+    assert evidence.answer_outcomes == ((True, False), (False, True), (False, True), (True, True))
+    assert evidence.champion_labelled == Labelled(2, 2)
+    assert evidence.challenger_labelled == Labelled(1, 2)
