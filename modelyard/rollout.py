@@ -34,18 +34,18 @@ while labels accumulate, any number of times, across restarts; a fixed-sample te
 on each evaluation's data would promote a challenger exactly at the margin far more often than
 alpha (about 15% with looks at 100, 200, 400 and 800 labels, about 20% with one every 25; alpha
 0.05, simulated). So promotion is decided at planned looks, k = 0, 1, 2, ...: look k is the
-FIRST n_k = min_feedback * 2**k labelled outcomes in the order they were labelled (canary: the
-shortest run of them in which each version has n_k), a prefix that labels coming later never
-change, tested at alpha_k = alpha / 2**(k + 1). The alpha_k sum to alpha, so by the union
+FIRST `n_k = min_feedback * 2**k` labelled outcomes in the order they were labelled (canary:
+the shortest run of them in which each version has n_k), a prefix that labels coming later never
+change, tested at `alpha_k = alpha / 2**(k + 1)`. The alpha_k sum to alpha, so by the union
 bound the chance that any look ever promotes a challenger at the margin is at most alpha
 however often the flow runs, and the verdict stays a pure function of the stored data. A
 verdict promotes when any look available so far promotes (so it never takes a promotion back),
-and reports that look, else the latest. Aborting for being worse uses every label at `alpha` at
-each evaluation: the safe direction, it acts as soon as the data show harm (repeated looks only
-make it readier to drop a challenger at the margin). tests/unit/test_rollout_policy.py simulates
-a rollout evaluated after every 25 labels (false promotion within alpha) and the power.
+and reports the first such look, else the latest. Aborting for being worse uses every label at
+`alpha` at each evaluation: the safe direction, it acts as soon as the data show harm (repeated
+looks only make it readier to drop a challenger at the margin). tests/unit/test_rollout_policy.py
+simulates a rollout evaluated after every 25 labels (false promotion within alpha) and the power.
 Evidence without its ordered outcomes (built by hand) is judged on all its labels as the latest
-look its count reaches.
+look its count reaches: that look's level, without the guarantee over repeated evaluations.
 
 `labels_needed` (continue only) is how many more feedback labels, in all, it takes to reach the
 next planned look (first `min_feedback`), at the current traffic split in a canary.
@@ -193,8 +193,8 @@ class Sample:
 @dataclass(frozen=True)
 class Look:
     """The k-th planned look (`index`): the first labelled outcomes in the order they came, up
-    to `planned` = min_feedback * 2**k (each version's, in a canary), tested for
-    non-inferiority at `alpha` = the rollout's alpha / 2**(k + 1)."""
+    to `planned` = `min_feedback * 2**k` (each version's, in a canary), tested for
+    non-inferiority at `alpha` = the rollout's `alpha / 2**(k + 1)`."""
 
     index: int
     planned: int
@@ -214,7 +214,7 @@ def planned_labels(params: RolloutParams, index: int) -> int:
 
 
 def look_alpha(params: RolloutParams, index: int) -> float:
-    """The one-sided level of look `index`: alpha / 2**(index + 1), summing to alpha."""
+    """The one-sided level of look `index`: `alpha / 2**(index + 1)`, summing to alpha."""
     return params.alpha / (1 << (index + 1))
 
 
@@ -466,16 +466,17 @@ def _quality(evidence: Evidence, params: RolloutParams, z_alpha: float) -> _Find
         sample, unit = _paired_sample(pairs), "the paired requests have"
         design = f"{pairs.total} labelled requests both answered, Tango's paired score test"
     else:
-        sample, unit = Sample(evidence.champion_labelled, evidence.challenger_labelled), ""
+        sample = Sample(evidence.champion_labelled, evidence.challenger_labelled)
+        unit = "each version has"
         design = (
             f"{sample.champion.total} and {sample.challenger.total} labelled answers, "
             "Farrington-Manning score test"
         )
     statistics = _sample_statistics(sample)
+    taken = looks(evidence, params)  # (and the ordered outcomes checked against the counts)
     shortfall = _shortfall(evidence, sample, params.min_feedback)
     if shortfall:
-        return _not_enough(params, statistics, shortfall, unit or "each version has")
-    taken = looks(evidence, params)
+        return _not_enough(params, statistics, shortfall, unit)
     following = planned_labels(params, taken[-1].index + 1)
     next_look = (following, _shortfall(evidence, sample, following))
     judged = _judge(sample, taken, params, z_alpha, next_look)
