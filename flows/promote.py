@@ -38,6 +38,17 @@ class Promoted:
     deploy_failure: str | None = None
     rollout: Rollout | None = None  # the rollout opened for the candidate (shadow, canary)
 
+    @property
+    def rollout_line(self) -> str | None:
+        """The rollout opened, in one line (the retrain's summary shows it)."""
+        found = self.rollout
+        if found is None:
+            return None
+        return (
+            f"{found.strategy} #{found.id}: challenger v{found.challenger} against production "
+            f"v{found.champion}"
+        )
+
 
 def promote_candidate(
     registry: MlflowRegistry,

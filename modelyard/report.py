@@ -85,6 +85,8 @@ class RetrainSummary:
     version: str | None  # the registered version (None: not registered)
     mlflow_run_id: str
     tracking_uri: str
+    # The rollout the candidate opened (shadow, canary), in one line; None: no rollout.
+    rollout: str | None = None
 
 
 def _fmt(value: float | None) -> str:
@@ -183,6 +185,8 @@ def print_summary(summary: RetrainSummary) -> None:
         f"aliases   staging → v{summary.staging_version}, "
         f"production → v{summary.production_version_after}"
     )
+    if summary.rollout is not None:
+        console.print(f"rollout   {summary.rollout} (modelyard rollout status {summary.model})")
     before = summary.production_version_before
     if not decision.passed and before:
         console.print(f"          production stays at version {before}")

@@ -329,6 +329,7 @@ def test_a_shadow_candidate_becomes_the_challenger_and_production_stays(tiny_pro
     found = stores.rollouts.current(NAME)
     assert found is not None and found.id == promoted.rollout.id
     assert (found.champion, found.challenger, found.strategy) == ("1", "2", "shadow")
+    assert promoted.rollout_line == "shadow #1: challenger v2 against production v1"
     assert _moves(stores)[-2:] == [
         ("staging", "promote", "1", "2"),
         ("challenger", "promote", None, "2"),
