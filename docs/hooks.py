@@ -496,7 +496,7 @@ LAYERS = (
         "core",
         "Core",
         "Pure, typed, Prefect-free: configuration, data, training, the inference model, "
-        "evaluation and the gate, monitoring statistics, promotion rules, privacy, "
+        "evaluation and the gate, monitoring statistics, promotion and rollout rules, privacy, "
         "explanations. Decisions live here, as functions of plain values.",
         (
             "modelyard.config",
@@ -508,6 +508,7 @@ LAYERS = (
             "modelyard.evaluation",
             "modelyard.monitoring",
             "modelyard.promotion",
+            "modelyard.rollout",
             "modelyard.privacy",
             "modelyard.explain",
             "modelyard.card",
