@@ -13,6 +13,12 @@ The model (a saved directory, or an untrained one of `--backbone`) is registered
 scratch MODELYARD_HOME: version 1 in production, version 2 the challenger. Each phase is a fresh
 server process; the shadow phase opens the rollout first and waits for /metadata to say the
 challenger is loaded. The clients run in this process, the server in its own.
+
+On a machine other work keeps busy, compare with `--omp-wait-policy PASSIVE`: by default
+libgomp's idle threads spin for a while (waiting for the next parallel region) unless the process
+runs more OpenMP threads than there are cores, and the shadow's own threads cross that line, so
+"alone" then spins and "shadow" does not, and the shadow phase can look faster than the champion
+alone. The same policy in both phases compares like with like.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--levels", default="1,8")
     parser.add_argument("--rounds", type=int, default=2, help="alone/shadow pairs, in turns")
     parser.add_argument("--texts", type=Path, default=runtime_compare.SST2_DEV)
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["PASSIVE", "ACTIVE"],
+        help="OMP_WAIT_POLICY of the server in both phases (see the module's docstring)",
+    )
     parser.add_argument(
         "--server-cpus", help="pin the server to these cores (taskset -c), e.g. 0,1; clients not"
     )
@@ -162,6 +173,8 @@ def main() -> int:
             os.environ.pop(name, None)
         register(home, args.model_dir, args.backbone)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+        if args.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy
         texts = runtime_compare.timing_texts(args.texts, [])
         texts = texts or runtime_compare.default_split()[1]["text"].tolist()
         print(f"{len(texts)} texts, {args.seconds:g} s per level, {args.rounds} rounds in turns")
