@@ -26,9 +26,11 @@ class _Classifier:
 
     def __init__(self) -> None:
         self.hold: threading.Event | None = None
+        self.entered = threading.Event()  # a pass has begun
         self.batches: list[list[str]] = []
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        self.entered.set()
         if self.hold is not None:
             self.hold.wait(30)
         self.batches.append(list(texts))
@@ -87,7 +89,7 @@ def test_a_full_queue_drops_and_counts_without_blocking():
     scorer.start()
     try:
         scorer.offer(["good first"], ["held"])  # taken by the thread, which then waits
-        wait_until(lambda: scorer.depth == 0, "the first copy was never taken", 30)
+        wait_until(classifier.entered.is_set, "the first copy was never scored", 30)
         scorer.offer([f"good {i}" for i in range(5)], [f"r{i}" for i in range(5)])
         assert (scorer.depth, scorer.dropped) == (3, 2)
         classifier.hold.set()
