@@ -156,13 +156,14 @@ class ShadowScorer:
                     role=role,
                 )
             )
-        self._predlog.submit(rows)
+        # Counted before the rows are queued: whoever sees a row sees it counted.
         if probabilities is None:
             self.failed += len(batch)
         else:
             self.scored += len(batch)
         if self._on_scored is not None:
             self._on_scored(model.version, SHADOW, len(batch), seconds, probabilities is None)
+        self._predlog.submit(rows)
 
 
 def _lower_priority() -> None:
