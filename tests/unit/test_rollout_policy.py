@@ -327,8 +327,11 @@ SEEDS = 1000
 # Monte-Carlo slack: three standard errors of a rate alpha over SEEDS draws (about 0.021).
 SLACK = 3 * math.sqrt(0.05 * 0.95 / SEEDS)
 # The simulated rollouts: evaluated after every 25 new labels (each version's, in a canary),
-# up to 8 times min_feedback, as the flow's schedule does while labels come in.
-REPEATED = RolloutParams(strategy="shadow", min_feedback=50, min_requests=50)
+# up to 8 times min_feedback (looks at 25, 50, 100, 200), as the flow's schedule does while
+# labels come in. A small min_feedback keeps the test fast (the score tests' normal
+# approximation is at its roughest there); the module docstring gives the rates simulated at
+# the defaults (min_feedback 100, 3000 seeds: 3.5% paired, 4.0% two-sample).
+REPEATED = RolloutParams(strategy="shadow", min_feedback=25, min_requests=50)
 EVERY, UP_TO = 25, 8 * REPEATED.min_feedback
 
 
