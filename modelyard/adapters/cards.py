@@ -136,7 +136,7 @@ def _read_run(registry: MlflowRegistry, run_id: str | None) -> _Run:
         dict(run.data.metrics),
         dict(run.data.tags),
         inputs,
-        _artifacts(run.info.artifact_uri),
+        _artifacts(run.info.artifact_uri, registry.tracking_uri),
     )
 
 
@@ -151,14 +151,15 @@ def _input(entry: Any) -> mc.DatasetInput:
     )
 
 
-def _artifacts(artifact_uri: str) -> dict[str, Any]:
+def _artifacts(artifact_uri: str, tracking_uri: str) -> dict[str, Any]:
     """The JSON artifacts a card reads, those the run has: listed folder by folder, so a file
     an older run lacks costs no failed download; through the run's artifact repository, which
     MLflow's client would look up again (a query of the run) on every call."""
     from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    repository = get_artifact_repository(artifact_uri)
+    # A server's proxied `mlflow-artifacts:` location resolves through the tracking URI.
+    repository = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for folder in sorted({path.rsplit("/", 1)[0] for path in _READ}):
