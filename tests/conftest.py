@@ -112,11 +112,21 @@ def _skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
         item.add_marker(skip)
 
 
+# Session fixtures that train a model: every test using one goes to one worker, so it is trained
+# once a run, not once per worker (a tiny retrain with its ONNX export is ~40 s of CPU).
+_TRAINED_ONCE = ("tiny_production",)
+
+
 def _group_tests_sharing_a_module_fixture(items: list[pytest.Item]) -> None:
     """One xdist group per module whose tests use a module- or package-scoped fixture: the
-    fixture is built once, on one worker."""
+    fixture is built once, on one worker. Tests of a session fixture that trains a model: one
+    group for all of them."""
     for item in items:
         if item.get_closest_marker("xdist_group"):
+            continue
+        trained = [name for name in _TRAINED_ONCE if name in getattr(item, "fixturenames", ())]
+        if trained:
+            item.add_marker(pytest.mark.xdist_group(trained[0]))
             continue
         definitions = getattr(item, "_fixtureinfo", None)
         if definitions is None:
