@@ -156,6 +156,9 @@ GATE_DECISION_FILE = "gate/decision.json"
 CANDIDATE_FILE = "evaluation/candidate.json"
 PRODUCTION_FILE = "evaluation/production.json"
 EXPLANATIONS_FILE = "explanations/report.json"
+# The params the run trained with, resolved (its flat MLflow params are strings): what a rebuild
+# (`modelyard models reproduce`) trains with again, after checking it hashes to `params_hash`.
+PARAMS_FILE = "params.yaml"
 # The version's model card (`modelyard.card`), regenerated at registration and on every alias
 # move of the version.
 CARD_MARKDOWN = "card/model_card.md"

@@ -183,8 +183,12 @@ def start_run(
             "env.python": platform.python_version(),
             "env.torch": torch.__version__,
             "env.transformers": transformers.__version__,
+            "env.platform": platform.platform(),
         },
     )
+    # The params exactly as resolved (MLflow's params are flattened strings): what `modelyard
+    # models reproduce` trains with again, checked against the version's params hash.
+    registry.log_dict(run_id, params.model_dump(mode="json"), tag.PARAMS_FILE)
     for entry in split_inputs(origin, splits):
         registry.log_dataset(run_id, entry)
     # The next retrain inherits this split if this model reaches production, and the gate keeps
