@@ -35,6 +35,7 @@ from modelyard.evaluation.gate import GateDecision
 from modelyard.evaluation.metrics import Metrics
 from modelyard.evaluation.parity import RuntimeReport
 from modelyard.inference.runtime import CPU, CUDA
+from modelyard.lineage_key import LineageKey, Repeat
 from modelyard.orchestration.runs import flow_run_url, name_flow_run
 from modelyard.registry.lineage import lineage_tags
 from modelyard.registry.mlflow_registry import MlflowRegistry
@@ -70,6 +71,7 @@ from tasks.evaluate import (
     gate,
 )
 from tasks.explain import explain_candidate
+from tasks.lineage import find_repeat, lineage_key
 from tasks.pipeline import record_pipeline_outputs
 from tasks.promote import register_candidate
 from tasks.registry import (
@@ -102,12 +104,14 @@ def retrain(
     data_path: str | None = None,
     overrides: dict[str, Any] | None = None,
     data_repo: str | None = None,
-) -> RetrainSummary | State:
+    force: bool = False,
+) -> RetrainSummary | Repeat | State:
     """Train a candidate on a dataset version and promote it only if it passes the gate.
 
     `data_path` is a file or a dataset version `NAME@VERSION` (default: `data.path`), read from
     `data_repo` (a path or git URL) when given. `overrides` replaces params by dotted key
-    (`{"train.epochs": 1}`), validated like the file.
+    (`{"train.epochs": 1}`), validated like the file. A registered version with this run's
+    lineage key is returned as a `Repeat` and nothing trains, unless `force`.
     """
     params = load_params(params_path).updated(overrides or {})
     if params.promotion.mode == "manual" and not get_current_settings().api.url:
@@ -118,26 +122,25 @@ def retrain(
         return _reject(data)
     flow_run_id, origin = str(flow_run.id or "local"), origin_of(data.source)
     name_flow_run(flow_run_id, params.model.name, origin.ref)
+    registry, name = MlflowRegistry.from_settings(settings), params.model.name
+    key = lineage_key(params, data.source.version)
+    if (repeat := _repeat(registry, key, data, params, force)) is not None:
+        return repeat
     docs_dir = settings.validation_dir() / data.docs_name(params)
     validation, docs = validate_dataset(data.frame, data.test, params, data.label, docs_dir)
     if not validation.success:
         return _reject(rejection(validation, data.label, docs))
-    registry, name = MlflowRegistry.from_settings(settings), params.model.name
     # The production model's split membership: texts it trained on stay out of this test split.
     parent_version = registry.alias_version(name, tag.PRODUCTION)
     parent = champion_split(registry, name, parent_version)
     splits, lineage = split_dataset(data.frame, data.test, params.data, parent, parent_version)
-    # Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
-    # MLflow run there and carries on, so the end result is one run and one model version.
-    run_dir = settings.resolved_runs_dir() / training_key(data.md5, params.digest(), name)
+    run_dir = _run_dir(settings, data, params)
     opened = open_tracking_run(registry, params, origin, splits, flow_run_id, run_dir)
     run_id = opened.run_id
     with _finishing(registry, run_id, run_dir):
         log_validation(registry, run_id, validation, docs)
         trained = _train(registry, params, settings, splits, run_id, run_dir)
-        root = pipeline_root(
-            Path(params_path), data.source.path, params.data.path, bool(overrides), bool(data_repo)
-        )
+        root = _pipeline_root(params_path, data, params, overrides, data_repo)
         record_pipeline_outputs(root, splits, trained.model_dir)
         audit = AuditLog.from_url(settings.resolved_database_url())
         judged = _judge(
@@ -145,7 +148,7 @@ def retrain(
         )
         judged = _check_runtimes(registry, params, trained, splits, judged, run_id)
         version = _register(
-            registry, params, data.source, validation, judged, trained, splits, flow_run_id, run_id
+            registry, params, key, validation, judged, trained, splits, flow_run_id, run_id
         )
         promoted = _promote(
             registry, audit, params, settings, judged, version, splits, lineage, run_id, flow_run_id
@@ -155,6 +158,37 @@ def retrain(
         registry, params, data, splits, judged, promoted, version, opened, validation, docs, trained
     )
     return _outcome(summary, promoted)
+
+
+def _repeat(
+    registry: MlflowRegistry, key: LineageKey, data: Inputs, params: Params, force: bool
+) -> Repeat | None:
+    """The registered version this run would make again (nothing trains then), found before
+    anything is validated or trained; None when it trains (always with `force`)."""
+    if force:
+        get_run_logger().info("force: training whatever versions have this lineage key")
+        return None
+    repeat = find_repeat(registry, params.model.name, key, data.frame, data.test, params.data)
+    return None if repeat.version is None else repeat
+
+
+def _run_dir(settings: Settings, data: Inputs, params: Params) -> Path:
+    """Same inputs → same directory: a retrain killed mid-training finds its checkpoints and its
+    MLflow run there and carries on, so the end result is one run and one model version."""
+    return settings.resolved_runs_dir() / training_key(data.md5, params.digest(), params.model.name)
+
+
+def _pipeline_root(
+    params_path: str,
+    data: Inputs,
+    params: Params,
+    overrides: dict[str, Any] | None,
+    data_repo: str | None,
+) -> Path | None:
+    """The project whose DVC pipeline this retrain reproduced, if it did."""
+    return pipeline_root(
+        Path(params_path), data.source.path, params.data.path, bool(overrides), bool(data_repo)
+    )
 
 
 def _train(
@@ -356,7 +390,7 @@ def _check_runtimes(
 def _register(
     registry: MlflowRegistry,
     params: Params,
-    source: Source,
+    key: LineageKey,
     validation: ValidationReport,
     judged: Judged,
     trained: Trained,
@@ -365,12 +399,14 @@ def _register(
     run_id: str,
 ) -> str | None:
     """A model version for a candidate that passed (or for any, with
-    `promotion.register_rejected`), with its lineage; None when it is not registered."""
+    `promotion.register_rejected`), with its lineage (the key of the training as it ran, the
+    production version it was judged against); None when it is not registered."""
     if not (judged.decision.passed or params.promotion.register_rejected):
         return None
+    ran = key.trained_on(trained.result.device, trained.result.precision)
     lineage = (
         lineage_tags(
-            source.version,
+            key.dataset,
             params.digest(),
             flow_run_id,
             run_id,
@@ -379,6 +415,8 @@ def _register(
             membership_md5(Membership.of(splits)),
         )
         | judged.runtime_tags()
+        | ran.tags()
+        | {tag.JUDGED_AGAINST: judged.production_version or tag.NO_VERSION}
     )
     return register_candidate(
         registry,

@@ -21,6 +21,7 @@ def retrain_remote(
     overrides: dict[str, Any],
     deployment: str = "retrain",
     size: tuple[int, int] = (1, 1),
+    force: bool = False,
 ) -> None:
     """Trigger a retrain deployment, print the run's logs as they come, exit with its outcome.
     `size` (train.nnodes, train.nproc) sizes the Job on a work pool whose job template takes
@@ -49,6 +50,8 @@ def retrain_remote(
             "data_path": data,
             "data_repo": data_repo,
             "overrides": overrides or None,
+            # Only when given: a deployment made before `force` existed takes no such parameter.
+            **({"force": True} if force else {}),
         },
         job_variables=job_variables,
     )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from modelyard.report import RetrainSummary
 
 NOTHING_TRAINED = "Nothing was trained, registered or promoted."
+NOTHING_REPEATED = "Nothing was trained, registered or moved (--force trains anyway)."
 
 
 def retrain(
@@ -54,8 +55,17 @@ def retrain(
             "train.nnodes pods of train.nproc GPUs each)."
         ),
     ] = "retrain",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Train even when a registered version has this run's lineage key (dataset md5, "
+            "params hash, clean git commit, environment): by default such a run trains nothing.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote."""
+    """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote.
+    A run that would repeat a registered version says which and trains nothing."""
     overrides = parse_overrides(set_)
     loaded = _checked_params(params, overrides)
     # A bad file or an unknown version is refused in a second, before Prefect starts a server.
@@ -64,14 +74,22 @@ def retrain(
         from modelyard.cli._follow import retrain_remote
 
         size = (loaded.train.nnodes, loaded.train.nproc)
-        retrain_remote(params, data, data_repo, overrides, deployment, size)
+        retrain_remote(params, data, data_repo, overrides, deployment, size, force)
         return
     from flows.retrain import retrain as retrain_flow
+    from modelyard.lineage_key import Repeat
     from modelyard.report import print_summary
 
     summary = retrain_flow(
-        params_path=str(params), data_path=data, overrides=overrides or None, data_repo=data_repo
+        params_path=str(params),
+        data_path=data,
+        overrides=overrides or None,
+        data_repo=data_repo,
+        force=force,
     )
+    if isinstance(summary, Repeat):
+        typer.echo(f"{loaded.model.name}: {summary.line()}. {NOTHING_REPEATED}")
+        return
     print_summary(cast("RetrainSummary", summary))  # its value: called without return_state
 
 

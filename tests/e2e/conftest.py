@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from tests.helpers.lineage import pin_code_commit
 from tests.helpers.models import TINY_MODEL
 from tests.helpers.stores import TrainedHome
 
@@ -41,6 +42,7 @@ def tiny_production(prefect_api, tmp_path_factory, tiny_params, small_reviews) -
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELYARD_HOME", str(home))
+        pin_code_commit(patch)  # its lineage key names a clean commit, dirty tree or not
         summary = retrain(params_path=str(params))
     assert summary.production_version_after == "1"
     return TrainedHome(home, params, summary)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.lineage import pin_code_commit
 from tests.helpers.models import TINY_MODEL, predict_in_fresh_process
 from tests.helpers.stores import copy_home
 
@@ -132,8 +133,10 @@ def test_first_run_tells_its_story_in_mlflow(first, env, client):
     assert len(client.get_metric_history(run.info.run_id, "val/macro_f1")) == 5  # per epoch
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) > 3  # per step
     groups = {key.split("/")[0] for key in run.data.metrics}
-    # runtime/: the exported runtimes' parity and speed (this retrain exports)
-    assert groups == {"train", "val", "test", "slice", "data", "compute", "runtime"}, groups
+    # runtime/: the exported runtimes' parity and speed (this retrain exports); calibration/:
+    # the candidate's ECE and friends (its model card's)
+    expected = {"train", "val", "test", "slice", "data", "compute", "runtime", "calibration"}
+    assert groups == expected, groups
     # The version describes itself with its gate report; the logged model links the version.
     assert version.description.startswith("**Gate: PROMOTE**")
     assert client.get_registered_model(NAME).description
@@ -195,12 +198,62 @@ def test_production_model_loads_by_alias_in_a_fresh_process(first, env, tmp_path
     assert out["labels"][0] in {"negative", "neutral", "positive"}
 
 
-def test_same_inputs_again_leave_production_unchanged(first, fresh):
-    """`make run` twice with nothing changed: the same metrics, no improvement, no alias move."""
+def test_same_inputs_again_train_nothing(first, fresh, monkeypatch):
+    """`make run` twice with nothing changed (a clean commit): the second run finds version 1 by
+    its lineage key before validating or training anything, says so, and ends Completed with
+    nothing trained, registered or moved."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    env, client = fresh
+    pin_code_commit(monkeypatch)  # the commit version 1 was trained from (tests/e2e/conftest)
+    experiment = client.get_experiment_by_name("modelyard").experiment_id
+    runs_before = client.search_runs([experiment])
+    result = CliRunner().invoke(app, ["retrain", "--params", env["params"]])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"{NAME}: identical to version 1 (registered 20" in out, out
+    assert "gate decision promote). Nothing was trained, registered or moved" in out
+    assert [str(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == ["1"]
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "staging").version) == "1"
+    assert len(audit(env).history(NAME)) == 2
+    runs = client.search_runs([experiment])
+    assert [r.info.run_id for r in runs] == [r.info.run_id for r in runs_before]
+    assert all(r.info.status == "FINISHED" for r in runs)  # no training run left RUNNING
+    markdown, state = _repeat_artifact()
+    assert state == "COMPLETED"
+    assert "identical to version 1" in markdown and "--force" in markdown
+    tags = client.get_model_version(NAME, "1").tags
+    assert tags["lineage_key"] in markdown and tags["code_commit"] in markdown
+    assert tags["env.device"] == "cpu" and tags["env.precision"] == "fp32"
+    assert tags["judged_against"] == "none"
+
+
+def _repeat_artifact() -> tuple[str, str]:
+    """The latest `repeat-NAME` Prefect artifact and the state of the flow run that made it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as prefect:
+        artifact, *_ = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"repeat-{NAME}"])),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+        flow_run = prefect.read_flow_run(artifact.flow_run_id)
+    return str(artifact.data), flow_run.state.type.value
+
+
+def test_same_inputs_again_leave_production_unchanged(first, fresh, monkeypatch):
+    """`make run` twice with nothing changed, with --force: the same metrics, no improvement, no
+    alias move."""
     from flows.retrain import retrain
 
     env, client = fresh
-    second = retrain(params_path=env["params"])
+    pin_code_commit(monkeypatch)  # without `force` it would train nothing (above)
+    second = retrain(params_path=env["params"], force=True)
     assert second.candidate == first.candidate  # seeded CPU training is deterministic
     assert second.production == first.candidate  # production scored on the same split
     assert not second.decision.passed
@@ -213,6 +266,8 @@ def test_same_inputs_again_leave_production_unchanged(first, fresh):
     rejected = client.get_model_version(NAME, second.version)
     assert rejected.aliases == []
     assert rejected.tags["gate_decision"] == "reject" and rejected.tags["rejected"] == "true"
+    # The same training as version 1's: the same key (the next run would repeat either).
+    assert rejected.tags["lineage_key"] == client.get_model_version(NAME, "1").tags["lineage_key"]
 
 
 def test_failing_gate_on_a_worse_model_moves_no_alias(first, fresh):
