@@ -339,6 +339,9 @@ class PromotionParams(_Frozen):
     # manual: after `staging`, the flow pauses until a person approves (Prefect UI or
     # `modelyard models approve`); no answer within this many seconds ends in "not promoted".
     approval_timeout_s: int = Field(default=86400, ge=1)
+    # Who may answer manual approvals and run `models promote|rollback` against production
+    # (`--as NAME`, default the OS user); empty: anyone, as before. Not part of the params hash.
+    approvers: tuple[str, ...] = ()
 
 
 class RuntimeParams(_Frozen):
@@ -577,7 +580,12 @@ class Params(_Frozen):
         `serving`, `deploy`, `monitor`, `privacy`, `explain`, `cost` and `card` are left out:
         moving a server, repricing a GPU, another runtime check or another owner must not make
         the same training another."""
-        payload = json.dumps(self.model_dump(mode="json", exclude=_NOT_DIGESTED), sort_keys=True)
+        # Who may approve decides nothing about the model: left out, so the hash stays the same.
+        left_out: dict[str, Any] = {
+            **dict.fromkeys(_NOT_DIGESTED, True),
+            "promotion": {"approvers"},
+        }
+        payload = json.dumps(self.model_dump(mode="json", exclude=left_out), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def updated(self, changes: dict[str, Any]) -> Params:

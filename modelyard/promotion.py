@@ -126,3 +126,84 @@ def production_moved(current: str | None, compared_with: str | None, candidate: 
     candidate itself)? Then that comparison is stale and must be made again before anything
     moves."""
     return current not in (compared_with, candidate)
+
+
+# --- Who may move production, and whether production is where the trail says -----------------
+
+
+def person(actor: str) -> str:
+    """The person an actor names: `user:alice` and `alice` are both alice (the audit trail
+    names people `user:NAME`; `promotion.approvers` lists plain names)."""
+    return actor.strip().removeprefix("user:").strip()
+
+
+def may_approve(who: str, approvers: tuple[str, ...]) -> bool:
+    """May `who` answer a manual approval, or promote or roll back production by hand? Anyone
+    when `promotion.approvers` is empty (the default); otherwise only the people it lists."""
+    return not approvers or person(who) in {person(name) for name in approvers}
+
+
+def approver_refusal(who: str, approvers: tuple[str, ...], what: str) -> str:
+    """The one sentence a person who may not do `what` reads (and the audit trail keeps)."""
+    return (
+        f"{person(who) or 'an unnamed person'} may not {what}: promotion.approvers allows only "
+        f"{', '.join(approvers)}"
+    )
+
+
+class Pointer(StrEnum):
+    RECORDED = "recorded"
+    # The registry names another version than the trail's last move: moved outside ModelYard.
+    UNRECORDED = "unrecorded"
+    # The trail holds no row for the alias at all (a registry ModelYard never moved, or a
+    # server pointed at another platform database): nothing to compare with, so not judged.
+    UNTRACKED = "untracked"
+
+
+@dataclass(frozen=True)
+class PointerCheck:
+    """Is `model@alias` where the audit trail's last move put it?"""
+
+    model: str
+    alias: str
+    state: Pointer
+    # The version the registry names (None: the alias does not exist there).
+    registry: str | None
+    # The version the trail's last row names (None: no row, or the alias was removed).
+    recorded: str | None
+
+    @property
+    def tampered(self) -> bool:
+        return self.state is Pointer.UNRECORDED
+
+    @property
+    def sentence(self) -> str:
+        where = f"{self.model}@{self.alias}"
+        if self.state is Pointer.UNTRACKED:
+            return f"{where}: the audit trail has no move of it, so nothing to compare with"
+        if self.state is Pointer.RECORDED:
+            return f"{where} is at {_named(self.registry)}, as the audit trail records"
+        return (
+            f"{where} points at {_named(self.registry)} but the audit trail's last move says "
+            f"{_named(self.recorded)}: moved outside ModelYard (MLflow UI/API)"
+        )
+
+
+def _named(version: str | None) -> str:
+    return f"version {version}" if version else "no version"
+
+
+def check_pointer(
+    model: str, alias: str, registry_version: str | None, recorded_to: str | None
+) -> PointerCheck:
+    """Compare where the registry's alias points with the trail's newest row for it.
+
+    `recorded_to` is that row's `to_version`: None when the trail holds no row for the alias,
+    empty when the last row removed it. A server following the alias follows only a recorded
+    position; an unrecorded one is reported, not served."""
+    current = str(registry_version) if registry_version is not None else None
+    if recorded_to is None:
+        return PointerCheck(model, alias, Pointer.UNTRACKED, current, None)
+    recorded = str(recorded_to) or None
+    state = Pointer.RECORDED if current == recorded else Pointer.UNRECORDED
+    return PointerCheck(model, alias, state, current, recorded)

@@ -30,23 +30,19 @@ def promote_by_hand(
     actor: str,
     reason: str | None,
     force: bool,
+    approvers: tuple[str, ...] = (),
 ) -> AliasDecision:
-    """Point `alias` at `version`, unless the rules refuse it (MoveRefused)."""
+    """Point `alias` at `version`, unless the rules refuse it (MoveRefused). For production,
+    only a person `approvers` allows (anyone when it is empty); a refusal is audited too."""
     with audit.promotion_lock(name):
-        current = registry.alias_version(name, alias)
+        current = _position(registry, audit, name, alias)
+        if alias == PRODUCTION:
+            _allowed(audit, name, current, actor, approvers, f"promote {name} version {version}")
         decision = decide(
             registry, name, alias, version, current, reason, "manual promotion", force
         )
         if decision.moves:
-            audit.move(
-                registry,
-                name,
-                alias,
-                version,
-                kind="manual",
-                actor=actor,
-                reason=decision.audit_reason or "",
-            )
+            _move(registry, audit, decision, name, "manual", actor)
     return decision
 
 
@@ -58,11 +54,13 @@ def roll_back(
     actor: str,
     reason: str | None,
     force: bool,
+    approvers: tuple[str, ...] = (),
 ) -> AliasDecision:
     """Move production back to `to` (default: the version the current production replaced),
-    by the same rules as a promotion."""
+    by the same rules as a promotion, and only by a person `approvers` allows."""
     with audit.promotion_lock(name):
-        current = registry.alias_version(name, PRODUCTION)
+        current = _position(registry, audit, name, PRODUCTION)
+        _allowed(audit, name, current, actor, approvers, f"roll back {name}@production")
         if current is None:
             raise MoveRefused(f"{name} has no production version to roll back from")
         target = to or audit.rollback_target(name, current)
@@ -73,16 +71,70 @@ def roll_back(
             )
         decision = decide(registry, name, PRODUCTION, target, current, reason, "rollback", force)
         if decision.moves:
-            audit.move(
-                registry,
-                name,
-                PRODUCTION,
-                target,
-                kind="rollback",
-                actor=actor,
-                reason=decision.audit_reason or "",
-            )
+            _move(registry, audit, decision, name, "rollback", actor)
     return decision
+
+
+def _position(registry: MlflowRegistry, audit: AuditLog, name: str, alias: str) -> str | None:
+    """Where `alias` is, as far as a hand-made move is concerned: for production, where the
+    audit trail's last move put it when the registry was moved outside ModelYard (so moving it
+    to the unrecorded version records that move instead of finding it "already there")."""
+    if alias != PRODUCTION:
+        return registry.alias_version(name, alias)
+    from modelyard.adapters.pointer import read_pointer
+
+    found = read_pointer(registry, audit, name, alias)  # under the lock: nothing in flight
+    return found.recorded if found.tampered else found.registry
+
+
+def _allowed(
+    audit: AuditLog,
+    name: str,
+    current: str | None,
+    actor: str,
+    approvers: tuple[str, ...],
+    what: str,
+) -> None:
+    """MoveRefused, with an audit note naming who was refused, unless `actor` may move
+    production."""
+    from modelyard.promotion import approver_refusal, may_approve
+
+    if may_approve(actor, approvers):
+        return
+    refusal = approver_refusal(actor, approvers, what)
+    audit.note(
+        name, PRODUCTION, current or "", kind="refused", actor=actor, reason=f"refused: {refusal}"
+    )
+    where = f"version {current}" if current is not None else "no version"
+    raise MoveRefused(f"{name}@production stays at {where}: {refusal} (refusal audited)")
+
+
+def _move(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    decision: AliasDecision,
+    name: str,
+    kind: str,
+    actor: str,
+) -> None:
+    """Move the alias and write its row; a version the registry names already (moved outside
+    ModelYard) is adopted: its row written, nothing moved."""
+    reason = decision.audit_reason or ""
+    if registry.alias_version(name, decision.alias) == decision.version:
+        audit.adopt(
+            registry,
+            name,
+            decision.alias,
+            decision.version,
+            kind=kind,
+            actor=actor,
+            reason=f"{reason} (adopts a move made outside ModelYard: the registry named it "
+            "already)",
+        )
+        return
+    audit.move(
+        registry, name, decision.alias, decision.version, kind=kind, actor=actor, reason=reason
+    )
 
 
 def decide(

@@ -205,6 +205,25 @@ class AuditLog:
             registry.delete_alias(model, alias)
         return self._moved(registry, _move(row))
 
+    def adopt(
+        self,
+        registry: Any,
+        model: str,
+        alias: str,
+        version: str,
+        *,
+        kind: str,
+        actor: str,
+        reason: str,
+    ) -> Move:
+        """Record, as a person's decision, a position the registry holds already but the trail
+        does not (a move made outside ModelYard): the row only, nothing moves in the registry."""
+        last = self.latest(model, alias)
+        from_version = (last.to_version or None) if last else None
+        return self._moved(
+            registry, self._add(model, alias, kind, from_version, str(version), actor, reason)
+        )
+
     def note(
         self, model: str, alias: str, version: str, *, kind: str, actor: str, reason: str
     ) -> Move | None:

@@ -48,6 +48,12 @@ class Audit:
     def rollback_target(self, name: str, current: str) -> str | None:
         return self.target
 
+    def latest(self, name: str, alias: str) -> None:
+        return None  # no row: where the registry says is where the alias is
+
+    def note(self, name, alias, version, *, kind, actor, reason):
+        self.events.append(("note", alias, version, kind, actor, reason))
+
     def move(self, registry, name, alias, version, *, kind, actor, reason):
         self.events.append(("move", alias, version, kind, actor, reason))
 
@@ -111,3 +117,33 @@ def test_rollback_goes_to_what_production_replaced_or_to_the_version_named():
 def test_rollback_refuses_without_a_production_or_a_target(aliases, words):
     with pytest.raises(MoveRefused, match=words.replace("(", r"\(").replace(")", r"\)")):
         roll_back(Registry({"3": {}}, aliases), Audit(), "m", None, "user:ann", None, False)
+
+
+@pytest.mark.parametrize("move", ["promote", "rollback"])
+def test_only_an_approver_moves_production_and_a_refusal_is_noted(move):
+    registry, audit = Registry({"1": {}, "2": {}}, {"production": "2"}), Audit(target="1")
+
+    def attempt(actor: str):
+        if move == "promote":
+            return promote_by_hand(
+                registry, audit, "m", "production", "1", actor, None, False, ("ann",)
+            )
+        return roll_back(registry, audit, "m", None, actor, None, False, ("ann",))
+
+    with pytest.raises(MoveRefused) as refused:
+        attempt("user:bob")
+    assert "m@production stays at version 2: bob may not" in str(refused.value)
+    assert "promotion.approvers allows only ann" in str(refused.value)
+    (note,) = [event for event in audit.events if event[0] == "note"]
+    assert note[1:5] == ("production", "2", "refused", "user:bob")
+    assert not [event for event in audit.events if event[0] == "move"]
+    assert attempt("user:ann").moves
+    assert audit.events[-2][:3] == ("move", "production", "1")
+
+
+def test_approvers_guard_production_only():
+    registry, audit = Registry({"1": {}, "2": {}}, {"staging": "1"}), Audit()
+    decision = promote_by_hand(
+        registry, audit, "m", "staging", "2", "user:bob", None, False, ("ann",)
+    )
+    assert decision.moves
