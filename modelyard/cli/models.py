@@ -15,6 +15,7 @@ from modelyard.cli._common import (
     parse_time,
     registry_and_audit,
 )
+from modelyard.cli.reproduce import models_reproduce
 
 if TYPE_CHECKING:
     from modelyard.promotion import AliasDecision
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 app = Typer(
     help="The model registry: versions, aliases, their history, rollback.", no_args_is_help=True
 )
+app.command("reproduce")(models_reproduce)
 
 
 @app.command("list")

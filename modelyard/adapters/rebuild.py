@@ -1,0 +1,304 @@
+"""Rebuild a registered version from its lineage alone (`modelyard models reproduce`): its
+code at the commit of its tag in a scratch git work tree, its dataset by md5 (the dataset
+cache, the DVC cache, a catalog version through DVC's remote, the recorded path), the params of
+its run (checked against its `params_hash`). The scratch tree's own code prepares, trains and
+evaluates (`python -m modelyard stage …`, the DVC pipeline's stages, which every commit has) in
+a MODELYARD_HOME of its own: nothing is registered or tracked in the user's stores. The verdict
+is `modelyard.evaluation.rebuild`'s."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelyard import tags as tag
+from modelyard.data.identity import file_md5
+from modelyard.evaluation.rebuild import (
+    ENV_PREFIX,
+    RebuildRefused,
+    Verdict,
+    check_params,
+    rebuild_commit,
+    verdict,
+)
+from modelyard.registry.mlflow_registry import MlflowRegistry
+
+STAGES = ("prepare", "train", "evaluate")
+PARAMS_NAME = "reproduce.params.yaml"
+# What the scratch tree's processes must not inherit: they would track, register or read
+# another store than the scratch home's.
+_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MODELYARD_DATABASE_URL")
+
+
+class RebuildFailed(RuntimeError):
+    """A stage of the rebuild failed in the scratch tree; the message carries its output."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What the registry recorded of a version, as a rebuild needs it."""
+
+    name: str
+    version: str
+    tags: Mapping[str, str]
+    params: dict[str, Any]  # the run's params.yaml, as recorded
+    metrics: Mapping[str, float]  # the run's metrics (the test figures among them)
+    environment: Mapping[str, str]  # env.* of the run's params and the version's tags
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    commit: str
+    dataset: str  # where its bytes were found
+    verdict: Verdict
+    kept: Path | None  # the scratch tree, when kept
+
+
+def read_lineage(registry: MlflowRegistry, name: str, version: str) -> Lineage:
+    """The version's tags, its run's params.yaml (refused when it was not recorded or does
+    not hash to the `params_hash` tag), metrics and recorded environment."""
+    info = registry.version_info(name, version)
+    if info.run_id is None:
+        raise RebuildRefused(f"{name} version {version} has no MLflow run: no lineage to read")
+    if tag.PARAMS_FILE not in registry.list_artifacts(info.run_id, ""):
+        raise RebuildRefused(
+            f"{name} version {version}: its run recorded no {tag.PARAMS_FILE} (trained before "
+            "retrains recorded their resolved params): its params cannot be rebuilt exactly"
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        path = registry.download_artifact(info.run_id, tag.PARAMS_FILE, Path(scratch))
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    check_params(name, version, params, info.tags.get(tag.PARAMS_HASH, "not recorded"))
+    run_params = registry.run_params(info.run_id)
+    environment = {k: v for k, v in run_params.items() if k.startswith(ENV_PREFIX)}
+    environment.update({k: v for k, v in info.tags.items() if k.startswith(ENV_PREFIX)})
+    return Lineage(name, version, info.tags, params, registry.run_metrics(info.run_id), environment)
+
+
+def reproduce(
+    registry: MlflowRegistry,
+    name: str,
+    version: str,
+    repo: Path,
+    cache: Path,
+    keep: Path | None = None,
+) -> Reproduction:
+    """Rebuild `name` version `version` from its lineage in a scratch work tree of `repo`
+    (removed after, unless `keep`) and judge it against the recorded figures."""
+    lineage = read_lineage(registry, name, version)
+    commit = rebuild_commit(name, version, lineage.tags)
+    if lineage.params.get("data", {}).get("test_path") is not None:
+        raise RebuildRefused(
+            f"{name} version {version} was trained with a separate test file (data.test_path), "
+            "whose md5 its lineage does not record: it cannot be rebuilt"
+        )
+    root = git_root(repo)
+    has_commit(root, commit, name, version)
+    with tempfile.TemporaryDirectory(prefix="modelyard-rebuild-") as scratch:
+        dataset, found_at = fetch_dataset(lineage.tags, Path(scratch) / "data", cache, root)
+        with scratch_tree(root, commit, keep) as tree:
+            rebuilt, split_md5 = run_stages(tree, lineage.params, dataset)
+        notes = split_notes(lineage.tags, split_md5)
+        judged = verdict(
+            lineage.metrics, rebuilt, lineage.environment, environment_now(lineage.params), notes
+        )
+        kept = keep.resolve() if keep is not None else None
+        return Reproduction(commit, found_at, judged, kept)
+
+
+def git_root(repo: Path) -> Path:
+    found = _git(repo, "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        raise RebuildRefused(f"{repo} is not in a git repository: no commit to rebuild from")
+    return Path(found.stdout.strip())
+
+
+def has_commit(root: Path, commit: str, name: str, version: str) -> None:
+    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise RebuildRefused(
+            f"{name} version {version} was trained from commit {commit}, which the repository "
+            f"at {root} does not have (git fetch it, or run from the project that trained it)"
+        )
+
+
+def _git(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=False)
+
+
+def dataset_sources(
+    tags: Mapping[str, str], cache: Path, root: Path
+) -> Iterator[tuple[str, Callable[[Path], Path]]]:
+    """Where a dataset's bytes may be, by md5, in the order they are tried: each a name for
+    messages and a way to copy the bytes to a target."""
+    md5 = tags.get(tag.DATASET_MD5, "")
+
+    def copy_of(source: Path) -> Callable[[Path], Path]:
+        return lambda target: Path(shutil.copyfile(source, target))
+
+    for cached in sorted(cache.glob(f"{md5}*")) if md5 else []:
+        yield f"the dataset cache ({cached})", copy_of(cached)
+    if (root / ".dvc").is_dir():
+        dvc_cache = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+        if dvc_cache.is_file():
+            yield f"the DVC cache ({dvc_cache})", copy_of(dvc_cache)
+        yield from _catalog_sources(md5, root)
+    recorded = Path(tags.get(tag.DATASET_PATH, ""))
+    if recorded.name and recorded.is_file():
+        yield f"its recorded path ({recorded})", copy_of(recorded)
+
+
+def _catalog_sources(md5: str, root: Path) -> Iterator[tuple[str, Callable[[Path], Path]]]:
+    """A dataset version of the project's catalog with these bytes: DVC pulls it (from the
+    cache or the remote)."""
+    from modelyard.adapters.catalog import Catalog, CatalogError
+
+    try:
+        catalog = Catalog(root)
+        entries = [entry for entry in catalog.entries() if entry.md5 == md5]
+    except CatalogError:
+        return
+    for entry in entries:
+        yield (
+            f"{entry.ref} through DVC",
+            lambda target, e=entry: catalog.read_bytes_to(e, None, target),  # type: ignore[misc]
+        )
+
+
+def fetch_dataset(tags: Mapping[str, str], into: Path, cache: Path, root: Path) -> tuple[Path, str]:
+    """The version's dataset, its bytes checked against the `dataset_md5` tag; refused,
+    naming the md5 expected and each found, when no source has them. Also where it was."""
+    expected = tags.get(tag.DATASET_MD5, "")
+    suffix = Path(tags.get(tag.DATASET_PATH, "").rstrip(")")).suffix or ".csv"
+    into.mkdir(parents=True, exist_ok=True)
+    target, found = into / f"{expected or 'dataset'}{suffix}", []
+    for where, copy in dataset_sources(tags, cache, root):
+        try:
+            copy(target)
+        except (OSError, RuntimeError, ValueError) as error:
+            found.append(f"{where}: unreadable ({error})")
+            continue
+        actual = file_md5(target)
+        if actual == expected:
+            return target, where
+        found.append(f"{where}: md5 {actual}")
+        target.unlink(missing_ok=True)
+    seen = "; ".join(found) if found else "no copy in the dataset cache, DVC or at its path"
+    raise RebuildRefused(
+        f"dataset md5 {expected or 'not recorded'} is missing or different — expected md5 "
+        f"{expected}, found: {seen}. Nothing was trained."
+    )
+
+
+@contextmanager
+def scratch_tree(root: Path, commit: str, keep: Path | None) -> Iterator[Path]:
+    """A detached git work tree of `root` at `commit`; removed afterwards unless `keep`
+    (then it is that directory, left for `git worktree remove`)."""
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise RebuildRefused(f"--keep {keep}: the directory exists and is not empty")
+    holder = None if keep is not None else tempfile.mkdtemp(prefix="modelyard-tree-")
+    tree = keep.resolve() if keep is not None else Path(str(holder)) / "tree"
+    added = _git(root, "worktree", "add", "--detach", str(tree), commit)
+    if added.returncode != 0:
+        raise RebuildRefused(f"git worktree add {commit} failed: {added.stderr.strip()}")
+    try:
+        yield tree
+    finally:
+        if keep is None:
+            _git(root, "worktree", "remove", "--force", str(tree))
+            shutil.rmtree(str(holder), ignore_errors=True)
+            _git(root, "worktree", "prune")
+
+
+def run_stages(
+    tree: Path, params: Mapping[str, Any], dataset: Path
+) -> tuple[dict[str, float], str | None]:
+    """Prepare, train and evaluate with the scratch tree's own code on `dataset`; the test
+    figures under their MLflow names and the md5 of the split it made."""
+    data = {**params.get("data", {}), "path": str(dataset)}
+    params_file = tree / PARAMS_NAME
+    params_file.write_text(yaml.safe_dump({**params, "data": data}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])]),
+        MODELYARD_HOME=str(tree / ".rebuild-home"),
+    )
+    for stage in STAGES:
+        ran = subprocess.run(
+            [sys.executable, "-m", "modelyard", "stage", stage, "--params", str(params_file)],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if ran.returncode != 0:
+            output = (ran.stdout + ran.stderr)[-3000:]
+            raise RebuildFailed(f"stage {stage} failed in the scratch tree {tree}:\n{output}")
+    return _rebuilt_figures(tree / "build" / "metrics.json"), _split_md5(tree)
+
+
+def _rebuilt_figures(metrics: Path) -> dict[str, float]:
+    """`build/metrics.json`'s candidate figures under the run's metric names."""
+    recorded = json.loads(metrics.read_text(encoding="utf-8"))
+    extra = {"majority_baseline_accuracy", "test_rows"}
+    headline = {
+        key: float(value)
+        for key, value in recorded.items()
+        if isinstance(value, int | float) and key not in extra
+    }
+    return tag.scored_metrics(headline)
+
+
+def _split_md5(tree: Path) -> str | None:
+    """The md5 of the rebuilt split's membership (as the version's `split_md5` tag is)."""
+    from modelyard.data.dataset import Splits
+    from modelyard.data.membership import Membership
+    from modelyard.registry.splits import membership_md5
+
+    try:
+        return membership_md5(Membership.of(Splits.load(tree / "build" / "prepared")))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def split_notes(tags: Mapping[str, str], rebuilt: str | None) -> tuple[str, ...]:
+    recorded = tags.get(tag.SPLIT_MD5)
+    if recorded is None or rebuilt is None or recorded == rebuilt:
+        return ()
+    return (
+        f"the rebuilt split (membership md5 {rebuilt}) is not the version's ({recorded}): its "
+        "split was inherited from the production model of its time, so the test sets differ",
+    )
+
+
+def environment_now(params: Mapping[str, Any]) -> dict[str, str]:
+    """This machine's environment for a training with `params`, named as recorded."""
+    import torch
+    import transformers
+
+    from modelyard.config import Params, TrainParams
+    from modelyard.lineage_key import environment
+
+    try:
+        train = Params.model_validate(params).train
+    except ValueError:  # params of an older model: the defaults decide device and precision
+        train = TrainParams()
+    return {
+        **environment(train).tags(),
+        "env.python": platform.python_version(),
+        "env.platform": platform.platform(),
+        "env.torch": torch.__version__,
+        "env.transformers": transformers.__version__,
+    }
