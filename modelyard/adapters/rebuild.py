@@ -36,7 +36,8 @@ from modelyard.evaluation.rebuild import (
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 STAGES = ("prepare", "train", "evaluate")
-PARAMS_NAME = "reproduce.params.yaml"
+PARAMS_NAME = "reproduce.params.yaml"  # the recorded params, the dataset's path replaced
+RECORDED_PARAMS_NAME = "recorded.params.yaml"  # the recorded params as they were
 # What the scratch tree's processes must not inherit: they would track, register or read
 # another store than the scratch home's.
 _STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MODELYARD_DATABASE_URL")
@@ -67,8 +68,8 @@ class Reproduction:
 
 
 def read_lineage(registry: MlflowRegistry, name: str, version: str) -> Lineage:
-    """The version's tags, its run's params.yaml (refused when it was not recorded or does
-    not hash to the `params_hash` tag), metrics and recorded environment."""
+    """The version's tags, its run's params.yaml (refused when it was not recorded), metrics
+    and recorded environment."""
     info = registry.version_info(name, version)
     if info.run_id is None:
         raise RebuildRefused(f"{name} version {version} has no MLflow run: no lineage to read")
@@ -80,7 +81,6 @@ def read_lineage(registry: MlflowRegistry, name: str, version: str) -> Lineage:
     with tempfile.TemporaryDirectory() as scratch:
         path = registry.download_artifact(info.run_id, tag.PARAMS_FILE, Path(scratch))
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    check_params(name, version, params, info.tags.get(tag.PARAMS_HASH, "not recorded"))
     run_params = registry.run_params(info.run_id)
     environment = {k: v for k, v in run_params.items() if k.startswith(ENV_PREFIX)}
     environment.update({k: v for k, v in info.tags.items() if k.startswith(ENV_PREFIX)})
@@ -109,6 +109,8 @@ def reproduce(
     with tempfile.TemporaryDirectory(prefix="modelyard-rebuild-") as scratch:
         dataset, found_at = fetch_dataset(lineage.tags, Path(scratch) / "data", cache, root)
         with scratch_tree(root, commit, keep) as tree:
+            expected = lineage.tags.get(tag.PARAMS_HASH, "not recorded")
+            check_params(name, version, recorded_digest(tree, lineage.params), expected)
             rebuilt, split_md5 = run_stages(tree, lineage.params, dataset)
         notes = split_notes(lineage.tags, split_md5)
         judged = verdict(
@@ -221,6 +223,43 @@ def scratch_tree(root: Path, commit: str, keep: Path | None) -> Iterator[Path]:
             _git(root, "worktree", "prune")
 
 
+def _scratch_env(tree: Path) -> dict[str, str]:
+    """The environment of the scratch tree's processes: its code first on the path, a home of
+    its own, no store of the user's."""
+    env = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])]),
+        MODELYARD_HOME=str(tree / ".rebuild-home"),
+    )
+    return env
+
+
+def recorded_digest(tree: Path, params: Mapping[str, Any]) -> str:
+    """`Params.digest` of the recorded params by the scratch tree's own code: the params model
+    of the version's commit made its `params_hash` (a newer one may hash the same file
+    differently)."""
+    recorded = tree / RECORDED_PARAMS_NAME
+    recorded.write_text(yaml.safe_dump(dict(params)), encoding="utf-8")
+    code = (
+        "import sys; from modelyard.config import load_params; "
+        "print(load_params(sys.argv[1]).digest())"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code, str(recorded)],
+        cwd=tree,
+        env=_scratch_env(tree),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if ran.returncode != 0:
+        output = (ran.stdout + ran.stderr)[-2000:]
+        raise RebuildRefused(
+            f"the recorded {tag.PARAMS_FILE} does not load at its commit:\n{output}"
+        )
+    return ran.stdout.strip().splitlines()[-1]
+
+
 def run_stages(
     tree: Path, params: Mapping[str, Any], dataset: Path
 ) -> tuple[dict[str, float], str | None]:
@@ -229,11 +268,7 @@ def run_stages(
     data = {**params.get("data", {}), "path": str(dataset)}
     params_file = tree / PARAMS_NAME
     params_file.write_text(yaml.safe_dump({**params, "data": data}), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in _STORE_VARIABLES}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])]),
-        MODELYARD_HOME=str(tree / ".rebuild-home"),
-    )
+    env = _scratch_env(tree)
     for stage in STAGES:
         ran = subprocess.run(
             [sys.executable, "-m", "modelyard", "stage", stage, "--params", str(params_file)],

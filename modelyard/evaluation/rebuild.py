@@ -10,14 +10,11 @@ figure's delta and every environment difference between the training and now.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelyard import tags as tag
-from modelyard.config import _NOT_DIGESTED
 from modelyard.lineage_key import clean_commit
 
 TOLERANCE = 1e-6
@@ -48,18 +45,9 @@ def rebuild_commit(name: str, version: str, tags: Mapping[str, str]) -> str:
     return commit
 
 
-def params_digest(tree: Mapping[str, object]) -> str:
-    """`Params.digest` of a params tree as the run recorded it (`model_dump(mode="json")`),
-    computed on the tree itself: no validation by this code's params model, whose newer
-    fields would change the hash."""
-    kept = {key: value for key, value in tree.items() if key not in _NOT_DIGESTED}
-    payload = json.dumps(kept, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def check_params(name: str, version: str, tree: Mapping[str, object], expected: str) -> None:
-    """Refuse recorded params that do not hash to the version's `params_hash` tag."""
-    found = params_digest(tree)
+def check_params(name: str, version: str, found: str, expected: str) -> None:
+    """Refuse recorded params whose hash (`found`: `Params.digest` by the version's own code,
+    whose params model made the tag) is not the version's `params_hash` tag."""
     if found != expected:
         raise RebuildRefused(
             f"{name} version {version}: its run's {tag.PARAMS_FILE} hashes to {found}, but its "
