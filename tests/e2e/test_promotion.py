@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.lineage import CLEAN_COMMIT
 from tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -78,6 +79,12 @@ def _set_alias_then_die(self, name, alias, version):
     if alias == "production":
         os._exit(9)  # as a power cut: the audit row of this move is never committed
 MlflowRegistry.set_alias = _set_alias_then_die
+"""
+
+# The lineage key names a clean commit (tests.helpers.lineage), the work tree dirty or not.
+PIN_CLEAN_COMMIT = f"""
+import tasks.lineage
+tasks.lineage.code_commit = lambda fallback: {CLEAN_COMMIT!r}
 """
 
 
@@ -220,14 +227,17 @@ def test_killed_promotion_rerun_leaves_one_version_and_one_row(
     home, name = tmp_path / "home", "crash"
     # Two epochs: any first model that passes the floors shows it (see `_params`).
     params = _params(tmp_path, tiny_params, small_reviews, name, **{"train.epochs": 2})
-    code, out = _finish(_retrain(params, home, prefect_api, CRASH_AFTER_PRODUCTION_MOVES))
+    crash = PIN_CLEAN_COMMIT + CRASH_AFTER_PRODUCTION_MOVES
+    code, out = _finish(_retrain(params, home, prefect_api, crash))
     assert code == 9, out[-3000:]
     client, audit = _store(home)
     assert str(client.get_model_version_by_alias(name, "production").version) == "1"
     assert [m.alias for m in audit.history(name)] == ["staging"]  # production's row was lost
 
-    code, out = _finish(_retrain(params, home, prefect_api))
+    # Version 1 has this run's lineage key, but its retrain never finished: resumed, not repeated.
+    code, out = _finish(_retrain(params, home, prefect_api, PIN_CLEAN_COMMIT))
     assert code == 0, out[-3000:]
+    assert "version 1 is from a retrain that did not finish (it resumes)" in out
     assert "version 1 was already registered from run" in out
     assert len(client.search_model_versions(f"name='{name}'")) == 1
     experiment = client.get_experiment_by_name("modelyard").experiment_id
@@ -241,8 +251,10 @@ def test_killed_promotion_rerun_leaves_one_version_and_one_row(
     assert "recorded on retry" in moves[1].reason
     _assert_trail_matches_registry(client, audit, name)
 
-    code, out = _finish(_retrain(params, home, prefect_api))  # and once more, all done already
+    code, out = _finish(_retrain(params, home, prefect_api, PIN_CLEAN_COMMIT))  # all done already
     assert code == 0, out[-3000:]
+    assert f"{name}: identical to version 1 (registered " in out  # nothing trained again
+    assert len(client.search_runs([experiment])) == 1
     assert len(audit.history(name)) == 2
     audit.engine.dispose()
 
