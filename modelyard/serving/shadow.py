@@ -3,11 +3,15 @@ answered, off the request path.
 
 The request path only appends to a bounded queue (`offer` never blocks; what does not fit is
 dropped and counted). One thread of its own, at a lower OS priority than the server's, takes
-small batches from it and runs them through the challenger: never through the champion's
-batcher or its executor, so no answer waits behind a shadow batch. Each score is a prediction
-row with role "shadow", the champion's prediction id as its request id and the challenger's
-version; a text the challenger fails on (a failing batch is halved down to it) is a row with
-role "error".
+small batches from it and runs them through the challenger when the server is answering nothing
+(no request on its way, queued or in a forward pass): never through the champion's batcher or
+its executor, so no answer waits behind a shadow batch in a queue, and a shadow pass starts only
+in a pause of the traffic. Under sustained load the queue fills and copies are dropped (counted)
+rather than slow the answers.
+
+Each score is a prediction row with role "shadow", the champion's prediction id as its request
+id and the challenger's version; a text the challenger fails on (a failing batch is halved down
+to it) is a row with role "error".
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ SHADOW_BATCH = 8
 # The shadow thread's niceness above the server's (Linux: per thread, inherited by the threads
 # its forward passes start): when the cores are busy, answers get them first.
 SHADOW_NICENESS = 10
+# How often the shadow looks whether the server has stopped answering for a moment.
+IDLE_POLL_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,12 @@ class ShadowScorer:
         maxsize: int,
         on_scored: OnScored | None = None,
         batch_size: int = SHADOW_BATCH,
+        serving: Callable[[], bool] = lambda: False,
     ) -> None:
         self._challenger, self._predlog, self._on_scored = challenger, predlog, on_scored
+        # True while the server answers (a request on its way, queued or in a forward pass):
+        # a shadow pass starts only when it is not.
+        self._serving = serving
         self.batch_size = batch_size
         self._queue: queue.Queue[_Copy] = queue.Queue(maxsize)
         self._stop = threading.Event()
@@ -104,6 +114,8 @@ class ShadowScorer:
             batch = [self._queue.get(timeout=0.2)]
         except queue.Empty:
             return []
+        while self._serving() and not self._stop.is_set():
+            self._stop.wait(IDLE_POLL_S)
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())

@@ -134,7 +134,13 @@ def _rollout_parts(
         on_batch=metrics.batch_size.observe,
         executor=batcher.executor,
     )
-    shadow = ShadowScorer(challenger.shadow, predlog, rollout.shadow_queue_size, metrics.scored)
+    shadow = ShadowScorer(
+        challenger.shadow,
+        predlog,
+        rollout.shadow_queue_size,
+        metrics.scored,
+        serving=lambda: not (batcher.idle and challenger_batcher.idle),
+    )
     metrics.watch_rollout(challenger, shadow)
     return challenger, challenger_batcher, shadow
 

@@ -120,3 +120,20 @@ def test_the_canary_share_of_a_key_is_stable_and_uniform():
     assert all(0.0 <= share < 1.0 for share in shares)
     assert 0.45 < sum(share < 0.5 for share in shares) / len(shares) < 0.55
     assert 0.07 < sum(share < 0.1 for share in shares) / len(shares) < 0.13
+
+
+def test_a_shadow_pass_waits_while_the_server_answers():
+    classifier, log, answering = _Classifier(), _Log(), threading.Event()
+    answering.set()
+    model = _challenger(classifier)
+    scorer = ShadowScorer(lambda: model, log, 10, serving=answering.is_set)
+    scorer.offer(["good"], ["a"])
+    scorer.start()
+    try:
+        wait_until(lambda: scorer.depth == 0, "the copy was never taken", 30)
+        # Taken, and held back: no pass can begin while the server is answering.
+        assert not classifier.entered.is_set()
+        answering.clear()
+        wait_until(lambda: len(log.rows) == 1, "the copy was not scored in the pause", 30)
+    finally:
+        scorer.close()
