@@ -512,6 +512,7 @@ LAYERS = (
             "modelyard.privacy",
             "modelyard.explain",
             "modelyard.card",
+            "modelyard.lineage_key",
         ),
     ),
     Layer(
