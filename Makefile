@@ -77,7 +77,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install lint docs
+# The checks and the docs build side by side (each one process: mypy, mkdocs), then the tests.
+test: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint docs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Both UIs on the embedded stores: MLflow's and Prefect's (its UI told where its API is, so any
