@@ -35,9 +35,10 @@ def promote_by_hand(
     """Point `alias` at `version`, unless the rules refuse it (MoveRefused). For production,
     only a person `approvers` allows (anyone when it is empty); a refusal is audited too."""
     with audit.promotion_lock(name):
-        current = _position(registry, audit, name, alias)
+        current, recorded = _position(registry, audit, name, alias, version)
         if alias == PRODUCTION:
-            _allowed(audit, name, current, actor, approvers, f"promote {name} version {version}")
+            noted = current if recorded is None else recorded
+            _allowed(audit, name, noted, actor, approvers, f"promote {name} version {version}")
         decision = decide(
             registry, name, alias, version, current, reason, "manual promotion", force
         )
@@ -59,11 +60,13 @@ def roll_back(
     """Move production back to `to` (default: the version the current production replaced),
     by the same rules as a promotion, and only by a person `approvers` allows."""
     with audit.promotion_lock(name):
-        current = _position(registry, audit, name, PRODUCTION)
-        _allowed(audit, name, current, actor, approvers, f"roll back {name}@production")
+        current, recorded = _position(registry, audit, name, PRODUCTION, to)
+        noted = current if recorded is None else recorded
+        _allowed(audit, name, noted, actor, approvers, f"roll back {name}@production")
         if current is None:
             raise MoveRefused(f"{name} has no production version to roll back from")
-        target = to or audit.rollback_target(name, current)
+        # Moved outside ModelYard: back to where the trail's last move put it.
+        target = to or recorded or audit.rollback_target(name, current)
         if target is None:
             raise MoveRefused(
                 f"{name}@production (version {current}) replaced nothing in the "
@@ -75,16 +78,40 @@ def roll_back(
     return decision
 
 
-def _position(registry: MlflowRegistry, audit: AuditLog, name: str, alias: str) -> str | None:
-    """Where `alias` is, as far as a hand-made move is concerned: for production, where the
-    audit trail's last move put it when the registry was moved outside ModelYard (so moving it
-    to the unrecorded version records that move instead of finding it "already there")."""
-    if alias != PRODUCTION:
-        return registry.alias_version(name, alias)
+def _position(
+    registry: MlflowRegistry, audit: AuditLog, name: str, alias: str, version: str | None
+) -> tuple[str | None, str | None]:
+    """(where `alias` is for the rules; where the audit trail's last move put it when the
+    registry was moved outside ModelYard, else None). Moving production to the unrecorded
+    version records that move (adopts it) instead of finding it "already there"; moving it
+    anywhere else, the recorded version included, moves the registry."""
     from modelyard.adapters.pointer import read_pointer
 
+    if alias != PRODUCTION:
+        return registry.alias_version(name, alias), None
     found = read_pointer(registry, audit, name, alias)  # under the lock: nothing in flight
-    return found.recorded if found.tampered else found.registry
+    if not found.tampered:
+        return found.registry, None
+    current = found.recorded if version == found.registry else found.registry
+    return current, found.recorded or ""  # "": the trail's last row removed the alias
+
+
+def check_approver(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    name: str,
+    actor: str,
+    approvers: tuple[str, ...],
+    what: str,
+) -> None:
+    """MoveRefused, with an audit note on production naming who was refused, unless `actor`
+    may `what` (answer an approval of `name`)."""
+    from modelyard.adapters.pointer import read_pointer
+
+    found = read_pointer(registry, audit, name)
+    _allowed(
+        audit, name, found.recorded if found.tampered else found.registry, actor, approvers, what
+    )
 
 
 def _allowed(
@@ -95,8 +122,7 @@ def _allowed(
     approvers: tuple[str, ...],
     what: str,
 ) -> None:
-    """MoveRefused, with an audit note naming who was refused, unless `actor` may move
-    production."""
+    """MoveRefused, with an audit note naming who was refused, unless `actor` may `what`."""
     from modelyard.promotion import approver_refusal, may_approve
 
     if may_approve(actor, approvers):
@@ -105,7 +131,7 @@ def _allowed(
     audit.note(
         name, PRODUCTION, current or "", kind="refused", actor=actor, reason=f"refused: {refusal}"
     )
-    where = f"version {current}" if current is not None else "no version"
+    where = f"version {current}" if current else "no version"
     raise MoveRefused(f"{name}@production stays at {where}: {refusal} (refusal audited)")
 
 

@@ -13,6 +13,7 @@ from modelyard.cli._common import (
     Typer,
     current_user,
     parse_time,
+    print_error,
     registry_and_audit,
 )
 from modelyard.cli.reproduce import models_reproduce
@@ -20,6 +21,7 @@ from modelyard.cli.reproduce import models_reproduce
 if TYPE_CHECKING:
     from modelyard.promotion import AliasDecision
     from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.store.audit import AuditLog
 
 app = Typer(
     help="The model registry: versions, aliases, their history, rollback.", no_args_is_help=True
@@ -51,11 +53,12 @@ def models_show(name: str, version: str) -> None:
 
     from modelyard import tags as tag
 
-    registry, _ = registry_and_audit()
+    registry, audit = registry_and_audit()
     try:
         info = registry.version_info(name, version)
     except MlflowException:
         raise Refused(f"{name} has no version {version}") from None
+    _warn_if_tampered(registry, audit, name)
     typer.echo(f"{name} version {info.version}  aliases: {', '.join(info.aliases) or 'none'}")
     for key in tag.SHOWN_VERSION_TAGS:
         if key in info.tags:
@@ -66,6 +69,17 @@ def models_show(name: str, version: str) -> None:
             typer.echo(f"    {line}")
     if info.run_id:
         _show_run(registry, info.run_id)
+
+
+def _warn_if_tampered(registry: MlflowRegistry, audit: AuditLog, name: str) -> None:
+    """Name a production move the audit trail does not record (and announce it to Prefect)."""
+    from modelyard.adapters.pointer import pointer
+    from modelyard.orchestration.events import emit_registry_tampered
+
+    found = pointer(registry, audit, name)
+    if found is not None and found.tampered:
+        print_error(f"{found.sentence}; servers keep serving the recorded version")
+        emit_registry_tampered(found, "modelyard models show")
 
 
 def _show_run(registry: MlflowRegistry, run_id: str) -> None:
@@ -204,6 +218,32 @@ _FORCE_OPTION = typer.Option(
     help="Override the rules (a version the gate rejected, or whose deployment "
     "failed) with --reason; audited as forced.",
 )
+_AS_OPTION = typer.Option(
+    "--as",
+    help="Who does it, for the audit trail and promotion.approvers (default: the OS user).",
+)
+_PARAMS_OPTION = typer.Option(
+    help="The params file whose promotion.approvers may move production (none there: anyone)."
+)
+
+
+def _actor(as_: str | None) -> str:
+    """The person the audit trail names: `--as NAME`, else the OS user."""
+    if as_ is None:
+        return current_user()
+    if not as_.strip():
+        raise Refused("--as needs a name")
+    return f"user:{as_.strip().removeprefix('user:')}"
+
+
+def _approvers(params: Path) -> tuple[str, ...]:
+    """promotion.approvers of the params file; none (anyone) when the default file is absent,
+    as outside a project."""
+    from modelyard.config import load_params
+
+    if params == Path("params.yaml") and not params.exists():
+        return ()
+    return load_params(params).promotion.approvers
 
 
 @app.command("promote")
@@ -215,15 +255,20 @@ def models_promote(
         str | None, typer.Option(help="Why, for the audit trail (required with --force).")
     ] = None,
     force: Annotated[bool, _FORCE_OPTION] = False,
+    as_: Annotated[str | None, _AS_OPTION] = None,
+    params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml"),
 ) -> None:
     """Point an alias at a version by hand (audited). Versions the gate rejected, or whose
-    deployment failed (for production), are refused unless forced."""
+    deployment failed (for production), are refused unless forced; production only by a
+    person promotion.approvers lists (when it lists anyone)."""
     from modelyard.adapters.manual_moves import promote_by_hand
 
     if to not in ("staging", "production"):
         raise Refused(f"--to must be staging or production, not {to!r}")
     registry, audit = registry_and_audit()
-    decision = promote_by_hand(registry, audit, name, to, version, current_user(), reason, force)
+    decision = promote_by_hand(
+        registry, audit, name, to, version, _actor(as_), reason, force, _approvers(params)
+    )
     typer.echo(_moved_line(name, decision, "moved"))
 
 
@@ -232,9 +277,11 @@ def models_approve(
     name: str,
     version: str,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+    as_: Annotated[str | None, _AS_OPTION] = None,
+    params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml"),
 ) -> None:
     """Approve a version waiting in staging (promotion.mode manual): its retrain promotes it."""
-    _answer(name, version, True, reason)
+    _answer(name, version, True, reason, _actor(as_), params)
 
 
 @app.command("reject")
@@ -242,16 +289,22 @@ def models_reject(
     name: str,
     version: str,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+    as_: Annotated[str | None, _AS_OPTION] = None,
+    params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml"),
 ) -> None:
     """Reject a version waiting for approval: its retrain ends without promoting it."""
-    _answer(name, version, False, reason)
+    _answer(name, version, False, reason, _actor(as_), params)
 
 
-def _answer(name: str, version: str, approve: bool, reason: str) -> None:
+def _answer(name: str, version: str, approve: bool, reason: str, actor: str, params: Path) -> None:
+    from modelyard.adapters.manual_moves import check_approver
     from modelyard.orchestration.approval import answer
 
-    registry, _ = registry_and_audit()
-    reviewer = current_user().removeprefix("user:")
+    registry, audit = registry_and_audit()
+    verb = "approve" if approve else "reject"
+    what = f"{verb} {name} version {version} (promotion.mode manual)"
+    check_approver(registry, audit, name, actor, _approvers(params), what)
+    reviewer = actor.removeprefix("user:")
     flow_run = answer(registry, name, version, approve, reviewer, reason)
     verb = "approved" if approve else "rejected"
     typer.echo(
@@ -275,14 +328,17 @@ def models_rollback(
         str | None, typer.Option(help="Why, for the audit trail (required with --force).")
     ] = None,
     force: Annotated[bool, _FORCE_OPTION] = False,
+    as_: Annotated[str | None, _AS_OPTION] = None,
+    params: Annotated[Path, _PARAMS_OPTION] = Path("params.yaml"),
 ) -> None:
-    """Move production back to the previous production version, and record why. The same rules
-    as promote: versions the gate rejected or whose deployment failed are refused unless
-    forced."""
+    """Move production back to the previous production version (after a move made outside
+    ModelYard: to the one the audit trail records), and record why. The same rules as promote:
+    versions the gate rejected or whose deployment failed are refused unless forced; only a
+    person promotion.approvers lists (when it lists anyone)."""
     from modelyard.adapters.manual_moves import roll_back
 
     registry, audit = registry_and_audit()
-    decision = roll_back(registry, audit, name, to, current_user(), reason, force)
+    decision = roll_back(registry, audit, name, to, _actor(as_), reason, force, _approvers(params))
     typer.echo(_moved_line(name, decision, "rolled back"))
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,46 @@ def check_s3_artifacts(uri: str | None, endpoint: str | None) -> Check | None:
     )
 
 
+def check_production_pointers(settings: Settings) -> Check:
+    """Every model's production alias is where the audit trail's last move put it; a move made
+    outside ModelYard is named (and announced to Prefect where a server is configured)."""
+    name = "production pointer"
+
+    def absent(url: str) -> bool:  # looking must not create an embedded store
+        return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
+    def probe() -> Check:
+        from modelyard.adapters.pointer import pointer
+        from modelyard.orchestration.events import emit_registry_tampered
+        from modelyard.registry.mlflow_registry import MlflowRegistry
+        from modelyard.store.audit import AuditLog
+
+        database_url = settings.resolved_database_url()
+        if absent(settings.resolved_tracking_uri()) or absent(database_url):
+            return Check(name, True, "no registry or audit trail yet: nothing to compare")
+        registry = MlflowRegistry.from_settings(settings)
+        audit = AuditLog.from_url(database_url)
+        try:
+            found = [pointer(registry, audit, model) for model, _, _ in registry.models()]
+        finally:
+            audit.engine.dispose()
+        moved = [check for check in found if check is not None and check.tampered]
+        for check in moved:
+            emit_registry_tampered(check, "modelyard doctor")
+        if moved:
+            return Check(
+                name,
+                False,
+                "; ".join(check.sentence for check in moved),
+                "an approver accepts it (`modelyard models promote NAME VERSION --reason …`) "
+                "or puts it back (`modelyard models rollback NAME`); servers keep serving the "
+                "recorded version meanwhile",
+            )
+        return Check(name, True, f"{len(found)} model(s): production where the audit trail says")
+
+    return _guard(name, probe, "check the registry and the platform database")
+
+
 def check_gpu() -> Check:
     import torch
 
@@ -267,5 +311,6 @@ def run_checks(params: Path = Path("params.yaml")) -> list[Check]:
         check_database(settings.resolved_database_url()),
         check_prefect(get_current_settings().api.url),
         check_dvc_remote(root),
+        check_production_pointers(settings),
         check_gpu(),
     ]

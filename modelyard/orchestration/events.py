@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelyard.monitoring.report import MonitorReport
+    from modelyard.promotion import PointerCheck
 
 DATASET_ADDED = "modelyard.dataset.added"
 MODEL_DEGRADED = "modelyard.model.degraded"
 # A degraded model whose live traffic has too few labels to learn the shift from.
 FEEDBACK_NEEDED = "modelyard.feedback.needed"
+# An alias moved outside ModelYard (MLflow UI/API): the audit trail records another version.
+REGISTRY_TAMPERED = "modelyard.registry.tampered"
 RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
@@ -72,6 +75,36 @@ def emit_feedback_needed(model: str, version: str, new_feedback: int, reason: st
         resource={"prefect.resource.id": f"modelyard.model.{model}", "modelyard.version": version},
         payload={"new_feedback": new_feedback, "reason": reason},
         id=uuid.uuid5(uuid.NAMESPACE_URL, f"{FEEDBACK_NEEDED}/{model}/{version}/{new_feedback}"),
+    )
+    return True
+
+
+def emit_registry_tampered(found: PointerCheck, detected_by: str) -> bool:
+    """Announce an alias the registry moved without the audit trail. Its id is derived from
+    model, alias and both versions, so every detector (doctor, `models show`, the monitor,
+    each server) announcing the same move is one event. False without a Prefect server."""
+    from prefect.events import emit_event
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return False
+    emit_event(
+        event=REGISTRY_TAMPERED,
+        resource={
+            "prefect.resource.id": f"modelyard.model.{found.model}",
+            "modelyard.alias": found.alias,
+            "modelyard.version": found.registry or "",
+        },
+        payload={
+            "registry": found.registry,
+            "recorded": found.recorded,
+            "detected_by": detected_by,
+            "message": found.sentence,
+        },
+        id=uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"{REGISTRY_TAMPERED}/{found.model}/{found.alias}/{found.registry}/{found.recorded}",
+        ),
     )
     return True
 
