@@ -548,6 +548,7 @@ def _summary(
         version=version,
         mlflow_run_id=run_id,
         tracking_uri=registry.tracking_uri,
+        rollout=promoted.rollout_line,
     )
 
 
