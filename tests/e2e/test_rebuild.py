@@ -1,0 +1,147 @@
+"""Rebuild from lineage (`modelyard models reproduce`): a tiny version trained from a clean commit
+of a copy of this checkout (the session's shared tiny model names a pinned commit that exists
+nowhere, and this work tree may be dirty), its dataset tracked by DVC there; rebuilt from its
+lineage alone it is identical, and a changed dataset byte is named and trains nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.checkout import copy_checkout
+from tests.helpers.lineage import pin_code_commit
+
+pytestmark = pytest.mark.slow
+
+MODEL = "rebuild-tiny"
+
+
+@dataclass(frozen=True)
+class Rebuildable:
+    root: Path  # the project copy: a git repository whose HEAD trained the version
+    commit: str
+    home: Path  # the MODELYARD_HOME where version 1 is registered
+    dataset: Path
+    md5: str
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _project(repo: Path, where: Path) -> tuple[Path, Path, str]:
+    """A copy of the checkout with a small dataset tracked by DVC, committed: (root, dataset,
+    commit)."""
+    from modelyard.adapters.dvc import DvcRepo
+    from modelyard.data.synthetic import ReviewSpec, write_reviews
+
+    root = copy_checkout(repo, where)
+    _git(root, "init", "-q")
+    dataset = write_reviews(root / "data" / "rebuild.csv", ReviewSpec(rows=400, seed=11))
+    DvcRepo(root).add(dataset)  # its bytes into the copy's DVC cache
+    for args in (
+        ("config", "user.email", "t@modelyard.invalid"),
+        ("config", "user.name", "t"),
+        ("add", "-A"),
+        ("commit", "-qm", "copy"),
+    ):
+        _git(root, *args)
+    return root, dataset, _git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="module")
+def rebuildable(prefect_api, repo, tmp_path_factory, tiny_params) -> Rebuildable:
+    """Version 1 of MODEL, trained by the retrain flow on the copy's dataset, its code commit
+    the copy's HEAD (whose files are this checkout's, so the code that trained is that
+    commit's)."""
+    from flows.retrain import retrain
+    from modelyard.data.identity import file_md5
+
+    base = tmp_path_factory.mktemp("rebuild")
+    root, dataset, commit = _project(repo, base / "project")
+    home = base / "home"
+    home.mkdir()
+    params = home / "params.yaml"
+    changes = {"model.name": MODEL, "data.path": str(dataset), "train.epochs": 1}
+    changes |= {"explain.report": False, "promotion.register_rejected": True}
+    params.write_text(yaml.safe_dump(tiny_params.updated(changes).model_dump(mode="json")))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELYARD_HOME", str(home))
+        pin_code_commit(patch, commit)
+        retrain(params_path=str(params))
+    return Rebuildable(root, commit, home, dataset, file_md5(dataset))
+
+
+def _reproduce(built: Rebuildable, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    monkeypatch.setenv("MODELYARD_HOME", str(built.home))
+    command = ["models", "reproduce", MODEL, "1", "--repo", str(built.root)]
+    result = CliRunner().invoke(app, command)
+    return result.exit_code, result.output
+
+
+def _worktrees(root: Path) -> list[str]:
+    return [
+        line
+        for line in _git(root, "worktree", "list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    ]
+
+
+def test_a_version_rebuilt_from_its_lineage_is_identical(rebuildable, monkeypatch):
+    from modelyard.config import Settings
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    code, output = _reproduce(rebuildable, monkeypatch)
+    assert code == 0, output
+    assert f"rebuilt from commit {rebuildable.commit}" in output
+    assert "dataset: the DVC cache" in output
+    assert "test/accuracy" in output and "test/macro_f1" in output
+    assert "verdict: identical (tolerance 1e-06)" in output
+    # Nothing registered, no scratch work tree left behind.
+    registry = MlflowRegistry.from_settings(Settings())
+    assert [count for name, _, count in registry.models() if name == MODEL] == [1]
+    assert len(_worktrees(rebuildable.root)) == 1
+
+
+@contextmanager
+def _one_byte_changed(*paths: Path) -> Iterator[None]:
+    """Each file with its first byte changed (read-only DVC cache files too), restored after."""
+    saved = {path: (path.read_bytes(), path.stat().st_mode) for path in paths}
+    try:
+        for path, (data, _) in saved.items():
+            path.chmod(0o644)
+            path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+        yield
+    finally:
+        for path, (data, mode) in saved.items():
+            path.chmod(0o644)
+            path.write_bytes(data)
+            path.chmod(mode)
+
+
+def test_a_changed_dataset_byte_is_named_and_nothing_is_trained(rebuildable, monkeypatch):
+    from modelyard.data.identity import file_md5
+
+    md5 = rebuildable.md5
+    cached = rebuildable.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    with _one_byte_changed(*{cached.resolve(), rebuildable.dataset.resolve()}):
+        changed = file_md5(rebuildable.dataset)
+        code, output = _reproduce(rebuildable, monkeypatch)
+    assert code == 1, output
+    flat = " ".join(output.split())
+    assert f"dataset md5 {md5} is missing or different — expected md5 {md5}" in flat
+    assert f"md5 {changed}" in flat
+    assert "Nothing was trained" in flat
+    assert len(_worktrees(rebuildable.root)) == 1  # no scratch tree was made
