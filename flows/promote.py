@@ -86,6 +86,8 @@ def promote_candidate(
             flow_run_id,
             params.promotion.approval_timeout_s,
             promotion.decision,
+            audit=audit,
+            approvers=params.promotion.approvers,
         )
         if approval.approved:
             promotion = compare_and_promote(
@@ -166,6 +168,8 @@ def start_rollout(
             params.promotion.approval_timeout_s,
             promotion.decision,
             f"a {strategy} rollout against production version {promotion.compared_with}",
+            audit=audit,
+            approvers=params.promotion.approvers,
         )
         if approval.approved:
             promotion = compare_and_promote(

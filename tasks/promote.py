@@ -3,6 +3,7 @@ the pause for a reviewer's approval in `promotion.mode: manual`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,10 +118,14 @@ def wait_for_approval(
     timeout_s: int,
     decision: GateDecision,
     target: str = "production",
+    audit: AuditLog | None = None,
+    approvers: tuple[str, ...] = (),
 ) -> ApprovalOutcome:
     """Pause the flow until a person approves or rejects `version` for `target` (production,
     or a rollout against it), or until `timeout_s` passes (→ not promoted). Called in the flow
-    body: Prefect pauses flows, not tasks.
+    body: Prefect pauses flows, not tasks. With `approvers`, an answer from anyone else (the
+    Prefect UI's form names its reviewer freely) is refused, noted in the audit trail, and the
+    run waits again for the time left.
 
     The version carries the paused flow run's id while it waits, which is how
     `modelyard models approve NAME VERSION` finds the run to resume.
@@ -137,7 +142,11 @@ def wait_for_approval(
         name,
         version,
     )
-    outcome = _paused_for_answer(name, version, flow_run_id, timeout_s, decision, target)
+
+    def accepted(outcome: ApprovalOutcome) -> bool:
+        return _from_an_approver(registry, audit, name, version, outcome, approvers)
+
+    outcome = _paused_for_answer(name, version, flow_run_id, timeout_s, decision, target, accepted)
     registry.set_version_tags(
         name,
         version,
@@ -153,6 +162,32 @@ def wait_for_approval(
     return outcome
 
 
+def _from_an_approver(
+    registry: MlflowRegistry,
+    audit: AuditLog | None,
+    name: str,
+    version: str,
+    outcome: ApprovalOutcome,
+    approvers: tuple[str, ...],
+) -> bool:
+    """Whether the answer counts; one that does not is noted in the audit trail and logged."""
+    from modelyard.adapters.manual_moves import MoveRefused, check_approver
+    from modelyard.promotion import approver_refusal, may_approve
+
+    if may_approve(outcome.reviewer, approvers):
+        return True
+    verb = "approve" if outcome.approved else "reject"
+    what = f"{verb} {name} version {version} (promotion.mode manual)"
+    refusal = approver_refusal(outcome.reviewer, approvers, what)
+    if audit is not None:
+        try:
+            check_approver(registry, audit, name, f"user:{outcome.reviewer}", approvers, what)
+        except MoveRefused as refused:
+            refusal = str(refused)
+    get_run_logger().warning("answer refused: %s; still waiting for an approver", refusal)
+    return False
+
+
 def _paused_for_answer(
     name: str,
     version: str,
@@ -160,35 +195,48 @@ def _paused_for_answer(
     timeout_s: int,
     decision: GateDecision,
     target: str = "production",
+    accepted: Callable[[ApprovalOutcome], bool] = lambda outcome: True,
 ) -> ApprovalOutcome:
-    """The flow run paused until a reviewer answers, or `timeout_s` passes."""
-    from prefect.client.orchestration import get_client
+    """The flow run paused until a reviewer `accepted` answers, or `timeout_s` passes."""
+    import time
+
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
-    from prefect.states import Running
 
     description = (
         f"**Approve {name} version {version} for {target}?**\n\n"
         f"It passed the gate and is in `staging`. From the CLI: `modelyard models "
         f"approve {name} {version}` (or `reject`).\n\n{decision.to_markdown()}"
     )
-    try:
-        answer = pause_flow_run(
-            wait_for_input=Approval.with_initial_data(description=description, approve=True),
-            timeout=timeout_s,
-            poll_interval=max(1, min(5, timeout_s // 10)),
-            key=f"approve-{name}-{version}",
-        )
-    except FlowPauseTimeout:
-        # Prefect fails a run whose pause expired; the run's own outcome here is "not
-        # promoted", so it takes itself out of the pause and finishes normally.
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(
-                flow_run_id, Running(message="approval timed out"), force=True
+    deadline, attempt = time.monotonic() + timeout_s, 0
+    while (left := int(deadline - time.monotonic())) >= 1:
+        try:
+            answer = pause_flow_run(
+                wait_for_input=Approval.with_initial_data(description=description, approve=True),
+                timeout=left,
+                poll_interval=max(1, min(5, timeout_s // 10)),
+                # A pause's key is used once: each wait after a refused answer has its own.
+                key=f"approve-{name}-{version}" + (f"-{attempt}" if attempt else ""),
             )
-        return ApprovalOutcome("timed out", "nobody", f"no answer within {timeout_s} s")
-    return ApprovalOutcome(
-        "approved" if answer.approve else "rejected",
-        answer.reviewer or "unnamed reviewer",
-        answer.reason,
-    )
+        except FlowPauseTimeout:
+            break
+        outcome = ApprovalOutcome(
+            "approved" if answer.approve else "rejected",
+            answer.reviewer or "unnamed reviewer",
+            answer.reason,
+        )
+        if accepted(outcome):
+            return outcome
+        attempt += 1
+    return _timed_out(flow_run_id, timeout_s)
+
+
+def _timed_out(flow_run_id: str, timeout_s: int) -> ApprovalOutcome:
+    """Prefect fails a run whose pause expired; the run's own outcome here is "not promoted",
+    so it takes itself out of the pause and finishes normally."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Running(message="approval timed out"), force=True)
+    return ApprovalOutcome("timed out", "nobody", f"no answer within {timeout_s} s")
