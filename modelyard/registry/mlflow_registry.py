@@ -228,10 +228,19 @@ class MlflowRegistry:
                 str(v.version),
                 datetime.fromtimestamp(v.creation_timestamp / 1000, tz=UTC),
                 dict(v.tags),
-                v.run_id is not None and self.client.get_run(v.run_id).info.status == "FINISHED",
+                self._run_finished(v.run_id),
             )
             for v in found
         ]
+
+    def _run_finished(self, run_id: str | None) -> bool:
+        """Did the run end FINISHED? False for a run that is gone (deleted by retention)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return run_id is not None and self.client.get_run(run_id).info.status == "FINISHED"
+        except MlflowException:
+            return False
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         import matplotlib.pyplot as plt
