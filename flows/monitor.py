@@ -21,6 +21,7 @@ from tasks.monitor import (
     load_reference,
     record,
     respond_to_degradation,
+    served_version,
 )
 
 
@@ -30,7 +31,7 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
     policy, name = params.monitor, params.model.name
     settings = Settings()
     registry = MlflowRegistry.from_settings(settings)
-    version = registry.alias_version(name, alias)
+    version, moved_outside = served_version(registry, settings.resolved_database_url(), name, alias)
     if version is None:
         return {
             "model": name,
@@ -58,5 +59,7 @@ def monitor(params_path: str = "params.yaml", alias: str = "production") -> dict
                     registry, report, params, database, checkout_root(), cache
                 ),
             )
+    if moved_outside is not None:
+        report = replace(report, notes=[moved_outside, *report.notes])
     record(database, report)
     return report.to_dict()

@@ -29,6 +29,33 @@ from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.store.monitor_log import read_window, record_run
 
 
+@task(name="check-production-pointer", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def served_version(
+    registry: MlflowRegistry, database_url: str, model: str, alias: str
+) -> tuple[str | None, str | None]:
+    """(the version the servers answer with, the sentence naming a move made outside ModelYard
+    or None). Production moved in the MLflow UI/API is not followed by the servers, so the
+    monitor watches the version the audit trail records, and announces the move."""
+    from modelyard.adapters.pointer import pointer
+    from modelyard.orchestration.events import emit_registry_tampered
+    from modelyard.store.audit import AuditLog
+    from modelyard.tags import PRODUCTION
+
+    version = registry.alias_version(model, alias)
+    if alias != PRODUCTION:
+        return version, None
+    audit = AuditLog.from_url(database_url)
+    try:
+        found = pointer(registry, audit, model, alias)
+    finally:
+        audit.engine.dispose()
+    if found is None or not found.tampered:
+        return version, None
+    get_run_logger().warning("%s: monitoring the recorded version instead", found.sentence)
+    emit_registry_tampered(found, "the monitor flow")
+    return found.recorded, found.sentence
+
+
 @task(name="load-predictions", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def load_predictions(
     database_url: str, model: str, version: str, since: datetime

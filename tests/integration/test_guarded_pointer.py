@@ -90,7 +90,19 @@ def test_anyone_else_is_refused_nothing_moves_and_the_refusal_is_audited(store):
     assert audit.latest(NAME, "production").actor == "user:dee"
 
 
-def test_a_move_outside_modelyard_is_named_then_adopted_or_put_back(store):
+def _monitored(client, audit, monkeypatch):
+    """The monitor flow's (version to watch, note) for production."""
+    import logging
+
+    import tasks.monitor
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    monkeypatch.setattr(tasks.monitor, "get_run_logger", lambda: logging.getLogger("test"))
+    registry = MlflowRegistry(client.tracking_uri, "modelyard")
+    return tasks.monitor.served_version.fn(registry, str(audit.engine.url), NAME, "production")
+
+
+def test_a_move_outside_modelyard_is_named_then_adopted_or_put_back(store, monkeypatch):
     run, client, audit = store
     client.set_registered_model_alias(NAME, "production", "3")  # the MLflow UI/API
     said = (
@@ -101,6 +113,7 @@ def test_a_move_outside_modelyard_is_named_then_adopted_or_put_back(store):
     assert code == 0 and said in out, out
     code, out = run("doctor")
     assert "production pointer" in out and "FAIL" in out and "moved outside ModelYard" in out
+    assert _monitored(client, audit, monkeypatch) == ("1", said)  # what the servers serve
 
     code, out = run("models", "rollback", NAME, "--as", "ann")  # back to the recorded version
     assert code == 0 and "version 3 -> 1" in out, out
