@@ -379,8 +379,10 @@ class RolloutParams(_Frozen):
     min_requests: int = Field(default=50, ge=1)
     max_error_rate_increase: Score = 0.01
     max_latency_ratio: float = Field(default=1.5, ge=1.0)
-    # Shadow: share of requests on which both versions must predict the same class.
-    min_agreement: Score = 0.8
+    # Shadow: share of requests on which both versions must predict the same class. A sanity
+    # floor, not a quality test: a much better challenger disagrees with a weak champion on
+    # every text the champion gets wrong, so a high floor would abort exactly those.
+    min_agreement: Score = 0.5
     # A rollout still undecided after this many hours is aborted (None: never).
     max_duration_h: float | None = Field(default=None, gt=0.0)
     # Cron (UTC) of the rollout flow's deployment; a run with no open rollout does nothing.
