@@ -210,9 +210,9 @@ def test_shadow_pairs_promote_a_better_challenger_and_abort_a_worse_one():
 
 def test_a_non_inferior_shadow_challenger_that_disagrees_or_drifts_is_aborted():
     pairs = Paired(170, 2, 12, 16)
-    disagrees = decide(shadow(pairs, agreement=(140, 200)), SHADOW)
+    disagrees = decide(shadow(pairs, agreement=(90, 200)), SHADOW)
     assert disagrees.outcome is Outcome.ABORT
-    assert any("agreed with the champion on 140 of 200" in r for r in disagrees.reasons)
+    assert any("agreed with the champion on 90 of 200" in r for r in disagrees.reasons)
     drifts = decide(shadow(pairs, drift=("label mix",)), SHADOW)
     assert drifts.outcome is Outcome.ABORT and "label mix" in drifts.reasons[-1]
 
