@@ -36,6 +36,12 @@ from modelyard.evaluation.rebuild import (
 from modelyard.registry.mlflow_registry import MlflowRegistry
 
 STAGES = ("prepare", "train", "evaluate")
+_STAGES_CODE = (
+    "import sys\n"
+    "from modelyard.cli import app\n"
+    "for stage in sys.argv[2:]:\n"
+    "    app(['stage', stage, '--params', sys.argv[1]], standalone_mode=False)\n"
+)
 PARAMS_NAME = "reproduce.params.yaml"  # the recorded params, the dataset's path replaced
 RECORDED_PARAMS_NAME = "recorded.params.yaml"  # the recorded params as they were
 # What the scratch tree's processes must not inherit: they would track, register or read
@@ -268,19 +274,19 @@ def run_stages(
     data = {**params.get("data", {}), "path": str(dataset)}
     params_file = tree / PARAMS_NAME
     params_file.write_text(yaml.safe_dump({**params, "data": data}), encoding="utf-8")
-    env = _scratch_env(tree)
-    for stage in STAGES:
-        ran = subprocess.run(
-            [sys.executable, "-m", "modelyard", "stage", stage, "--params", str(params_file)],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if ran.returncode != 0:
-            output = (ran.stdout + ran.stderr)[-3000:]
-            raise RebuildFailed(f"stage {stage} failed in the scratch tree {tree}:\n{output}")
+    # One process runs the stages, as `modelyard stage …` would one by one (the scratch code's
+    # CLI app): one start of torch instead of three.
+    ran = subprocess.run(
+        [sys.executable, "-c", _STAGES_CODE, str(params_file), *STAGES],
+        cwd=tree,
+        env=_scratch_env(tree),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if ran.returncode != 0:
+        output = (ran.stdout + ran.stderr)[-3000:]
+        raise RebuildFailed(f"the stages {STAGES} failed in the scratch tree {tree}:\n{output}")
     return _rebuilt_figures(tree / "build" / "metrics.json"), _split_md5(tree)
 
 
