@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,7 @@ def _catalog_sources(md5: str, root: Path) -> Iterator[tuple[str, Callable[[Path
     except CatalogError:
         return
     for entry in entries:
-        yield (
-            f"{entry.ref} through DVC",
-            lambda target, e=entry: catalog.read_bytes_to(e, None, target),  # type: ignore[misc]
-        )
+        yield f"{entry.ref} through DVC", partial(catalog.read_bytes_to, entry, None)
 
 
 def fetch_dataset(tags: Mapping[str, str], into: Path, cache: Path, root: Path) -> tuple[Path, str]:

@@ -145,3 +145,25 @@ def test_a_changed_dataset_byte_is_named_and_nothing_is_trained(rebuildable, mon
     assert f"md5 {changed}" in flat
     assert "Nothing was trained" in flat
     assert len(_worktrees(rebuildable.root)) == 1  # no scratch tree was made
+
+
+def test_a_version_trained_from_uncommitted_changes_is_refused(rebuildable, monkeypatch):
+    from modelyard import tags as tag
+    from modelyard.config import Settings
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    monkeypatch.setenv("MODELYARD_HOME", str(rebuildable.home))
+    registry = MlflowRegistry.from_settings(Settings())
+    dirty = f"{rebuildable.commit}-dirty"
+    registry.set_version_tags(MODEL, "1", {tag.CODE_COMMIT: dirty})
+    try:
+        code, output = _reproduce(rebuildable, monkeypatch)
+    finally:
+        registry.set_version_tags(MODEL, "1", {tag.CODE_COMMIT: rebuildable.commit})
+    assert code == 1, output
+    flat = " ".join(output.split())
+    assert (
+        f"{MODEL} version 1 was trained from uncommitted changes (commit {dirty}): its code "
+        "cannot be rebuilt"
+    ) in flat
+    assert "Nothing was trained or registered." in flat
