@@ -3,6 +3,10 @@ where the audit trail's last move put it. Pure functions, no registry, no databa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+
 import pytest
 
 from modelyard.config import Params
@@ -53,3 +57,37 @@ def test_approvers_are_params_but_not_lineage():
     guarded = plain.updated({"promotion.approvers": ["ann"]})
     assert guarded.promotion.approvers == ("ann",)
     assert guarded.digest() == plain.digest()
+
+
+class _Trail:
+    """A trail whose last production row names `recorded`; taking the lock lets the mover that
+    held it finish (its row lands), or times out."""
+
+    def __init__(self, recorded: str, lands: str | None = None, busy: bool = False) -> None:
+        self.recorded, self.lands, self.busy = recorded, lands, busy
+
+    def latest(self, model: str, alias: str) -> SimpleNamespace:
+        return SimpleNamespace(to_version=self.recorded)
+
+    @contextmanager
+    def promotion_lock(self, model: str, timeout_s: float) -> Iterator[None]:
+        from modelyard.store.lock import LockTimeout
+
+        if self.busy:
+            raise LockTimeout("a mover holds it")
+        if self.lands is not None:
+            self.recorded = self.lands
+        yield
+
+
+class _Registry:
+    def alias_version(self, model: str, alias: str) -> str:
+        return "2"
+
+
+def test_a_move_in_flight_is_looked_at_again_under_the_lock():
+    from modelyard.adapters.pointer import pointer
+
+    assert pointer(_Registry(), _Trail("1", lands="2"), "m").state is Pointer.RECORDED
+    assert pointer(_Registry(), _Trail("1"), "m").tampered  # still unrecorded under the lock
+    assert pointer(_Registry(), _Trail("1", busy=True), "m", timeout_s=0.1) is None
