@@ -1,10 +1,10 @@
 """Rebuild a registered version from its lineage alone (`modelyard models reproduce`): its
-code at the commit of its tag in a scratch git work tree, its dataset by md5 (the dataset
-cache, the DVC cache, a catalog version through DVC's remote, the recorded path), the params of
-its run (checked against its `params_hash`). The scratch tree's own code prepares, trains and
-evaluates (`python -m modelyard stage …`, the DVC pipeline's stages, which every commit has) in
-a MODELYARD_HOME of its own: nothing is registered or tracked in the user's stores. The verdict
-is `modelyard.evaluation.rebuild`'s."""
+code at the commit of its tag in a scratch git work tree, its dataset by md5 (the dataset cache,
+the DVC cache, a file the project tracks with DVC through its remote, the recorded path), the
+params of its run (checked against its `params_hash`). The scratch tree's own code prepares,
+trains and evaluates (the DVC pipeline's stages, which every commit has) in a MODELYARD_HOME of
+its own: nothing is registered or tracked in the user's stores. The verdict is
+`modelyard.evaluation.rebuild`'s."""
 
 from __future__ import annotations
 
@@ -162,24 +162,36 @@ def dataset_sources(
         dvc_cache = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
         if dvc_cache.is_file():
             yield f"the DVC cache ({dvc_cache})", copy_of(dvc_cache)
-        yield from _catalog_sources(md5, root)
+        yield from _pointer_sources(md5, root)
     recorded = Path(tags.get(tag.DATASET_PATH, ""))
     if recorded.name and recorded.is_file():
         yield f"its recorded path ({recorded})", copy_of(recorded)
 
 
-def _catalog_sources(md5: str, root: Path) -> Iterator[tuple[str, Callable[[Path], Path]]]:
-    """A dataset version of the project's catalog with these bytes: DVC pulls it (from the
-    cache or the remote)."""
-    from modelyard.adapters.catalog import Catalog, CatalogError
+def _pointer_sources(md5: str, root: Path) -> Iterator[tuple[str, Callable[[Path], Path]]]:
+    """Each file the project tracks with DVC (a catalog version, a plain `dvc add`ed file)
+    whose committed pointer records these bytes: DVC reads it from its cache or the remote."""
+    from modelyard.data.identity import dvc_pointer_md5
+
+    listed = _git(root, "ls-files", "*.dvc").stdout.splitlines()
+    for pointer in sorted(listed):
+        tracked = Path(pointer).with_suffix("")
+        if not pointer.startswith(".dvc/") and dvc_pointer_md5(root / tracked) == md5:
+            yield f"{tracked} through DVC", partial(_read_through_dvc, root, tracked)
+
+
+def _read_through_dvc(root: Path, tracked: Path, target: Path) -> Path:
+    import dvc.api
 
     try:
-        catalog = Catalog(root)
-        entries = [entry for entry in catalog.entries() if entry.md5 == md5]
-    except CatalogError:
-        return
-    for entry in entries:
-        yield f"{entry.ref} through DVC", partial(catalog.read_bytes_to, entry, None)
+        with (
+            dvc.api.open(str(tracked), repo=str(root), mode="rb") as source,
+            target.open("wb") as sink,
+        ):
+            shutil.copyfileobj(source, sink, 1 << 20)
+    except Exception as error:  # noqa: BLE001 - DVC's cache, remote and network errors alike
+        raise OSError(f"DVC cannot read it: {error}") from None
+    return target
 
 
 def fetch_dataset(tags: Mapping[str, str], into: Path, cache: Path, root: Path) -> tuple[Path, str]:
