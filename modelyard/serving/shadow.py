@@ -85,8 +85,13 @@ class ShadowScorer:
                 self.dropped += 1
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="modelyard-shadow", daemon=True)
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="modelyard-shadow", daemon=True
+        )
         self._thread.start()
+        ready.wait(30)
+        _restore_torch_threads()
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop after the pass in progress (what is still queued is not scored)."""
@@ -94,8 +99,10 @@ class ShadowScorer:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
-    def _run(self) -> None:
+    def _run(self, ready: threading.Event) -> None:
         _lower_priority()
+        _one_torch_thread()
+        ready.set()
         while not self._stop.is_set():
             batch = self._take()
             if not batch:
@@ -190,3 +197,25 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + SHADOW_NICENESS)
     except OSError as error:  # a sandbox may forbid it: the shadow still runs, unniced
         log.warning("could not lower the shadow thread's priority: %s", error)
+
+
+# torch's thread count for threads that start using it later; the shadow thread's own is 1.
+_TORCH_THREADS: list[int] = []
+
+
+def _one_torch_thread() -> None:
+    """This thread's forward passes on one core, leaving the others to production's. torch keeps
+    the count per thread once a thread has used it (OpenMP's per-thread setting), but its setter
+    also changes the count later threads start with: `_restore_torch_threads` puts that back."""
+    import torch
+
+    _TORCH_THREADS.append(torch.get_num_threads())  # also fixes this thread's own count
+    torch.set_num_threads(1)
+
+
+def _restore_torch_threads() -> None:
+    """Give the threads that start using torch later the count the server set (`use_cores`)."""
+    import torch
+
+    if _TORCH_THREADS:
+        torch.set_num_threads(_TORCH_THREADS.pop())
