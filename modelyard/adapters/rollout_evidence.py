@@ -18,9 +18,11 @@ prediction log and feedback in the platform database since the rollout started.
   time already passed, a race of milliseconds). The counts are those outcomes' totals.
 - Shadow agreement: every pair (labelled or not) where the challenger scored; drift: the
   monitor's class-mix test (PSI of the predicted classes, `monitor.class_mix_max_psi`) on the
-  challenger's predictions against the champion's on the same requests, once there are
-  `monitor.min_predictions` pairs. The monitor's confidence test (KS at large n) is left out:
-  two models' confidences differ by calibration alone, which is not a reason to abort.
+  challenger's predictions against the true labels of the same requests, once there are
+  `monitor.min_predictions` labelled pairs (against the champion's answers it would punish a
+  challenger for being right where the champion is wrong). The monitor's confidence test (KS
+  at large n) is left out: two models' confidences differ by calibration alone, which is not a
+  reason to abort.
 """
 
 from __future__ import annotations
@@ -219,7 +221,10 @@ def _agreement(pairs: list[tuple[LogRow, LogRow]]) -> Labelled:
 
 
 def _drift_alarms(pairs: list[tuple[LogRow, LogRow]], monitor: MonitorParams) -> tuple[str, ...]:
-    scored = [(a.label, c.label) for a, c in pairs if c.role == SHADOW]
+    # Against the truth of the same requests, not the champion's answers: a challenger better
+    # than the champion answers differently from it exactly where it is wrong (seen: a champion
+    # near chance on a new domain and a challenger trained on it, PSI 1.9 between the two).
+    scored = [(a.truth, c.label) for a, c in pairs if c.role == SHADOW and a.truth is not None]
     if len(scored) < monitor.min_predictions:
         return ()
     labels = sorted({label for pair in scored for label in pair})

@@ -144,16 +144,30 @@ def test_shadow_evidence_pairs_the_same_requests(url):
     assert evidence.drift_alarms == ()  # fewer pairs than monitor.min_predictions
 
 
-def test_shadow_drift_alarms_on_a_shifted_class_mix(url):
-    answers = [row("1", "pos" if i % 2 else "neg") for i in range(40)]
-    store(url, answers + [shadowed(a, "pos") for a in answers], [])  # always positive
+def test_shadow_drift_alarms_on_a_class_mix_shifted_from_the_truth(url):
+    # Half the texts positive; the champion says "neg" to all, the challenger "pos" to all.
+    answers = [row("1", "neg") for _ in range(40)]
+    truth = ["pos" if i % 2 else "neg" for i in range(40)]
+    feedback = [(a["id"], y, IN) for a, y in zip(answers, truth, strict=True)]
+    store(url, answers + [shadowed(a, "pos") for a in answers], feedback)
     monitor = MonitorParams(min_predictions=10)
     evidence = read_evidence(url, rollout("shadow"), NOW, monitor)
     assert len(evidence.drift_alarms) == 1
     assert evidence.drift_alarms[0].startswith("predicted_class_mix (PSI")
-    assert evidence.agreement == Labelled(20, 40)
+    assert evidence.agreement == Labelled(0, 40)
     steady = read_evidence(db.engine_for(url), rollout("canary"), NOW, monitor)
     assert steady.drift_alarms == ()
+
+
+def test_a_challenger_answering_as_the_truth_does_not_drift(url):
+    # The champion says "neg" to all; the challenger is right on every text: no alarm, though
+    # it disagrees with the champion on half the requests.
+    answers = [row("1", "neg") for _ in range(40)]
+    truth = ["pos" if i % 2 else "neg" for i in range(40)]
+    feedback = [(a["id"], y, IN) for a, y in zip(answers, truth, strict=True)]
+    store(url, answers + [shadowed(a, y) for a, y in zip(answers, truth, strict=True)], feedback)
+    evidence = read_evidence(url, rollout("shadow"), NOW, MonitorParams(min_predictions=10))
+    assert evidence.drift_alarms == () and evidence.agreement == Labelled(20, 40)
 
 
 def at(minutes: int) -> datetime:
