@@ -43,6 +43,9 @@ def models_reproduce(
     from modelyard.evaluation.rebuild import RebuildRefused
 
     settings = Settings()
+    typer.echo(
+        f"{name} version {version}: rebuilding from its lineage (trains it again)…", err=True
+    )
     try:
         done = reproduce(registry(settings), name, version, repo, settings.dataset_cache(), keep)
     except MlflowException:
