@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from modelyard.store.roles import SERVED
+
 log = logging.getLogger("modelyard.serving.predlog")
-
-
-# What a prediction row is (`predictions.role`): an answer a client got, a copy the challenger
-# scored off the request path, or a text the version failed on.
-SERVED, SHADOW, ERROR = "served", "shadow", "error"
 
 
 def text_hash(text: str) -> str:
@@ -43,7 +40,7 @@ class LoggedPrediction:
     probabilities: dict[str, float]
     latency_ms: float
     # The request the text came in: the id of the answer the client got (None: this row's own
-    # id, an answer). "served", "shadow" or "error" (the contract of modelyard.store.models).
+    # id, an answer). "served", "shadow" or "error" (`modelyard.store.roles`).
     request_id: str | None = None
     role: str = SERVED
 

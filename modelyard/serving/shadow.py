@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelyard.serving.model import LoadedModel
-from modelyard.serving.predlog import ERROR, SHADOW, LoggedPrediction, PredictionLog, now
+from modelyard.serving.predlog import LoggedPrediction, PredictionLog, now
+from modelyard.store.roles import ERROR, SHADOW
 
 log = logging.getLogger("modelyard.serving.shadow")
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from modelyard.serving.challenger import canary_share
 from modelyard.serving.model import LoadedModel
-from modelyard.serving.predlog import ERROR, SHADOW, LoggedPrediction
+from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.shadow import ShadowScorer
+from modelyard.store.roles import ERROR, SHADOW
 from tests.helpers.wait import wait_until
 
 LABELS = ["negative", "positive"]

@@ -21,9 +21,10 @@ from modelyard.serving.challenger import ROLLOUT_KEY_HEADER
 from modelyard.serving.input_checks import UNREADABLE
 from modelyard.serving.keys import REFUSALS, Granted, require
 from modelyard.serving.model import LoadedModel
-from modelyard.serving.predlog import ERROR, SERVED, LoggedPrediction
+from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.schemas import Prediction, PredictRequest, PredictResponse
 from modelyard.serving.state import ServingState, State, error
+from modelyard.store.roles import ERROR, SERVED
 
 router = APIRouter()
 
