@@ -8,8 +8,10 @@ on PostgreSQL, a Prefect worker on a `process` pool, the model server):
 - a first model through `modelyard retrain --remote` → audited, served by the stack's server;
 - traffic with feedback → a shift → the monitor calls the model degraded → labelled feedback
   becomes the next dataset version → its event (sent ten times) starts one retrain, queued, not
-  cancelled → the gate compares on texts neither model trained on → production moves to the
-  model of the new version → the server follows; `models history` tells each step and why;
+  cancelled → the gate compares on texts neither model trained on → the new model becomes the
+  challenger in a shadow rollout → more traffic with feedback, answered by production and scored
+  by the challenger → `rollout evaluate` promotes it on the labelled answers → the server
+  follows; `models history` tells each step and why;
 - `make down`, and nothing it started is left.
 
 The shift is another domain whose sentiment lives in words the first training data lacks, so
@@ -227,6 +229,12 @@ def _loop_params(tmp_path, tiny_params):
                     # "neutral" once (0.12).
                     "train.learning_rate": 1e-3,
                     "train.epochs": 8,
+                    # The new model earns production on live traffic: tried in shadow, judged
+                    # on labelled answers (the champion is near chance on the new domain, so
+                    # the agreement floor is off, as in the docs' demo).
+                    "rollout.strategy": "shadow",
+                    "rollout.min_agreement": 0.0,
+                    "rollout.min_feedback": 60,
                 }
             ).model_dump(mode="json")
         )
@@ -346,7 +354,8 @@ def _event_burst(env: dict[str, str], ref: str, md5: str) -> None:
 def _the_shift_retrains(urls, env, project, params, database) -> None:
     """The shift, labelled in part (enough that the new domain is a real share of the next test
     split); the monitor calls it, the labels become data, and its event — ten times — starts one
-    retrain that runs to the end and wins fairly."""
+    retrain that runs to the end, passes the gate fairly and becomes the challenger in shadow
+    (production does not move yet)."""
     from mlflow import MlflowClient
 
     from modelyard.adapters.catalog import Catalog
@@ -364,15 +373,29 @@ def _the_shift_retrains(urls, env, project, params, database) -> None:
     (run,) = _wait_for_run("reviews@2", env)
     assert run.state.is_completed(), run.state
     client = MlflowClient(tracking_uri=urls["mlflow"], registry_uri=urls["mlflow"])
-    production = client.get_model_version_by_alias(NAME, "production")
-    assert str(production.version) == "2", client.get_model_version(NAME, "2").tags.get(
+    challenger = client.get_model_version_by_alias(NAME, "challenger")
+    assert str(challenger.version) == "2", client.get_model_version(NAME, "2").tags.get(
         "gate_report"
     )
-    assert production.tags["dataset_md5"] == grown.md5
-    assert production.tags["prefect_flow_run_id"] == str(run.id)
-    report = production.tags["gate_report"]
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "1"
+    assert challenger.tags["dataset_md5"] == grown.md5
+    assert challenger.tags["prefect_flow_run_id"] == str(run.id)
+    report = challenger.tags["gate_report"]
     assert "split inherited from production version 1" in report
     assert "0 held out because production version 1 trained or validated on them" in report
+
+
+def _shadow_rollout_promotes(urls, env, project, params, database) -> None:
+    status = " ".join(_modelyard("rollout", "status", NAME, env=env, cwd=project).split())
+    assert "shadow, version 2 (challenger) against version 1 (production)" in status, status
+    _traffic(urls, env, project, "--count", "300", "--shifted", "--feedback", "0.8")
+    _logged(database, "2", 300)  # the challenger's shadow scores, written beside the answers
+    verdict = _modelyard("rollout", "evaluate", NAME, "--params", str(params), env=env, cwd=project)
+    assert f"{NAME}: promote" in verdict, verdict
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{urls['model']}/metadata").json()["version"] != "2":
+        assert time.monotonic() < deadline, "the server never followed the promotion"
+        time.sleep(0.5)
 
 
 def test_the_readme_demo_closes_the_loop(
@@ -408,8 +431,9 @@ def test_the_readme_demo_closes_the_loop(
         # 3-4. The shift → degraded → new data → its retrain wins.
         _the_shift_retrains(urls, env, project, params, database)
 
-        # 5. The server follows; the new model is genuinely better on the shifted traffic.
-        assert httpx.get(f"{urls['model']}/metadata").json()["version"] == "2"
+        # 5. In shadow: production answers, the challenger scores every request beside it;
+        # the labelled answers prove it better and the verdict promotes it; the server follows.
+        _shadow_rollout_promotes(urls, env, project, params, database)
         before, after = (_accuracy_on_shifted(urls["mlflow"], v, seed=5) for v in ("1", "2"))
         assert after >= before + 0.2, (before, after)
 
@@ -417,6 +441,7 @@ def test_the_readme_demo_closes_the_loop(
         wide = {**env, "COLUMNS": "250"}  # a terminal wide enough for the table not to fold
         history = " ".join(_modelyard("models", "history", NAME, env=wide, cwd=project).split())
         assert "passed the gate" in history and "flow-run:" in history
+        assert "challenger" in history, history
         print(
             f"the loop closed in {time.monotonic() - started:.0f} s: production v1 -> v2; "
             f"accuracy on shifted traffic {before:.3f} -> {after:.3f}"
