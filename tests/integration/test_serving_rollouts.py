@@ -2,21 +2,30 @@
 versions and a real platform database holding the rollout record: a shadow logs both versions'
 predictions under one request id while production answers; a canary routes each key to the same
 version on two replicas and names the version that answered; a version that fails gets error
-rows; a closed rollout is no longer followed; /metadata and /metrics show the rollout."""
+rows; a closed rollout is no longer followed; /metadata and /metrics show the rollout; a
+`modelyard serve` killed mid-traffic is followed by a server with the same rollout and routing."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from modelyard.config import PrivacyParams, ServingParams
+from modelyard.config import PrivacyParams, ServingParams, load_params
 from modelyard.inference import TextClassifier
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.serving.app import create_app
@@ -25,7 +34,8 @@ from modelyard.store.rollouts import RolloutState, RolloutStore
 from modelyard.tags import PRODUCTION, STAGING
 from tests.helpers.models import TINY_TEXTS as TEXTS
 from tests.helpers.models import register_tiny_versions
-from tests.helpers.servers import ServerThread
+from tests.helpers.paths import REPO
+from tests.helpers.servers import ServerThread, free_port
 from tests.helpers.wait import wait_until
 
 NAME = "rolled-out"
@@ -263,3 +273,126 @@ def test_promotion_switches_to_the_held_challenger_and_staging_ignores_rollouts(
         meta = http.get("/metadata").json()
         assert (meta["version"], meta["alias"], meta["rollout"]) == ("2", PRODUCTION, None)
         assert _post(http, "anyone")["model_version"] == "2"
+
+
+def _serve_params(tmp_path: Path) -> Path:
+    """A params file for `modelyard serve`: the project's, serving this module's model."""
+    params = load_params(REPO / "params.yaml").updated({"model.name": NAME})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    return path
+
+
+@contextmanager
+def served_process(
+    store: tuple[str, Path], database: str, params: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`modelyard serve` in its own process on the module's registry and `database`, once it
+    holds the open rollout's challenger: (its base URL, the process); killed on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(params.parent),
+        "MODELYARD_TRACKING_URI": store[0],
+        "MODELYARD_DATABASE_URL": database,
+        "MODELYARD_ADMIN_TOKEN": TOKEN,
+    }
+    command = [sys.executable, "-m", "modelyard", "serve", "--params", str(params)]
+    log = params.parent / f"serve-{port}.log"
+    with log.open("wb") as sink:  # a file, not a pipe: nobody reads it while the server runs
+        server = subprocess.Popen(
+            [*command, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def holding_the_challenger() -> bool:
+        try:
+            rollout = httpx.get(f"{url}/metadata", timeout=10).json().get("rollout")
+        except (httpx.HTTPError, ValueError):
+            return False
+        return rollout is not None and bool(rollout["challenger_loaded"])
+
+    try:
+        alive = lambda: server.poll() is None  # noqa: E731
+        try:
+            wait_until(holding_the_challenger, "no challenger served", 120, 0.1, alive)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; its log:\n{log.read_text()[-3000:]}") from None
+        yield url, server
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(30)
+
+
+class Traffic:
+    """Requests of rotating keys sent to a server from a thread until the block ends or the
+    server goes away; `answered`: (key, the version that answered) of each answer."""
+
+    def __init__(self, url: str, keys: list[str]) -> None:
+        self.url, self.keys = url, keys
+        self.answered: list[tuple[str, str]] = []
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self) -> None:
+        try:
+            with httpx.Client(base_url=self.url, timeout=30) as http:
+                for key in itertools.cycle(self.keys):
+                    if self._stop.is_set():
+                        return
+                    self.answered.append((key, _post(http, key)["model_version"]))
+        except httpx.HTTPError:
+            return  # the server went away mid-request
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            self.failure = error
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        if self.failure is not None:
+            raise self.failure
+
+
+def test_a_server_killed_mid_traffic_comes_back_with_the_same_rollout_and_routing(
+    store: tuple[str, Path], tmp_path: Path
+) -> None:
+    """`modelyard serve` in its own process, killed (SIGKILL) while it answers a canary's
+    traffic; the server started after it on the same stores holds the same open rollout and
+    routes every key as the killed one did. (The second server runs in this process: a second
+    `modelyard serve` costs another 15-30 s of start-up on two busy cores, and what is tested
+    of it, its state read again from the stores, is the same.)"""
+    database = _database(tmp_path)
+    rollout_id = _open(database, "canary", 0.5)
+    before = RolloutStore.from_url(database).get(rollout_id)
+    keys = [f"user-{i}" for i in range(8)]
+    with served_process(store, database, _serve_params(tmp_path)) as (url, server):
+        shown = httpx.get(f"{url}/metadata").json()["rollout"]
+        assert (shown["id"], shown["strategy"], shown["weight"]) == (rollout_id, "canary", 0.5)
+        with Traffic(url, keys) as traffic:
+            enough = lambda: len(traffic.answered) >= 3 * len(keys)  # noqa: E731
+            wait_until(enough, "no answers", 60, 0.01, lambda: server.poll() is None)
+            server.send_signal(signal.SIGKILL)  # no graceful shutdown, requests in flight
+            assert server.wait(30) == -signal.SIGKILL
+    routed = dict(traffic.answered)
+    assert set(traffic.answered) == set(routed.items())  # one version per key
+    assert routed == {k: "2" if canary_share(k) < 0.5 else "1" for k in keys}
+    assert set(routed.values()) == {"1", "2"}  # both sides of the canary had traffic
+    killed = RolloutStore.from_url(database).get(rollout_id)
+    assert killed == before and killed is not None and killed.is_open
+
+    with serving(store, database) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
+        # By itself (no reload): a server reads the open rollout when it starts.
+        def loaded() -> bool:
+            rollout = http.get("/metadata").json()["rollout"]  # None until its first poll
+            return rollout is not None and bool(rollout["challenger_loaded"])
+
+        wait_until(loaded, "the new server did not load the challenger", 60)
+        assert http.get("/metadata").json()["rollout"] == shown
+        assert {key: _post(http, key)["model_version"] for key in keys} == routed
+    assert RolloutStore.from_url(database).get(rollout_id) == before
