@@ -102,6 +102,15 @@ class ServerMetrics:
         ):
             Gauge(name, text, registry=self.registry).set_function(_reader(predlog, attribute))
 
+    def watch_pointer(self, follower: Any) -> None:
+        """1 while the followed alias was moved outside ModelYard (the registry names another
+        version than the audit trail's last move) and the server serves the recorded one."""
+        Gauge(
+            "modelyard_registry_tampered",
+            "1 while the alias points where the audit trail does not record (not followed)",
+            registry=self.registry,
+        ).set_function(lambda: float(follower.tampered is not None))
+
     def watch_rollout(self, challenger: Any, shadow: Any) -> None:
         """The open rollout (challenger version, canary weight) and the shadow queue, read from
         the server's challenger follower and shadow scorer when scraped."""

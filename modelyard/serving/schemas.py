@@ -202,6 +202,12 @@ class RolloutStatus(BaseModel):
     challenger_error: str | None
 
 
+class Tampered(BaseModel):
+    registry: str | None = Field(description="The version the registry's alias names.")
+    recorded: str | None = Field(description="The version the audit trail's last move names.")
+    message: str
+
+
 class Metadata(BaseModel):
     model: str
     version: str
@@ -221,4 +227,10 @@ class Metadata(BaseModel):
         default=None,
         description="The open shadow or canary rollout this server follows (only a server "
         "following `production` does), or null.",
+    )
+    tampered: Tampered | None = Field(
+        default=None,
+        description="A move of the alias made outside ModelYard (the MLflow UI or API) that "
+        "this server does not follow: it serves the version the audit trail records. Null "
+        "when the alias is where the trail says.",
     )

@@ -66,6 +66,7 @@ def build_state(
     from functools import partial
 
     from modelyard.privacy import protect
+    from modelyard.store.audit import AuditLog
 
     metrics = ServerMetrics()
     follower = ModelFollower(
@@ -74,7 +75,10 @@ def build_state(
         serving.alias,
         serving.poll_interval_s,
         on_swap=lambda loaded: metrics.model_swapped(loaded.version),
+        # What serves is what passed: production is followed only where the trail says.
+        audit_factory=partial(AuditLog.from_url, database_url),
     )
+    metrics.watch_pointer(follower)
     batcher = MicroBatcher(
         lambda: follower.current,
         serving.max_batch_size,

@@ -31,7 +31,11 @@ async def metadata(state: State) -> Any:
     model = state.model_or_error()
     if isinstance(model, JSONResponse):
         return model
-    return {**model.metadata(), "rollout": state.challenger.status()}
+    return {
+        **model.metadata(),
+        "rollout": state.challenger.status(),
+        "tampered": state.follower.tampered_status(),
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
