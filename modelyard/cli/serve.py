@@ -13,6 +13,9 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 GRACEFUL_SHUTDOWN_S = 30
 
 
+_AccessLog = Annotated[bool, typer.Option(help="Log a line per request (uvicorn's access log).")]
+
+
 def serve(
     params: Annotated[Path, typer.Option(help="The params file (model.name, serving).")] = Path(
         "params.yaml"
@@ -32,9 +35,7 @@ def serve(
             "serving.require_keys).",
         ),
     ] = None,
-    access_log: Annotated[
-        bool, typer.Option(help="Log a line per request (uvicorn's access log).")
-    ] = False,
+    access_log: _AccessLog = False,
 ) -> None:
     """Serve models:/<model.name>@<alias> over REST, following the alias as it moves."""
     import logging

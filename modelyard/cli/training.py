@@ -25,44 +25,50 @@ NOTHING_TRAINED = "Nothing was trained, registered or promoted."
 NOTHING_REPEATED = "Nothing was trained, registered or moved (--force trains anyway)."
 
 
+_Data = Annotated[
+    str | None,
+    typer.Option(
+        help="A dataset file, or a version NAME@VERSION (reviews@2, reviews@latest, "
+        "reviews@<md5 prefix>, reviews@<git rev>). Default: data.path."
+    ),
+]
+_DataRepo = Annotated[
+    str | None,
+    typer.Option(
+        help="Read NAME@VERSION from this repository (path or git URL) instead of this project."
+    ),
+]
+_Remote = Annotated[
+    bool,
+    typer.Option(
+        "--remote", help="Run the `retrain/retrain` deployment on its work pool and follow it."
+    ),
+]
+_Deployment = Annotated[
+    str,
+    typer.Option(
+        help="With --remote: the retrain flow's deployment, e.g. retrain-gpu (the gpu pool: "
+        "train.nnodes pods of train.nproc GPUs each)."
+    ),
+]
+_Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Train even when a registered version has this run's lineage key (dataset md5, "
+        "params hash, clean git commit, environment): by default such a run trains nothing.",
+    ),
+]
+
+
 def retrain(
     params: Annotated[Path, typer.Option(help="The params file.")] = Path("params.yaml"),
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="A dataset file, or a version NAME@VERSION (reviews@2, reviews@latest, "
-            "reviews@<md5 "
-            "prefix>, reviews@<git rev>). Default: data.path."
-        ),
-    ] = None,
-    data_repo: Annotated[
-        str | None,
-        typer.Option(
-            help="Read NAME@VERSION from this repository (path or git URL) instead of this project."
-        ),
-    ] = None,
+    data: _Data = None,
+    data_repo: _DataRepo = None,
     set_: Annotated[list[str], typer.Option("--set", help=SET_HELP)] = [],  # noqa: B006 - typer's way to declare a repeatable option; never mutated
-    remote: Annotated[
-        bool,
-        typer.Option(
-            "--remote", help="Run the `retrain/retrain` deployment on its work pool and follow it."
-        ),
-    ] = False,
-    deployment: Annotated[
-        str,
-        typer.Option(
-            help="With --remote: the retrain flow's deployment, e.g. retrain-gpu (the gpu pool: "
-            "train.nnodes pods of train.nproc GPUs each)."
-        ),
-    ] = "retrain",
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Train even when a registered version has this run's lineage key (dataset md5, "
-            "params hash, clean git commit, environment): by default such a run trains nothing.",
-        ),
-    ] = False,
+    remote: _Remote = False,
+    deployment: _Deployment = "retrain",
+    force: _Force = False,
 ) -> None:
     """Run the retrain flow: validate, train, evaluate vs production, gate, register, promote.
     A run that would repeat a registered version says which and trains nothing."""
