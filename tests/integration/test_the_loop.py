@@ -132,13 +132,7 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     """`stack env` and a second `stack up` print the running stack's exports (never its admin
     token); a second project on the same PostgreSQL gets its own databases, is refused the
     first's (owner named), and cannot start on the first's ports."""
-    from modelyard.orchestration.stack import (
-        StackConfig,
-        StackError,
-        ensure_databases,
-        export_lines,
-        up,
-    )
+    from modelyard.orchestration.stack import export_lines
 
     exports = export_lines(config.client_env())
     token = json.loads((config.root / "config.json").read_text())["admin_token"]
@@ -152,8 +146,12 @@ def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
     assert token not in shown.stdout + again.stdout + again.stderr
     nothing = _cli("stack", "env", "--root", str(tmp_path / "none"))
     assert nothing.returncode == 1 and "no stack is running" in nothing.stderr
+    _another_project(config, others, tmp_path / "other-checkout")
 
-    other = tmp_path / "other-checkout"
+
+def _another_project(config, others: list[str], other) -> None:
+    from modelyard.orchestration.stack import StackConfig, StackError, ensure_databases, up
+
     second = StackConfig(
         root=other / ".modelyard" / "stack",
         project=other,
