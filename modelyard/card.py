@@ -8,7 +8,7 @@ trail; this module only renders them, as Markdown and as one standalone HTML pag
 styles and SVG, no script, no external reference).
 
 Both renderings come from one outline (`outline`): sections of paragraphs, bullet lists,
-tables and figures, written in a small subset of Markdown (`code`, **bold**, [links](url)).
+tables and figures, written in a small subset of Markdown (`code`, **bold**, `[text](url)` links).
 """
 
 from __future__ import annotations
@@ -688,7 +688,7 @@ _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
 def inline_html(text: str) -> str:
-    """The outline's inline Markdown (`code`, **bold**, *emphasis*, [text](url)), escaped; a
+    """The outline's inline Markdown (`code`, **bold**, *emphasis*, `[text](url)`), escaped; a
     link shows its address after its text."""
     out = html.escape(text)
     # The address as text, not a link: the page must read the same from disk and inside
