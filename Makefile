@@ -28,12 +28,13 @@ GIT_COMMIT = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # Every package at the version requirements.lock pins (pip included; made by `make lock`), then the
 # project itself with nothing resolved again. `pip check` fails when pyproject.toml asks for what
 # the lock lacks: run `make lock`.
-# --no-compile: pip would byte-compile every file of every package (torch, transformers, mlflow...:
-# two of the three minutes of CPU an install took here); Python compiles what is imported, once.
+# Byte-compiled at install (pip's default), on purpose: these machines export
+# PYTHONDONTWRITEBYTECODE=1, so a package installed with --no-compile is compiled again by every
+# process that imports it (measured: the suite's CPU went from 22 to 52 minutes).
 $(STAMP): pyproject.toml constraints.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c requirements.lock pip
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -r requirements.lock
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check || { echo "requirements.lock is behind pyproject.toml: make lock"; exit 1; }
 	touch $(STAMP)

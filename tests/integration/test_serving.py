@@ -526,7 +526,8 @@ def test_shutdown_answers_what_is_in_flight(store, tmp_path):
         def refused() -> bool:
             try:
                 httpx.get(f"{server.url}/health", timeout=5)
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                # Refused, or accepted by the closing socket and reset: not served either way.
                 return True
             return False
 
