@@ -1,9 +1,11 @@
 """Rebuild a registered version from its lineage alone (`modelyard models reproduce`): its
 code at the commit of its tag in a scratch git work tree, its dataset by md5 (the dataset cache,
 the DVC cache, a file the project tracks with DVC through its remote, the recorded path), the
-params of its run (checked against its `params_hash`). The scratch tree's own code prepares,
-trains and evaluates (the DVC pipeline's stages, which every commit has) in a MODELYARD_HOME of
-its own: nothing is registered or tracked in the user's stores. The verdict is
+params of its run (checked against its `params_hash`), its split membership (checked against
+its `split_md5`). The scratch tree's own code makes the split the version was trained on from
+that membership (a version that recorded none: the DVC pipeline's `prepare`), then trains and
+evaluates (the pipeline's stages, which every commit has) in a MODELYARD_HOME of its own:
+nothing is registered or tracked in the user's stores. The verdict is
 `modelyard.evaluation.rebuild`'s."""
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 
 from modelyard import tags as tag
 from modelyard.data.identity import file_md5
+from modelyard.data.membership import Membership
 from modelyard.evaluation.rebuild import (
     ENV_PREFIX,
     RebuildRefused,
@@ -35,14 +38,40 @@ from modelyard.evaluation.rebuild import (
     verdict,
 )
 from modelyard.registry.mlflow_registry import MlflowRegistry
+from modelyard.registry.splits import (
+    MEMBERSHIP_DIR,
+    MEMBERSHIP_FILE,
+    SplitMembershipError,
+    load_membership,
+)
 
 STAGES = ("prepare", "train", "evaluate")
+# Run by the scratch tree's Python with its own code: argv is the params file, the recorded
+# membership ("" when none) and the stages. With a membership the split is made as the retrain
+# flow made it (`tasks.data.split_dataset`: the canonical columns of the rows as read, no
+# dropna — validation refused any missing value — and `inherit_split`): the version's own
+# membership as the parent knows every text, so each keeps its split, in the order the
+# frame and params give; the pipeline's `prepare` would cut it afresh.
 _STAGES_CODE = (
     "import sys\n"
+    "from pathlib import Path\n"
     "from modelyard.cli import app\n"
-    "for stage in sys.argv[2:]:\n"
-    "    app(['stage', stage, '--params', sys.argv[1]], standalone_mode=False)\n"
+    "params, membership, stages = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+    "if membership:\n"
+    "    from modelyard.config import load_params\n"
+    "    from modelyard.data import dataset as ds\n"
+    "    from modelyard.data.membership import Membership, inherit_split\n"
+    "    from modelyard.orchestration.pipeline import PREPARED\n"
+    "    data = load_params(params).data\n"
+    "    frame = ds.to_canonical(ds.read_frame(data.path, data), data)\n"
+    "    splits, _ = inherit_split(frame, data, Membership.read(Path(membership)))\n"
+    "    splits.save(PREPARED)\n"
+    "    print(f'prepared {PREPARED} from the recorded membership: {splits.sizes()}')\n"
+    "    stages = [stage for stage in stages if stage != 'prepare']\n"
+    "for stage in stages:\n"
+    "    app(['stage', stage, '--params', params], standalone_mode=False)\n"
 )
+MEMBERSHIP_NAME = "membership.parquet"  # the recorded membership, in the rebuild's scratch
 PARAMS_NAME = "reproduce.params.yaml"  # the recorded params, the dataset's path replaced
 RECORDED_PARAMS_NAME = "recorded.params.yaml"  # the recorded params as they were
 # What the scratch tree's processes must not inherit: they would track, register or read
@@ -60,6 +89,7 @@ class Lineage:
 
     name: str
     version: str
+    run_id: str
     tags: Mapping[str, str]
     params: dict[str, Any]  # the run's params.yaml, as recorded
     metrics: Mapping[str, float]  # the run's metrics (the test figures among them)
@@ -70,6 +100,7 @@ class Lineage:
 class Reproduction:
     commit: str
     dataset: str  # where its bytes were found
+    split: str  # how the split was made
     verdict: Verdict
     kept: Path | None  # the scratch tree, when kept
 
@@ -91,7 +122,23 @@ def read_lineage(registry: MlflowRegistry, name: str, version: str) -> Lineage:
     run_params = registry.run_params(info.run_id)
     environment = {k: v for k, v in run_params.items() if k.startswith(ENV_PREFIX)}
     environment.update({k: v for k, v in info.tags.items() if k.startswith(ENV_PREFIX)})
-    return Lineage(name, version, info.tags, params, registry.run_metrics(info.run_id), environment)
+    metrics = registry.run_metrics(info.run_id)
+    return Lineage(name, version, info.run_id, info.tags, params, metrics, environment)
+
+
+def recorded_membership(registry: MlflowRegistry, lineage: Lineage) -> Membership | None:
+    """The split membership the version was trained with, checked against its `split_md5`
+    tag; None when its run recorded none (or no tag to check it by). Refused when it does not
+    hash to the tag: a split rebuilt from it would not be the version's."""
+    stored = f"{MEMBERSHIP_DIR}/{MEMBERSHIP_FILE}"
+    if stored not in registry.list_artifacts(lineage.run_id, MEMBERSHIP_DIR):
+        return None
+    try:
+        return load_membership(registry, lineage.name, lineage.version)
+    except SplitMembershipError as error:
+        raise RebuildRefused(
+            f"{error}; the split it was trained on cannot be rebuilt from it"
+        ) from error
 
 
 def reproduce(
@@ -113,18 +160,27 @@ def reproduce(
         )
     root = git_root(repo)
     has_commit(root, commit, name, version)
+    membership = recorded_membership(registry, lineage)
     with tempfile.TemporaryDirectory(prefix="modelyard-rebuild-") as scratch:
         dataset, found_at = fetch_dataset(lineage.tags, Path(scratch) / "data", cache, root)
+        recorded = None if membership is None else membership.write(Path(scratch) / MEMBERSHIP_NAME)
         with scratch_tree(root, commit, keep) as tree:
             expected = lineage.tags.get(tag.PARAMS_HASH, "not recorded")
             check_params(name, version, recorded_digest(tree, lineage.params), expected)
-            rebuilt, split_md5 = run_stages(tree, lineage.params, dataset)
-        notes = split_notes(lineage.tags, split_md5)
-        judged = verdict(
-            lineage.metrics, rebuilt, lineage.environment, environment_now(lineage.params), notes
-        )
-        kept = keep.resolve() if keep is not None else None
-        return Reproduction(commit, found_at, judged, kept)
+            rebuilt, split_md5 = run_stages(tree, lineage.params, dataset, recorded)
+    notes = split_notes(lineage.tags, split_md5, from_membership=recorded is not None)
+    judged = verdict(
+        lineage.metrics, rebuilt, lineage.environment, environment_now(lineage.params), notes
+    )
+    kept = keep.resolve() if keep is not None else None
+    return Reproduction(commit, found_at, split_made(lineage.tags, recorded), judged, kept)
+
+
+def split_made(tags: Mapping[str, str], membership: Path | None) -> str:
+    """How the rebuild made its split, for the report."""
+    if membership is None:
+        return "cut afresh from its params (its run recorded no split membership)"
+    return f"from its recorded split membership (md5 {tags.get(tag.SPLIT_MD5)})"
 
 
 def git_root(repo: Path) -> Path:
@@ -277,17 +333,18 @@ def recorded_digest(tree: Path, params: Mapping[str, Any]) -> str:
 
 
 def run_stages(
-    tree: Path, params: Mapping[str, Any], dataset: Path
+    tree: Path, params: Mapping[str, Any], dataset: Path, membership: Path | None = None
 ) -> tuple[dict[str, float], str | None]:
-    """Prepare, train and evaluate with the scratch tree's own code on `dataset`; the test
-    figures under their MLflow names and the md5 of the split it made."""
+    """Prepare (from `membership`, the version's recorded split, when given), train and
+    evaluate with the scratch tree's own code on `dataset`; the test figures under their MLflow
+    names and the md5 of the split it made."""
     data = {**params.get("data", {}), "path": str(dataset)}
     params_file = tree / PARAMS_NAME
     params_file.write_text(yaml.safe_dump({**params, "data": data}), encoding="utf-8")
     # One process runs the stages, as `modelyard stage …` would one by one (the scratch code's
     # CLI app): one start of torch instead of three.
     ran = subprocess.run(
-        [sys.executable, "-c", _STAGES_CODE, str(params_file), *STAGES],
+        [sys.executable, "-c", _STAGES_CODE, str(params_file), str(membership or ""), *STAGES],
         cwd=tree,
         env=_scratch_env(tree),
         capture_output=True,
@@ -315,7 +372,6 @@ def _rebuilt_figures(metrics: Path) -> dict[str, float]:
 def _split_md5(tree: Path) -> str | None:
     """The md5 of the rebuilt split's membership (as the version's `split_md5` tag is)."""
     from modelyard.data.dataset import Splits
-    from modelyard.data.membership import Membership
     from modelyard.registry.splits import membership_md5
 
     try:
@@ -324,13 +380,26 @@ def _split_md5(tree: Path) -> str | None:
         return None
 
 
-def split_notes(tags: Mapping[str, str], rebuilt: str | None) -> tuple[str, ...]:
+def split_notes(
+    tags: Mapping[str, str], rebuilt: str | None, from_membership: bool = False
+) -> tuple[str, ...]:
+    """What differs between the rebuilt split and the version's (by membership md5)."""
     recorded = tags.get(tag.SPLIT_MD5)
     if recorded is None or rebuilt is None or recorded == rebuilt:
         return ()
+    if from_membership:
+        why = (
+            "though it was made from the version's recorded membership: the commit's code "
+            "splits these rows otherwise"
+        )
+    else:
+        why = (
+            "its run recorded no split membership, so it was cut afresh from its params (a "
+            "split inherited from the production model of its time differs)"
+        )
     return (
-        f"the rebuilt split (membership md5 {rebuilt}) is not the version's ({recorded}): its "
-        "split was inherited from the production model of its time, so the test sets differ",
+        f"the rebuilt split (membership md5 {rebuilt}) is not the version's ({recorded}): "
+        f"{why}, so the test sets differ",
     )
 
 

@@ -1,6 +1,6 @@
 """`modelyard models reproduce NAME VERSION`: rebuild a version from its lineage alone (its
-commit, its dataset by md5, its params) in a scratch work tree, register nothing, and say whether
-the rebuilt model's test figures are identical to the recorded ones
+commit, its dataset by md5, its params, its split membership) in a scratch work tree, register
+nothing, and say whether the rebuilt model's test figures are identical to the recorded ones
 (`modelyard.adapters.rebuild`)."""
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ def models_reproduce(
     ] = Path("."),
 ) -> None:
     """Rebuild a version from its lineage in a scratch work tree (its git commit — a `-dirty`
-    one is refused —, its dataset by md5 through DVC, the params its run recorded), train and
-    evaluate it with that commit's code, register nothing, and compare its test figures with
-    the recorded ones: identical (within 1e-6), or different with every delta and environment
-    difference. Exit 0 identical, 1 different or refused."""
+    one is refused —, its dataset by md5 through DVC, the params its run recorded, the split
+    membership it recorded — one that does not match its split_md5 is refused), split, train
+    and evaluate it with that commit's code, register nothing, and compare its test figures
+    with the recorded ones: identical (within 1e-6), or different with every delta and
+    environment difference. Exit 0 identical, 1 different or refused."""
     from mlflow.exceptions import MlflowException
 
     from modelyard.adapters.rebuild import RebuildFailed, reproduce
@@ -56,6 +57,7 @@ def models_reproduce(
         raise Refused(str(error)) from None
     typer.echo(f"{name} version {version}: rebuilt from commit {done.commit}")
     typer.echo(f"  dataset: {done.dataset}")
+    typer.echo(f"  split: {done.split}")
     for line in done.verdict.lines():
         typer.echo(line)
     if done.kept is not None:
