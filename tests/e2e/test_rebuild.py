@@ -1,7 +1,9 @@
 """Rebuild from lineage (`modelyard models reproduce`): a tiny version trained from a clean commit
 of a copy of this checkout (the session's shared tiny model names a pinned commit that exists
 nowhere, and this work tree may be dirty), its dataset tracked by DVC there; rebuilt from its
-lineage alone it is identical, and a changed dataset byte is named and trains nothing."""
+lineage alone it is identical; so is a second version, trained on a grown dataset with the first
+in production, whose split was inherited (rebuilt from its recorded membership). A changed
+dataset byte or split membership is named and trains nothing."""
 
 from __future__ import annotations
 
@@ -80,13 +82,64 @@ def rebuildable(prefect_api, repo, tmp_path_factory, tiny_params) -> Rebuildable
     return Rebuildable(root, commit, home, dataset, file_md5(dataset))
 
 
-def _reproduce(built: Rebuildable, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+@dataclass(frozen=True)
+class Inherited:
+    version: str
+    split_md5: str  # the version's tag
+    fresh_md5: str  # a fresh cut of its dataset by its params (what `prepare` alone makes)
+
+
+@pytest.fixture(scope="module")
+def inherited(rebuildable, tmp_path_factory) -> Inherited:
+    """Version 2 of MODEL: retrained with version 1 in production on version 1's dataset grown
+    by 100 rows, so its split is inherited from version 1's (one epoch, the same params)."""
+    import pandas as pd
+
+    from flows.retrain import retrain
+    from modelyard import tags as tag
+    from modelyard.config import Settings, load_params
+    from modelyard.data.dataset import read_frame, split, to_canonical
+    from modelyard.data.membership import Membership
+    from modelyard.data.synthetic import ReviewSpec, write_reviews
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.registry.splits import membership_md5
+    from modelyard.report import RetrainSummary
+
+    base = tmp_path_factory.mktemp("rebuild-grown")
+    extra = read_frame(write_reviews(base / "more.csv", ReviewSpec(rows=100, seed=12)))
+    grown = base / "grown.csv"  # found again by the rebuild at its recorded path
+    pd.concat([read_frame(rebuildable.dataset), extra], ignore_index=True).to_csv(
+        grown, index=False
+    )
+    params = rebuildable.home / "params.yaml"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELYARD_HOME", str(rebuildable.home))
+        pin_code_commit(patch, rebuildable.commit)
+        registry = MlflowRegistry.from_settings(Settings())
+        if registry.alias_version(MODEL, tag.PRODUCTION) is None:
+            # One epoch may leave version 1 short of the gate: a production model to inherit
+            # from is what matters here, not how it got there.
+            registry.set_alias(MODEL, tag.PRODUCTION, "1")
+        summary = retrain(params_path=str(params), data_path=str(grown))
+        assert isinstance(summary, RetrainSummary), summary
+        assert summary.version is not None
+        tags = registry.version_info(MODEL, summary.version).tags
+    assert summary.decision.notes[0].startswith("split inherited from production version 1")
+    assert tags[tag.JUDGED_AGAINST] == "1"
+    data = load_params(params).data
+    fresh = split(to_canonical(read_frame(grown, data), data), data)
+    return Inherited(summary.version, tags[tag.SPLIT_MD5], membership_md5(Membership.of(fresh)))
+
+
+def _reproduce(
+    built: Rebuildable, monkeypatch: pytest.MonkeyPatch, version: str = "1"
+) -> tuple[int, str]:
     from typer.testing import CliRunner
 
     from modelyard.cli import app
 
     monkeypatch.setenv("MODELYARD_HOME", str(built.home))
-    command = ["models", "reproduce", MODEL, "1", "--repo", str(built.root)]
+    command = ["models", "reproduce", MODEL, version, "--repo", str(built.root)]
     result = CliRunner().invoke(app, command)
     return result.exit_code, result.output
 
@@ -103,16 +156,72 @@ def test_a_version_rebuilt_from_its_lineage_is_identical(rebuildable, monkeypatc
     from modelyard.config import Settings
     from modelyard.registry.mlflow_registry import MlflowRegistry
 
+    def versions() -> list[int]:
+        registry = MlflowRegistry.from_settings(Settings())
+        return [count for name, _, count in registry.models() if name == MODEL]
+
+    monkeypatch.setenv("MODELYARD_HOME", str(rebuildable.home))
+    before = versions()
     code, output = _reproduce(rebuildable, monkeypatch)
     assert code == 0, output
     assert f"rebuilt from commit {rebuildable.commit}" in output
     assert "dataset: the DVC cache" in output
+    assert "split: from its recorded split membership (md5 " in output
     assert "test/accuracy" in output and "test/macro_f1" in output
     assert "verdict: identical (tolerance 1e-06)" in output
-    # Nothing registered, no scratch work tree left behind.
-    registry = MlflowRegistry.from_settings(Settings())
-    assert [count for name, _, count in registry.models() if name == MODEL] == [1]
+    # Nothing registered (version 2 is the test's below), no scratch work tree left behind.
+    assert versions() == before and before in ([1], [2])
     assert len(_worktrees(rebuildable.root)) == 1
+
+
+def test_a_version_whose_split_was_inherited_is_rebuilt_identical(
+    rebuildable, inherited, monkeypatch
+):
+    # A fresh cut of its dataset is not its split: the rebuild must use the recorded one.
+    assert inherited.fresh_md5 != inherited.split_md5
+    code, output = _reproduce(rebuildable, monkeypatch, inherited.version)
+    print(output)
+    assert code == 0, output
+    assert (
+        f"{MODEL} version {inherited.version}: rebuilt from commit {rebuildable.commit}" in output
+    )
+    assert "dataset: its recorded path" in output
+    assert f"split: from its recorded split membership (md5 {inherited.split_md5})" in output
+    assert "verdict: identical (tolerance 1e-06)" in output
+    assert "is not the version's" not in output
+    assert len(_worktrees(rebuildable.root)) == 1
+
+
+def test_a_tampered_split_membership_is_named_and_nothing_is_trained(rebuildable, monkeypatch):
+    from modelyard.config import Settings
+    from modelyard.data.membership import SPLIT, Membership
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+    from modelyard.registry.splits import load_membership, log_membership, membership_md5
+
+    monkeypatch.setenv("MODELYARD_HOME", str(rebuildable.home))
+    registry = MlflowRegistry.from_settings(Settings())
+    run_id = registry.version_info(MODEL, "1").run_id
+    assert run_id is not None
+    original = load_membership(registry, MODEL, "1")
+    assert original is not None
+    frame = original.frame.copy()
+    frame.loc[0, SPLIT] = "test" if frame.loc[0, SPLIT] == "train" else "train"
+    tampered = Membership(frame)
+    log_membership(registry, run_id, tampered)  # over the run's own artifact
+    try:
+        code, output = _reproduce(rebuildable, monkeypatch)
+    finally:
+        log_membership(registry, run_id, original)
+    assert code == 1, output
+    flat = " ".join(output.split())
+    assert (
+        f"{MODEL} version 1: its split membership hashes to {membership_md5(tampered)}, but "
+        f"its lineage tag split_md5 says {membership_md5(original)}"
+    ) in flat
+    assert "the split it was trained on cannot be rebuilt from it" in flat
+    assert "Nothing was trained or registered." in flat
+    assert len(_worktrees(rebuildable.root)) == 1  # no scratch tree was made
+    assert load_membership(registry, MODEL, "1") is not None  # restored
 
 
 @contextmanager
