@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import get_run_logger
 
 from modelyard import tags as tag
-from modelyard.adapters.promotion import Case
+from modelyard.adapters.promotion import Case, InLock, Promotion
 from modelyard.adapters.rollout_actions import Opening, Stores
 from modelyard.config import Params, Settings
 from modelyard.data.dataset import TEXT
@@ -79,27 +79,9 @@ def promote_candidate(
     )
     approval = None
     if manual and promotion.moved:
-        approval = wait_for_approval(
-            registry,
-            case.name,
-            case.version,
-            flow_run_id,
-            params.promotion.approval_timeout_s,
-            promotion.decision,
-            audit=audit,
-            approvers=params.promotion.approvers,
+        promotion, approval = _once_approved(
+            registry, audit, case, promotion, params, flow_run_id, [tag.PRODUCTION]
         )
-        if approval.approved:
-            promotion = compare_and_promote(
-                registry,
-                audit,
-                case,
-                promotion.decision,
-                promotion.compared_with,
-                aliases=[tag.PRODUCTION],
-                actor=f"user:{approval.reviewer} via {actor}",
-                reason=f"approved: {approval.reason or 'no reason given'}",
-            )
     deploy_failure = None
     if tag.PRODUCTION in promotion.moved and settings.servers_following(
         case.name, params.deploy.servers
@@ -160,31 +142,64 @@ def start_rollout(
     )
     approval = None
     if manual and promotion.moved:
-        approval = wait_for_approval(
+        promotion, approval = _once_approved(
             registry,
-            case.name,
-            case.version,
+            audit,
+            case,
+            promotion,
+            params,
             flow_run_id,
-            params.promotion.approval_timeout_s,
-            promotion.decision,
-            f"a {strategy} rollout against production version {promotion.compared_with}",
-            audit=audit,
-            approvers=params.promotion.approvers,
+            [],
+            (
+                f"a {strategy} rollout against production version {promotion.compared_with}",
+                f"approved for a {strategy} rollout",
+            ),
+            then=opening,
         )
-        if approval.approved:
-            promotion = compare_and_promote(
-                registry,
-                audit,
-                case,
-                promotion.decision,
-                promotion.compared_with,
-                aliases=[],
-                actor=f"user:{approval.reviewer} via {actor}",
-                reason=f"approved for a {strategy} rollout: {approval.reason or 'no reason given'}",
-                then=opening,
-            )
     rechecked = promotion.compared_with if promotion.compared_with != production_version else None
     return Promoted(promotion.decision, approval, rechecked, rollout=opening.opened)
+
+
+def _once_approved(
+    registry: MlflowRegistry,
+    audit: AuditLog,
+    case: Case,
+    promotion: Promotion,
+    params: Params,
+    flow_run_id: str,
+    aliases: list[str],
+    asked: tuple[str, str] = ("production", "approved"),
+    then: InLock | None = None,
+) -> tuple[Promotion, ApprovalOutcome]:
+    """The manual mode's pause for a person's answer: `asked` is what they approve and how the
+    audit reason starts. Once approved, `aliases` move (and `then` runs) in the promotion lock,
+    compared again if production moved."""
+    target, said = asked
+    approval = wait_for_approval(
+        registry,
+        case.name,
+        case.version,
+        flow_run_id,
+        params.promotion.approval_timeout_s,
+        promotion.decision,
+        target,
+        audit=audit,
+        approvers=params.promotion.approvers,
+    )
+    if not approval.approved:
+        return promotion, approval
+    moved = compare_and_promote(
+        registry,
+        audit,
+        case,
+        promotion.decision,
+        promotion.compared_with,
+        aliases=aliases,
+        actor=f"user:{approval.reviewer} via flow-run:{flow_run_id}",
+        reason=f"{said}: {approval.reason or 'no reason given'}",
+        then=then,
+    )
+    return moved, approval
 
 
 def check_deployment(
