@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import forked
 from tests.helpers.lineage import CLEAN_COMMIT
 from tests.helpers.paths import REPO
 
@@ -109,40 +110,34 @@ def _params(tmp_path: Path, tiny_params, data: Path, name: str, **overrides) -> 
     return path
 
 
-def _retrain(params: Path, home: Path, api: str, patch: str = "", **env: str) -> subprocess.Popen:
-    command = (
-        [sys.executable, "-c", _PATCHED_CLI.format(repo=str(REPO), patch=patch)]
-        if patch
-        else [sys.executable, "-m", "modelyard"]
-    )
+def _retrain(params: Path, home: Path, api: str, patch: str = "", **env: str) -> forked.Forked:
+    """A `modelyard retrain` process (forked with its imports done: tests.helpers.forked),
+    `patch` run in it first."""
+    code = _PATCHED_CLI.format(repo=str(REPO), patch=patch) if patch else ""
     # Output to a file, not a pipe: a pipe nobody reads while the test waits on another process
     # fills up and blocks its writer (here: before the barrier the other one waits at).
-    log = params.with_suffix(f".{time.monotonic_ns()}.log")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "retrain", "--params", str(params)],
-            cwd=home.parent,
-            env={
-                **os.environ,
-                "PREFECT_API_URL": api,
-                "MODELYARD_HOME": str(home),
-                "COLUMNS": "200",
-                **env,
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    process.log = log  # type: ignore[attr-defined]
-    return process
+    return forked.start(
+        ["retrain", "--params", str(params)],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "MODELYARD_HOME": str(home),
+            "COLUMNS": "200",
+            **env,
+        },
+        cwd=home.parent,
+        log=params.with_suffix(f".{time.monotonic_ns()}.log"),
+        code=code,
+    )
 
 
-def _finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+def _finish(process: forked.Forked, timeout: float = 600) -> tuple[int, str]:
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    return process.returncode, " ".join(process.log.read_text().split())
+    return process.returncode, " ".join(process.output().split())
 
 
 def _store(home: Path):
@@ -265,14 +260,14 @@ def _wait_for_tag(
     version: str,
     key: str,
     value: str,
-    process: subprocess.Popen,
+    process: forked.Forked,
     timeout: float = 600,
 ) -> None:
     from mlflow.exceptions import MlflowException
 
     deadline = time.monotonic() + timeout
     while True:
-        assert process.poll() is None, process.log.read_text()[-3000:]
+        assert process.poll() is None, process.output()[-3000:]
         assert time.monotonic() < deadline, f"{name} v{version} never got {key}={value}"
         try:
             if client.get_model_version(name, version).tags.get(key) == value:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import yaml
 
 from modelyard.registry.mlflow_registry import MlflowRegistry
 from modelyard.registry.training_log import recorded_attempts
+from tests.helpers import forked
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +34,11 @@ def test_killed_retrain_resumes_from_its_checkpoint(
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "MODELYARD_HOME": str(home)}
-    command = [sys.executable, "-m", "modelyard", "retrain", "--params", str(path)]
+    command = ["retrain", "--params", str(path)]
     runs = home / ".modelyard" / "runs"
 
-    first = subprocess.Popen(
-        command,
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    first = forked.start(
+        command, env=env, cwd=tmp_path, log=tmp_path / "first.log", new_session=True
     )
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/checkpoints/step-*.pt")):
@@ -63,9 +57,7 @@ def test_killed_retrain_resumes_from_its_checkpoint(
     (killed,) = client.search_runs([experiment])
     assert killed.info.status == "RUNNING"  # nobody was left to close it
 
-    second = subprocess.run(
-        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
+    second = forked.run(command, env=env, cwd=tmp_path, timeout=600)
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     assert f"resumed from the checkpoint at step {last_step}" in output
