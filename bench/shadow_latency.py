@@ -109,6 +109,7 @@ def phase(env: dict[str, str], texts: list[str], args: Any, shadow: bool) -> lis
         with serving.server([*command, "--port", str(port)], env, f"{url}/ready"):
             if shadow:
                 _wait_for_challenger(url)
+                _wait_for_shadow(url, texts[0])
             levels = serving.run_levels(send, texts, _levels(args), args.seconds)
             metrics = httpx.get(f"{url}/metrics").text
     finally:
@@ -127,10 +128,24 @@ def _wait_for_challenger(url: str) -> None:
         time.sleep(0.2)
 
 
+def _wait_for_shadow(url: str, text: str) -> None:
+    """Until the shadow has scored one copy: its process loads the challenger at idle priority
+    (after the server has), and a phase measured before it is up would measure no shadow."""
+    import httpx
+
+    started = time.monotonic()
+    httpx.post(f"{url}/predict", json={"text": text})
+    while not _shadow_counts(httpx.get(f"{url}/metrics").text).get("scored"):
+        if time.monotonic() > started + 300:
+            raise TimeoutError("the shadow scored nothing within 300 s")
+        time.sleep(0.2)
+    print(f"the shadow scored its first copy {time.monotonic() - started:.1f} s after it")
+
+
 def _shadow_counts(metrics: str) -> dict[str, float]:
     found = {}
     for line in metrics.splitlines():
-        for name in ("scored", "dropped"):
+        for name in ("scored", "dropped", "queue_depth"):
             if line.startswith(f"modelyard_shadow_{name} "):
                 found[name] = float(line.rsplit(" ", 1)[1])
     return found
@@ -159,8 +174,10 @@ def report(alone: list[list[Any]], shadowed: list[list[Any]], shadow_counts: lis
         )
     scored = sum(c.get("scored", 0) for c in shadow_counts)
     dropped = sum(c.get("dropped", 0) for c in shadow_counts)
+    queued = sum(c.get("queue_depth", 0) for c in shadow_counts)
     print(
-        f"shadow: {scored:.0f} texts scored by the challenger, {dropped:.0f} dropped (queue full)"
+        f"shadow: {scored:.0f} texts scored by the challenger, {dropped:.0f} dropped (queue "
+        f"full), {queued:.0f} still queued when the phases ended"
     )
 
 

@@ -65,19 +65,12 @@ class MicroBatcher:
         # forward pass at a time, whichever version it is for.
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="modelyard-infer")
         self._coming = 0  # requests being read that have not reached the queue yet
-        self._passes = 0  # forward passes running
         self._changed = asyncio.Event()
 
     @property
     def waiting(self) -> int:
         """Requests queued for the next batch."""
         return self._queue.qsize()
-
-    @property
-    def idle(self) -> bool:
-        """No request on its way, queued or in a forward pass (read by the shadow scorer's
-        thread, which scores only then)."""
-        return self._coming <= 0 and self._passes == 0 and self._queue.empty()
 
     def expect(self) -> Callable[[], None]:
         """Say a request is on its way; call what this returns (once or more: the first counts)
@@ -161,13 +154,9 @@ class MicroBatcher:
             start += len(batch)
 
     async def _forward(self, model: LoadedModel, texts: list[str]) -> np.ndarray:
-        self._passes += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, model.classifier.predict_proba, texts, self.max_batch_size
-            )
-        finally:
-            self._passes -= 1
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, model.classifier.predict_proba, texts, self.max_batch_size
+        )
 
     @property
     def executor(self) -> ThreadPoolExecutor:

@@ -1,43 +1,60 @@
 """Shadow scoring: in a shadow rollout, the challenger scores a copy of every text production
-answered, off the request path.
+answered, off the request path and out of the server's process.
 
 The request path only appends to a bounded queue (`offer` never blocks; what does not fit is
-dropped and counted). One thread of its own, at a lower OS priority than the server's, takes
-small batches from it and runs them through the challenger when the server is answering nothing
-(no request on its way, queued or in a forward pass): never through the champion's batcher or
-its executor, so no answer waits behind a shadow batch in a queue, and a shadow pass starts only
-in a pause of the traffic. Under sustained load the queue fills and copies are dropped (counted)
-rather than slow the answers.
+dropped and counted). One thread of the server takes small batches from it and hands each to a
+process of its own (`modelyard.serving.shadow_child`, started with multiprocessing's spawn
+context), which loaded the challenger from a directory the server saved it to, scores at the
+OS's idle priority (Linux SCHED_IDLE: a core only when no server thread wants one) with one torch
+thread, and sends the probabilities back. In the server's process a shadow pass would hold the
+GIL between torch's small ops and make the answering thread wait for it; in its own process it
+holds nothing the server needs. One batch is in the child at a time, so the bounded queue stays
+the only backlog: under sustained load the child gets no core, the queue fills and copies are
+dropped (counted) rather than slow the answers. (Batches used to wait for a pause in the
+traffic as well; with the kernel keeping the child off busy cores that gate made no measurable
+difference to the answers' latency and halved what the shadow scored, so it went: see
+docs/development/benchmarks.md.)
 
-Each score is a prediction row with role "shadow", the champion's prediction id as its request
-id and the challenger's version; a text the challenger fails on (a failing batch is halved down
-to it) is a row with role "error".
+The rows are written here, by the server's one prediction log: each score is a row with role
+"shadow", the champion's prediction id as its request id and the challenger's version; a text
+the challenger fails on (the child halves a failing batch down to it) is a row with role
+"error". The child is started when a shadow challenger is loaded, stopped when the rollout ends
+or its challenger changes, and on server shutdown (asked, then terminated after a deadline); it
+also ends by itself when the server's end of its pipe closes (a killed server).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+import multiprocessing
 import queue
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
+from modelyard.serving import shadow_child
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.predlog import LoggedPrediction, PredictionLog, now
+from modelyard.serving.shadow_child import READY, Loader, Pass
 from modelyard.store.roles import ERROR, SHADOW
 
 log = logging.getLogger("modelyard.serving.shadow")
 
-# Texts per shadow forward pass: small, so the cores are never held long by a pass nobody waits on.
+# Texts per shadow forward pass: small, so a pass the server's traffic interrupts is short.
 SHADOW_BATCH = 8
-# The shadow thread's niceness above the server's (Linux: per thread, inherited by the threads
-# its forward passes start): when the cores are busy, answers get them first.
-SHADOW_NICENESS = 10
-# How often the shadow looks whether the server has stopped answering for a moment.
-IDLE_POLL_S = 0.005
+# How often the shadow's thread looks whether its child answered (or died, or should stop).
+CHILD_POLL_S = 0.2
+# A child asked to stop may be in a pass at idle priority on busy cores: this long, then
+# terminated.
+CHILD_STOP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,74 @@ class _Copy:
 OnScored = Callable[[str, str, int, float, bool], None]
 
 
+class _Child:
+    """A scoring process for one challenger, and the server's end of its pipe."""
+
+    def __init__(
+        self, model: LoadedModel, process: BaseProcess, conn: Connection, directory: str
+    ) -> None:
+        self.model, self.process, self.conn, self.directory = model, process, conn, directory
+
+    @classmethod
+    def start(cls, model: LoadedModel, loader: Loader, directory: str) -> _Child:
+        """Spawn the child on the challenger saved in `directory` (a path, never a live
+        object: spawn starts a fresh interpreter, and a forked copy of a threaded server could
+        inherit a lock some thread held)."""
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        runtime = str(getattr(model.classifier, "runtime", "eager"))
+        device = str(getattr(model.classifier, "device", "cpu"))
+        process = context.Process(
+            target=shadow_child.main,
+            args=(loader, directory, runtime, device, theirs),
+            name=f"modelyard-shadow-{model.name}-{model.version}",
+            daemon=True,  # multiprocessing ends it if the server exits without closing it
+        )
+        process.start()
+        theirs.close()  # only the child holds its end: its death then reads as EOF here
+        return cls(model, process, ours, directory)
+
+    def wait_ready(self, keep_waiting: Callable[[], bool]) -> tuple[bool, str | None]:
+        """(loaded, why not): waits while `keep_waiting()`, then gives up with no reason."""
+        try:
+            while not self.conn.poll(CHILD_POLL_S):
+                if not keep_waiting():
+                    return False, None
+            kind, detail = self.conn.recv()
+        except (EOFError, OSError):
+            return False, f"the process ended (exit code {self.process.exitcode})"
+        finally:
+            # Loaded (or not) into the child's memory: the saved copy is no longer needed.
+            shutil.rmtree(self.directory, ignore_errors=True)
+        return kind == READY, None if kind == READY else str(detail)
+
+    def score(self, texts: list[str], stop: threading.Event) -> list[Pass] | None:
+        """The child's passes over `texts`; None if it died, or the server is stopping."""
+        try:
+            self.conn.send(texts)
+            while not self.conn.poll(CHILD_POLL_S):
+                if stop.is_set():
+                    return None
+            passes: list[Pass] = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        return passes
+
+    def stop(self, timeout_s: float = CHILD_STOP_S) -> None:
+        """Ask it to stop; terminate it after `timeout_s`, kill it if even that fails."""
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            self.conn.send(None)
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout_s)
+        self.conn.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 class ShadowScorer:
     def __init__(
         self,
@@ -58,24 +143,35 @@ class ShadowScorer:
         maxsize: int,
         on_scored: OnScored | None = None,
         batch_size: int = SHADOW_BATCH,
-        serving: Callable[[], bool] = lambda: False,
+        loader: Loader = shadow_child.load_saved,
     ) -> None:
         self._challenger, self._predlog, self._on_scored = challenger, predlog, on_scored
-        # True while the server answers (a request on its way, queued or in a forward pass):
-        # a shadow pass starts only when it is not.
-        self._serving = serving
+        # How the child loads the directory the challenger is saved to (a module-level
+        # function: it is pickled by name into the child).
+        self._loader = loader
         self.batch_size = batch_size
         self._queue: queue.Queue[_Copy] = queue.Queue(maxsize)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The running child (read by `close` from another thread, hence the lock), and the
+        # challenger whose child could not load it (not tried again until it changes).
+        self._child: _Child | None = None
+        self._child_lock = threading.Lock()
+        self._refused: object | None = None
         self.dropped = 0  # texts not scored: the queue was full
         self.scored = 0
-        self.failed = 0
-        self.discarded = 0  # texts taken after the rollout ended
+        self.failed = 0  # texts the challenger failed on (error rows), or lost with its process
+        self.discarded = 0  # texts taken when no challenger could score them (rollout ended)
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def child_pid(self) -> int | None:
+        """The scoring process's id while one runs."""
+        child = self._child
+        return None if child is None else child.process.pid
 
     def offer(self, texts: list[str], request_ids: list[str]) -> None:
         """Queue a copy of a request's texts, each with its answer's id; never blocks."""
@@ -86,44 +182,45 @@ class ShadowScorer:
                 self.dropped += 1
 
     def start(self) -> None:
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name="modelyard-shadow", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="modelyard-shadow", daemon=True)
         self._thread.start()
-        ready.wait(30)
-        _restore_torch_threads()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop after the pass in progress (what is still queued is not scored)."""
+        """Stop after the pass in progress (what is still queued is not scored), and the child
+        with it: no scoring process outlives the server."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self._stop_child()
 
-    def _run(self, ready: threading.Event) -> None:
-        _lower_priority()
-        _one_torch_thread()
-        ready.set()
-        while not self._stop.is_set():
-            batch = self._take()
-            if not batch:
-                continue
-            model = self._challenger()
-            if model is None:  # the rollout ended, or its challenger is not loaded yet
-                self.discarded += len(batch)
-                continue
-            try:
-                self._score(model, batch)
-            except Exception:  # the shadow must never stop the server
-                log.exception("shadow scoring failed outside the model")
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._step()
+                except Exception:  # the shadow must never stop the server
+                    log.exception("shadow scoring failed outside the model")
+        finally:
+            self._stop_child()
+
+    def _step(self) -> None:
+        batch = self._take()
+        model = self._challenger()
+        # Looked at on every round, copies or not: a child starts as soon as a shadow
+        # challenger is loaded and stops as soon as the rollout ends.
+        child = self._child_for(model)
+        if not batch:
+            return
+        if model is None or child is None:  # the rollout ended, or its child is not ready
+            self.discarded += len(batch)
+            return
+        self._score(child, model, batch)
 
     def _take(self) -> list[_Copy]:
         try:
-            batch = [self._queue.get(timeout=0.2)]
+            batch = [self._queue.get(timeout=CHILD_POLL_S)]
         except queue.Empty:
             return []
-        while self._serving() and not self._stop.is_set():
-            self._stop.wait(IDLE_POLL_S)
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
@@ -131,35 +228,110 @@ class ShadowScorer:
                 break
         return batch
 
-    def _score(self, model: LoadedModel, batch: list[_Copy]) -> None:
-        """Score `batch` and log each text; on failure, each half on its own, down to the text
-        that fails alone (an error row)."""
-        texts = [copy.text for copy in batch]
-        started = time.perf_counter()
-        try:
-            probabilities = model.classifier.predict_proba(texts, len(texts))
-        except Exception as error:  # noqa: BLE001 - isolated below, then logged as an error row
-            if len(batch) > 1:
-                middle = len(batch) // 2
-                self._score(model, batch[:middle])
-                self._score(model, batch[middle:])
-                return
-            self._logged(model, batch, None, time.perf_counter() - started)
-            log.warning("the challenger %s failed on a shadow text: %s", model.version, error)
-            return
-        self._logged(model, batch, probabilities, time.perf_counter() - started)
+    def _child_for(self, model: LoadedModel | None) -> _Child | None:
+        """The child scoring `model`: the running one, or a new one once it has loaded it."""
+        held = self._child
+        if held is not None and (model is None or held.model.classifier is not model.classifier):
+            self._stop_child()  # the rollout ended, or another challenger took its place
+            held = None
+        if held is not None or model is None or model.classifier is self._refused:
+            return held
+        return self._spawn(model)
 
-    def _logged(
-        self, model: LoadedModel, batch: list[_Copy], probabilities: object, seconds: float
-    ) -> None:
+    def _spawn(self, model: LoadedModel) -> _Child | None:
+        directory = tempfile.mkdtemp(prefix="modelyard-shadow-")
+        try:
+            model.classifier.save(Path(directory))
+            child = _Child.start(model, self._loader, directory)
+        except Exception as error:  # noqa: BLE001 - the champion answers whatever happens here
+            shutil.rmtree(directory, ignore_errors=True)
+            self._refuse(model, f"{type(error).__name__}: {error}")
+            return None
+        with self._child_lock:
+            stopping = self._stop.is_set()  # `close` may have looked for a child already
+            if not stopping:
+                self._child = child
+        if stopping:
+            child.stop()
+            return None
+        started = time.perf_counter()
+        ready, failure = child.wait_ready(lambda: self._still_wanted(model))
+        if not ready:
+            self._stop_child()
+            if failure is not None:
+                self._refuse(model, failure)
+            return None
+        log.info(
+            "shadow scoring of %s version %s in process %s (loaded in %.1f s)",
+            model.name,
+            model.version,
+            child.process.pid,
+            time.perf_counter() - started,
+        )
+        return child
+
+    def _still_wanted(self, model: LoadedModel) -> bool:
+        current = self._challenger()
+        return (
+            not self._stop.is_set()
+            and current is not None
+            and current.classifier is (model.classifier)
+        )
+
+    def _refuse(self, model: LoadedModel, failure: str) -> None:
+        log.warning(
+            "the shadow could not load challenger %s version %s: %s (its copies are discarded)",
+            model.name,
+            model.version,
+            failure,
+        )
+        self._refused = model.classifier
+
+    def _stop_child(self) -> None:
+        with self._child_lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.stop()
+
+    def _score(self, child: _Child, model: LoadedModel, batch: list[_Copy]) -> None:
+        """Score `batch` in the child and log each text: its passes (a failing batch halved
+        down to the text that fails alone, an error row)."""
+        started = time.perf_counter()
+        passes = child.score([copy.text for copy in batch], self._stop)
+        if passes is None:
+            if self._stop.is_set():
+                self.discarded += len(batch)
+                return
+            self._stop_child()  # reaped: its exit code is known; the next round starts another
+            log.error(
+                "the shadow process of version %s ended (exit code %s): %d copies not scored",
+                model.version,
+                child.process.exitcode,
+                len(batch),
+            )
+            # Counted as the challenger's failures (no error rows: no text was shown to fail).
+            self.failed += len(batch)
+            if self._on_scored is not None:
+                seconds = time.perf_counter() - started
+                self._on_scored(model.version, SHADOW, len(batch), seconds, True)
+            return
+        for scored in passes:
+            self._logged(model, batch[scored.start : scored.stop], scored)
+            if scored.error is not None:
+                log.warning(
+                    "the challenger %s failed on a shadow text: %s", model.version, scored.error
+                )
+
+    def _logged(self, model: LoadedModel, batch: list[_Copy], scored: Pass) -> None:
         """Log the batch's rows: scores (role shadow), or the one text that failed (error)."""
+        probabilities, seconds = scored.probabilities, scored.seconds
         created, labels, latency_ms = now(), model.labels, seconds * 1000
         rows = []
         for i, copy in enumerate(batch):
             if probabilities is None:
                 label, scores, role = "", {}, ERROR
             else:
-                row = probabilities[i]  # type: ignore[index]
+                row = probabilities[i]
                 scores = {label: float(p) for label, p in zip(labels, row, strict=True)}
                 label, role = labels[int(row.argmax())], SHADOW
             rows.append(
@@ -184,39 +356,3 @@ class ShadowScorer:
         if self._on_scored is not None:
             self._on_scored(model.version, SHADOW, len(batch), seconds, probabilities is None)
         self._predlog.submit(rows)
-
-
-def _lower_priority() -> None:
-    """Raise this thread's niceness (Linux schedules threads one by one; elsewhere this would
-    lower the whole process, so it is left alone)."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + SHADOW_NICENESS)
-    except OSError as error:  # a sandbox may forbid it: the shadow still runs, unniced
-        log.warning("could not lower the shadow thread's priority: %s", error)
-
-
-# torch's thread count for threads that start using it later; the shadow thread's own is 1.
-_TORCH_THREADS: list[int] = []
-
-
-def _one_torch_thread() -> None:
-    """This thread's forward passes on one core, leaving the others to production's. torch keeps
-    the count per thread once a thread has used it (OpenMP's per-thread setting), but its setter
-    also changes the count later threads start with: `_restore_torch_threads` puts that back."""
-    import torch
-
-    _TORCH_THREADS.append(torch.get_num_threads())  # also fixes this thread's own count
-    torch.set_num_threads(1)
-
-
-def _restore_torch_threads() -> None:
-    """Give the threads that start using torch later the count the server set (`use_cores`)."""
-    import torch
-
-    if _TORCH_THREADS:
-        torch.set_num_threads(_TORCH_THREADS.pop())

@@ -41,7 +41,8 @@ class ServingState:
     explaining: asyncio.Semaphore
     keys: KeyChecker
     # A rollout's challenger (followed only by a server that serves `production`); the batcher
-    # that answers a canary's share with it; the thread that scores a shadow's copies.
+    # that answers a canary's share with it; what has a shadow's copies scored (a thread here
+    # handing them to a process of its own).
     challenger: ChallengerFollower
     challenger_batcher: MicroBatcher
     shadow: ShadowScorer
@@ -143,7 +144,6 @@ def _rollout_parts(
         predlog,
         rollout.shadow_queue_size,
         metrics.scored,
-        serving=lambda: not (batcher.idle and challenger_batcher.idle),
     )
     metrics.watch_rollout(challenger, shadow)
     return challenger, challenger_batcher, shadow

@@ -2,8 +2,9 @@
 versions and a real platform database holding the rollout record: a shadow logs both versions'
 predictions under one request id while production answers; a canary routes each key to the same
 version on two replicas and names the version that answered; a version that fails gets error
-rows; a closed rollout is no longer followed; /metadata and /metrics show the rollout; a
-`modelyard serve` killed mid-traffic is followed by a server with the same rollout and routing."""
+rows; a closed rollout is no longer followed, and its shadow process is gone, as it is when the
+server stops; /metadata and /metrics show the rollout; a `modelyard serve` killed mid-traffic
+is followed by a server with the same rollout and routing."""
 
 from __future__ import annotations
 
@@ -148,13 +149,42 @@ def test_shadow_logs_both_versions_under_one_request_id(store, tmp_path):
         assert _metric(metrics, "modelyard_challenger_version") == 2
         assert 'modelyard_version_seconds_count{role="shadow",version="2"}' in metrics
 
+        shadow_state = app.state.serving.shadow
+        child = shadow_state.child_pid  # the challenger scored in a process of its own
+        assert child is not None and child != os.getpid() and _running(child)
+
         RolloutStore.from_url(database).close(rollout_id, RolloutState.ABORTED, "test", "done")
         assert _reload(http)["challenger"] is None
         assert http.get("/metadata").json()["rollout"] is None
         assert http.post("/predict", json={"text": "after"}).status_code == 200
-        shadow_state = app.state.serving.shadow
         # Offered on the request path before the answer: nothing was, the rollout is closed.
         assert shadow_state.scored + shadow_state.depth == len(TEXTS)
+        wait_until(lambda: not _running(child), "the shadow process outlived the rollout", 60)
+        assert shadow_state.child_pid is None
+
+
+def test_the_shadow_process_ends_with_the_server(store, tmp_path):
+    database = _database(tmp_path)
+    with serving(store, database) as (url, app), httpx.Client(base_url=url, timeout=60) as http:
+        _open(database, "shadow")
+        assert _reload(http)["challenger"] == "2"
+        answered = http.post("/predict", json={"texts": TEXTS}).json()
+        rows = _wait_rows(database, 2 * len(TEXTS))  # the process answered: it is up
+        child = app.state.serving.shadow.child_pid
+        assert child is not None and _running(child)
+    # The rollout is still open: only the server's shutdown stopped the process.
+    assert not _running(child)
+    ids = {p["id"] for p in answered["predictions"]}
+    assert {row["request_id"] for row in rows if row["role"] == "shadow"} == ids
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists (a stopped child is reaped by the server: gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _post(http: httpx.Client, key: str | None) -> dict[str, Any]:

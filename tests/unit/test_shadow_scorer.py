@@ -1,43 +1,25 @@
-"""The shadow scorer with a stand-in challenger: every copy scored and logged as a shadow row
-paired with its answer's id, a text the challenger fails on isolated as an error row, a full
-queue dropping (and counting) rather than blocking; and the canary's key share."""
+"""The shadow scorer with a stand-in challenger scored in the real child process: every copy
+scored and logged as a shadow row paired with its answer's id, a text the challenger fails on
+isolated as an error row, a full queue dropping (and counting) rather than blocking; the child
+started for a challenger and gone when the rollout ends, when its challenger changes and when
+the server stops, a dead child counted and replaced; and the canary's key share."""
 
 from __future__ import annotations
 
-import threading
+import os
 from datetime import UTC, datetime
-
-import numpy as np
 
 from modelyard.serving.challenger import canary_share
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.shadow import ShadowScorer
 from modelyard.store.roles import ERROR, SHADOW
+from tests.helpers import shadow_stand_in
+from tests.helpers.shadow_stand_in import StandIn, Unsaveable
 from tests.helpers.wait import wait_until
 
-LABELS = ["negative", "positive"]
-
-
-class _Classifier:
-    """Positive when the text says "good"; raises on "POISON"; waits for `hold` when set."""
-
-    labels = LABELS
-    runtime = "eager"
-
-    def __init__(self) -> None:
-        self.hold: threading.Event | None = None
-        self.entered = threading.Event()  # a pass has begun
-        self.batches: list[list[str]] = []
-
-    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        self.entered.set()
-        if self.hold is not None:
-            self.hold.wait(30)
-        self.batches.append(list(texts))
-        if any("POISON" in text for text in texts):
-            raise RuntimeError("this text breaks the challenger")
-        return np.array([[0.1, 0.9] if "good" in text else [0.8, 0.2] for text in texts])
+# A spawned interpreter importing numpy on two busy cores: generous.
+CHILD_S = 120
 
 
 class _Log:
@@ -48,24 +30,42 @@ class _Log:
         self.rows.extend(rows)
 
 
-def _challenger(classifier: _Classifier) -> LoadedModel:
-    return LoadedModel("m", "2", "challenger", classifier, None, datetime.now(UTC))
+def _challenger(version: str = "2", classifier: object | None = None) -> LoadedModel:
+    return LoadedModel("m", version, "challenger", classifier or StandIn(), None, datetime.now(UTC))
 
 
-def _scorer(classifier: _Classifier, log: _Log, maxsize: int = 100) -> ShadowScorer:
-    model = _challenger(classifier)
-    return ShadowScorer(lambda: model, log, maxsize, batch_size=4)
+class _Rollout:
+    """What the server's challenger follower answers: the shadow challenger, or None."""
+
+    def __init__(self, model: LoadedModel | None) -> None:
+        self.model = model
+
+    def __call__(self) -> LoadedModel | None:
+        return self.model
 
 
-def test_every_copy_is_scored_and_a_failing_text_is_an_error_row():
-    classifier, log = _Classifier(), _Log()
-    scorer = _scorer(classifier, log)
+def _scorer(rollout, log: _Log, maxsize: int = 100, **kwargs) -> ShadowScorer:
+    return ShadowScorer(rollout, log, maxsize, batch_size=4, loader=shadow_stand_in.load, **kwargs)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_every_copy_is_scored_in_the_child_and_a_failing_text_is_an_error_row():
+    log, passes = _Log(), []
+    scorer = _scorer(_Rollout(_challenger()), log, on_scored=lambda *scored: passes.append(scored))
     texts = ["good one", "bad one", "POISON", "good two", "bad two"]
     ids = [f"answer-{i}" for i in range(len(texts))]
     scorer.offer(texts, ids)
     scorer.start()
     try:
-        wait_until(lambda: len(log.rows) == len(texts), "not every copy was logged", 30)
+        wait_until(lambda: len(log.rows) == len(texts), "not every copy was logged", CHILD_S)
+        assert scorer.child_pid is not None and scorer.child_pid != os.getpid()
     finally:
         scorer.close()
     by_request = {row.request_id: row for row in log.rows}
@@ -79,38 +79,86 @@ def test_every_copy_is_scored_and_a_failing_text_is_an_error_row():
         else:
             assert row.role == SHADOW
             assert row.label == ("positive" if "good" in text else "negative")
+            assert row.probabilities[row.label] == (0.9 if "good" in text else 0.8)
     assert (scorer.scored, scorer.failed, scorer.dropped) == (4, 1, 0)
-    assert all(len(batch) <= 4 for batch in classifier.batches)  # small batches
+    assert all(0 < count <= 4 for _, _, count, _, _ in passes)  # small batches
+    assert [failed for *_, failed in passes].count(True) == 1  # halved down to the one text
 
 
-def test_a_full_queue_drops_and_counts_without_blocking():
-    classifier, log = _Classifier(), _Log()
-    classifier.hold = threading.Event()
-    scorer = _scorer(classifier, log, maxsize=3)
+def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
+    log, release = _Log(), tmp_path / "release"
+    scorer = _scorer(_Rollout(_challenger()), log, maxsize=3)
     scorer.start()
     try:
-        scorer.offer(["good first"], ["held"])  # taken by the thread, which then waits
-        wait_until(classifier.entered.is_set, "the first copy was never scored", 30)
+        scorer.offer([f"HOLD {release}"], ["held"])  # taken, then the child waits mid-pass
+        wait_until(lambda: scorer.depth == 0, "the first copy was never taken", CHILD_S)
         scorer.offer([f"good {i}" for i in range(5)], [f"r{i}" for i in range(5)])
         assert (scorer.depth, scorer.dropped) == (3, 2)
-        classifier.hold.set()
-        wait_until(lambda: len(log.rows) == 4, "the queued copies were not scored", 30)
+        release.touch()
+        wait_until(lambda: len(log.rows) == 4, "the queued copies were not scored", CHILD_S)
     finally:
-        classifier.hold.set()
+        release.touch()
         scorer.close()
     assert {row.request_id for row in log.rows} == {"held", "r0", "r1", "r2"}
 
 
-def test_nothing_is_scored_without_a_challenger():
+def test_nothing_is_scored_and_no_process_started_without_a_challenger():
     log = _Log()
-    scorer = ShadowScorer(lambda: None, log, 10)
+    scorer = _scorer(_Rollout(None), log, 10)
     scorer.offer(["good"], ["a"])
     scorer.start()
     try:
         wait_until(lambda: scorer.discarded == 1, "the copy was not discarded", 30)
+        assert scorer.child_pid is None
     finally:
         scorer.close()
     assert log.rows == []
+
+
+def test_the_child_is_gone_when_the_rollout_ends_its_challenger_changes_or_the_server_stops():
+    log, rollout = _Log(), _Rollout(_challenger("2"))
+    scorer = _scorer(rollout, log)
+    scorer.start()
+    try:
+        first = wait_until(lambda: scorer.child_pid, "no child for version 2", CHILD_S)
+        rollout.model = _challenger("3")  # another rollout's challenger
+        second = wait_until(
+            lambda: scorer.child_pid not in (None, first) and scorer.child_pid,
+            "no child for version 3",
+            CHILD_S,
+        )
+        wait_until(lambda: not _running(first), "version 2's child outlived its rollout", 30)
+        scorer.offer(["good"], ["after the change"])
+        wait_until(lambda: len(log.rows) == 1, "version 3 scored nothing", CHILD_S)
+        assert log.rows[0].version == "3"
+        rollout.model = None  # the rollout ended
+        wait_until(lambda: not _running(second), "the child outlived the rollout", 30)
+        assert scorer.child_pid is None
+        rollout.model = _challenger("4")
+        third = wait_until(lambda: scorer.child_pid, "no child for version 4", CHILD_S)
+    finally:
+        scorer.close()
+    assert scorer.child_pid is None and not _running(third)  # closed: nothing outlives it
+
+
+def test_a_child_that_dies_is_counted_and_replaced_and_an_unsaveable_challenger_refused():
+    log, rollout = _Log(), _Rollout(_challenger())
+    scorer = _scorer(rollout, log)
+    scorer.start()
+    try:
+        first = wait_until(lambda: scorer.child_pid, "no child", CHILD_S)
+        scorer.offer(["CRASH"], ["fatal"])
+        wait_until(lambda: scorer.failed == 1, "the lost copy was not counted", CHILD_S)
+        scorer.offer(["good"], ["next"])
+        wait_until(lambda: len(log.rows) == 1, "no child scored after the crash", CHILD_S)
+        assert scorer.child_pid not in (None, first) and not _running(first)
+        assert [row.request_id for row in log.rows] == ["next"]  # a lost copy is no row
+        rollout.model = _challenger("5", Unsaveable())
+        scorer.offer(["good"], ["unsaveable"])
+        wait_until(lambda: scorer.discarded == 1, "the copy was not discarded", 30)
+        assert scorer.child_pid is None
+    finally:
+        scorer.close()
 
 
 def test_the_canary_share_of_a_key_is_stable_and_uniform():
@@ -121,20 +169,3 @@ def test_the_canary_share_of_a_key_is_stable_and_uniform():
     assert all(0.0 <= share < 1.0 for share in shares)
     assert 0.45 < sum(share < 0.5 for share in shares) / len(shares) < 0.55
     assert 0.07 < sum(share < 0.1 for share in shares) / len(shares) < 0.13
-
-
-def test_a_shadow_pass_waits_while_the_server_answers():
-    classifier, log, answering = _Classifier(), _Log(), threading.Event()
-    answering.set()
-    model = _challenger(classifier)
-    scorer = ShadowScorer(lambda: model, log, 10, serving=answering.is_set)
-    scorer.offer(["good"], ["a"])
-    scorer.start()
-    try:
-        wait_until(lambda: scorer.depth == 0, "the copy was never taken", 30)
-        # Taken, and held back: no pass can begin while the server is answering.
-        assert not classifier.entered.is_set()
-        answering.clear()
-        wait_until(lambda: len(log.rows) == 1, "the copy was not scored in the pause", 30)
-    finally:
-        scorer.close()

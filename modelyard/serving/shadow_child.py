@@ -1,0 +1,123 @@
+"""The process that scores a shadow rollout's copies: started by `modelyard.serving.shadow`
+(multiprocessing's spawn context), it loads the challenger from a local model directory the
+server saved, then answers batches of texts over a pipe until told to stop or the server is gone.
+
+It runs at the lowest scheduling class the OS offers (Linux: SCHED_IDLE, the kernel gives it a
+core only when no other thread wants one; elsewhere niceness 19) with one torch thread, and holds
+no lock the server's threads take (not even the GIL: it is another interpreter), so a pass here
+never makes an answer wait. It only scores: the server writes the rows and counts them.
+
+This module imports nothing heavy at import time: the spawned interpreter imports it before
+anything else, and the loader it is given imports the model's runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+# Messages from the child: it loaded the model (READY) or could not (FAILED, with why).
+READY, FAILED = "ready", "failed"
+
+
+class Scorer(Protocol):
+    """What the child needs of a loaded model."""
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = ...) -> Any: ...
+
+
+# (model directory, runtime, device) -> the loaded model. A module-level function (pickled by
+# name into the child), never a live object.
+Loader = Callable[[str, str, str], Scorer]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward pass of a batch's texts [start, stop): their probabilities (a row per text,
+    in the model's label order), or None and `error` when the challenger failed on them."""
+
+    start: int
+    stop: int
+    probabilities: Any
+    seconds: float
+    error: str | None = None
+
+
+def load_saved(directory: str, runtime: str, device: str) -> Scorer:
+    """The challenger as the server answered with it: `runtime` on `device` from the directory
+    it was saved to (the weights and tokenizer; an ONNX runtime is exported again from them, as
+    the registry's export made it, because a saved directory holds only the PyTorch model)."""
+    from modelyard.inference.runtime import ONNX_FILES, RUNTIME_DIR, export_variants, load_runtime
+
+    folder = Path(directory)
+    if runtime in ONNX_FILES and not (folder / RUNTIME_DIR / ONNX_FILES[runtime]).is_file():
+        export_variants(folder)
+    return load_runtime(folder, runtime, device)
+
+
+def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connection) -> None:
+    """The child's life: lower its priority, load, say READY (or FAILED), then score each batch
+    it receives until it receives None or the server's end of the pipe closes."""
+    # Ctrl-C in a terminal reaches the whole process group: the server stops its child itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lowest_priority()
+    # Read by OpenMP and MKL when torch is first imported (by the loader): one thread.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    try:
+        scorer = loader(directory, runtime, device)
+        _one_torch_thread()
+    except Exception as error:  # noqa: BLE001 - reported to the server, which logs it
+        with contextlib.suppress(OSError):
+            conn.send((FAILED, f"{type(error).__name__}: {error}"))
+        return
+    try:
+        conn.send((READY, ""))
+        for texts in iter(conn.recv, None):
+            conn.send(passes(scorer, texts))
+    except (EOFError, OSError):  # the server's end closed (it was killed): so ends its shadow
+        return
+
+
+def passes(scorer: Scorer, texts: Sequence[str], start: int = 0) -> list[Pass]:
+    """Score `texts` in one pass; when it fails, each half on its own, down to the text that
+    fails alone, so one bad text costs the others nothing."""
+    started = time.perf_counter()
+    try:
+        probabilities = scorer.predict_proba(texts, len(texts))
+    except Exception as error:  # noqa: BLE001 - isolated below, then an error row
+        if len(texts) > 1:
+            middle = len(texts) // 2
+            return [
+                *passes(scorer, texts[:middle], start),
+                *passes(scorer, texts[middle:], start + middle),
+            ]
+        seconds = time.perf_counter() - started
+        return [Pass(start, start + 1, None, seconds, f"{type(error).__name__}: {error}")]
+    return [Pass(start, start + len(texts), probabilities, time.perf_counter() - started)]
+
+
+def _lowest_priority() -> None:
+    """SCHED_IDLE where the OS has it (Linux), else niceness 19. A sandbox may forbid either:
+    the child then scores at the server's priority, and says so."""
+    try:
+        if hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            os.nice(19)
+    except (OSError, AttributeError) as error:
+        print(f"modelyard shadow: could not lower the priority: {error}", file=sys.stderr)
+
+
+def _one_torch_thread() -> None:
+    """One torch thread, whatever the loader's imports set: the shadow takes one core at most."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
