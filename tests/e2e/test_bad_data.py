@@ -6,14 +6,13 @@ remote are exactly as they were."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import forked
 from tests.helpers.dvc import make_dvc_project
 from tests.helpers.models import TINY_MODEL
 from tests.helpers.stores import copy_home
@@ -457,24 +456,14 @@ def test_data_add_refuses_a_bad_file_and_stores_nothing(project, tmp_path):
 
 @pytest.mark.parametrize("make", [_labels_outside_the_set, _parquet_named_csv])
 def test_the_real_command_prints_no_traceback(make, project, prefect_api, tmp_path):
-    """The installed entry point, in its own process, against the same Prefect API."""
+    """The command in a process of its own (tests.helpers.forked), against the same Prefect
+    API: what a user sees is the message, never a traceback."""
     bad = make(tmp_path)
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelyard",
-            "retrain",
-            "--params",
-            str(project["params"]),
-            "--data",
-            str(bad),
-        ],
+    result = forked.run(
+        ["retrain", "--params", str(project["params"]), "--data", str(bad)],
         cwd=project["root"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     output = result.stdout + result.stderr

@@ -369,28 +369,20 @@ def test_compute_cost_of_every_run_is_logged_and_positive(first, client):
 
 def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
     import json
-    import subprocess
-    import sys
+    import os
+
+    from tests.helpers import forked
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env["uri"])
     monkeypatch.setenv("COLUMNS", "200")
-    shown = subprocess.run(
-        [sys.executable, "-m", "modelyard", "models", "show", NAME, "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=env["home"],
-    )
+    shown = forked.run(["models", "show", NAME, "1"], env=os.environ, timeout=120, cwd=env["home"])
     assert shown.returncode == 0, shown.stderr
     out = " ".join(shown.stdout.split())
     assert "compute 1 training attempt(s) on cpu" in out and "device-h" in out
     assert "attempt 1:" in out and "info compute:" in out
 
-    explained = subprocess.run(
+    explained = forked.run(
         [
-            sys.executable,
-            "-m",
-            "modelyard",
             "explain",
             "The sound is superb.",
             "--version",
@@ -399,19 +391,15 @@ def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
             env["params"],
             "--json",
         ],
-        capture_output=True,
-        text=True,
+        env=os.environ,
         timeout=120,
         cwd=env["home"],
     )
     assert explained.returncode == 0, explained.stderr
     body = json.loads(explained.stdout)
     assert [t["token"] for t in body["tokens"]] == ["The", "sound", "is", "superb", "."]
-    missing = subprocess.run(
+    missing = forked.run(
         [
-            sys.executable,
-            "-m",
-            "modelyard",
             "explain",
             "x",
             "--version",
@@ -419,8 +407,7 @@ def test_models_show_sums_the_cost_over_attempts(first, env, monkeypatch):
             "--params",
             env["params"],
         ],
-        capture_output=True,
-        text=True,
+        env=os.environ,
         timeout=120,
         cwd=env["home"],
     )

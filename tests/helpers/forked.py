@@ -61,18 +61,18 @@ def _stop_server() -> None:
 
 
 def _main(
-    argv: list[str], env: dict[str, str], cwd: str, log: str, code: str, session: bool
+    argv: list[str], env: dict[str, str], cwd: str, logs: tuple[str, str], code: str, session: bool
 ) -> None:
-    """The child: the caller's environment and directory, output to `log`, then the CLI (or
-    `code`, a script that patches something and runs the CLI itself)."""
+    """The child: the caller's environment and directory, stdout and stderr to `logs` (the same
+    file or two), then the CLI (or `code`, a script that patches something and runs the CLI
+    itself)."""
     if session:
         os.setsid()  # a group of its own, which a test kills whole (as a power cut)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
+    for fd, path in zip((1, 2), logs, strict=True):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), fd)
     sys.argv = ["modelyard", *argv]
     try:
         if code:
@@ -128,11 +128,14 @@ def start(
     log: Path,
     code: str = "",
     new_session: bool = False,
+    stderr: Path | None = None,
 ) -> Forked:
-    """`modelyard ARGV` (or `code`) in a new process forked from the preloaded server."""
+    """`modelyard ARGV` (or `code`) in a new process forked from the preloaded server; its
+    output to `log` (stderr too, unless `stderr` names a file for it)."""
+    logs = (str(log), str(stderr or log))
     process = _server().Process(
         target=_main,
-        args=(list(argv), dict(env), str(cwd), str(log), code, new_session),
+        args=(list(argv), dict(env), str(cwd), logs, code, new_session),
         daemon=False,
     )
     process.start()
@@ -143,14 +146,16 @@ def run(
     argv: list[str], *, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`modelyard ARGV` to its end, as `subprocess.run(..., capture_output=True, text=True)`
-    would (the output in `stdout`, both streams interleaved as a terminal shows them)."""
+    would."""
     with tempfile.TemporaryDirectory(prefix="modelyard-forked-") as scratch:
         where = Path(cwd) if cwd is not None else Path.cwd()
-        process = start(argv, env=env, cwd=where, log=Path(scratch) / "output.log")
+        err = Path(scratch) / "stderr.log"
+        process = start(argv, env=env, cwd=where, log=Path(scratch) / "stdout.log", stderr=err)
         try:
             code = process.wait(timeout)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.process.join()
-        return subprocess.CompletedProcess(["modelyard", *argv], code, process.output(), "")
+        errors = err.read_text(errors="replace") if err.exists() else ""
+        return subprocess.CompletedProcess(["modelyard", *argv], code, process.output(), errors)
