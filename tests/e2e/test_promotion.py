@@ -277,17 +277,11 @@ def _wait_for_tag(
         time.sleep(0.5)
 
 
-def test_manual_promotion_waits_for_a_reviewer(
-    prefect_api, tmp_path, tiny_params, small_reviews, monkeypatch
-):
-    """Three retrains paused after `staging`: one approved and one rejected from the CLI (answered
-    before its pause is in place), one never answered. Only the approved one reaches
-    production."""
-    import prefect.flow_runs
-    from typer.testing import CliRunner
-
-    from modelyard.cli import app
-
+def _manual_retrains(
+    api: str, tmp_path: Path, tiny_params, data: Path
+) -> dict[str, tuple[Path, forked.Forked]]:
+    """Three manual-mode retrains, each in a home of its own: one to approve, one to reject,
+    one left to time out."""
     cases = {}
     for case, timeout_s in (("approved", 600), ("rejected", 600), ("timeout", 5)):
         home = tmp_path / case
@@ -295,7 +289,7 @@ def test_manual_promotion_waits_for_a_reviewer(
         params = _params(
             home,
             tiny_params,
-            small_reviews,
+            data,
             "manual",
             **{
                 "promotion.mode": "manual",
@@ -308,8 +302,45 @@ def test_manual_promotion_waits_for_a_reviewer(
         patch = PAUSE_AFTER_THE_ANSWER if case == "rejected" else ""
         cases[case] = (
             home,
-            _retrain(params, home, prefect_api, patch=patch, ANSWERED=str(home / "answered")),
+            _retrain(params, home, api, patch=patch, ANSWERED=str(home / "answered")),
         )
+    return cases
+
+
+def _outcomes(cases: dict[str, tuple[Path, forked.Forked]]) -> dict[str, tuple]:
+    """Each case's (production version, approval tag, output, audit log), once it ended."""
+    outcomes = {}
+    for case, (home, process) in cases.items():
+        code, out = _finish(process)
+        assert code == 0, out[-3000:]
+        client, audit = _store(home)
+        aliases = client.get_registered_model("manual").aliases
+        tags = client.get_model_version("manual", "1").tags
+        outcomes[case] = (str(aliases.get("production")), tags["approval"], out, audit)
+    return outcomes
+
+
+def _assert_approved(production: str, status: str, out: str, audit) -> None:
+    assert (production, status) == ("1", "approved")
+    assert "approval approved by" in out and "looks good on the slices" in out
+    moves = audit.history("manual")
+    assert [(m.alias, m.to_version) for m in moves] == [("staging", "1"), ("production", "1")]
+    assert moves[1].actor.startswith("user:") and " via flow-run:" in moves[1].actor
+    assert moves[1].reason == "approved: looks good on the slices"
+
+
+def test_manual_promotion_waits_for_a_reviewer(
+    prefect_api, tmp_path, tiny_params, small_reviews, monkeypatch
+):
+    """Three retrains paused after `staging`: one approved and one rejected from the CLI (answered
+    before its pause is in place), one never answered. Only the approved one reaches
+    production."""
+    import prefect.flow_runs
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    cases = _manual_retrains(prefect_api, tmp_path, tiny_params, small_reviews)
     runner = CliRunner()
     resume = prefect.flow_runs.resume_flow_run
 
@@ -337,25 +368,10 @@ def test_manual_promotion_waits_for_a_reviewer(
     assert "flow run" in answer("approved", "approve", "--reason", "looks good on the slices")
     assert "production does not move" in answer("rejected", "reject", "--reason", "too risky")
 
-    outcomes = {}
-    for case, (home, process) in cases.items():
-        code, out = _finish(process)
-        assert code == 0, out[-3000:]
-        client, audit = _store(home)
-        aliases = client.get_registered_model("manual").aliases
-        tags = client.get_model_version("manual", "1").tags
-        outcomes[case] = (str(aliases.get("production")), tags["approval"], out, audit)
-
-    production, status, out, audit = outcomes["approved"]
-    assert (production, status) == ("1", "approved")
-    assert "approval approved by" in out and "looks good on the slices" in out
-    moves = audit.history("manual")
-    assert [(m.alias, m.to_version) for m in moves] == [("staging", "1"), ("production", "1")]
-    assert moves[1].actor.startswith("user:") and " via flow-run:" in moves[1].actor
-    assert moves[1].reason == "approved: looks good on the slices"
-
+    outcomes = _outcomes(cases)
+    _assert_approved(*outcomes["approved"])
     for case, status in (("rejected", "rejected"), ("timeout", "timed out")):
-        production, found, out, audit = outcomes[case]
+        production, found, _, audit = outcomes[case]
         assert (production, found) == ("None", status), case
         assert [m.alias for m in audit.history("manual")] == ["staging"], case
     assert "approval timed out by nobody: no answer within 5 s" in outcomes["timeout"][2]
