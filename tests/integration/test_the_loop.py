@@ -32,6 +32,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import forked
 from tests.helpers.dvc import reviews_project
 from tests.helpers.paths import REPO
 from tests.helpers.servers import stack_config
@@ -43,14 +44,7 @@ NAME = "loop"
 
 def _modelyard(*args: str, env: dict[str, str], cwd, timeout: int = 900) -> str:
     """A `modelyard` command as a user types it; its output (stdout + stderr), asserted ok."""
-    done = subprocess.run(
-        [sys.executable, "-m", "modelyard", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    done = forked.run(list(args), env={**os.environ, **env}, cwd=cwd, timeout=timeout)
     out = done.stdout + done.stderr
     assert done.returncode == 0, f"modelyard {' '.join(args)}:\n{out[-4000:]}"
     return out
@@ -119,13 +113,7 @@ def _accuracy_on_shifted(client_uri: str, version: str, seed: int) -> float:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "modelyard", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    return forked.run(list(args), env={**os.environ, **(env or {})}, timeout=120)
 
 
 def _exports_and_ownership(config, others: list[str], tmp_path) -> None:
