@@ -129,8 +129,8 @@ def _wait_for_challenger(url: str) -> None:
 
 
 def _wait_for_shadow(url: str, text: str) -> None:
-    """Until the shadow has scored one copy: its process loads the challenger at idle priority
-    (after the server has), and a phase measured before it is up would measure no shadow."""
+    """Until the shadow has scored one copy: its process loads the challenger (after the server
+    has), and a phase measured before it is up would measure no shadow."""
     import httpx
 
     started = time.monotonic()

@@ -4,16 +4,17 @@ answered, off the request path and out of the server's process.
 The request path only appends to a bounded queue (`offer` never blocks; what does not fit is
 dropped and counted). One thread of the server takes small batches from it and hands each to a
 process of its own (`modelyard.serving.shadow_child`, started with multiprocessing's spawn
-context), which loaded the challenger from a directory the server saved it to, scores at the
-OS's idle priority (Linux SCHED_IDLE: a core only when no server thread wants one) with one torch
-thread, and sends the probabilities back. In the server's process a shadow pass would hold the
-GIL between torch's small ops and make the answering thread wait for it; in its own process it
-holds nothing the server needs. One batch is in the child at a time, so the bounded queue stays
-the only backlog: under sustained load the child gets no core, the queue fills and copies are
-dropped (counted) rather than slow the answers. (Batches used to wait for a pause in the
-traffic as well; with the kernel keeping the child off busy cores that gate made no measurable
-difference to the answers' latency and halved what the shadow scored, so it went: see
-docs/development/benchmarks.md.)
+context), which loaded the challenger from a directory the server saved it to (at the server's
+priority), scores at niceness 10 (the server's threads preempt it on wake-up, yet it keeps a
+share of cores other work keeps busy; at SCHED_IDLE it starved there) with one torch thread, and
+sends the probabilities back. In the server's process a shadow pass would hold the GIL between
+torch's small ops and make the answering thread wait for it; in its own process it holds nothing
+the server needs. One batch is in the child at a time, so the bounded queue stays the only
+backlog: under sustained load the child gets little of a core, the queue fills and copies are
+dropped (counted) rather than slow the answers. (Batches used to wait for a pause in the traffic
+as well; with the kernel putting the child behind the server's threads that gate made no
+measurable difference to the answers' latency and halved what the shadow scored, so it went:
+see docs/development/benchmarks.md.)
 
 The rows are written here, by the server's one prediction log: each score is a row with role
 "shadow", the champion's prediction id as its request id and the challenger's version; a text
@@ -52,7 +53,7 @@ log = logging.getLogger("modelyard.serving.shadow")
 SHADOW_BATCH = 8
 # How often the shadow's thread looks whether its child answered (or died, or should stop).
 CHILD_POLL_S = 0.2
-# A child asked to stop may be in a pass at idle priority on busy cores: this long, then
+# A child asked to stop may be in a pass at a low priority on busy cores: this long, then
 # terminated.
 CHILD_STOP_S = 2.0
 

@@ -2,10 +2,17 @@
 (multiprocessing's spawn context), it loads the challenger from a local model directory the
 server saved, then answers batches of texts over a pipe until told to stop or the server is gone.
 
-It runs at the lowest scheduling class the OS offers (Linux: SCHED_IDLE, the kernel gives it a
-core only when no other thread wants one; elsewhere niceness 19) with one torch thread, and holds
-no lock the server's threads take (not even the GIL: it is another interpreter), so a pass here
-never makes an answer wait. It only scores: the server writes the rows and counts them.
+It loads the challenger at the server's priority (a one-off, like any model load; another
+process, so it takes no lock the server's threads need), then scores at niceness 10 with one
+torch thread. On a wake-up the kernel lets the server's nice-0 threads run first (CFS weight
+1024 against 110), and a pass holds no lock they take (not even the GIL: it is another
+interpreter), so a pass delays an answer little (on a core both want, the child gets about a
+tenth of it); yet the child keeps that share of a machine other processes keep busy, so a
+shadow still scores there. Not SCHED_IDLE (weight 3), as it was, nor niceness 19 (weight 15):
+measured on 2 cores kept busy by 3 nice-0 processes (as CI's 3 pytest workers do), a process
+got 0.02 s of CPU in 8 s at SCHED_IDLE, 0.09 s at 19, 0.57 s at 10 (3.95 s at 0), and a small
+challenger's load took about 4 s of CPU: at SCHED_IDLE the child would not even have loaded
+for many minutes. It only scores: the server writes the rows and counts them.
 
 This module imports nothing heavy at import time: the spawned interpreter imports it before
 anything else, and the loader it is given imports the model's runtime.
@@ -26,6 +33,9 @@ from typing import Any, Protocol
 
 # Messages from the child: it loaded the model (READY) or could not (FAILED, with why).
 READY, FAILED = "ready", "failed"
+# Niceness the child scores at, once loaded: the server's threads preempt it on wake-up, and it
+# still gets a share of cores other processes keep busy (SCHED_IDLE and 19 get next to none).
+SCORING_NICENESS = 10
 
 
 class Scorer(Protocol):
@@ -64,20 +74,22 @@ def load_saved(directory: str, runtime: str, device: str) -> Scorer:
 
 
 def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connection) -> None:
-    """The child's life: lower its priority, load, say READY (or FAILED), then score each batch
-    it receives until it receives None or the server's end of the pipe closes."""
+    """The child's life: load at the server's priority, lower it, say READY (or FAILED), then
+    score each batch it receives until it receives None or the server's end of the pipe closes."""
     # Ctrl-C in a terminal reaches the whole process group: the server stops its child itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lowest_priority()
     # Read by OpenMP and MKL when torch is first imported (by the loader): one thread.
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     try:
+        # Loaded before the priority is lowered: at a low one, on cores other work keeps busy,
+        # seconds of CPU can take minutes (see above).
         scorer = loader(directory, runtime, device)
         _one_torch_thread()
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it
         with contextlib.suppress(OSError):
             conn.send((FAILED, f"{type(error).__name__}: {error}"))
         return
+    _lower_priority()
     try:
         conn.send((READY, ""))
         for texts in iter(conn.recv, None):
@@ -104,14 +116,18 @@ def passes(scorer: Scorer, texts: Sequence[str], start: int = 0) -> list[Pass]:
     return [Pass(start, start + len(texts), probabilities, time.perf_counter() - started)]
 
 
-def _lowest_priority() -> None:
-    """SCHED_IDLE where the OS has it (Linux), else niceness 19. A sandbox may forbid either:
-    the child then scores at the server's priority, and says so."""
+def _lower_priority() -> None:
+    """Niceness `SCORING_NICENESS` above the server's (which the child inherited), for every
+    thread: Linux keeps a niceness per thread, and the loader may have started some (a runtime's
+    pool). A sandbox may forbid it: the child then scores at the server's priority, and says so."""
     try:
-        if hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        else:
-            os.nice(19)
+        niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + SCORING_NICENESS, 19)
+        tasks = Path("/proc/self/task")
+        threads = [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [0]
+        for thread in threads:
+            # A thread that ended since the listing needs no priority.
+            with contextlib.suppress(ProcessLookupError):
+                os.setpriority(os.PRIO_PROCESS, thread, niceness)
     except (OSError, AttributeError) as error:
         print(f"modelyard shadow: could not lower the priority: {error}", file=sys.stderr)
 

@@ -2,11 +2,14 @@
 the scorer's child process (`load` is the loader the child is given, pickled by name), so the
 tests run the real process without a model. Positive when a text says "good"; raises on
 "POISON"; a process that exits at once on "CRASH" (a challenger that kills its process); a pass
-over "HOLD <path>" waits until that file exists (the test holds the child mid-pass)."""
+over "HOLD <path>" waits until that file exists (the test holds the child mid-pass). With
+`LOAD_NOTE` set in the environment, the loader starts a thread (as a runtime's pool would) and
+writes its niceness at load time to the file that names."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 LABELS = ["negative", "positive"]
+# The environment variable naming the file the child's loader writes its niceness to.
+LOAD_NOTE = "MODELYARD_TEST_LOAD_NICENESS"
 
 
 class StandIn:
@@ -45,6 +50,10 @@ def load(directory: str, runtime: str, device: str) -> StandIn:
     """The child's loader: the directory must hold what `StandIn.save` wrote."""
     if not (Path(directory) / "stand-in").is_file():
         raise FileNotFoundError(f"{directory} holds no saved stand-in")
+    note = os.environ.get(LOAD_NOTE)
+    if note:
+        threading.Thread(target=threading.Event().wait, name="stand-in pool", daemon=True).start()
+        Path(note).write_text(f"{os.getpriority(os.PRIO_PROCESS, 0)}\n")
     return StandIn()
 
 

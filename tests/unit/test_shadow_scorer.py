@@ -1,18 +1,24 @@
 """The shadow scorer with a stand-in challenger scored in the real child process: every copy
 scored and logged as a shadow row paired with its answer's id, a text the challenger fails on
 isolated as an error row, a full queue dropping (and counting) rather than blocking; the child
-started for a challenger and gone when the rollout ends, when its challenger changes and when
-the server stops, a dead child counted and replaced; and the canary's key share."""
+loading at the server's priority and scoring at niceness 10 in every thread; the child started
+for a challenger and gone when the rollout ends, when its challenger changes and when the server
+stops, a dead child counted and replaced; and the canary's key share."""
 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from modelyard.serving.challenger import canary_share
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.shadow import ShadowScorer
+from modelyard.serving.shadow_child import SCORING_NICENESS
 from modelyard.store.roles import ERROR, SHADOW
 from tests.helpers import shadow_stand_in
 from tests.helpers.shadow_stand_in import StandIn, Unsaveable
@@ -100,6 +106,28 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
         release.touch()
         scorer.close()
     assert {row.request_id for row in log.rows} == {"held", "r0", "r1", "r2"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads listed in /proc")
+def test_the_child_loads_at_the_servers_priority_then_scores_niced_in_every_thread(
+    tmp_path, monkeypatch
+):
+    # At a low priority from the start, the child starved under CI load before it had loaded.
+    note = tmp_path / "load-niceness"
+    monkeypatch.setenv(shadow_stand_in.LOAD_NOTE, str(note))
+    ours, log = os.getpriority(os.PRIO_PROCESS, 0), _Log()
+    scorer = _scorer(_Rollout(_challenger()), log)
+    scorer.offer(["good"], ["a"])
+    scorer.start()
+    try:
+        wait_until(lambda: len(log.rows) == 1, "the copy was not scored", CHILD_S)
+        threads = [int(task.name) for task in Path(f"/proc/{scorer.child_pid}/task").iterdir()]
+        niceness = {os.getpriority(os.PRIO_PROCESS, thread) for thread in threads}
+    finally:
+        scorer.close()
+    assert int(note.read_text()) == ours
+    assert len(threads) >= 2  # the loader's thread too: Linux keeps a niceness per thread
+    assert niceness == {min(ours + SCORING_NICENESS, 19)}
 
 
 def test_nothing_is_scored_and_no_process_started_without_a_challenger():
