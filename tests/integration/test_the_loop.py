@@ -374,6 +374,14 @@ def _the_shift_retrains(urls, env, project, params, database) -> None:
 def _shadow_rollout_promotes(urls, env, project, params, database) -> None:
     status = " ".join(_modelyard("rollout", "status", NAME, env=env, cwd=project).split())
     assert "shadow, version 2 (challenger) against version 1 (production)" in status, status
+    # The server finds the rollout on its poll: answers sent before it has loaded the challenger
+    # have no shadow to score their copies.
+    deadline = time.monotonic() + 120
+    while not (httpx.get(f"{urls['model']}/metadata").json()["rollout"] or {}).get(
+        "challenger_loaded"
+    ):
+        assert time.monotonic() < deadline, "the server never loaded the challenger"
+        time.sleep(0.5)
     _traffic(urls, env, project, "--count", "300", "--shifted", "--feedback", "0.8")
     _logged(database, "2", 300)  # the challenger's shadow scores, written beside the answers
     verdict = _modelyard("rollout", "evaluate", NAME, "--params", str(params), env=env, cwd=project)
