@@ -4,15 +4,17 @@ server saved, then answers batches of texts over a pipe until told to stop or th
 
 It loads the challenger at the server's priority (a one-off, like any model load; another
 process, so it takes no lock the server's threads need), then scores at niceness 10 with one
-torch thread. On a wake-up the kernel lets the server's nice-0 threads run first (CFS weight
-1024 against 110), and a pass holds no lock they take (not even the GIL: it is another
-interpreter), so a pass delays an answer little (on a core both want, the child gets about a
-tenth of it); yet the child keeps that share of a machine other processes keep busy, so a
-shadow still scores there. Not SCHED_IDLE (weight 3), as it was, nor niceness 19 (weight 15):
-measured on 2 cores kept busy by 3 nice-0 processes (as CI's 3 pytest workers do), a process
-got 0.02 s of CPU in 8 s at SCHED_IDLE, 0.09 s at 19, 0.57 s at 10 (3.95 s at 0), and a small
-challenger's load took about 4 s of CPU: at SCHED_IDLE the child would not even have loaded
-for many minutes. It only scores: the server writes the rows and counts them.
+torch thread. A pass holds no lock the server's threads take (not even the GIL: it is another
+interpreter), and against them (weight 1024 to 110) it gets about a tenth of a core both want;
+yet it keeps that share of a machine other processes keep busy, so a shadow still scores there.
+It is not free: on 2 shared cores (bench/shadow_latency.py, MiniLM) the answers' p50 was 1.28x
+at c=1 and 1.34x at c=8 with the shadow at 10, 1.01x and 1.03x at SCHED_IDLE (which scored 40%
+as much; probably the kernel, EEVDF on 6.18, lets a running pass keep its slice). Not
+SCHED_IDLE (weight 3), as it was, nor niceness 19 (weight 15): measured on 2 cores kept busy by
+3 nice-0 processes (as CI's 3 pytest workers do), a process got 0.02 s of CPU in 8 s at
+SCHED_IDLE, 0.09 s at 19, 0.57 s at 10 (3.95 s at 0), and a small challenger's load took about
+4 s of CPU: at SCHED_IDLE the child would not even have loaded for many minutes. It only
+scores: the server writes the rows and counts them.
 
 This module imports nothing heavy at import time: the spawned interpreter imports it before
 anything else, and the loader it is given imports the model's runtime.
