@@ -678,6 +678,12 @@ class Settings(BaseSettings):
     # HOST:PORT where the machines of a `train.nnodes` > 1 training meet (torchrun's c10d
     # rendezvous): reachable from every node, e.g. node 0's headless-Service name on Kubernetes.
     rdzv_endpoint: str | None = None
+    # The priority a shadow rollout's scoring process runs at once it has loaded its
+    # challenger: `idle` (Linux's SCHED_IDLE; niceness 19 elsewhere) takes only cores nothing
+    # else wants, so the answers' latency is unchanged, but on a host other work keeps busy it
+    # scores next to nothing; a niceness (0-19) keeps a share there at a cost in latency
+    # (docs/guides/serving.md has the figures).
+    shadow_priority: Literal["idle"] | Annotated[int, Field(ge=0, le=19)] = "idle"
 
     def resolved_mlflow_ui_url(self) -> str:
         """MODELYARD_MLFLOW_UI_URL, else an http(s) tracking server, else http://127.0.0.1:5000

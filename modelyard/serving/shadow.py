@@ -5,8 +5,8 @@ The request path only appends to a bounded queue (`offer` never blocks; what doe
 dropped and counted). One thread of the server takes small batches from it and hands each to a
 process of its own (`modelyard.serving.shadow_child`, started with multiprocessing's spawn
 context), which loaded the challenger from a directory the server saved it to (at the server's
-priority), scores at niceness 10 (the server's threads preempt it on wake-up, yet it keeps a
-share of cores other work keeps busy; at SCHED_IDLE it starved there) with one torch thread, and
+priority), scores at SCHED_IDLE (a core only when the server's threads do not want it; on a
+host other work keeps busy, the niceness MODELYARD_SHADOW_PRIORITY sets) with one torch thread, and
 sends the probabilities back. In the server's process a shadow pass would hold the GIL between
 torch's small ops and make the answering thread wait for it; in its own process it holds nothing
 the server needs. One batch is in the child at a time, so the bounded queue stays the only

@@ -3,18 +3,17 @@
 server saved, then answers batches of texts over a pipe until told to stop or the server is gone.
 
 It loads the challenger at the server's priority (a one-off, like any model load; another
-process, so it takes no lock the server's threads need), then scores at niceness 10 with one
-torch thread. A pass holds no lock the server's threads take (not even the GIL: it is another
-interpreter), and against them (weight 1024 to 110) it gets about a tenth of a core both want;
-yet it keeps that share of a machine other processes keep busy, so a shadow still scores there.
-It is not free: on 2 shared cores (bench/shadow_latency.py, MiniLM) the answers' p50 was 1.28x
-at c=1 and 1.34x at c=8 with the shadow at 10, 1.01x and 1.03x at SCHED_IDLE (which scored 40%
-as much; probably the kernel, EEVDF on 6.18, lets a running pass keep its slice). Not
-SCHED_IDLE (weight 3), as it was, nor niceness 19 (weight 15): measured on 2 cores kept busy by
-3 nice-0 processes (as CI's 3 pytest workers do), a process got 0.02 s of CPU in 8 s at
-SCHED_IDLE, 0.09 s at 19, 0.57 s at 10 (3.95 s at 0), and a small challenger's load took about
-4 s of CPU: at SCHED_IDLE the child would not even have loaded for many minutes. It only
-scores: the server writes the rows and counts them.
+process, so it takes no lock the server's threads need), then scores with one torch thread at
+the priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
+thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no
+lock the server's threads take (not even the GIL: it is another interpreter), so the answers'
+latency is unchanged (bench/shadow_latency.py, MiniLM, 2 cores: p50 1.01x at c=1, 1.03x at c=8).
+The price is on a host other work keeps busy: measured on 2 cores beside 3 busy nice-0
+processes, a process got 0.02 s of CPU in 8 s at SCHED_IDLE, 0.09 s at niceness 19, 0.57 s at
+10 (3.95 s at 0). Hence the load first (a small challenger's is ~4 s of CPU: at SCHED_IDLE it
+would take many minutes there), and a niceness setting for such hosts, which keeps a share of
+the cores at a cost (niceness 10: p50 1.28x at c=1, 1.34x at c=8). It only scores: the server
+writes the rows and counts them.
 
 This module imports nothing heavy at import time: the spawned interpreter imports it before
 anything else, and the loader it is given imports the model's runtime.
@@ -35,9 +34,8 @@ from typing import Any, Protocol
 
 # Messages from the child: it loaded the model (READY) or could not (FAILED, with why).
 READY, FAILED = "ready", "failed"
-# Niceness the child scores at, once loaded: the server's threads preempt it on wake-up, and it
-# still gets a share of cores other processes keep busy (SCHED_IDLE and 19 get next to none).
-SCORING_NICENESS = 10
+# The default scoring priority (Settings.shadow_priority): only cores nothing else wants.
+IDLE = "idle"
 
 
 class Scorer(Protocol):
@@ -91,7 +89,7 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
         with contextlib.suppress(OSError):
             conn.send((FAILED, f"{type(error).__name__}: {error}"))
         return
-    _lower_priority()
+    _lower_priority(_scoring_priority())
     try:
         conn.send((READY, ""))
         for texts in iter(conn.recv, None):
@@ -118,20 +116,34 @@ def passes(scorer: Scorer, texts: Sequence[str], start: int = 0) -> list[Pass]:
     return [Pass(start, start + len(texts), probabilities, time.perf_counter() - started)]
 
 
-def _lower_priority() -> None:
-    """Niceness `SCORING_NICENESS` above the server's (which the child inherited), for every
-    thread: Linux keeps a niceness per thread, and the loader may have started some (a runtime's
-    pool). A sandbox may forbid it: the child then scores at the server's priority, and says so."""
+def _scoring_priority() -> str | int:
+    """MODELYARD_SHADOW_PRIORITY, as the server's environment (inherited) sets it."""
+    from modelyard.config import Settings
+
+    return Settings().shadow_priority
+
+
+def _lower_priority(priority: str | int) -> None:
+    """`priority` (IDLE or a niceness) for every thread: Linux keeps a scheduling policy and a
+    niceness per thread, and the loader may have started some (a runtime's pool). A sandbox
+    may forbid it: the child then scores at the server's priority, and says so."""
     try:
-        niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + SCORING_NICENESS, 19)
         tasks = Path("/proc/self/task")
         threads = [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [0]
         for thread in threads:
             # A thread that ended since the listing needs no priority.
             with contextlib.suppress(ProcessLookupError):
-                os.setpriority(os.PRIO_PROCESS, thread, niceness)
+                _set_priority(thread, priority)
     except (OSError, AttributeError) as error:
         print(f"modelyard shadow: could not lower the priority: {error}", file=sys.stderr)
+
+
+def _set_priority(thread: int, priority: str | int) -> None:
+    if priority == IDLE and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        niceness = 19 if priority == IDLE else int(priority)
+        os.setpriority(os.PRIO_PROCESS, thread, max(niceness, os.getpriority(os.PRIO_PROCESS, 0)))
 
 
 def _one_torch_thread() -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 from tests.helpers.wait import wait_until
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists (a child its parent stopped and reaped is gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def free_port() -> int:

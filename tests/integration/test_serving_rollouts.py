@@ -36,7 +36,7 @@ from modelyard.tags import PRODUCTION, STAGING
 from tests.helpers.models import TINY_TEXTS as TEXTS
 from tests.helpers.models import register_tiny_versions
 from tests.helpers.paths import REPO
-from tests.helpers.servers import ServerThread, free_port
+from tests.helpers.servers import ServerThread, free_port, running
 from tests.helpers.wait import wait_until
 
 NAME = "rolled-out"
@@ -151,7 +151,7 @@ def test_shadow_logs_both_versions_under_one_request_id(store, tmp_path):
 
         shadow_state = app.state.serving.shadow
         child = shadow_state.child_pid  # the challenger scored in a process of its own
-        assert child is not None and child != os.getpid() and _running(child)
+        assert child is not None and child != os.getpid() and running(child)
 
         RolloutStore.from_url(database).close(rollout_id, RolloutState.ABORTED, "test", "done")
         assert _reload(http)["challenger"] is None
@@ -159,7 +159,7 @@ def test_shadow_logs_both_versions_under_one_request_id(store, tmp_path):
         assert http.post("/predict", json={"text": "after"}).status_code == 200
         # Offered on the request path before the answer: nothing was, the rollout is closed.
         assert shadow_state.scored + shadow_state.depth == len(TEXTS)
-        wait_until(lambda: not _running(child), "the shadow process outlived the rollout", 60)
+        wait_until(lambda: not running(child), "the shadow process outlived the rollout", 60)
         assert shadow_state.child_pid is None
 
 
@@ -171,20 +171,11 @@ def test_the_shadow_process_ends_with_the_server(store, tmp_path):
         answered = http.post("/predict", json={"texts": TEXTS}).json()
         rows = _wait_rows(database, 2 * len(TEXTS))  # the process answered: it is up
         child = app.state.serving.shadow.child_pid
-        assert child is not None and _running(child)
+        assert child is not None and running(child)
     # The rollout is still open: only the server's shutdown stopped the process.
-    assert not _running(child)
+    assert not running(child)
     ids = {p["id"] for p in answered["predictions"]}
     assert {row["request_id"] for row in rows if row["role"] == "shadow"} == ids
-
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` exists (a stopped child is reaped by the server: gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _post(http: httpx.Client, key: str | None) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The shadow scorer with a stand-in challenger scored in the real child process: every copy
 scored and logged as a shadow row paired with its answer's id, a text the challenger fails on
 isolated as an error row, a full queue dropping (and counting) rather than blocking; the child
-loading at the server's priority and scoring at niceness 10 in every thread; the child started
-for a challenger and gone when the rollout ends, when its challenger changes and when the server
-stops, a dead child counted and replaced; and the canary's key share."""
+loading at the server's priority and scoring at SCHED_IDLE (or a set niceness) in every
+thread; the child started for a challenger and gone when the rollout ends, when its challenger
+changes and when the server stops, a dead child counted and replaced; and the canary's key
+share."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from modelyard.serving.challenger import canary_share
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.shadow import ShadowScorer
-from modelyard.serving.shadow_child import SCORING_NICENESS
 from modelyard.store.roles import ERROR, SHADOW
 from tests.helpers import shadow_stand_in
+from tests.helpers.servers import running
 from tests.helpers.shadow_stand_in import StandIn, Unsaveable
 from tests.helpers.wait import wait_until
 
@@ -52,14 +53,6 @@ class _Rollout:
 
 def _scorer(rollout, log: _Log, maxsize: int = 100, **kwargs) -> ShadowScorer:
     return ShadowScorer(rollout, log, maxsize, batch_size=4, loader=shadow_stand_in.load, **kwargs)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_every_copy_is_scored_in_the_child_and_a_failing_text_is_an_error_row():
@@ -109,12 +102,16 @@ def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads listed in /proc")
-def test_the_child_loads_at_the_servers_priority_then_scores_niced_in_every_thread(
-    tmp_path, monkeypatch
+@pytest.mark.parametrize("priority", [None, "12"])
+def test_the_child_loads_at_the_servers_priority_then_scores_lowered_in_every_thread(
+    priority, tmp_path, monkeypatch
 ):
-    # At a low priority from the start, the child starved under CI load before it had loaded.
+    """SCHED_IDLE by default, the niceness MODELYARD_SHADOW_PRIORITY names otherwise; at a low
+    priority from the start, the child starved under CI load before it had loaded."""
     note = tmp_path / "load-niceness"
     monkeypatch.setenv(shadow_stand_in.LOAD_NOTE, str(note))
+    if priority is not None:
+        monkeypatch.setenv("MODELYARD_SHADOW_PRIORITY", priority)
     ours, log = os.getpriority(os.PRIO_PROCESS, 0), _Log()
     scorer = _scorer(_Rollout(_challenger()), log)
     scorer.offer(["good"], ["a"])
@@ -122,12 +119,16 @@ def test_the_child_loads_at_the_servers_priority_then_scores_niced_in_every_thre
     try:
         wait_until(lambda: len(log.rows) == 1, "the copy was not scored", CHILD_S)
         threads = [int(task.name) for task in Path(f"/proc/{scorer.child_pid}/task").iterdir()]
+        policies = {os.sched_getscheduler(thread) for thread in threads}
         niceness = {os.getpriority(os.PRIO_PROCESS, thread) for thread in threads}
     finally:
         scorer.close()
     assert int(note.read_text()) == ours
-    assert len(threads) >= 2  # the loader's thread too: Linux keeps a niceness per thread
-    assert niceness == {min(ours + SCORING_NICENESS, 19)}
+    assert len(threads) >= 2  # the loader's thread too: Linux keeps a priority per thread
+    if priority is None:
+        assert policies == {os.SCHED_IDLE}
+    else:
+        assert policies == {os.SCHED_OTHER} and niceness == {max(12, ours)}
 
 
 def test_nothing_is_scored_and_no_process_started_without_a_challenger():
@@ -155,18 +156,18 @@ def test_the_child_is_gone_when_the_rollout_ends_its_challenger_changes_or_the_s
             "no child for version 3",
             CHILD_S,
         )
-        wait_until(lambda: not _running(first), "version 2's child outlived its rollout", 30)
+        wait_until(lambda: not running(first), "version 2's child outlived its rollout", 30)
         scorer.offer(["good"], ["after the change"])
         wait_until(lambda: len(log.rows) == 1, "version 3 scored nothing", CHILD_S)
         assert log.rows[0].version == "3"
         rollout.model = None  # the rollout ended
-        wait_until(lambda: not _running(second), "the child outlived the rollout", 30)
+        wait_until(lambda: not running(second), "the child outlived the rollout", 30)
         assert scorer.child_pid is None
         rollout.model = _challenger("4")
         third = wait_until(lambda: scorer.child_pid, "no child for version 4", CHILD_S)
     finally:
         scorer.close()
-    assert scorer.child_pid is None and not _running(third)  # closed: nothing outlives it
+    assert scorer.child_pid is None and not running(third)  # closed: nothing outlives it
 
 
 def test_a_child_that_dies_is_counted_and_replaced_and_an_unsaveable_challenger_refused():
@@ -179,7 +180,7 @@ def test_a_child_that_dies_is_counted_and_replaced_and_an_unsaveable_challenger_
         wait_until(lambda: scorer.failed == 1, "the lost copy was not counted", CHILD_S)
         scorer.offer(["good"], ["next"])
         wait_until(lambda: len(log.rows) == 1, "no child scored after the crash", CHILD_S)
-        assert scorer.child_pid not in (None, first) and not _running(first)
+        assert scorer.child_pid not in (None, first) and not running(first)
         assert [row.request_id for row in log.rows] == ["next"]  # a lost copy is no row
         rollout.model = _challenger("5", Unsaveable())
         scorer.offer(["good"], ["unsaveable"])
