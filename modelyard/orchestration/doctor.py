@@ -53,9 +53,9 @@ def check_tracking(uri: str) -> Check:
             path = Path(uri.removeprefix("sqlite:///"))
             if not path.exists():  # looking must not create it
                 return Check("mlflow", True, f"embedded store {uri} (created on the first run)")
-        from mlflow import MlflowClient
+        from modelyard.registry.mlflow_registry import open_client
 
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        open_client(uri)
         return Check("mlflow", True, f"embedded store {uri}")
 
     return _guard(

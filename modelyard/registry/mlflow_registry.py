@@ -25,6 +25,8 @@ from modelyard.lineage_key import RecordedVersion
 from modelyard.tags import LINEAGE_KEY, MODEL_ALIASES, PRODUCTION, RUNTIME, RUNTIME_CUDA, STAGING
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from modelyard.registry.pyfunc import TextClassifierModel
 
 
@@ -83,6 +85,37 @@ def _fluent_uris(uri: str) -> Iterator[None]:
                     os.environ[name] = value
 
 
+@contextmanager
+def _initialising(uri: str) -> Iterator[None]:
+    """Hold the store's init lock, where it has one (an embedded SQLite store)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from modelyard.store.lock import file_lock
+
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(database.with_name(f"{database.name}.locks") / "init.lock"):
+        yield
+
+
+def open_client(uri: str) -> MlflowClient:
+    """An MlflowClient on `uri` (tracking and registry), its stores opened.
+
+    MLflow creates and migrates a fresh SQLite store on first use; two processes starting
+    together (two retrains, or a retrain and `models approve`) would both migrate it and one
+    would fail half-way. Opening both stores under one lock per database keeps that from
+    happening, and leaves later calls nothing to migrate.
+    """
+    from mlflow import MlflowClient
+
+    with _initialising(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    return client
+
+
 class MlflowRegistry:
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRegistry:
@@ -93,22 +126,10 @@ class MlflowRegistry:
     def __init__(
         self, tracking_uri: str, experiment: str, artifact_root: str | None = None
     ) -> None:
-        from mlflow import MlflowClient
-
         self.tracking_uri = tracking_uri
-        if tracking_uri.startswith("sqlite:///"):
-            # MLflow creates and migrates a fresh SQLite store on first use; two retrains
-            # starting together would both migrate it and one would fail half-way.
-            from modelyard.store.lock import file_lock
-
-            database = Path(tracking_uri.removeprefix("sqlite:///"))
-            database.parent.mkdir(parents=True, exist_ok=True)
-            with file_lock(database.with_name(f"{database.name}.locks") / "init.lock"):
-                self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-                self.experiment_id = self._experiment(experiment, artifact_root)
-        else:
-            self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-            self.experiment_id = self._experiment(experiment, artifact_root)
+        self.client = open_client(tracking_uri)
+        # Another process may create it meanwhile: _experiment takes that into account.
+        self.experiment_id = self._experiment(experiment, artifact_root)
 
     def _experiment(self, name: str, artifact_root: str | None) -> str:
         from mlflow.exceptions import MlflowException

@@ -141,13 +141,13 @@ def _finish(process: forked.Forked, timeout: float = 600) -> tuple[int, str]:
 
 
 def _store(home: Path):
-    from mlflow import MlflowClient
-
+    from modelyard.registry.mlflow_registry import open_client
     from modelyard.store.audit import AuditLog
 
+    # Opened as the product opens it: a retrain starting meanwhile migrates the same fresh store.
     uri = f"sqlite:///{home.resolve()}/mlflow.db"
     return (
-        MlflowClient(tracking_uri=uri, registry_uri=uri),
+        open_client(uri),
         AuditLog.from_url(f"sqlite:///{home.resolve()}/modelyard.db"),
     )
 

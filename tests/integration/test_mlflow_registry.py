@@ -1,6 +1,8 @@
 """The MLflow adapter on a temporary SQLite store: runs, dataset digest, pyfunc model, registry."""
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -143,3 +145,39 @@ def test_pyfunc_loads_in_a_fresh_process(store, logged, tmp_path):
     assert out["inputs"] == [0]
     as_list = predict_in_fresh_process(uri, f"models:/{name}/1", ["fine", "awful"], tmp_path, None)
     assert as_list["labels"] == out["labels"]
+
+
+_OPEN_WHEN_TOLD = """
+import os, pathlib, time
+from modelyard.registry.mlflow_registry import open_client
+here = pathlib.Path(os.environ["BARRIER"])
+(here / f"ready-{os.getpid()}").touch()
+deadline = time.monotonic() + 120
+while not (here / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+open_client(os.environ["URI"]).search_registered_models()
+"""
+
+
+def test_processes_opening_one_fresh_store_at_once_all_succeed(tmp_path):
+    """MLflow migrates a fresh SQLite store on first use; processes doing it at once (a retrain
+    and `models approve`, two retrains) fail half-way ("duplicate column name") unless opening
+    is serialised. Four processes are released together onto one store."""
+    from tests.helpers import forked
+
+    barrier, uri = tmp_path / "barrier", f"sqlite:///{tmp_path}/mlflow.db"
+    barrier.mkdir()
+    env = {**os.environ, "BARRIER": str(barrier), "URI": uri}
+    processes = [
+        forked.start([], env=env, cwd=tmp_path, log=tmp_path / f"{i}.log", code=_OPEN_WHEN_TOLD)
+        for i in range(4)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < 4:
+        assert time.monotonic() < deadline, "the processes never got ready"
+        assert all(p.poll() is None for p in processes), [p.output()[-2000:] for p in processes]
+        time.sleep(0.01)
+    (barrier / "go").touch()
+    for process in processes:
+        process.wait(timeout=120)
+        assert process.returncode == 0, process.output()[-3000:]
