@@ -86,9 +86,17 @@ def _job_size(client: Any, name: str, size: tuple[int, int]) -> dict[str, int] |
 def report_triggered_run(ref: str) -> None:
     """Which run of the retrain deployment the announcement of `ref` started, or that none
     did within the wait."""
-    from modelyard.orchestration.events import RETRAIN_DEPLOYMENT, triggered_retrain
+    from modelyard.orchestration.events import RETRAIN_DEPLOYMENT, NotDeployed, triggered_retrain
 
-    found = triggered_retrain(ref)
+    try:
+        found = triggered_retrain(ref)
+    except NotDeployed:
+        typer.echo(
+            f"no {RETRAIN_DEPLOYMENT} deployment on the Prefect server, so nothing retrains on "
+            f"{ref} by itself: `modelyard deploy` (or `make up`) creates it; or run "
+            f"`modelyard retrain --data {ref}`"
+        )
+        return
     if found is None:
         typer.echo(
             f"no run of the {RETRAIN_DEPLOYMENT} deployment on {ref} appeared within 30 s: "

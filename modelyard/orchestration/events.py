@@ -109,15 +109,21 @@ def emit_registry_tampered(found: PointerCheck, detected_by: str) -> bool:
     return True
 
 
+class NotDeployed(LookupError):
+    """The Prefect server has no retrain deployment: no trigger can turn an event into a run."""
+
+
 def triggered_retrain(ref: str, timeout_s: float = 30.0) -> tuple[str, str] | None:
     """The newest run of the retrain deployment with `ref` as its data: (name, state), polled
     for up to `timeout_s` while Prefect's triggers turn the announcement into a run; None when
-    none appeared (no server, no deployment, or its trigger did not fire)."""
+    none appeared (no server, or its trigger did not fire). NotDeployed at once when the
+    server has no such deployment: nothing could appear, so nothing is waited for."""
     import time
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.exceptions import ObjectNotFound
     from prefect.settings import get_current_settings
 
     if not get_current_settings().api.url:
@@ -125,6 +131,10 @@ def triggered_retrain(ref: str, timeout_s: float = 30.0) -> tuple[str, str] | No
     deadline = time.monotonic() + timeout_s
     _, deployment = RETRAIN_DEPLOYMENT.split("/")
     with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+        except ObjectNotFound:
+            raise NotDeployed(RETRAIN_DEPLOYMENT) from None
         while True:
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),

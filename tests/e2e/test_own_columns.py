@@ -120,6 +120,8 @@ def test_a_dataset_with_its_own_columns_from_data_add_to_pyfunc(
     added = runner.invoke(app, ["data", "add", str(export), "--name", "reviews", *COLUMNS])
     assert added.exit_code == 0, added.output
     assert "added reviews@1" in added.output and "1500 rows" in added.output
+    # A Prefect API but no retrain deployment: said at once, not after waiting for a run.
+    assert "no retrain/retrain deployment on the Prefect server" in " ".join(added.output.split())
     trained = runner.invoke(app, ["retrain", "--data", "reviews@1", *COLUMNS])
     assert trained.exit_code == 0, trained.output
 
