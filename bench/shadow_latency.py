@@ -8,6 +8,7 @@ and dropped.
     .venv/bin/python bench/shadow_latency.py --backbone minilm --levels 1,8 --seconds 15
     .venv/bin/python bench/shadow_latency.py --model-dir build/model
     taskset -c 2-5 .venv/bin/python bench/shadow_latency.py --server-cpus 0,1   # a 2-core server
+    .venv/bin/python bench/shadow_latency.py --server-cpus 0 --shadow-cpus 1     # the shadow apart
 
 The model (a saved directory, or an untrained one of `--backbone`) is registered twice in a
 scratch MODELYARD_HOME: version 1 in production, version 2 the challenger. Each phase is a fresh
@@ -54,6 +55,9 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--server-cpus", help="pin the server to these cores (taskset -c), e.g. 0,1; clients not"
+    )
+    parser.add_argument(
+        "--shadow-cpus", help="MODELYARD_SHADOW_CPUS: the shadow's scoring process on these cores"
     )
     return parser.parse_args()
 
@@ -192,6 +196,8 @@ def main() -> int:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
         if args.omp_wait_policy:
             env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+        if args.shadow_cpus:
+            env["MODELYARD_SHADOW_CPUS"] = args.shadow_cpus
         texts = runtime_compare.timing_texts(args.texts, [])
         texts = texts or runtime_compare.default_split()[1]["text"].tolist()
         print(f"{len(texts)} texts, {args.seconds:g} s per level, {args.rounds} rounds in turns")

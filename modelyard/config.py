@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -651,6 +651,18 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raise ConfigError(f"{path} is invalid:\n{_describe(error)}") from None
 
 
+def cpu_list(text: str) -> tuple[int, ...]:
+    """Core numbers as taskset's list writes them ("0,2", "4-7", "0,4-5"), sorted, each once."""
+    cores: set[int] = set()
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        first, dash, last = part.partition("-")
+        numbers = first.isdigit() and (not dash or last.isdigit())
+        if not numbers or (dash and int(last) < int(first)):
+            raise ValueError(f"{part!r} is not a core number or a range like 4-7")
+        cores.update(range(int(first), int(last or first) + 1))
+    return tuple(sorted(cores))
+
+
 class Settings(BaseSettings):
     """Where things live. Read from the environment only (no .env file: it would leak into
     tests)."""
@@ -684,6 +696,15 @@ class Settings(BaseSettings):
     # scores next to nothing; a niceness (0-19) keeps a share there at a cost in latency
     # (docs/guides/serving.md has the figures).
     shadow_priority: Literal["idle"] | Annotated[int, Field(ge=0, le=19)] = "idle"
+    # Cores of the shadow's scoring process alone, as taskset writes them ("6,7" or "4-7"):
+    # on a host with cores the server does not use (`taskset -c 0-5 modelyard serve`), the
+    # shadow then shares nothing with the answers, not even caches. Unset: the server's cores.
+    shadow_cpus: Annotated[tuple[int, ...], NoDecode] = ()
+
+    @field_validator("shadow_cpus", mode="before")
+    @classmethod
+    def _cpu_list(cls, value: object) -> object:
+        return cpu_list(value) if isinstance(value, str) else value
 
     def resolved_mlflow_ui_url(self) -> str:
         """MODELYARD_MLFLOW_UI_URL, else an http(s) tracking server, else http://127.0.0.1:5000

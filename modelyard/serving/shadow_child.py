@@ -30,7 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
 
 # Messages from the child: it loaded the model (READY) or could not (FAILED, with why).
 READY, FAILED = "ready", "failed"
@@ -78,6 +81,8 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
     score each batch it receives until it receives None or the server's end of the pipe closes."""
     # Ctrl-C in a terminal reaches the whole process group: the server stops its child itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Before any thread starts: the threads the loader starts inherit the cores.
+    _own_cores(_settings().shadow_cpus)
     # Read by OpenMP and MKL when torch is first imported (by the loader): one thread.
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     try:
@@ -116,11 +121,27 @@ def passes(scorer: Scorer, texts: Sequence[str], start: int = 0) -> list[Pass]:
     return [Pass(start, start + len(texts), probabilities, time.perf_counter() - started)]
 
 
-def _scoring_priority() -> str | int:
-    """MODELYARD_SHADOW_PRIORITY, as the server's environment (inherited) sets it."""
+def _settings() -> Settings:
+    """MODELYARD_SHADOW_PRIORITY and MODELYARD_SHADOW_CPUS, as the server's environment
+    (inherited) sets them."""
     from modelyard.config import Settings
 
-    return Settings().shadow_priority
+    return Settings()
+
+
+def _scoring_priority() -> str | int:
+    return _settings().shadow_priority
+
+
+def _own_cores(cores: tuple[int, ...]) -> None:
+    """Only `cores` (none given: the server's), for this thread and those it starts. Cores the
+    host lacks or a container forbids: said, and the server's are kept."""
+    if not cores:
+        return
+    try:
+        os.sched_setaffinity(0, cores)
+    except (OSError, AttributeError) as error:
+        print(f"modelyard shadow: could not move to cores {list(cores)}: {error}", file=sys.stderr)
 
 
 def _lower_priority(priority: str | int) -> None:

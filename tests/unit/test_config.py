@@ -102,3 +102,20 @@ def test_artifact_root_only_for_the_embedded_store(tmp_path, monkeypatch):
     assert Settings(home=tmp_path).artifact_root() == (tmp_path / "mlruns").resolve().as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert Settings(home=tmp_path).artifact_root() is None
+
+
+@pytest.mark.parametrize(
+    ("given", "cores"),
+    [("6,7", (6, 7)), ("4-7", (4, 5, 6, 7)), (" 0, 4-5,4 ", (0, 4, 5)), ("", ())],
+)
+def test_shadow_cpus_read_as_taskset_writes_them(given, cores, monkeypatch):
+    monkeypatch.setenv("MODELYARD_SHADOW_CPUS", given)
+    assert Settings().shadow_cpus == cores
+
+
+@pytest.mark.parametrize("given", ["a", "7-4", "1,-2", "3-"])
+def test_a_shadow_cpus_that_is_not_a_core_list_is_refused_naming_the_part(given, monkeypatch):
+    monkeypatch.setenv("MODELYARD_SHADOW_CPUS", given)
+    with pytest.raises(ValidationError, match="shadow_cpus") as raised:
+        Settings()
+    assert "not a core number or a range like 4-7" in str(raised.value)

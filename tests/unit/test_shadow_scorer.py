@@ -131,6 +131,24 @@ def test_the_child_loads_at_the_servers_priority_then_scores_lowered_in_every_th
         assert policies == {os.SCHED_OTHER} and niceness == {max(12, ours)}
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_the_child_scores_on_the_cores_modelyard_shadow_cpus_names(monkeypatch):
+    """Every thread of the child (the loader's included) on the cores named, none else."""
+    last = max(os.sched_getaffinity(0))
+    monkeypatch.setenv("MODELYARD_SHADOW_CPUS", str(last))
+    log = _Log()
+    scorer = _scorer(_Rollout(_challenger()), log)
+    scorer.offer(["good"], ["a"])
+    scorer.start()
+    try:
+        wait_until(lambda: len(log.rows) == 1, "the copy was not scored", CHILD_S)
+        tasks = Path(f"/proc/{scorer.child_pid}/task").iterdir()
+        cores = {frozenset(os.sched_getaffinity(int(task.name))) for task in tasks}
+    finally:
+        scorer.close()
+    assert cores == {frozenset({last})}
+
+
 def test_nothing_is_scored_and_no_process_started_without_a_challenger():
     log = _Log()
     scorer = _scorer(_Rollout(None), log, 10)
