@@ -5,15 +5,16 @@ server saved, then answers batches of texts over a pipe until told to stop or th
 It loads the challenger at the server's priority (a one-off, like any model load; another
 process, so it takes no lock the server's threads need), then scores with one torch thread at
 the priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
-thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no
-lock the server's threads take (not even the GIL: it is another interpreter), so the answers'
-latency is unchanged (bench/shadow_latency.py, MiniLM, 2 cores: p50 1.01x at c=1, 1.03x at c=8).
-The price is on a host other work keeps busy: measured on 2 cores beside 3 busy nice-0
-processes, a process got 0.02 s of CPU in 8 s at SCHED_IDLE, 0.09 s at niceness 19, 0.57 s at
-10 (3.95 s at 0). Hence the load first (a small challenger's is ~4 s of CPU: at SCHED_IDLE it
-would take many minutes there), and a niceness setting for such hosts, which keeps a share of
-the cores at a cost (niceness 10: p50 1.28x at c=1, 1.34x at c=8). It only scores: the server
-writes the rows and counts them.
+thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no lock
+the server's threads take (not even the GIL: it is another interpreter). What is left of its
+cost to the answers is its compute sharing the machine's caches and memory bandwidth
+(bench/shadow_latency.py, MiniLM, 2 vCPUs, 8 callers: p50 1.03x, p95 1.09x; on a core of its
+own, MODELYARD_SHADOW_CPUS, about the same). The price is on a host other work keeps busy:
+measured on 2 cores beside 3 busy nice-0 processes, a process got 0.02 s of CPU in 8 s at
+SCHED_IDLE, 0.09 s at niceness 19, 0.57 s at 10 (3.95 s at 0). Hence the load first (a small
+challenger's is ~4 s of CPU: at SCHED_IDLE it would take many minutes there), and a niceness
+setting for such hosts, which keeps a share of the cores at a cost (niceness 10: p50 1.28x at
+c=1, 1.34x at c=8). It only scores: the server writes the rows and counts them.
 
 This module imports nothing heavy at import time: the spawned interpreter imports it before
 anything else, and the loader it is given imports the model's runtime.
