@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # it, every process compiled torch, transformers, MLflow and Prefect again; the suite took 31 min).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test lint data ui browser docs-screens clean up down docs image image-cuda
+.PHONY: install run test lint data ui browser docs-screens clean up down docs image image-cuda warm
 
 # The container image (Dockerfile): `make image` builds and tags $(IMAGE):$(VERSION) (the CPU
 # build of torch), `make image-cuda` $(IMAGE):$(VERSION)-cuda (torch's CUDA build TORCH_CUDA,
@@ -82,10 +82,14 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The checks and the docs build side by side (each one process: mypy, mkdocs), then the tests.
+# The checks, the docs build and the bytecode of what the tests import (tests/helpers/warm.py)
+# side by side, then the tests.
 test: install
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint docs
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint docs warm
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+warm: install
+	$(BIN)/python -m tests.helpers.warm
 
 # Both UIs on the embedded stores: MLflow's and Prefect's (its UI told where its API is, so any
 # port works): make ui MLFLOW_PORT=5001 PREFECT_PORT=4201

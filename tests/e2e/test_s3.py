@@ -17,6 +17,7 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers import forked
 from tests.helpers.dvc import make_dvc_project
 from tests.helpers.s3 import local_s3
 from tests.helpers.servers import stack_config
@@ -42,10 +43,14 @@ def _s3_project(root, s3, params) -> str:
     _run(*dvc, "remote", "add", "-d", "storage", f"s3://{s3.bucket}/dvc", cwd=root)
     _run(*dvc, "remote", "modify", "storage", "endpointurl", s3.endpoint, cwd=root)
     _run("git", "commit", "-qam", "DVC remote on S3", cwd=root)
-    out = _run(
-        sys.executable, "-m", "modelyard", "data", "add", str(params["data"]), "--name", "reviews",
-        "--params", str(params["file"]), cwd=root,
-    )  # fmt: skip
+    # A process of its own, forked with its imports done (tests.helpers.forked).
+    added = forked.run(
+        ["data", "add", str(params["data"]), "--name", "reviews", "--params", str(params["file"])],
+        env=dict(os.environ),
+        cwd=root,
+    )
+    out = added.stdout + added.stderr
+    assert added.returncode == 0, out[-3000:]
     assert "added reviews@1" in out and "pushed to the DVC remote: yes" in out, out
     _run("git", "add", "-A", cwd=root)
     _run("git", "commit", "-qm", "reviews@1", cwd=root)
