@@ -109,12 +109,14 @@ class _Child:
             shutil.rmtree(self.directory, ignore_errors=True)
         return kind == READY, None if kind == READY else str(detail)
 
-    def score(self, texts: list[str], stop: threading.Event) -> list[Pass] | None:
-        """The child's passes over `texts`; None if it died, or the server is stopping."""
+    def score(self, texts: list[str], keep_waiting: Callable[[], bool]) -> list[Pass] | None:
+        """The child's passes over `texts`; None if it died, or once `keep_waiting()` is false
+        (the server stopping, the rollout over: a pass at a low priority on busy cores may take
+        minutes, and nobody wants its result)."""
         try:
             self.conn.send(texts)
             while not self.conn.poll(CHILD_POLL_S):
-                if stop.is_set():
+                if not keep_waiting():
                     return None
             passes: list[Pass] = self.conn.recv()
         except (EOFError, OSError):
@@ -298,10 +300,11 @@ class ShadowScorer:
         """Score `batch` in the child and log each text: its passes (a failing batch halved
         down to the text that fails alone, an error row)."""
         started = time.perf_counter()
-        passes = child.score([copy.text for copy in batch], self._stop)
+        passes = child.score([copy.text for copy in batch], lambda: self._still_wanted(model))
         if passes is None:
-            if self._stop.is_set():
+            if not self._still_wanted(model):  # stopping, or the rollout ended meanwhile
                 self.discarded += len(batch)
+                self._stop_child()
                 return
             self._stop_child()  # reaped: its exit code is known; the next round starts another
             log.error(

@@ -2,9 +2,9 @@
 the scorer's child process (`load` is the loader the child is given, pickled by name), so the
 tests run the real process without a model. Positive when a text says "good"; raises on
 "POISON"; a process that exits at once on "CRASH" (a challenger that kills its process); a pass
-over "HOLD <path>" waits until that file exists (the test holds the child mid-pass). With
-`LOAD_NOTE` set in the environment, the loader starts a thread (as a runtime's pool would) and
-writes its niceness at load time to the file that names."""
+over "HOLD <path>" waits until that file exists (the test holds the child mid-pass;
+`<path>.held` says it is). With `LOAD_NOTE` set in the environment, the loader starts a thread
+(as a runtime's pool would) and writes its niceness at load time to the file that names."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def load(directory: str, runtime: str, device: str) -> StandIn:
 
 def _wait_for(path: Path, timeout_s: float = 120.0) -> None:
     """Until the test creates `path` (another process: no event to share); a test that never
-    does is failed by its own deadline, this one only ends the wait."""
+    does is failed by its own deadline, this one only ends the wait. `<path>.held` says the
+    pass is waiting."""
+    path.with_name(f"{path.name}.held").touch()
     deadline = time.monotonic() + timeout_s
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -162,6 +162,24 @@ def test_nothing_is_scored_and_no_process_started_without_a_challenger():
     assert log.rows == []
 
 
+def test_a_rollout_ending_mid_pass_stops_the_child_without_waiting_for_the_pass(tmp_path):
+    """A pass at SCHED_IDLE on busy cores may take minutes: when the rollout ends meanwhile,
+    nobody wants its result. The child goes at once and the batch counts as discarded."""
+    log, rollout = _Log(), _Rollout(_challenger())
+    scorer = _scorer(rollout, log)
+    scorer.offer([f"HOLD {tmp_path / 'never'}"], ["held"])  # a pass that never ends by itself
+    scorer.start()
+    try:
+        child = wait_until(lambda: scorer.child_pid, "no child", CHILD_S)
+        wait_until((tmp_path / "never.held").exists, "the pass did not start", CHILD_S)
+        rollout.model = None  # the rollout ends while the child is mid-pass
+        wait_until(lambda: not running(child), "the child outlived its rollout", 30)
+        wait_until(lambda: scorer.discarded == 1, "the held copy was not discarded", 30)
+    finally:
+        scorer.close()
+    assert log.rows == [] and scorer.failed == 0 and scorer.scored == 0
+
+
 def test_the_child_is_gone_when_the_rollout_ends_its_challenger_changes_or_the_server_stops():
     log, rollout = _Log(), _Rollout(_challenger("2"))
     scorer = _scorer(rollout, log)
