@@ -58,41 +58,56 @@ def _s3_project(root, s3, params) -> str:
     return str(pointer["outs"][0]["md5"])
 
 
+def _loads_without_credentials(cwd) -> None:
+    """A fresh process with no S3 credentials loads the production model: the tracking server
+    (MLFLOW_TRACKING_URI, inherited) hands it the files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(S3_ENV)}
+    code = (
+        "import mlflow, pandas as pd; "
+        f"m = mlflow.pyfunc.load_model('models:/{MODEL}@production'); "
+        "print(m.predict(pd.DataFrame({'text': ['great value, works well']})).to_json())"
+    )
+    out = _run(sys.executable, "-c", code, cwd=cwd, env=env)
+    predicted = json.loads(out.strip().splitlines()[-1])
+    assert set(predicted["label"].values()) <= {"negative", "neutral", "positive"}, out
+
+
+def _doctor_checks_the_buckets(project, s3) -> None:
+    """`doctor`'s checks: the DVC remote's bucket is there; a missing artifact bucket is named,
+    with the command that makes it."""
+    from modelyard.orchestration.doctor import check_dvc_remote, check_s3_artifacts
+
+    bucket = check_dvc_remote(project)
+    assert bucket.ok, bucket
+    assert f"storage → s3://{s3.bucket}/dvc: bucket {s3.bucket} at" in bucket.detail
+    missing = check_s3_artifacts("s3://no-such-bucket/mlflow", s3.endpoint)
+    assert missing is not None and not missing.ok
+    assert "no bucket no-such-bucket" in missing.detail and "aws s3 mb" in (missing.fix or "")
+
+
+def _params(path, tiny_params, data):
+    """One epoch and no quality floor: where the model ends up is checked, not how good it is."""
+    floors = {"gate.min_accuracy": 0.0, "gate.min_macro_f1": 0.0, "gate.min_class_recall": 0.0}
+    shrunk = {"model.name": MODEL, "data.path": str(data), "train.epochs": 1, **floors}
+    path.write_text(yaml.safe_dump(tiny_params.updated(shrunk).model_dump(mode="json")))
+    return path
+
+
 def test_dataset_versions_and_models_live_in_a_bucket(
     postgres, prefect_api, tmp_path, tiny_params, small_reviews, monkeypatch
 ):
-    from modelyard.orchestration.doctor import check_dvc_remote, check_s3_artifacts
+    from modelyard.orchestration.doctor import check_s3_artifacts
     from modelyard.orchestration.stack import down, up
 
     server, prefix, _ = postgres
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        yaml.safe_dump(
-            tiny_params.updated(
-                {
-                    "model.name": MODEL,
-                    "data.path": str(small_reviews),
-                    "train.epochs": 1,
-                    # Where the model ends up is checked, not how good it is.
-                    "gate.min_accuracy": 0.0,
-                    "gate.min_macro_f1": 0.0,
-                    "gate.min_class_recall": 0.0,
-                }
-            ).model_dump(mode="json")
-        )
-    )
+    params = _params(tmp_path / "params.yaml", tiny_params, small_reviews)
     with local_s3(tmp_path / "moto.log") as s3:
         for key, value in s3.env.items():
             monkeypatch.setenv(key, value)
         project = tmp_path / "project"
         md5 = _s3_project(project, s3, {"data": small_reviews, "file": params})
         assert f"dvc/files/md5/{md5[:2]}/{md5[2:]}" in s3.keys("dvc/")
-        bucket = check_dvc_remote(project)
-        assert bucket.ok, bucket
-        assert f"storage → s3://{s3.bucket}/dvc: bucket {s3.bucket} at" in bucket.detail
-        missing = check_s3_artifacts("s3://no-such-bucket/mlflow", s3.endpoint)
-        assert missing is not None and not missing.ok
-        assert "no bucket no-such-bucket" in missing.detail and "aws s3 mb" in (missing.fix or "")
+        _doctor_checks_the_buckets(project, s3)
 
         # A clean clone: no DVC cache of its own, and the original's gone: only S3 has the bytes.
         clone = tmp_path / "clone"
@@ -127,15 +142,6 @@ def test_dataset_versions_and_models_live_in_a_bucket(
             assert any(key.endswith("/MLmodel") for key in stored), stored
             assert not list((config.root).rglob("MLmodel")), "artifacts written beside the stack"
 
-            # A fresh process with no S3 credentials: the server hands it the files.
-            env = {k: v for k, v in os.environ.items() if not k.startswith(S3_ENV)}
-            code = (
-                "import mlflow, pandas as pd; "
-                f"m = mlflow.pyfunc.load_model('models:/{MODEL}@production'); "
-                "print(m.predict(pd.DataFrame({'text': ['great value, works well']})).to_json())"
-            )
-            out = _run(sys.executable, "-c", code, cwd=tmp_path, env=env)
-            predicted = json.loads(out.strip().splitlines()[-1])
-            assert set(predicted["label"].values()) <= {"negative", "neutral", "positive"}, out
+            _loads_without_credentials(tmp_path)
         finally:
             down(config.root)
