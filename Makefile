@@ -11,9 +11,10 @@ STAMP := $(VENV)/.modelyard-installed
 # process; how tests are grouped and ordered across them: tests/conftest.py.
 PYTEST_WORKERS ?= 3
 PYTEST_ARGS ?=
-# That cache is what makes an uncompiled install cheap, so every command here may write it, also
-# where the environment says otherwise (some CI machines export PYTHONDONTWRITEBYTECODE=1: with
-# it, every process compiled torch, transformers, MLflow and Prefect again; the suite took 31 min).
+# Python may cache the bytecode of what it imports in every command here, even where the
+# environment says otherwise: the install does not byte-compile (see below), and with
+# PYTHONDONTWRITEBYTECODE=1 (some CI machines export it) every process would compile torch,
+# transformers, MLflow and Prefect again (the suite took 31 min).
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install run test lint data ui browser docs-screens clean up down docs image image-cuda warm

@@ -302,11 +302,12 @@ class ShadowScorer:
         started = time.perf_counter()
         passes = child.score([copy.text for copy in batch], lambda: self._still_wanted(model))
         if passes is None:
+            # Not wanted any more, or dead (reaped: its exit code is known); either way it goes,
+            # and the next round starts another if a challenger still wants one.
+            self._stop_child()
             if not self._still_wanted(model):  # stopping, or the rollout ended meanwhile
                 self.discarded += len(batch)
-                self._stop_child()
                 return
-            self._stop_child()  # reaped: its exit code is known; the next round starts another
             log.error(
                 "the shadow process of version %s ended (exit code %s): %d copies not scored",
                 model.version,
