@@ -94,10 +94,16 @@ async def follow(state: ServingState) -> None:
         await asyncio.sleep(state.follower.interval_s)
 
 
+# The requests a model answers: while one is being answered, a shadow's scoring is held.
+MODEL_PATHS = frozenset({"/predict", "/explain"})
+
+
 class CountRequests:
-    """Every request's count and latency, by the route it matched (or `unmatched`); and each
+    """Every request's count and latency, by the route it matched (or `unmatched`); each
     POST /predict announced to the batcher from its first byte, so a batch waits for requests
-    on their way and never when there are none. Plain ASGI: no per-request task or copy."""
+    on their way and never when there are none; and a shadow's scoring held from the first byte
+    of a request a model answers to its last (`ShadowScorer.answering`). Plain ASGI: no
+    per-request task or copy."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -115,15 +121,19 @@ class CountRequests:
                 status = message["status"]
             await send(message)
 
-        arrived = None
-        if scope["method"] == "POST" and scope["path"] == "/predict":
-            arrived = state.batcher.expect()
-            scope.setdefault("state", {})["arrived"] = arrived
+        arrived = answered = None
+        if scope["method"] == "POST" and scope["path"] in MODEL_PATHS:
+            answered = state.shadow.answering()
+            if scope["path"] == "/predict":
+                arrived = state.batcher.expect()
+                scope.setdefault("state", {})["arrived"] = arrived
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_counted)
         finally:
             if arrived is not None:
                 arrived()
+            if answered is not None:
+                answered()
             path = getattr(scope.get("route"), "path", "unmatched")
             state.metrics.request(path, status, time.perf_counter() - started)

@@ -9,19 +9,23 @@ priority), scores at SCHED_IDLE (a core only when the server's threads do not wa
 host other work keeps busy, the niceness MODELYARD_SHADOW_PRIORITY sets) with one torch thread, and
 sends the probabilities back. In the server's process a shadow pass would hold the GIL between
 torch's small ops and make the answering thread wait for it; in its own process it holds nothing
-the server needs. One batch is in the child at a time, so the bounded queue stays the only
-backlog: under sustained load the child gets little of a core, the queue fills and copies are
-dropped (counted) rather than slow the answers. (Batches used to wait for a pause in the traffic
-as well; with the kernel putting the child behind the server's threads that gate made no
-measurable difference to the answers' latency and halved what the shadow scored, so it went:
-see docs/development/benchmarks.md.)
+the server needs. And while the server answers any request that uses a model (`answering`,
+from the first byte of a /predict or /explain to its last), the child is held stopped (SIGSTOP,
+through a pidfd: a reaped child's reused pid is never signalled) and goes on (SIGCONT) when none
+is left: at SCHED_IDLE alone the kernel gives the server's threads the cores first, but a pass
+running on the other core still shares the caches and memory bandwidth with the answer (p95
+1.09x at 8 callers on 2 vCPUs); held, it shares nothing while an answer is computed. One batch
+is in the child at a time, so the bounded queue stays the only backlog: under sustained load
+the child is held most of the time, the queue fills and copies are dropped (counted) rather
+than slow the answers; they are scored in the pauses of the traffic.
 
 The rows are written here, by the server's one prediction log: each score is a row with role
 "shadow", the champion's prediction id as its request id and the challenger's version; a text
 the challenger fails on (the child halves a failing batch down to it) is a row with role
 "error". The child is started when a shadow challenger is loaded, stopped when the rollout ends
 or its challenger changes, and on server shutdown (asked, then terminated after a deadline); it
-also ends by itself when the server's end of its pipe closes (a killed server).
+also ends by itself when the server's end of its pipe closes, and the kernel kills it when the
+server dies (a held child could not notice the pipe).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -138,6 +144,55 @@ class _Child:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class _Hold:
+    """Holds the child stopped while the server answers: `enter` when a request that uses a
+    model begins, `leave` when it is answered; the child is stopped when the first begins and
+    continued when the last is answered (and when it is let go, so it can be asked to stop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the event loop's thread and the shadow's thread
+        self._answering = 0
+        self._pidfd: int | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._answering += 1
+            if self._answering == 1:
+                self._signal(signal.SIGSTOP)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._answering -= 1
+            if self._answering == 0:
+                self._signal(signal.SIGCONT)
+
+    def attach(self, pid: int) -> None:
+        """Hold this child from now on (stopped at once if the server is answering)."""
+        with self._lock:
+            self._close()
+            with contextlib.suppress(OSError):  # gone already: nothing to hold
+                self._pidfd = os.pidfd_open(pid)
+            if self._answering:
+                self._signal(signal.SIGSTOP)
+
+    def release(self) -> None:
+        """Let the child go on for good (before it is asked to stop, or reaped)."""
+        with self._lock:
+            if self._answering:
+                self._signal(signal.SIGCONT)
+            self._close()
+
+    def _signal(self, number: int) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                signal.pidfd_send_signal(self._pidfd, number)
+
+    def _close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
 class ShadowScorer:
     def __init__(
         self,
@@ -161,6 +216,7 @@ class ShadowScorer:
         self._child: _Child | None = None
         self._child_lock = threading.Lock()
         self._refused: object | None = None
+        self._hold = _Hold()
         self.dropped = 0  # texts not scored: the queue was full
         self.scored = 0
         self.failed = 0  # texts the challenger failed on (error rows), or lost with its process
@@ -183,6 +239,12 @@ class ShadowScorer:
                 self._queue.put_nowait(_Copy(text, request_id))
             except queue.Full:
                 self.dropped += 1
+
+    def answering(self) -> Callable[[], None]:
+        """Say the server has begun answering a request; call what this returns once when it
+        is answered. Meanwhile the child is held (see the module's docstring)."""
+        self._hold.enter()
+        return self._hold.leave
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="modelyard-shadow", daemon=True)
@@ -254,6 +316,7 @@ class ShadowScorer:
             stopping = self._stop.is_set()  # `close` may have looked for a child already
             if not stopping:
                 self._child = child
+                self._hold.attach(child.process.pid)  # loading too: it is compute as well
         if stopping:
             child.stop()
             return None
@@ -293,6 +356,8 @@ class ShadowScorer:
     def _stop_child(self) -> None:
         with self._child_lock:
             child, self._child = self._child, None
+            if child is not None:
+                self._hold.release()  # a held child could not read that it should stop
         if child is not None:
             child.stop()
 

@@ -7,9 +7,10 @@ process, so it takes no lock the server's threads need), then scores with one to
 the priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
 thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no lock
 the server's threads take (not even the GIL: it is another interpreter). What is left of its
-cost to the answers is its compute sharing the machine's caches and memory bandwidth
+cost to the answers was its compute sharing the machine's caches and memory bandwidth
 (bench/shadow_latency.py, MiniLM, 2 vCPUs, 8 callers: p50 1.03x, p95 1.09x; on a core of its
-own, MODELYARD_SHADOW_CPUS, about the same). The price is on a host other work keeps busy:
+own, MODELYARD_SHADOW_CPUS, about the same): hence the server holds it stopped while it answers
+(`modelyard.serving.shadow`). The price is on a host other work keeps busy:
 measured on 2 cores beside 3 busy nice-0 processes, a process got 0.02 s of CPU in 8 s at
 SCHED_IDLE, 0.09 s at niceness 19, 0.57 s at 10 (3.95 s at 0). Hence the load first (a small
 challenger's is ~4 s of CPU: at SCHED_IDLE it would take many minutes there), and a niceness
@@ -23,6 +24,8 @@ anything else, and the loader it is given imports the model's runtime.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 READY, FAILED = "ready", "failed"
 # The default scoring priority (Settings.shadow_priority): only cores nothing else wants.
 IDLE = "idle"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class Scorer(Protocol):
@@ -82,6 +86,7 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
     score each batch it receives until it receives None or the server's end of the pipe closes."""
     # Ctrl-C in a terminal reaches the whole process group: the server stops its child itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_the_server()
     # Before any thread starts: the threads the loader starts inherit the cores.
     _own_cores(_settings().shadow_cpus)
     # Read by OpenMP and MKL when torch is first imported (by the loader): one thread.
@@ -102,6 +107,19 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
             conn.send(passes(scorer, texts))
     except (EOFError, OSError):  # the server's end closed (it was killed): so ends its shadow
         return
+
+
+def _die_with_the_server() -> None:
+    """Killed by the kernel when the server dies: the server holds its child stopped while it
+    answers (`modelyard.serving.shadow`), and a stopped child cannot read that the pipe closed.
+    (Linux's PR_SET_PDEATHSIG; elsewhere the pipe's end is the only sign.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the line above
+        os._exit(0)
 
 
 def passes(scorer: Scorer, texts: Sequence[str], start: int = 0) -> list[Pass]:

@@ -2,13 +2,16 @@
 scored and logged as a shadow row paired with its answer's id, a text the challenger fails on
 isolated as an error row, a full queue dropping (and counting) rather than blocking; the child
 loading at the server's priority and scoring at SCHED_IDLE (or a set niceness) in every
-thread; the child started for a challenger and gone when the rollout ends, when its challenger
+thread; the child held stopped while the server answers, and dying with a killed server; the
+child started for a challenger and gone when the rollout ends, when its challenger
 changes and when the server stops, a dead child counted and replaced; and the canary's key
 share."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +24,7 @@ from modelyard.serving.predlog import LoggedPrediction
 from modelyard.serving.shadow import ShadowScorer
 from modelyard.store.roles import ERROR, SHADOW
 from tests.helpers import shadow_stand_in
+from tests.helpers.paths import REPO
 from tests.helpers.servers import running
 from tests.helpers.shadow_stand_in import StandIn, Unsaveable
 from tests.helpers.wait import wait_until
@@ -147,6 +151,103 @@ def test_the_child_scores_on_the_cores_modelyard_shadow_cpus_names(monkeypatch):
     finally:
         scorer.close()
     assert cores == {frozenset({last})}
+
+
+def _state(pid: int) -> str:
+    """The process's state in /proc: "T" while it is stopped."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="states in /proc")
+
+
+@LINUX
+def test_the_child_is_held_while_the_server_answers_and_scores_when_nothing_is_answered():
+    """Held from the first request's start to the last one's end: a copy offered meanwhile is
+    taken but not scored (the child is stopped, not merely lowered), and is scored after."""
+    log = _Log()
+    scorer = _scorer(_Rollout(_challenger()), log)
+    scorer.offer(["good first"], ["first"])
+    scorer.start()
+    try:
+        wait_until(lambda: len(log.rows) == 1, "the first copy was not scored", CHILD_S)
+        child = scorer.child_pid
+        assert child is not None and _state(child) != "T"
+        one, two = scorer.answering(), scorer.answering()  # two requests being answered
+        wait_until(lambda: _state(child) == "T", "the child was not held", 30)
+        scorer.offer(["good held"], ["held"])
+        wait_until(lambda: scorer.depth == 0, "the copy was not handed to the child", 30)
+        one()
+        assert _state(child) == "T"  # the other request is still being answered
+        assert len(log.rows) == 1  # stopped: it cannot have scored the copy
+        two()
+        wait_until(lambda: len(log.rows) == 2, "the held copy was not scored after", CHILD_S)
+    finally:
+        scorer.close()
+    assert log.rows[1].request_id == "held" and scorer.child_pid is None
+
+
+@LINUX
+def test_a_child_held_when_the_server_stops_is_stopped_with_it():
+    log = _Log()
+    scorer = _scorer(_Rollout(_challenger()), log)
+    scorer.offer(["good"], ["a"])
+    scorer.start()
+    try:
+        wait_until(lambda: len(log.rows) == 1, "the copy was not scored", CHILD_S)
+        child = scorer.child_pid
+        assert child is not None
+        answered = scorer.answering()
+        wait_until(lambda: _state(child) == "T", "the child was not held", 30)
+    finally:
+        scorer.close()
+    assert not running(child)
+    answered()  # the request ends after the server closed its shadow: nothing to continue
+
+
+# A server process in miniature: a shadow scorer whose child scored one copy and is held (a
+# request being answered), its pid printed; then it waits to be killed.
+_HELD_SERVER = """
+import sys
+from datetime import UTC, datetime
+from modelyard.serving.model import LoadedModel
+from modelyard.serving.shadow import ShadowScorer
+from tests.helpers import shadow_stand_in
+from tests.helpers.wait import wait_until
+
+rows = []
+model = LoadedModel("m", "2", "challenger", shadow_stand_in.StandIn(), None, datetime.now(UTC))
+scorer = ShadowScorer(lambda: model, type("Log", (), {"submit": lambda _, r: rows.extend(r)})(),
+                      10, loader=shadow_stand_in.load)
+scorer.offer(["good"], ["a"])
+scorer.start()
+wait_until(lambda: rows, "the copy was not scored", 120)
+scorer.answering()
+print(scorer.child_pid, flush=True)
+sys.stdin.read()
+"""
+
+
+@LINUX
+def test_a_held_child_dies_with_a_killed_server():
+    """A stopped child cannot read that the pipe closed: the kernel kills it with its server."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _HELD_SERVER],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        wait_until(lambda: _state(child) == "T", "the child was not held", 30)
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+        wait_until(lambda: not running(child), "the held child outlived its server", 30)
+    finally:
+        server.kill()
+        server.wait(30)
 
 
 def test_nothing_is_scored_and_no_process_started_without_a_challenger():
