@@ -166,10 +166,12 @@ class _Hold:
             if self._answering == 0:
                 self._signal(signal.SIGCONT)
 
-    def attach(self, pid: int) -> None:
+    def attach(self, pid: int | None) -> None:
         """Hold this child from now on (stopped at once if the server is answering)."""
         with self._lock:
             self._close()
+            if pid is None:  # never started: nothing to hold
+                return
             with contextlib.suppress(OSError):  # gone already: nothing to hold
                 self._pidfd = os.pidfd_open(pid)
             if self._answering:
