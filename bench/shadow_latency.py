@@ -1,14 +1,23 @@
 """Does a shadow challenger add latency to answers? `modelyard serve` answering alone against the
 same server with a shadow rollout open (the challenger scoring a copy of every request off the
 request path), in one run: the same texts, closed loop at each concurrency level, rounds taken in
-turns. Prints p50/p95 of the answers and their ratios (issue 21.4), and what the shadow scored
-and dropped.
+turns (alone, shadow, alone, ..., alone). Prints p50/p95 of the answers and their ratios (issue
+21.4), what the shadow scored and dropped, and the noise: each shadow round against the alone
+rounds either side of it, beside each alone round against the one before it (what the same
+server measures against itself from one round to the next).
 
     .venv/bin/python bench/shadow_latency.py                      # tiny model, 10 s a level
     .venv/bin/python bench/shadow_latency.py --backbone minilm --levels 1,8 --seconds 15
     .venv/bin/python bench/shadow_latency.py --model-dir build/model
     taskset -c 2-5 .venv/bin/python bench/shadow_latency.py --server-cpus 0,1   # a 2-core server
     .venv/bin/python bench/shadow_latency.py --server-cpus 0 --shadow-cpus 1     # the shadow apart
+    .venv/bin/python bench/shadow_latency.py --backbone minilm --levels 8 --arrivals 20,40
+
+A closed loop sends the next request the moment an answer comes, so the server never pauses,
+and the shadow (held stopped while the server answers) scores only what the short gaps allow:
+under it the queue fills and copies are dropped, as designed. `--arrivals` adds open loops:
+requests at random times (a seeded Poisson process) at the rates given, as independent users
+send them, where the shadow scores in the traffic's pauses.
 
 The model (a saved directory, or an untrained one of `--backbone`) is registered twice in a
 scratch MODELYARD_HOME: version 1 in production, version 2 the challenger. Each phase is a fresh
@@ -45,7 +54,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, help="a saved model directory")
     parser.add_argument("--backbone", default="tiny", help="without --model-dir: tiny|minilm")
     parser.add_argument("--seconds", type=float, default=10.0, help="per level and round")
-    parser.add_argument("--levels", default="1,8")
+    parser.add_argument("--levels", default="1,8", help="closed loops: callers")
+    parser.add_argument(
+        "--arrivals", default="", help="open loops: requests a second, e.g. 20,40 (see above)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="alone/shadow pairs, in turns")
     parser.add_argument("--texts", type=Path, default=runtime_compare.SST2_DEV)
     parser.add_argument(
@@ -105,16 +117,13 @@ def phase(env: dict[str, str], texts: list[str], args: Any, shadow: bool) -> lis
     if args.server_cpus:
         command = ["taskset", "-c", args.server_cpus, *command]
     url = f"http://127.0.0.1:{port}"
-
-    def send(http: Any, text: str) -> bool:
-        return bool(http.post(f"{url}/predict", json={"text": text}).status_code == 200)
-
+    target = serving.Target(port, "/predict", lambda text: {"text": text})
     try:
         with serving.server([*command, "--port", str(port)], env, f"{url}/ready"):
             if shadow:
                 _wait_for_challenger(url)
                 _wait_for_shadow(url, texts[0])
-            levels = serving.run_levels(send, texts, _levels(args), args.seconds)
+            levels = serving.run_levels(target, texts, _levels(args), args.seconds, _arrivals(args))
             metrics = httpx.get(f"{url}/metrics").text
     finally:
         if rollout is not None:
@@ -156,14 +165,18 @@ def _shadow_counts(metrics: str) -> dict[str, float]:
 
 
 def _levels(args: Any) -> list[int]:
-    return [int(level) for level in args.levels.split(",")]
+    return [int(level) for level in args.levels.split(",") if level]
+
+
+def _arrivals(args: Any) -> list[float]:
+    return [float(rate) for rate in args.arrivals.split(",") if rate]
 
 
 def report(alone: list[list[Any]], shadowed: list[list[Any]], shadow_counts: list[Any]) -> None:
     """Latencies pooled over the rounds, per concurrency level, and their ratios."""
     import numpy as np
 
-    print(f"\n{'c':>3s} | {'alone p50':>9s} {'p95 ms':>7s} {'req/s':>7s} | ", end="")
+    print(f"\n{'load':>6s} | {'alone p50':>9s} {'p95 ms':>7s} {'req/s':>7s} | ", end="")
     print(f"{'shadow p50':>10s} {'p95 ms':>7s} {'req/s':>7s} | {'p50 x':>6s} {'p95 x':>6s}")
     for i, level in enumerate(alone[0]):
         a = [x for rounds in alone for x in rounds[i].latencies]
@@ -172,10 +185,11 @@ def report(alone: list[list[Any]], shadowed: list[list[Any]], shadow_counts: lis
         rate_a = sum(r[i].requests for r in alone) / sum(r[i].seconds for r in alone)
         rate_b = sum(r[i].requests for r in shadowed) / sum(r[i].seconds for r in shadowed)
         print(
-            f"{level.clients:3d} | {pa[0]:9.1f} {pa[1]:7.1f} {rate_a:7.1f} | "
+            f"{level.name:>6s} | {pa[0]:9.1f} {pa[1]:7.1f} {rate_a:7.1f} | "
             f"{pb[0]:10.1f} {pb[1]:7.1f} {rate_b:7.1f} | "
             f"{pb[0] / pa[0]:5.2f}x {pb[1] / pa[1]:5.2f}x"
         )
+    _noise(alone, shadowed)
     scored = sum(c.get("scored", 0) for c in shadow_counts)
     dropped = sum(c.get("dropped", 0) for c in shadow_counts)
     queued = sum(c.get("queue_depth", 0) for c in shadow_counts)
@@ -183,6 +197,28 @@ def report(alone: list[list[Any]], shadowed: list[list[Any]], shadow_counts: lis
         f"shadow: {scored:.0f} texts scored by the challenger, {dropped:.0f} dropped (queue "
         f"full), {queued:.0f} still queued when the phases ended"
     )
+
+
+def _noise(alone: list[list[Any]], shadowed: list[list[Any]]) -> None:
+    """Per round: shadow round r against the geometric mean of alone rounds r and r+1 (either
+    side of it, so a drift of the machine cancels), and alone round r+1 against alone round r."""
+    import numpy as np
+
+    print(f"\n{'load':>6s} {'q':>4s} | {'shadow / alone, per round':>34s} | {'alone / alone':>24s}")
+    for i, level in enumerate(alone[0]):
+        for q in (50, 95):
+            a = [np.percentile(rounds[i].latencies, q) for rounds in alone]
+            b = [np.percentile(rounds[i].latencies, q) for rounds in shadowed]
+            ours = [b[r] / np.sqrt(a[r] * a[r + 1]) for r in range(len(b))]
+            same = [a[r + 1] / a[r] for r in range(len(a) - 1)]
+            print(f"{level.name:>6s} {f'p{q}':>4s} | {_ratios(ours):>34s} | {_ratios(same):>24s}")
+
+
+def _ratios(ratios: list[float]) -> str:
+    import numpy as np
+
+    mean = float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
+    return f"{mean:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}x)"
 
 
 def main() -> int:
@@ -207,6 +243,7 @@ def main() -> int:
             levels, shadow_counts = phase(env, texts, args, shadow=True)
             shadowed.append(levels)
             counts.append(shadow_counts)
+        alone.append(phase(env, texts, args, shadow=False)[0])  # every shadow round between two
         report(alone, shadowed, counts)
     return 0
 
