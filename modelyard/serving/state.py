@@ -149,7 +149,9 @@ def _rollout_parts(
     return challenger, challenger_batcher, shadow
 
 
-def serving_state(request: Request) -> ServingState:
+async def serving_state(request: Request) -> ServingState:
+    # async: FastAPI runs a plain function dependency in its thread pool, a hand-over to
+    # another thread and back on every request for one attribute read.
     state: ServingState = request.app.state.serving
     return state
 
