@@ -15,6 +15,22 @@ TINY_TEXTS = ["the battery is awful", "it does the job", "superb sound, would bu
 TINY_MODEL = "tiny-reviews"
 
 
+def tiny_store(
+    root: Path,
+    experiment: str,
+    name: str,
+    tags: Callable[[int], dict[str, str]] = lambda seed: {},
+) -> tuple[Any, str]:
+    """A SQLite MLflow store in `root` holding versions 1 and 2 of `name` (production → 1):
+    (its registry adapter, its URI)."""
+    from modelyard.registry.mlflow_registry import MlflowRegistry
+
+    uri = f"sqlite:///{root}/mlflow.db"
+    registry = MlflowRegistry(uri, experiment, (root / "mlruns").as_uri())
+    register_tiny_versions(registry, name, root, tags=tags)
+    return registry, uri
+
+
 def register_tiny_versions(
     registry: Any,
     name: str,

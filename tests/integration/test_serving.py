@@ -19,7 +19,7 @@ from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
 from tests.helpers.models import TINY_LABELS as LABELS
 from tests.helpers.models import TINY_TEXTS as TEXTS
-from tests.helpers.models import register_tiny_versions
+from tests.helpers.models import tiny_store
 from tests.helpers.servers import ServerThread
 from tests.helpers.wait import wait_until
 
@@ -31,10 +31,8 @@ TOKEN = "s3cret-token"
 def store(tmp_path_factory):
     """Two registered versions of a tiny model, production → 1."""
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root}/mlflow.db"
-    registry = MlflowRegistry(uri, "serving-tests", (root / "mlruns").as_uri())
-    register_tiny_versions(
-        registry, NAME, root, tags=lambda seed: {"dataset_md5": f"md5-of-seed-{seed}"}
+    _, uri = tiny_store(
+        root, "serving-tests", NAME, tags=lambda seed: {"dataset_md5": f"md5-of-seed-{seed}"}
     )
     return uri, root
 
@@ -225,6 +223,35 @@ def test_requests_are_answered_while_the_database_is_down(store):
         assert feedback.status_code == 503 and "database is unavailable" in feedback.text
 
 
+class _Traffic:
+    """Clients predicting without pause until `stop` is set: each response as (sent at, status,
+    the versions that answered its texts)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.stop, self.lock = url, threading.Event(), threading.Lock()
+        self.responses: list[tuple[float, int, list[str]]] = []
+
+    def client(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                response = http.post("/predict", json={"texts": TEXTS})
+                versions = (
+                    [p["model_version"] for p in response.json()["predictions"]]
+                    if response.status_code == 200
+                    else []
+                )
+                with self.lock:
+                    self.responses.append((sent, response.status_code, versions))
+
+    def answered_since(self, instant: float, count: int = 20) -> None:
+        def enough() -> bool:
+            with self.lock:
+                return sum(sent > instant for sent, _, _ in self.responses) >= count
+
+        wait_until(enough, f"fewer than {count} answered requests in this phase", timeout_s=120)
+
+
 def test_hot_swap_under_concurrent_load_drops_nothing(store):
     """Eight clients predict without pause while production moves 1 → 2 (admin reload) and
     back to 1 (found by polling): every request succeeds, every response is answered by one
@@ -233,33 +260,11 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
     uri, _ = store
     registry = MlflowRegistry(uri, "serving-tests")
     with serving(store, poll_interval_s=0.5, max_wait_ms=2) as (url, _):
-        stop = threading.Event()
-        responses: list[tuple[float, int, list[str]]] = []
-        lock = threading.Lock()
-
-        def client() -> None:
-            with httpx.Client(base_url=url, timeout=60) as http:
-                while not stop.is_set():
-                    sent = time.monotonic()
-                    response = http.post("/predict", json={"texts": TEXTS})
-                    versions = (
-                        [p["model_version"] for p in response.json()["predictions"]]
-                        if response.status_code == 200
-                        else []
-                    )
-                    with lock:
-                        responses.append((sent, response.status_code, versions))
-
-        def answered_since(instant: float, count: int = 20) -> None:
-            def enough() -> bool:
-                with lock:
-                    return sum(sent > instant for sent, _, _ in responses) >= count
-
-            wait_until(enough, f"fewer than {count} answered requests in this phase", timeout_s=120)
-
+        traffic = _Traffic(url)
+        answered_since = traffic.answered_since
         with ThreadPoolExecutor(8) as pool:
             for _ in range(8):
-                pool.submit(client)
+                pool.submit(traffic.client)
             try:  # the clients stop however this ends, or the pool never exits
                 answered_since(0.0)
                 registry.set_alias(NAME, PRODUCTION, "2")
@@ -281,8 +286,9 @@ def test_hot_swap_under_concurrent_load_drops_nothing(store):
                 swapped_to_1 = time.monotonic()
                 answered_since(swapped_to_1)
             finally:
-                stop.set()
+                traffic.stop.set()
 
+    responses = traffic.responses
     assert {status for _, status, _ in responses} == {200}, "a request failed during a swap"
     for _, _, versions in responses:
         assert len(set(versions)) == 1 and versions[0] in {"1", "2"}

@@ -14,7 +14,7 @@ import pytest
 from modelyard.config import ServingParams
 from modelyard.registry.mlflow_registry import PRODUCTION, MlflowRegistry
 from modelyard.serving.app import create_app
-from tests.helpers.models import register_tiny_versions
+from tests.helpers.models import tiny_store
 from tests.helpers.servers import ServerThread
 
 NAME = "guarded-served"
@@ -27,9 +27,7 @@ def store(tmp_path_factory):
     from modelyard.store.audit import AuditLog
 
     root = tmp_path_factory.mktemp("guarded-serving")
-    uri = f"sqlite:///{root}/mlflow.db"
-    registry = MlflowRegistry(uri, "guarded-serving", (root / "mlruns").as_uri())
-    register_tiny_versions(registry, NAME, root)
+    registry, _ = tiny_store(root, "guarded-serving", NAME)
     database = f"sqlite:///{root}/platform.db"
     audit = AuditLog.from_url(database)
     audit.move(registry, NAME, PRODUCTION, "1", kind="manual", actor="user:ann", reason="first")

@@ -34,7 +34,7 @@ from modelyard.serving.challenger import ROLLOUT_KEY_HEADER, canary_share
 from modelyard.store.rollouts import RolloutState, RolloutStore
 from modelyard.tags import PRODUCTION, STAGING
 from tests.helpers.models import TINY_TEXTS as TEXTS
-from tests.helpers.models import register_tiny_versions
+from tests.helpers.models import tiny_store
 from tests.helpers.paths import REPO
 from tests.helpers.servers import ServerThread, free_port, running
 from tests.helpers.wait import wait_until
@@ -48,9 +48,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def store(tmp_path_factory):
     """Two registered versions of a tiny model: production → 1, staging → 1."""
     root = tmp_path_factory.mktemp("rollouts")
-    uri = f"sqlite:///{root}/mlflow.db"
-    registry = MlflowRegistry(uri, "rollout-tests", (root / "mlruns").as_uri())
-    register_tiny_versions(registry, NAME, root)
+    registry, uri = tiny_store(root, "rollout-tests", NAME)
     registry.set_alias(NAME, STAGING, "1")
     return uri, root
 

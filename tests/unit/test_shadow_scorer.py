@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,11 +163,10 @@ def _state(pid: int) -> str:
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="states in /proc")
 
 
-@LINUX
-def test_the_child_is_held_while_the_server_answers_and_scores_when_nothing_is_answered():
-    """Held from the first request's start to the last one's end: a copy offered meanwhile is
-    taken but not scored (the child is stopped, not merely lowered), and is scored after."""
-    log = _Log()
+@contextmanager
+def _scored_one(log: _Log) -> Iterator[tuple[ShadowScorer, int]]:
+    """A scorer whose child has scored one copy and runs: (the scorer, the child's pid); the
+    scorer closed after."""
     scorer = _scorer(_Rollout(_challenger()), log)
     scorer.offer(["good first"], ["first"])
     scorer.start()
@@ -173,6 +174,17 @@ def test_the_child_is_held_while_the_server_answers_and_scores_when_nothing_is_a
         wait_until(lambda: len(log.rows) == 1, "the first copy was not scored", CHILD_S)
         child = scorer.child_pid
         assert child is not None and _state(child) != "T"
+        yield scorer, child
+    finally:
+        scorer.close()
+
+
+@LINUX
+def test_the_child_is_held_while_the_server_answers_and_scores_when_nothing_is_answered():
+    """Held from the first request's start to the last one's end: a copy offered meanwhile is
+    taken but not scored (the child is stopped, not merely lowered), and is scored after."""
+    log = _Log()
+    with _scored_one(log) as (scorer, child):
         one, two = scorer.answering(), scorer.answering()  # two requests being answered
         wait_until(lambda: _state(child) == "T", "the child was not held", 30)
         scorer.offer(["good held"], ["held"])
@@ -182,25 +194,14 @@ def test_the_child_is_held_while_the_server_answers_and_scores_when_nothing_is_a
         assert len(log.rows) == 1  # stopped: it cannot have scored the copy
         two()
         wait_until(lambda: len(log.rows) == 2, "the held copy was not scored after", CHILD_S)
-    finally:
-        scorer.close()
     assert log.rows[1].request_id == "held" and scorer.child_pid is None
 
 
 @LINUX
 def test_a_child_held_when_the_server_stops_is_stopped_with_it():
-    log = _Log()
-    scorer = _scorer(_Rollout(_challenger()), log)
-    scorer.offer(["good"], ["a"])
-    scorer.start()
-    try:
-        wait_until(lambda: len(log.rows) == 1, "the copy was not scored", CHILD_S)
-        child = scorer.child_pid
-        assert child is not None
+    with _scored_one(_Log()) as (scorer, child):
         answered = scorer.answering()
         wait_until(lambda: _state(child) == "T", "the child was not held", 30)
-    finally:
-        scorer.close()
     assert not running(child)
     answered()  # the request ends after the server closed its shadow: nothing to continue
 
@@ -209,6 +210,8 @@ def test_a_child_held_when_the_server_stops_is_stopped_with_it():
 # request being answered), its pid printed; then it waits to be killed.
 _HELD_SERVER = """
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from modelyard.serving.model import LoadedModel
 from modelyard.serving.shadow import ShadowScorer
