@@ -170,7 +170,8 @@ class _Hold:
         """Hold this child from now on (stopped at once if the server is answering)."""
         with self._lock:
             self._close()
-            if pid is None:  # never started: nothing to hold
+            # Never started, or no pidfds (not Linux): nothing held, the priority alone then.
+            if pid is None or not hasattr(os, "pidfd_open"):
                 return
             with contextlib.suppress(OSError):  # gone already: nothing to hold
                 self._pidfd = os.pidfd_open(pid)

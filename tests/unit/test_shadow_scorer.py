@@ -206,6 +206,26 @@ def test_a_child_held_when_the_server_stops_is_stopped_with_it():
     answered()  # the request ends after the server closed its shadow: nothing to continue
 
 
+def test_without_pidfds_nothing_is_held_and_nothing_fails(monkeypatch):
+    """Where os.pidfd_open is missing (not Linux), the hold signals nothing: the child scores
+    at its priority alone, as before the hold."""
+    from modelyard.serving.shadow import _Hold
+
+    monkeypatch.delattr(os, "pidfd_open", raising=False)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        hold = _Hold()
+        hold.attach(sleeper.pid)
+        hold.enter()
+        if sys.platform.startswith("linux"):
+            assert _state(sleeper.pid) != "T"
+        hold.leave()
+        hold.release()
+    finally:
+        sleeper.kill()
+        sleeper.wait(30)
+
+
 # A server process in miniature: a shadow scorer whose child scored one copy and is held (a
 # request being answered), its pid printed; then it waits to be killed.
 _HELD_SERVER = """
