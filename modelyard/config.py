@@ -399,6 +399,11 @@ class ServingParams(_Frozen):
     # max_batch_size texts are waiting, and run through the model in one forward pass.
     max_batch_size: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=5.0, ge=0.0)
+    # A gathered batch runs in passes of this many texts, sorted by length, each padded to its
+    # own longest: on CPUs a pass of 32 texts padded to the longest of 32 costs more than four
+    # of 8 (MiniLM ONNX, 2 vCPUs, c=32: 138 req/s at 32, 197 at 8, 203 at 4). None: 8 on a
+    # CPU, the whole batch on a GPU (which wants wide passes).
+    chunk_size: int | None = Field(default=None, ge=1)
     max_texts_per_request: int = Field(default=64, ge=1)
     max_chars_per_text: int = Field(default=5000, ge=1)
     # How often each server asks the registry where the alias points.

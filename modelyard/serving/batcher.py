@@ -8,7 +8,8 @@ pass make the next batch. (The classifier sorts a batch's texts by length and pa
 to its own longest.)
 
 A batch runs in one worker thread (torch uses the cores itself; two forward passes at once would
-only fight over them). When it fails, its halves are run again, down to the one request that
+only fight over them), in passes of `chunk_for`'s size: its texts sorted by length, each pass
+padded to its own longest. When it fails, its halves are run again, down to the one request that
 fails alone: that request gets the error, the others their answers.
 """
 
@@ -25,6 +26,19 @@ import numpy as np
 from modelyard.serving.model import LoadedModel
 
 log = logging.getLogger("modelyard.serving")
+
+
+# Texts per forward pass on a CPU when `serving.chunk_size` is not set: padding a batch's texts
+# to the longest of 32 arrivals cost more than the passes saved (docs/development/benchmarks.md).
+CPU_CHUNK = 8
+
+
+def chunk_for(device: str, chunk_size: int | None, max_batch_size: int) -> int:
+    """Texts per forward pass: `chunk_size` when set; else CPU_CHUNK on a CPU and the whole
+    batch on a GPU, whose wide passes cost little more than narrow ones."""
+    if chunk_size is not None:
+        return chunk_size
+    return max_batch_size if device.startswith("cuda") else min(CPU_CHUNK, max_batch_size)
 
 
 class NoModel(RuntimeError):
@@ -56,9 +70,11 @@ class MicroBatcher:
         max_wait_ms: float,
         on_batch: Callable[[int], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
+        chunk_size: int | None = None,
     ) -> None:
         self._current = current
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
+        self.chunk_size = chunk_size  # None: chunk_for decides by the model's device
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         # A canary's challenger has a batcher of its own on the champion's executor: one
@@ -154,8 +170,10 @@ class MicroBatcher:
             start += len(batch)
 
     async def _forward(self, model: LoadedModel, texts: list[str]) -> np.ndarray:
+        device = str(getattr(model.classifier, "device", "cpu"))
+        chunk = chunk_for(device, self.chunk_size, self.max_batch_size)
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, model.classifier.predict_proba, texts, self.max_batch_size
+            self._executor, model.classifier.predict_proba, texts, chunk
         )
 
     @property

@@ -85,6 +85,7 @@ def build_state(
         serving.max_batch_size,
         serving.max_wait_ms,
         on_batch=metrics.batch_size.observe,
+        chunk_size=serving.chunk_size,
     )
     predlog = PredictionLog(
         database_url,
@@ -138,6 +139,7 @@ def _rollout_parts(
         serving.max_wait_ms,
         on_batch=metrics.batch_size.observe,
         executor=batcher.executor,
+        chunk_size=serving.chunk_size,
     )
     shadow = ShadowScorer(
         challenger.shadow,

@@ -11,7 +11,7 @@ import pytest
 
 from modelyard.config import ModelParams, TinyBackbone
 from modelyard.inference import TextClassifier
-from modelyard.serving.batcher import MicroBatcher, NoModel
+from modelyard.serving.batcher import CPU_CHUNK, MicroBatcher, NoModel, chunk_for
 from modelyard.serving.model import LoadedModel
 from modelyard.training.model import build_model
 
@@ -162,3 +162,42 @@ def test_a_failing_request_fails_alone(loaded):
     good = [result for i, result in enumerate(results) if i != 4]
     for result, want in zip(good, expected, strict=True):
         np.testing.assert_allclose(result.probabilities[0], want, atol=1e-5)
+
+
+class _Passes:
+    """A classifier that records the pass size each call asked for."""
+
+    def __init__(self, inner: TextClassifier, device: str) -> None:
+        self.inner, self.device, self.sizes = inner, device, []
+
+    @property
+    def labels(self) -> list[str]:
+        return self.inner.labels
+
+    def predict_proba(self, texts, batch_size=128):
+        self.sizes.append(batch_size)
+        return self.inner.predict_proba(texts, batch_size)
+
+
+@pytest.mark.parametrize(
+    ("device", "chunk_size", "expected"),
+    [("cpu", None, 8), ("cuda:0", None, 32), ("cpu", 4, 4), ("cuda", 16, 16)],
+)
+def test_a_batch_runs_in_passes_of_the_chunk_size(loaded, device, chunk_size, expected):
+    """On a CPU a gathered batch runs in passes of 8 texts (each padded to its own longest), on
+    a GPU in one; `serving.chunk_size` overrides both. The answers are the same either way."""
+    from dataclasses import replace
+
+    passes = _Passes(loaded.classifier, device)
+    model = replace(loaded, classifier=passes)
+    batcher = MicroBatcher(lambda: model, 32, 200, chunk_size=chunk_size)
+    (result,) = _run(batcher, [TEXTS])
+    assert passes.sizes == [expected]
+    np.testing.assert_allclose(
+        result.probabilities, loaded.classifier.predict_proba(TEXTS), atol=1e-5
+    )
+
+
+def test_the_cpu_pass_is_never_wider_than_the_batch():
+    assert chunk_for("cpu", None, 4) == 4
+    assert chunk_for("cpu", None, 64) == CPU_CHUNK
