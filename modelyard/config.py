@@ -396,7 +396,8 @@ class ServingParams(_Frozen):
 
     alias: str = "production"
     # Micro-batching: concurrent requests are gathered for up to max_wait_ms, or until
-    # max_batch_size texts are waiting, and run through the model in one forward pass.
+    # max_batch_size texts are waiting, and run through the model together (in passes of
+    # chunk_size texts).
     max_batch_size: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=5.0, ge=0.0)
     # A gathered batch runs in passes of this many texts, sorted by length, each padded to its

@@ -1,11 +1,10 @@
-"""Micro-batching: concurrent requests share one forward pass.
+"""Micro-batching: concurrent requests share forward passes.
 
 The first waiting request opens a batch and takes every request already queued, up to
 `max_batch_size` texts. It waits (up to `max_wait_ms`) for more only while other requests are
 on their way: the server has begun reading them (`expect`) and they have not reached the queue
 yet. So a lone caller never waits, and under load the requests that arrive during one forward
-pass make the next batch. (The classifier sorts a batch's texts by length and pads each chunk
-to its own longest.)
+pass make the next batch.
 
 A batch runs in one worker thread (torch uses the cores itself; two forward passes at once would
 only fight over them), in passes of `chunk_for`'s size: its texts sorted by length, each pass
