@@ -204,14 +204,38 @@ def _noise(alone: list[list[Any]], shadowed: list[list[Any]]) -> None:
     side of it, so a drift of the machine cancels), and alone round r+1 against alone round r."""
     import numpy as np
 
-    print(f"\n{'load':>6s} {'q':>4s} | {'shadow / alone, per round':>34s} | {'alone / alone':>24s}")
+    print(
+        f"\n{'load':>6s} {'q':>4s} | {'shadow / alone, per round':>34s} | {'95% CI':>13s} | "
+        f"{'alone / alone':>24s}"
+    )
     for i, level in enumerate(alone[0]):
         for q in (50, 95):
             a = [np.percentile(rounds[i].latencies, q) for rounds in alone]
             b = [np.percentile(rounds[i].latencies, q) for rounds in shadowed]
             ours = [b[r] / np.sqrt(a[r] * a[r + 1]) for r in range(len(b))]
             same = [a[r + 1] / a[r] for r in range(len(a) - 1)]
-            print(f"{level.name:>6s} {f'p{q}':>4s} | {_ratios(ours):>34s} | {_ratios(same):>24s}")
+            print(
+                f"{level.name:>6s} {f'p{q}':>4s} | {_ratios(ours):>34s} | "
+                f"{_interval(ours):>13s} | {_ratios(same):>24s}"
+            )
+    print(
+        "95% CI: of the per-round ratio's geometric mean (Student's t over the rounds' log "
+        "ratios): an interval holding 1.00x means no added latency this run could detect"
+    )
+
+
+def _interval(ratios: list[float]) -> str:
+    """The 95% confidence interval of the ratios' geometric mean, the rounds as the samples
+    (the requests of one round share the machine's state of the moment, so they are not)."""
+    import numpy as np
+    from scipy.stats import t
+
+    if len(ratios) < 2:
+        return "n/a"
+    logs = np.log(ratios)
+    half = t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    low, high = np.exp(logs.mean() - half), np.exp(logs.mean() + half)
+    return f"{low:.2f}-{high:.2f}x"
 
 
 def _ratios(ratios: list[float]) -> str:

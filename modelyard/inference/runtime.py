@@ -122,7 +122,11 @@ def _quiet_exporter() -> None:
 
 
 def quantize_int8(source: Path, path: Path) -> Path:
-    """`source`'s weights (MatMul, Gemm, Attention) as int8, activations quantized on the fly."""
+    """`source`'s weights (MatMul, Gemm, Attention) as int8, one scale per output channel,
+    activations quantized on the fly. Per channel because one scale per tensor let a few large
+    weights coarsen every other: on the trained MiniLM default, per tensor changed 3.9% of the
+    test split's predictions (3.1% of SST-2 dev's), per channel 1.3% (2.4%), at the same speed
+    (2026-11-30, 2 vCPUs: 360 texts/s at batch 32 either way, fp32 165)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # It logs advice to pre-process the model on the root logger, meant for vision models.
@@ -130,7 +134,7 @@ def quantize_int8(source: Path, path: Path) -> Path:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(source, path, weight_type=QuantType.QInt8)
+        quantize_dynamic(source, path, weight_type=QuantType.QInt8, per_channel=True)
     finally:
         root.setLevel(level)
     return path
@@ -151,6 +155,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def pass_threads() -> int:
+    """The threads one forward pass may use: OMP_NUM_THREADS when it is set (torch reads it, and
+    a shadow's scoring process sets it to 1: it may take one core at most), else the cores this
+    process may use."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(given) if given.isdigit() and int(given) > 0 else usable_cores()
+
+
 class OnnxClassifier(TextClassifier):
     """A `TextClassifier` whose predictions come from an ONNX Runtime session. The PyTorch
     model stays loaded for what needs gradients or hidden states (explanations, embeddings)."""
@@ -162,7 +174,7 @@ class OnnxClassifier(TextClassifier):
 
         super().__init__(model, tokenizer, "cpu")
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = usable_cores()
+        options.intra_op_num_threads = pass_threads()
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if device_kind(device) == CUDA:

@@ -3,8 +3,9 @@
 server saved, then answers batches of texts over a pipe until told to stop or the server is gone.
 
 It loads the challenger at the server's priority (a one-off, like any model load; another
-process, so it takes no lock the server's threads need), then scores with one torch thread at
-the priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
+process, so it takes no lock the server's threads need), then scores on one thread (torch's or
+an ONNX Runtime session's: one core at most, the other ones free for an answer arriving) at the
+priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
 thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no lock
 the server's threads take (not even the GIL: it is another interpreter). What is left of its
 cost to the answers was its compute sharing the machine's caches and memory bandwidth
@@ -89,7 +90,8 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
     _die_with_the_server()
     # Before any thread starts: the threads the loader starts inherit the cores.
     _own_cores(_settings().shadow_cpus)
-    # Read by OpenMP and MKL when torch is first imported (by the loader): one thread.
+    # Read by OpenMP and MKL when torch is first imported (by the loader), and by an ONNX
+    # Runtime session's builder (`runtime.pass_threads`): one thread.
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     try:
         # Loaded before the priority is lowered: at a low one, on cores other work keeps busy,

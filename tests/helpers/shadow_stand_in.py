@@ -4,7 +4,8 @@ tests run the real process without a model. Positive when a text says "good"; ra
 "POISON"; a process that exits at once on "CRASH" (a challenger that kills its process); a pass
 over "HOLD <path>" waits until that file exists (the test holds the child mid-pass;
 `<path>.held` says it is). With `LOAD_NOTE` set in the environment, the loader starts a thread
-(as a runtime's pool would) and writes its niceness at load time to the file that names."""
+(as a runtime's pool would) and writes its niceness at load time, and the threads a forward pass
+may use there, to the file that names."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 LABELS = ["negative", "positive"]
-# The environment variable naming the file the child's loader writes its niceness to.
+# The environment variable naming the file the child's loader writes its niceness and threads to.
 LOAD_NOTE = "MODELYARD_TEST_LOAD_NICENESS"
 
 
@@ -53,7 +54,9 @@ def load(directory: str, runtime: str, device: str) -> StandIn:
     note = os.environ.get(LOAD_NOTE)
     if note:
         threading.Thread(target=threading.Event().wait, name="stand-in pool", daemon=True).start()
-        Path(note).write_text(f"{os.getpriority(os.PRIO_PROCESS, 0)}\n")
+        from modelyard.inference.runtime import pass_threads
+
+        Path(note).write_text(f"{os.getpriority(os.PRIO_PROCESS, 0)} {pass_threads()}\n")
     return StandIn()
 
 
