@@ -14,9 +14,9 @@ from the first byte of a /predict or /explain to its last), the child is held st
 through a pidfd: a reaped child's reused pid is never signalled) and goes on (SIGCONT) when none
 is left: at SCHED_IDLE alone the kernel gives the server's threads the cores first, but a pass
 running on the other core still shares the caches and memory bandwidth with the answer (p95
-1.09x at 8 callers on 2 vCPUs); held, it computes nothing while an answer is computed (a pass
-between two answers can still evict production's weights from a cache they share: see the
-serving guide). One batch
+1.09x at 8 callers on 2 vCPUs); held, it computes nothing while an answer is computed, and on
+one thread (see `shadow_child`) a pass between two answers leaves the other cores free for the
+next (the serving guide has the figures). One batch
 is in the child at a time, so the bounded queue stays the only backlog: under sustained load
 the child is held most of the time, the queue fills and copies are dropped (counted) rather
 than slow the answers; they are scored in the pauses of the traffic.
