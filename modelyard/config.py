@@ -704,8 +704,9 @@ class Settings(BaseSettings):
     shadow_priority: Literal["idle"] | Annotated[int, Field(ge=0, le=19)] = "idle"
     # Cores of the shadow's scoring process alone, as taskset writes them ("6,7" or "4-7"):
     # on a host with cores the server does not use (`taskset -c 0-5 modelyard serve`), the
-    # shadow then takes no core from the answers (caches and memory bandwidth stay shared:
-    # docs/guides/serving.md has what that costs). Unset: the server's cores.
+    # shadow then takes no core from the answers and scores on a thread per core (caches and
+    # memory bandwidth stay shared: docs/guides/serving.md has what that costs). Unset: the
+    # server's cores, on one thread.
     shadow_cpus: Annotated[tuple[int, ...], NoDecode] = ()
 
     @field_validator("shadow_cpus", mode="before")

@@ -4,9 +4,10 @@ server saved, then answers batches of texts over a pipe until told to stop or th
 
 It loads the challenger at the server's priority (a one-off, like any model load; another
 process, so it takes no lock the server's threads need), then scores on one thread (torch's or
-an ONNX Runtime session's: one core at most, the other ones free for an answer arriving) at the
-priority `MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every
-thread; niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no lock
+an ONNX Runtime session's: one core at most, the other ones free for an answer arriving; on
+cores of its own, MODELYARD_SHADOW_CPUS, one per core) at the priority
+`MODELYARD_SHADOW_PRIORITY` says: by default `idle` (Linux's SCHED_IDLE in every thread;
+niceness 19 elsewhere), a core only when no other thread wants one. A pass holds no lock
 the server's threads take (not even the GIL: it is another interpreter). What is left of its
 cost to the answers was its compute sharing the machine's caches and memory bandwidth
 (bench/shadow_latency.py, MiniLM, 2 vCPUs, 8 callers: p50 1.03x, p95 1.09x; on a core of its
@@ -89,15 +90,15 @@ def main(loader: Loader, directory: str, runtime: str, device: str, conn: Connec
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_the_server()
     # Before any thread starts: the threads the loader starts inherit the cores.
-    _own_cores(_settings().shadow_cpus)
+    threads = _own_cores(_settings().shadow_cpus)
     # Read by OpenMP and MKL when torch is first imported (by the loader), and by an ONNX
-    # Runtime session's builder (`runtime.pass_threads`): one thread.
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    # Runtime session's builder (`runtime.pass_threads`).
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     try:
         # Loaded before the priority is lowered: at a low one, on cores other work keeps busy,
         # seconds of CPU can take minutes (see above).
         scorer = loader(directory, runtime, device)
-        _one_torch_thread()
+        _torch_threads(threads)
     except Exception as error:  # noqa: BLE001 - reported to the server, which logs it
         with contextlib.suppress(OSError):
             conn.send((FAILED, f"{type(error).__name__}: {error}"))
@@ -154,15 +155,19 @@ def _scoring_priority() -> str | int:
     return _settings().shadow_priority
 
 
-def _own_cores(cores: tuple[int, ...]) -> None:
-    """Only `cores` (none given: the server's), for this thread and those it starts. Cores the
-    host lacks or a container forbids: said, and the server's are kept."""
+def _own_cores(cores: tuple[int, ...]) -> int:
+    """Only `cores` (none given: the server's), for this thread and those it starts; the threads
+    a pass may then use. On the server's cores one, so that a pass between two answers leaves
+    the other cores free for the next; on cores of its own, one per core. Cores the host lacks
+    or a container forbids: said, and the server's are kept."""
     if not cores:
-        return
+        return 1
     try:
         os.sched_setaffinity(0, cores)
     except (OSError, AttributeError) as error:
         print(f"modelyard shadow: could not move to cores {list(cores)}: {error}", file=sys.stderr)
+        return 1
+    return len(os.sched_getaffinity(0))
 
 
 def _lower_priority(priority: str | int) -> None:
@@ -188,8 +193,8 @@ def _set_priority(thread: int, priority: str | int) -> None:
         os.setpriority(os.PRIO_PROCESS, thread, max(niceness, os.getpriority(os.PRIO_PROCESS, 0)))
 
 
-def _one_torch_thread() -> None:
-    """One torch thread, whatever the loader's imports set: the shadow takes one core at most."""
+def _torch_threads(threads: int) -> None:
+    """`threads` torch threads, whatever the loader's imports set."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)

@@ -141,10 +141,17 @@ def test_the_child_loads_at_the_servers_priority_then_scores_lowered_in_every_th
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
-def test_the_child_scores_on_the_cores_modelyard_shadow_cpus_names(monkeypatch):
-    """Every thread of the child (the loader's included) on the cores named, none else."""
-    last = max(os.sched_getaffinity(0))
-    monkeypatch.setenv("MODELYARD_SHADOW_CPUS", str(last))
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_child_scores_on_the_cores_modelyard_shadow_cpus_names(count, tmp_path, monkeypatch):
+    """Every thread of the child (the loader's included) on the cores named, none else, and a
+    pass there may use one thread per core: they are its own."""
+    ours = sorted(os.sched_getaffinity(0))
+    if len(ours) < count:
+        pytest.skip(f"needs {count} cores, this process may use {len(ours)}")
+    named = ours[-count:]
+    note = tmp_path / "load-note"
+    monkeypatch.setenv(shadow_stand_in.LOAD_NOTE, str(note))
+    monkeypatch.setenv("MODELYARD_SHADOW_CPUS", ",".join(map(str, named)))
     log = _Log()
     scorer = _scorer(_Rollout(_challenger()), log)
     scorer.offer(["good"], ["a"])
@@ -155,7 +162,8 @@ def test_the_child_scores_on_the_cores_modelyard_shadow_cpus_names(monkeypatch):
         cores = {frozenset(os.sched_getaffinity(int(task.name))) for task in tasks}
     finally:
         scorer.close()
-    assert cores == {frozenset({last})}
+    assert cores == {frozenset(named)}
+    assert int(note.read_text().split()[1]) == count
 
 
 def _state(pid: int) -> str:
