@@ -157,8 +157,8 @@ def usable_cores() -> int:
 
 def pass_threads() -> int:
     """The threads one forward pass may use: OMP_NUM_THREADS when it is set (torch reads it, and
-    a shadow's scoring process sets it to 1: it may take one core at most), else the cores this
-    process may use."""
+    a shadow's scoring process sets it to what it may take), else the cores this process may
+    use."""
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(given) if given.isdigit() and int(given) > 0 else usable_cores()
 
